@@ -1,0 +1,58 @@
+/* The one permission table (SPEC §6): every RPC of API.md -> the permission it needs and where
+ * its organization comes from. Handlers ask auth_policy_check; nothing else decides. Pure data
+ * plus a decision function; no I/O. */
+#ifndef AUTH_POLICY_H
+#define AUTH_POLICY_H
+
+#include "mat_types.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+
+enum auth_perm {
+	AUTH_PERM_ANY = 0,       /* any verified certificate */
+	AUTH_PERM_ADMIN,         /* global admin */
+	AUTH_PERM_VIEW,          /* viewer (or a role that includes it) on the organization */
+	AUTH_PERM_EDIT,          /* editor on the organization */
+	AUTH_PERM_REVIEW,        /* reviewer on the organization */
+	AUTH_PERM_GLOBAL_ANY,    /* any global binding */
+	AUTH_PERM_VIEW_OR_GLOBAL /* exports: viewer on the org when one is named, else any global */
+};
+
+/* Where the organization that the permission applies to is found in the request. */
+enum auth_org_from {
+	AUTH_ORG_NONE = 0,   /* the method is not about one organization */
+	AUTH_ORG_NAME,       /* `name` = organizations/{org}[/...] */
+	AUTH_ORG_PARENT,     /* `parent` = organizations/{org} (or organizations/- for lists) */
+	AUTH_ORG_RESOURCE,   /* `organization.name` of the body (UpdateOrganization) */
+	AUTH_ORG_FIELD,      /* `organization` field = organizations/{org}, optional (roadmap, exports) */
+};
+
+struct auth_rule {
+	const char *method; /* full path, e.g. "/mlops.maturity.v1.OrganizationService/GetOrganization" */
+	enum auth_perm perm;
+	enum auth_org_from org_from;
+};
+
+/* The rule for a full method path, or NULL for a path not in API.md. */
+const struct auth_rule *auth_policy_find(const char *method);
+
+/* Every rule, for documentation and the table-driven test. */
+const struct auth_rule *auth_policy_rules(size_t *n);
+
+/* Whether a principal with `bindings` (and the bootstrap-admin flag) may call a method needing
+ * `perm` on organization `org_id` (NULL or "" = no single organization, e.g. organizations/-). */
+bool auth_policy_allows(enum auth_perm perm, const char *org_id,
+			const struct mat_role_binding *bindings, size_t n_bindings,
+			bool bootstrap_admin);
+
+/* Whether `bindings` let the principal see organization `org_id` (any role there or global).
+ * Used to filter lists. */
+bool auth_policy_can_see(const char *org_id, const struct mat_role_binding *bindings,
+			 size_t n_bindings, bool bootstrap_admin);
+
+/* Whether the principal sees every organization (bootstrap admin or any global binding). */
+bool auth_policy_sees_all(const struct mat_role_binding *bindings, size_t n_bindings,
+			  bool bootstrap_admin);
+
+#endif
