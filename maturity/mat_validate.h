@@ -1,0 +1,45 @@
+/* Input validation shared by every handler: identifiers, UTF-8, lengths, labels, UUIDs and
+ * answers. Pure; reports problems as field violations in a mat_error. */
+#ifndef MAT_VALIDATE_H
+#define MAT_VALIDATE_H
+
+#include "mat_error.h"
+#include "mat_model.h"
+#include "mat_types.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+
+/* Well-formed UTF-8 (no overlongs, no surrogates, <= U+10FFFF). NUL bytes are rejected too:
+ * they cannot be stored in PostgreSQL text. */
+bool mat_utf8_valid(const char *s, size_t len);
+
+/* [a-z][a-z0-9-]{1,62} */
+bool mat_org_id_valid(const char *s);
+
+/* [a-z][a-z0-9_-]{0,62} */
+bool mat_label_key_valid(const char *s);
+
+/* A UUID in canonical 8-4-4-4-12 hex form, any case. */
+bool mat_uuid_valid(const char *s);
+
+/* Lower-cases a valid UUID into out (37 bytes). */
+void mat_uuid_lower(const char *in, char out[37]);
+
+/* Checks a string field: valid UTF-8 and at most `max` bytes; adds a violation on `field`
+ * otherwise. `required`: empty is a violation too. Returns true when valid. */
+bool mat_check_string(struct mat_error *err, const char *field, const char *s, size_t max,
+		      bool required);
+
+/* Validates answers for `m`: known practice ids, no practice twice, status not UNSPECIFIED and
+ * in range, NOT_APPLICABLE has a non-empty note, note/evidence_uri limits and UTF-8. Violations
+ * name `prefix[i].field` (prefix "answers"). Returns true when all are valid. */
+bool mat_answers_validate(const struct mat_model *m, const struct mat_answer *answers, size_t n,
+			  const char *prefix, struct mat_error *err);
+
+/* Statuses per practice index from answers (already validated); absent practices UNSPECIFIED.
+ * `status` has m->n_practices entries. */
+void mat_answers_to_status(const struct mat_model *m, const struct mat_answer *answers, size_t n,
+			   enum mat_status *status);
+
+#endif
