@@ -28,6 +28,7 @@
 	X(UNAUTHENTICATED, "unauthenticated")  \
 	X(LIMIT, "resource exhausted")         \
 	X(CANCELLED, "cancelled")              \
+	X(UNIMPLEMENTED, "unimplemented")      \
 	X(INTERNAL, "internal error")
 
 enum mat_code {

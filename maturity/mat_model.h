@@ -31,9 +31,9 @@ struct mat_dimension {
 };
 
 struct mat_practice {
-	const char *id;     /* "people.regular_communication" */
-	int dimension;      /* index into mat_model.dimensions */
-	int level;          /* 1..4 */
+	const char *id; /* "people.regular_communication" */
+	int dimension;  /* index into mat_model.dimensions */
+	int level;      /* 1..4 */
 	const char *title;
 	const char *description;
 };
@@ -57,5 +57,10 @@ const struct mat_model *mat_model_find(const char *id_or_name);
 /* The index of practice `id` (`len` bytes, not necessarily NUL-terminated) in m->practices, or
  * -1 if the model has no such practice. O(log n). */
 int mat_model_practice_index(const struct mat_model *m, const char *id, size_t len);
+
+/* Internal (for tests): the id-sorted index of a built-in model, i.e. m->n_practices
+ * practice indexes in strcmp order of their ids, or NULL for a model that has none (lookups then
+ * scan). Never allocates. */
+const uint8_t *mat__model_id_index(const struct mat_model *m);
 
 #endif

@@ -34,12 +34,13 @@ bool mat_status_satisfied(enum mat_status s);
 
 /* Scores `status` (m->n_practices entries, indexed like m->practices) into *out. */
 void mat_score_compute(const struct mat_model *m, const enum mat_status *status,
-		       struct mat_score *out);
+                       struct mat_score *out);
 
 struct mat_roadmap_stage {
 	int level;
 	size_t n_steps;
-	uint8_t steps[MAT_MAX_PRACTICES]; /* practice indexes: dimension order, then catalog order */
+	uint8_t
+	    steps[MAT_MAX_PRACTICES]; /* practice indexes: dimension order, then catalog order */
 };
 
 struct mat_roadmap {
@@ -49,7 +50,7 @@ struct mat_roadmap {
 	struct mat_roadmap_stage stages[MAT_LEVEL_COUNT];
 	size_t n_ahead;
 	uint8_t ahead[MAT_MAX_PRACTICES]; /* satisfied practices above the target: by level, then
-					     dimension order, then catalog order */
+	                                     dimension order, then catalog order */
 };
 
 /* The target level of SPEC §3: `requested` if >= 0; else `org_target` if above `current`;
@@ -59,6 +60,6 @@ int mat_roadmap_target(int requested, int org_target, int current);
 /* Roadmap from statuses: current = overall level of the score; target from mat_roadmap_target.
  * requested and org_target are -1 when unset. */
 void mat_roadmap_compute(const struct mat_model *m, const enum mat_status *status, int requested,
-			 int org_target, struct mat_roadmap *out);
+                         int org_target, struct mat_roadmap *out);
 
 #endif

@@ -29,17 +29,17 @@ void mat_uuid_lower(const char *in, char out[37]);
 /* Checks a string field: valid UTF-8 and at most `max` bytes; adds a violation on `field`
  * otherwise. `required`: empty is a violation too. Returns true when valid. */
 bool mat_check_string(struct mat_error *err, const char *field, const char *s, size_t max,
-		      bool required);
+                      bool required);
 
 /* Validates answers for `m`: known practice ids, no practice twice, status not UNSPECIFIED and
  * in range, NOT_APPLICABLE has a non-empty note, note/evidence_uri limits and UTF-8. Violations
  * name `prefix[i].field` (prefix "answers"). Returns true when all are valid. */
 bool mat_answers_validate(const struct mat_model *m, const struct mat_answer *answers, size_t n,
-			  const char *prefix, struct mat_error *err);
+                          const char *prefix, struct mat_error *err);
 
 /* Statuses per practice index from answers (already validated); absent practices UNSPECIFIED.
  * `status` has m->n_practices entries. */
 void mat_answers_to_status(const struct mat_model *m, const struct mat_answer *answers, size_t n,
-			   enum mat_status *status);
+                           enum mat_status *status);
 
 #endif

@@ -1,0 +1,304 @@
+/* Input validation shared by every handler (SPEC §7): UTF-8, identifier grammars, UUIDs, string
+ * limits and assessment answers. Pure functions; problems become field violations in a
+ * mat_error, worded for the person who sent the request. Not authorization, not storage rules
+ * (an assessment's state is checked where it is loaded). */
+#include "mat_validate.h"
+
+#include <stdio.h>
+#include <string.h>
+
+/* Client text quoted back in a description: cut after QUOTE_MAX bytes; the buffer also holds
+ * the rest of the last character (3), one escape (4), "..." and the NUL. */
+#define QUOTE_MAX 64
+#define QUOTE_BUF (QUOTE_MAX + 16)
+
+bool mat_utf8_valid(const char *str, size_t len)
+{
+	const unsigned char *s = (const unsigned char *)str;
+	bool ok = false;
+	size_t i = 0;
+
+	if (s == NULL) {
+		ok = len == 0;
+		goto out;
+	}
+	while (i < len) {
+		unsigned c = s[i];
+		unsigned lo = 0x80; /* allowed range of the second byte (Unicode Table 3-7) */
+		unsigned hi = 0xBF;
+		size_t need;
+
+		if (c >= 0x01 && c <= 0x7F) {
+			i++;
+			continue;
+		}
+		if (c >= 0xC2 && c <= 0xDF) {
+			need = 1;
+		} else if (c >= 0xE0 && c <= 0xEF) {
+			need = 2;
+			if (c == 0xE0)
+				lo = 0xA0; /* below is an overlong encoding */
+			else if (c == 0xED)
+				hi = 0x9F; /* above are the surrogates U+D800..U+DFFF */
+		} else if (c >= 0xF0 && c <= 0xF4) {
+			need = 3;
+			if (c == 0xF0)
+				lo = 0x90; /* overlong */
+			else if (c == 0xF4)
+				hi = 0x8F; /* above is past U+10FFFF */
+		} else {
+			/* NUL, a stray continuation byte, C0/C1 (always overlong) or F5..FF. */
+			goto out;
+		}
+		if (len - i - 1 < need)
+			goto out; /* truncated sequence */
+		if (s[i + 1] < lo || s[i + 1] > hi)
+			goto out;
+		for (size_t k = 2; k <= need; k++) {
+			if ((s[i + k] & 0xC0) != 0x80)
+				goto out;
+		}
+		i += need + 1;
+	}
+	ok = true;
+out:
+	return ok;
+}
+
+static bool is_lower(char c)
+{
+	return c >= 'a' && c <= 'z';
+}
+
+static bool is_digit(char c)
+{
+	return c >= '0' && c <= '9';
+}
+
+static bool is_hex(char c)
+{
+	return is_digit(c) || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
+}
+
+/* [a-z] then up to max_len-1 of [a-z0-9-] (and '_' when allow_underscore), min_len..max_len. */
+static bool ident_valid(const char *s, size_t min_len, size_t max_len, bool allow_underscore)
+{
+	bool ok = false;
+	size_t i;
+
+	if (s == NULL || !is_lower(s[0]))
+		goto out;
+	for (i = 1; s[i] != '\0'; i++) {
+		char c = s[i];
+		if (i >= max_len)
+			goto out;
+		if (!(is_lower(c) || is_digit(c) || c == '-' || (allow_underscore && c == '_')))
+			goto out;
+	}
+	ok = i >= min_len;
+out:
+	return ok;
+}
+
+bool mat_org_id_valid(const char *s)
+{
+	return ident_valid(s, 2, MAT_MAX_ORG_ID, false);
+}
+
+bool mat_label_key_valid(const char *s)
+{
+	return ident_valid(s, 1, MAT_MAX_LABEL_KEY, true);
+}
+
+bool mat_uuid_valid(const char *s)
+{
+	bool ok = false;
+
+	if (s == NULL)
+		goto out;
+	for (size_t i = 0; i < 36; i++) {
+		bool dash = i == 8 || i == 13 || i == 18 || i == 23;
+		/* The NUL of a short string fails both tests, so nothing past it is read. */
+		if (dash ? s[i] != '-' : !is_hex(s[i]))
+			goto out;
+	}
+	ok = s[36] == '\0';
+out:
+	return ok;
+}
+
+void mat_uuid_lower(const char *in, char out[37])
+{
+	size_t i;
+
+	for (i = 0; i < 36 && in[i] != '\0'; i++) {
+		char c = in[i];
+		out[i] = (c >= 'A' && c <= 'Z') ? (char)(c - 'A' + 'a') : c;
+	}
+	out[i] = '\0';
+}
+
+bool mat_check_string(struct mat_error *err, const char *field, const char *s, size_t max,
+                      bool required)
+{
+	size_t len = s == NULL ? 0 : strlen(s);
+	bool ok = false;
+
+	if (required && len == 0) {
+		mat_error_field(err, field, "must not be empty");
+		goto out;
+	}
+	if (len > max) {
+		mat_error_field(err, field, "must be at most %zu bytes (got %zu)", max, len);
+		goto out;
+	}
+	if (!mat_utf8_valid(s, len)) {
+		mat_error_field(err, field, "must be valid UTF-8");
+		goto out;
+	}
+	ok = true;
+out:
+	return ok;
+}
+
+/* Copies valid UTF-8 `s` into dst (at least QUOTE_BUF bytes) for quoting in a message: control
+ * characters, '"' and '\' escaped, cut on a character boundary once QUOTE_MAX bytes are written,
+ * with "...". The result stays valid UTF-8, which the google.rpc.Status it ends up in requires,
+ * and short enough that the description holding it is never truncated. */
+static void quote_excerpt(char dst[QUOTE_BUF], const char *s)
+{
+	size_t o = 0;
+
+	for (size_t i = 0; s[i] != '\0'; i++) {
+		unsigned char c = (unsigned char)s[i];
+		bool starts_char = (c & 0xC0) != 0x80;
+
+		if (starts_char && o >= QUOTE_MAX) {
+			memcpy(dst + o, "...", 3);
+			o += 3;
+			break;
+		}
+		if (c < 0x20 || c == 0x7F || c == '"' || c == '\\') {
+			if (c == '"' || c == '\\') {
+				dst[o++] = '\\';
+				dst[o++] = (char)c;
+			} else {
+				o += (size_t)snprintf(dst + o, QUOTE_BUF - o, "\\x%02x", c);
+			}
+			continue;
+		}
+		dst[o++] = (char)c;
+	}
+	dst[o] = '\0';
+}
+
+/* Checks answers[i].practice_id; returns its index in m or -1. */
+static int check_practice_id(const struct mat_model *m, const struct mat_answer *a,
+                             const char *field, struct mat_error *err)
+{
+	char quoted[QUOTE_BUF];
+	const char *id = a->practice_id == NULL ? "" : a->practice_id;
+	size_t len = strlen(id);
+	int idx = -1;
+
+	if (len == 0) {
+		mat_error_field(err, field, "must not be empty");
+		goto out;
+	}
+	if (!mat_utf8_valid(id, len)) {
+		mat_error_field(err, field, "must be valid UTF-8");
+		goto out;
+	}
+	idx = mat_model_practice_index(m, id, len);
+	if (idx < 0) {
+		quote_excerpt(quoted, id);
+		mat_error_field(err, field, "unknown practice \"%s\" in model %s", quoted, m->id);
+	}
+out:
+	return idx;
+}
+
+bool mat_answers_validate(const struct mat_model *m, const struct mat_answer *answers, size_t n,
+                          const char *prefix, struct mat_error *err)
+{
+	/* first[p]: the answer that first named practice p, to report repeats against it. */
+	size_t first[MAT_MAX_PRACTICES];
+	bool seen[MAT_MAX_PRACTICES] = {false};
+	char field[sizeof(err->violations[0].field)];
+	bool ok = true;
+
+	if (prefix == NULL)
+		prefix = "answers";
+	/* More answers than any model has practices cannot be valid; refusing them up front keeps
+	 * the work (and the violation list) bounded by the cap, not by the client. */
+	if (n > MAT_MAX_ANSWERS) {
+		mat_error_field(err, prefix, "must have at most %d entries (got %zu)",
+		                MAT_MAX_ANSWERS, n);
+		ok = false;
+		goto out;
+	}
+	for (size_t i = 0; i < n; i++) {
+		const struct mat_answer *a = &answers[i];
+		int idx;
+
+		snprintf(field, sizeof(field), "%s[%zu].practice_id", prefix, i);
+		idx = check_practice_id(m, a, field, err);
+		if (idx < 0) {
+			ok = false;
+		} else if ((size_t)idx < MAT_MAX_PRACTICES && seen[idx]) {
+			mat_error_field(err, field,
+			                "practice \"%s\" is already answered in %s[%zu]",
+			                m->practices[idx].id, prefix, first[idx]);
+			ok = false;
+		} else if ((size_t)idx < MAT_MAX_PRACTICES) {
+			seen[idx] = true;
+			first[idx] = i;
+		}
+
+		snprintf(field, sizeof(field), "%s[%zu].status", prefix, i);
+		if (a->status == MAT_STATUS_UNSPECIFIED) {
+			mat_error_field(err, field,
+			                "must be set: NOT_IMPLEMENTED, PARTIAL, IMPLEMENTED or "
+			                "NOT_APPLICABLE");
+			ok = false;
+		} else if ((int)a->status < 0 || (int)a->status > MAT_STATUS_MAX) {
+			mat_error_field(err, field, "unknown status %d", (int)a->status);
+			ok = false;
+		}
+
+		snprintf(field, sizeof(field), "%s[%zu].note", prefix, i);
+		if (!mat_check_string(err, field, a->note, MAT_MAX_NOTE, false)) {
+			ok = false;
+		} else if (a->status == MAT_STATUS_NOT_APPLICABLE &&
+		           (a->note == NULL || a->note[0] == '\0')) {
+			mat_error_field(err, field,
+			                "must give the reason when status is NOT_APPLICABLE");
+			ok = false;
+		}
+
+		snprintf(field, sizeof(field), "%s[%zu].evidence_uri", prefix, i);
+		if (!mat_check_string(err, field, a->evidence_uri, MAT_MAX_EVIDENCE_URI, false))
+			ok = false;
+	}
+out:
+	return ok;
+}
+
+void mat_answers_to_status(const struct mat_model *m, const struct mat_answer *answers, size_t n,
+                           enum mat_status *status)
+{
+	for (size_t i = 0; i < m->n_practices; i++)
+		status[i] = MAT_STATUS_UNSPECIFIED;
+	for (size_t i = 0; i < n; i++) {
+		const struct mat_answer *a = &answers[i];
+		int idx;
+
+		if (a->practice_id == NULL)
+			continue;
+		idx = mat_model_practice_index(m, a->practice_id, strlen(a->practice_id));
+		/* Unvalidated leftovers must not turn into statuses scoring does not know. */
+		if (idx < 0 || (int)a->status < 0 || (int)a->status > MAT_STATUS_MAX)
+			continue;
+		status[idx] = a->status;
+	}
+}
