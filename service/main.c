@@ -1,0 +1,166 @@
+/* maturityd: parse the configuration, wait for the database, migrate, serve until SIGTERM or
+ * SIGINT, reload certificates on SIGHUP. Exit 0 on a clean stop, 1 on a runtime failure (the
+ * database stayed unreachable), 2 on a configuration error. */
+#include "auth.h"
+#include "store.h"
+#include "svc_config.h"
+#include "svc_log.h"
+#include "svc_metrics.h"
+#include "svc_server.h"
+
+#include <grpc/grpc.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+/* Configuration errors are one line (API.md): libpq and OpenSSL messages may hold newlines. */
+static const char *one_line(char *s)
+{
+	size_t n = strlen(s);
+	while (n > 0 && (s[n - 1] == '\n' || s[n - 1] == ' '))
+		s[--n] = '\0';
+	for (char *p = s; *p; p++)
+		if (*p == '\n' || *p == '\r' || *p == '\t')
+			*p = ' ';
+	return s;
+}
+
+static const char *flag_of(enum auth_file f)
+{
+	switch (f) {
+	case AUTH_FILE_CERT:
+		return "--tls-cert";
+	case AUTH_FILE_KEY:
+		return "--tls-key";
+	case AUTH_FILE_CLIENT_CA:
+		return "--tls-client-ca";
+	}
+	return "--tls-cert";
+}
+
+int main(int argc, char **argv)
+{
+	struct svc_config cfg;
+	struct store_pool *pool = NULL;
+	struct svc_server *srv = NULL;
+	struct auth_pem pem = {0};
+	struct mat_error err;
+	sigset_t sigs;
+	int rc = 1;
+	struct timespec t0;
+
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	rc = svc_config_parse(&cfg, argc, argv, stderr);
+	if (rc != 0) {
+		svc_config_cleanup(&cfg);
+		return rc;
+	}
+	if (cfg.command == SVC_CMD_HELP) {
+		svc_config_usage(stdout);
+		svc_config_cleanup(&cfg);
+		return 0;
+	}
+	if (cfg.command == SVC_CMD_VERSION) {
+		printf("maturityd %s (grpc core %s)\n", MATURITYD_VERSION, grpc_version_string());
+		svc_config_cleanup(&cfg);
+		return 0;
+	}
+	svc_log_init(cfg.log_format);
+	rc = 1;
+	mat_error_clear(&err);
+
+	if (cfg.command == SVC_CMD_SERVE) {
+		enum auth_file bad = AUTH_FILE_CERT;
+		if (auth_pem_load(cfg.tls_cert, cfg.tls_key, cfg.tls_client_ca, &pem, &bad, &err) !=
+		    MAT_OK) {
+			fprintf(stderr, "maturityd: %s: %s\n", flag_of(bad), one_line(err.message));
+			rc = 2;
+			goto out;
+		}
+	}
+
+	/* Signals are taken by sigwait in this thread; block them before grpc_init so the threads
+	 * grpc and the workers start inherit the mask. */
+	sigemptyset(&sigs);
+	sigaddset(&sigs, SIGTERM);
+	sigaddset(&sigs, SIGINT);
+	sigaddset(&sigs, SIGHUP);
+	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+	signal(SIGPIPE, SIG_IGN);
+
+	{
+		struct store_options so = {.conninfo = cfg.database_url, .size = cfg.db_pool};
+		if (store_pool_new(&so, &pool, &err) != MAT_OK) {
+			fprintf(stderr, "maturityd: --database-url: %s\n", one_line(err.message));
+			rc = 2;
+			goto out;
+		}
+	}
+	if (store_pool_wait(pool, cfg.db_wait_s, &err) != MAT_OK) {
+		fprintf(stderr, "maturityd: database unreachable after %d s (--db-wait): %s\n",
+		        cfg.db_wait_s, one_line(err.message));
+		rc = 1;
+		goto out;
+	}
+	if (cfg.command == SVC_CMD_MIGRATE || cfg.migrate_at_start) {
+		if (store_migrate(pool, &err) != MAT_OK) {
+			fprintf(stderr, "maturityd: migrations failed: %s\n",
+			        one_line(err.message));
+			rc = 1;
+			goto out;
+		}
+	}
+	if (cfg.command == SVC_CMD_MIGRATE) {
+		svc_log_event("info", "migrations applied");
+		rc = 0;
+		goto out;
+	}
+
+	grpc_init();
+	srv = svc_server_new(&cfg, pool, &pem);
+	if (srv == NULL) {
+		rc = 2;
+		goto out_grpc;
+	}
+	svc_server_start(srv);
+	{
+		struct timespec t1;
+		clock_gettime(CLOCK_MONOTONIC, &t1);
+		svc_log_event("info",
+		              "maturityd %s serving on %s (port %d), %d workers, %d database "
+		              "connections, ready in %.1f ms",
+		              MATURITYD_VERSION, cfg.listen, svc_server_port(srv), cfg.workers,
+		              cfg.db_pool,
+		              (double)(t1.tv_sec - t0.tv_sec) * 1e3 +
+		                  (double)(t1.tv_nsec - t0.tv_nsec) / 1e6);
+	}
+	for (;;) {
+		int sig = 0;
+		if (sigwait(&sigs, &sig) != 0)
+			continue;
+		if (sig == SIGHUP) {
+			svc_log_event("info", "SIGHUP: certificates will be reloaded on the next "
+			                      "handshake");
+			svc_server_request_reload(srv);
+			continue;
+		}
+		svc_log_event("info", "%s: shutting down (grace %d s)",
+		              sig == SIGTERM ? "SIGTERM" : "SIGINT", cfg.shutdown_grace_s);
+		break;
+	}
+	svc_server_shutdown(srv);
+	svc_server_free(srv);
+	srv = NULL;
+	svc_log_event("info", "stopped");
+	rc = 0;
+out_grpc:
+	grpc_shutdown_blocking();
+out:
+	auth_pem_cleanup(&pem);
+	store_pool_free(pool);
+	svc_config_cleanup(&cfg);
+	return rc;
+}

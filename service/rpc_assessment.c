@@ -1,0 +1,206 @@
+/* AssessmentService: drafts, answers, submission. Answers are validated against the model the
+ * assessment pins (storage checks the pinned model inside the write transaction). */
+#include "mat_model.h"
+#include "mat_validate.h"
+#include "mlops/maturity/v1/assessment.pb-c.h"
+#include "svc.h"
+#include "svc_convert.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+typedef Mlops__Maturity__V1__Assessment Assessment;
+
+static enum mat_code reply_assessment(struct svc_ctx *ctx, struct mat_assessment *a)
+{
+	Assessment out;
+	enum mat_code rc;
+
+	svc_assessment_to_proto(ctx, a, &out);
+	rc = svc_reply(ctx, &out.base);
+	mat_assessment_cleanup(a);
+	return rc;
+}
+
+static enum mat_code create_assessment(struct svc_ctx *ctx, const ProtobufCMessage *req_)
+{
+	const Mlops__Maturity__V1__CreateAssessmentRequest *req = (const void *)req_;
+	char org[MAT_MAX_ORG_ID + 1], rid_buf[40];
+	const char *rid = NULL, *title = "";
+	const struct mat_model *m = mat_model_find("mlops-v1");
+	struct mat_assessment out = {0};
+	struct store_call sc;
+	enum mat_code rc;
+
+	if (!svc_parse_org_name(req->parent, "parent", false, org, &ctx->err))
+		return MAT_INVALID;
+	rc = svc_authorize(ctx, org);
+	if (rc != MAT_OK)
+		return rc;
+	svc_request_id(req->request_id, rid_buf, &rid, &ctx->err);
+	if (req->assessment != NULL) {
+		title = req->assessment->title;
+		mat_check_string(&ctx->err, "assessment.title", title, MAT_MAX_TITLE, false);
+		if (req->assessment->model[0] != '\0') {
+			m = strncmp(req->assessment->model, "models/", 7) == 0
+			        ? mat_model_find(req->assessment->model)
+			        : NULL;
+			if (m == NULL)
+				mat_error_field(&ctx->err, "assessment.model",
+				                "unknown model \"%.100s\" (models/{model_id})",
+				                req->assessment->model);
+		}
+	}
+	if (ctx->err.code != MAT_OK)
+		return ctx->err.code;
+	svc_store_call(ctx, &sc);
+	rc = store_assessment_create(&sc, org, title, m->id, rid, &out, &ctx->err);
+	if (rc != MAT_OK)
+		return rc;
+	return reply_assessment(ctx, &out);
+}
+
+static bool parse_name(struct svc_ctx *ctx, const char *name, char *org, char *id)
+{
+	return svc_parse_child_name(name, "assessments", "name", org, id, &ctx->err);
+}
+
+static enum mat_code get_assessment(struct svc_ctx *ctx, const ProtobufCMessage *req_)
+{
+	const Mlops__Maturity__V1__GetAssessmentRequest *req = (const void *)req_;
+	char org[MAT_MAX_ORG_ID + 1], id[40];
+	struct mat_assessment out = {0};
+	struct store_call sc;
+	enum mat_code rc;
+
+	if (!parse_name(ctx, req->name, org, id))
+		return MAT_INVALID;
+	rc = svc_authorize(ctx, org);
+	if (rc != MAT_OK)
+		return rc;
+	svc_store_call(ctx, &sc);
+	rc = store_assessment_get(&sc, org, id, &out, &ctx->err);
+	if (rc != MAT_OK)
+		return rc;
+	return reply_assessment(ctx, &out);
+}
+
+static enum mat_code list_assessments(struct svc_ctx *ctx, const ProtobufCMessage *req_)
+{
+	const Mlops__Maturity__V1__ListAssessmentsRequest *req = (const void *)req_;
+	Mlops__Maturity__V1__ListAssessmentsResponse resp =
+	    MLOPS__MATURITY__V1__LIST_ASSESSMENTS_RESPONSE__INIT;
+	char org[MAT_MAX_ORG_ID + 1];
+	struct mat_assessment *list = NULL;
+	size_t n = 0;
+	char *next = NULL;
+	struct store_call sc;
+	int page_size;
+	enum mat_code rc;
+
+	if (!svc_parse_org_name(req->parent, "parent", false, org, &ctx->err))
+		return MAT_INVALID;
+	rc = svc_authorize(ctx, org);
+	if (rc != MAT_OK)
+		return rc;
+	svc_page_size(req->page_size, &page_size, &ctx->err);
+	if ((int)req->state < 0 || (int)req->state > MAT_ASSESSMENT_SUBMITTED)
+		mat_error_field(&ctx->err, "state", "is not an Assessment.State value");
+	if (ctx->err.code != MAT_OK)
+		return ctx->err.code;
+	svc_store_call(ctx, &sc);
+	rc = store_assessment_list(&sc, org, (enum mat_assessment_state)req->state, page_size,
+	                           req->page_token, &list, &n, &next, &ctx->err);
+	if (rc != MAT_OK)
+		return rc;
+	resp.n_assessments = n;
+	resp.assessments = svc_alloc(ctx, (n ? n : 1) * sizeof(*resp.assessments));
+	for (size_t i = 0; i < n; i++) {
+		resp.assessments[i] = svc_alloc(ctx, sizeof(Assessment));
+		svc_assessment_to_proto(ctx, &list[i], resp.assessments[i]);
+		mat_assessment_cleanup(&list[i]);
+	}
+	free(list);
+	resp.next_page_token = svc_strdup(ctx, next);
+	free(next);
+	return svc_reply(ctx, &resp.base);
+}
+
+static enum mat_code update_answers(struct svc_ctx *ctx, const ProtobufCMessage *req_)
+{
+	const Mlops__Maturity__V1__UpdateAnswersRequest *req = (const void *)req_;
+	char org[MAT_MAX_ORG_ID + 1], id[40];
+	struct mat_assessment out = {0};
+	struct mat_answer *answers;
+	struct store_call sc;
+	enum mat_code rc;
+
+	if (!parse_name(ctx, req->name, org, id))
+		return MAT_INVALID;
+	rc = svc_authorize(ctx, org);
+	if (rc != MAT_OK)
+		return rc;
+	answers = svc_answers_in(req->answers, req->n_answers, "answers", &ctx->err);
+	if (answers == NULL)
+		return ctx->err.code;
+	svc_store_call(ctx, &sc);
+	rc = store_assessment_update_answers(&sc, org, id, answers, req->n_answers, req->etag, &out,
+	                                     &ctx->err);
+	free(answers);
+	if (rc != MAT_OK)
+		return rc;
+	return reply_assessment(ctx, &out);
+}
+
+static enum mat_code submit_assessment(struct svc_ctx *ctx, const ProtobufCMessage *req_)
+{
+	const Mlops__Maturity__V1__SubmitAssessmentRequest *req = (const void *)req_;
+	char org[MAT_MAX_ORG_ID + 1], id[40];
+	struct mat_assessment out = {0};
+	struct store_call sc;
+	enum mat_code rc;
+
+	if (!parse_name(ctx, req->name, org, id))
+		return MAT_INVALID;
+	rc = svc_authorize(ctx, org);
+	if (rc != MAT_OK)
+		return rc;
+	svc_store_call(ctx, &sc);
+	rc = store_assessment_submit(&sc, org, id, req->etag, &out, &ctx->err);
+	if (rc != MAT_OK)
+		return rc;
+	return reply_assessment(ctx, &out);
+}
+
+static enum mat_code delete_assessment(struct svc_ctx *ctx, const ProtobufCMessage *req_)
+{
+	const Mlops__Maturity__V1__DeleteAssessmentRequest *req = (const void *)req_;
+	Google__Protobuf__Empty empty = GOOGLE__PROTOBUF__EMPTY__INIT;
+	char org[MAT_MAX_ORG_ID + 1], id[40];
+	struct store_call sc;
+	enum mat_code rc;
+
+	if (!parse_name(ctx, req->name, org, id))
+		return MAT_INVALID;
+	rc = svc_authorize(ctx, org);
+	if (rc != MAT_OK)
+		return rc;
+	svc_store_call(ctx, &sc);
+	rc = store_assessment_delete(&sc, org, id, req->etag, &ctx->err);
+	if (rc != MAT_OK)
+		return rc;
+	return svc_reply(ctx, &empty.base);
+}
+
+static const struct svc_method_impl methods[] = {
+    {"CreateAssessment", create_assessment, SVC_UNARY},
+    {"GetAssessment", get_assessment, SVC_UNARY},
+    {"ListAssessments", list_assessments, SVC_UNARY},
+    {"UpdateAnswers", update_answers, SVC_UNARY},
+    {"SubmitAssessment", submit_assessment, SVC_UNARY},
+    {"DeleteAssessment", delete_assessment, SVC_UNARY},
+};
+
+const struct svc_service_impl svc_assessment_service = {
+    &mlops__maturity__v1__assessment_service__descriptor, methods,
+    sizeof(methods) / sizeof(methods[0])};

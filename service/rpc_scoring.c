@@ -1,0 +1,190 @@
+/* ScoringService: scoring without storing (EvaluateAnswers) and roadmaps (GetRoadmap) from the
+ * organization's last submitted assessment or a given one. The arithmetic is maturity/'s. */
+#include "mat_model.h"
+#include "mat_score.h"
+#include "mat_validate.h"
+#include "mlops/maturity/v1/scoring.pb-c.h"
+#include "svc.h"
+#include "svc_convert.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* "" -> the default model; "models/x" -> x if known; else a violation on `field`. */
+static const struct mat_model *model_ref(struct svc_ctx *ctx, const char *name, const char *field)
+{
+	const struct mat_model *m;
+
+	if (name == NULL || name[0] == '\0')
+		return mat_model_find("mlops-v1");
+	m = strncmp(name, "models/", 7) == 0 ? mat_model_find(name) : NULL;
+	if (m == NULL)
+		mat_error_field(&ctx->err, field, "unknown model \"%.100s\" (models/{model_id})",
+		                name);
+	return m;
+}
+
+static enum mat_code evaluate(struct svc_ctx *ctx, const ProtobufCMessage *req_)
+{
+	const Mlops__Maturity__V1__EvaluateAnswersRequest *req = (const void *)req_;
+	Mlops__Maturity__V1__EvaluateAnswersResponse resp =
+	    MLOPS__MATURITY__V1__EVALUATE_ANSWERS_RESPONSE__INIT;
+	const struct mat_model *m = model_ref(ctx, req->model, "model");
+	enum mat_status status[MAT_MAX_PRACTICES];
+	struct mat_answer *answers;
+	struct mat_score score;
+
+	if (m == NULL)
+		return MAT_INVALID;
+	answers = svc_answers_in(req->answers, req->n_answers, "answers", &ctx->err);
+	if (answers == NULL)
+		return ctx->err.code;
+	if (!mat_answers_validate(m, answers, req->n_answers, "answers", &ctx->err)) {
+		free(answers);
+		return MAT_INVALID;
+	}
+	mat_answers_to_status(m, answers, req->n_answers, status);
+	free(answers);
+	mat_score_compute(m, status, &score);
+	resp.score = svc_score_to_proto(ctx, m, &score);
+	return svc_reply(ctx, &resp.base);
+}
+
+static Mlops__Maturity__V1__RoadmapStep *step(struct svc_ctx *ctx, const struct mat_model *m,
+                                              const struct mat_assessment *a,
+                                              const enum mat_status *status, size_t p)
+{
+	Mlops__Maturity__V1__RoadmapStep *s = svc_alloc(ctx, sizeof(*s));
+	const struct mat_practice *pr = &m->practices[p];
+
+	mlops__maturity__v1__roadmap_step__init(s);
+	s->practice_id = (char *)pr->id;
+	s->dimension_id = (char *)m->dimensions[pr->dimension].id;
+	s->level = pr->level;
+	s->title = (char *)pr->title;
+	s->status = status[p] == MAT_STATUS_UNSPECIFIED
+	                ? MLOPS__MATURITY__V1__PRACTICE_STATUS__PRACTICE_STATUS_NOT_IMPLEMENTED
+	                : (Mlops__Maturity__V1__PracticeStatus)status[p];
+	s->note = "";
+	s->evidence_uri = "";
+	for (size_t i = 0; a != NULL && i < a->n_answers; i++) {
+		if (strcmp(a->answers[i].practice_id, pr->id) == 0) {
+			s->note = svc_strdup(ctx, a->answers[i].note);
+			s->evidence_uri = svc_strdup(ctx, a->answers[i].evidence_uri);
+		}
+	}
+	return s;
+}
+
+static enum mat_code roadmap(struct svc_ctx *ctx, const ProtobufCMessage *req_)
+{
+	const Mlops__Maturity__V1__GetRoadmapRequest *req = (const void *)req_;
+	Mlops__Maturity__V1__Roadmap out = MLOPS__MATURITY__V1__ROADMAP__INIT;
+	char org[MAT_MAX_ORG_ID + 1], aorg[MAT_MAX_ORG_ID + 1], aid[40];
+	struct mat_organization o = {0};
+	struct mat_assessment a = {0};
+	bool have_assessment = false;
+	const struct mat_model *m = mat_model_find("mlops-v1");
+	enum mat_status status[MAT_MAX_PRACTICES];
+	struct mat_roadmap rm;
+	struct store_call sc;
+	int requested = -1;
+	enum mat_code rc;
+
+	if (!svc_parse_org_name(req->organization, "organization", false, org, &ctx->err))
+		return MAT_INVALID;
+	rc = svc_authorize(ctx, org);
+	if (rc != MAT_OK)
+		return rc;
+	if (req->assessment[0] != '\0') {
+		if (!svc_parse_child_name(req->assessment, "assessments", "assessment", aorg, aid,
+		                          &ctx->err))
+			return MAT_INVALID;
+		if (strcmp(aorg, org) != 0)
+			return mat_error_field(&ctx->err, "assessment",
+			                       "belongs to another organization");
+	}
+	if (req->_target_level_case ==
+	    MLOPS__MATURITY__V1__GET_ROADMAP_REQUEST___TARGET_LEVEL_TARGET_LEVEL) {
+		if (req->target_level < 0 || req->target_level > MAT_MAX_LEVEL)
+			return mat_error_field(&ctx->err, "target_level",
+			                       "must be a level from 0 to 4");
+		requested = req->target_level;
+	}
+	svc_store_call(ctx, &sc);
+	rc = store_org_get(&sc, org, &o, &ctx->err);
+	if (rc != MAT_OK)
+		return rc;
+	if (req->assessment[0] != '\0') {
+		rc = store_assessment_get(&sc, org, aid, &a, &ctx->err);
+		have_assessment = rc == MAT_OK;
+	} else if (o.last_assessment_id != NULL && o.last_assessment_id[0] != '\0') {
+		rc = store_assessment_get(&sc, org, o.last_assessment_id, &a, &ctx->err);
+		have_assessment = rc == MAT_OK;
+	}
+	if (rc != MAT_OK)
+		goto out;
+	if (have_assessment) {
+		m = mat_model_find(a.model_id);
+		if (m == NULL) {
+			rc = mat_error_set(&ctx->err, MAT_INTERNAL,
+			                   "assessment pins unknown model %s", a.model_id);
+			goto out;
+		}
+		mat_answers_to_status(m, a.answers, a.n_answers, status);
+	} else {
+		/* No submitted assessment: level 0, every practice unsatisfied. */
+		for (size_t i = 0; i < m->n_practices; i++)
+			status[i] = MAT_STATUS_UNSPECIFIED;
+	}
+	mat_roadmap_compute(m, status, requested, o.target_level, &rm);
+
+	out.organization = svc_strdup(ctx, req->organization);
+	if (have_assessment) {
+		size_t len = strlen(org) + strlen(a.id) + sizeof("organizations//assessments/");
+		out.assessment = svc_alloc(ctx, len);
+		snprintf(out.assessment, len, "organizations/%s/assessments/%s", org, a.id);
+	} else {
+		out.assessment = "";
+	}
+	out.current_level = rm.current_level;
+	out.target_level = rm.target_level;
+	out.n_stages = rm.n_stages;
+	out.stages = svc_alloc(ctx, (rm.n_stages ? rm.n_stages : 1) * sizeof(*out.stages));
+	for (size_t i = 0; i < rm.n_stages; i++) {
+		const struct mat_roadmap_stage *st = &rm.stages[i];
+		const struct mat_level *lv = &m->levels[st->level];
+		Mlops__Maturity__V1__RoadmapStage *ps = svc_alloc(ctx, sizeof(*ps));
+		mlops__maturity__v1__roadmap_stage__init(ps);
+		ps->level = st->level;
+		ps->name = (char *)lv->name;
+		ps->summary = (char *)lv->summary;
+		ps->n_benefits = lv->n_benefits;
+		ps->benefits = (char **)lv->benefits;
+		ps->n_steps = st->n_steps;
+		ps->steps = svc_alloc(ctx, (st->n_steps ? st->n_steps : 1) * sizeof(*ps->steps));
+		for (size_t k = 0; k < st->n_steps; k++)
+			ps->steps[k] =
+			    step(ctx, m, have_assessment ? &a : NULL, status, st->steps[k]);
+		out.stages[i] = ps;
+	}
+	out.n_ahead = rm.n_ahead;
+	out.ahead = svc_alloc(ctx, (rm.n_ahead ? rm.n_ahead : 1) * sizeof(*out.ahead));
+	for (size_t k = 0; k < rm.n_ahead; k++)
+		out.ahead[k] = step(ctx, m, have_assessment ? &a : NULL, status, rm.ahead[k]);
+	rc = svc_reply(ctx, &out.base);
+out:
+	mat_organization_cleanup(&o);
+	mat_assessment_cleanup(&a);
+	return rc;
+}
+
+static const struct svc_method_impl methods[] = {
+    {"EvaluateAnswers", evaluate, SVC_UNARY},
+    {"GetRoadmap", roadmap, SVC_UNARY},
+};
+
+const struct svc_service_impl svc_scoring_service = {
+    &mlops__maturity__v1__scoring_service__descriptor, methods,
+    sizeof(methods) / sizeof(methods[0])};

@@ -1,0 +1,111 @@
+/* service/ internals shared by the server loop and the handlers: the per-call context handed to
+ * every handler, the handler signatures and the per-service method tables. Only service/ sees
+ * grpc types; handlers see the call through svc_ctx and the functions below. */
+#ifndef SVC_H
+#define SVC_H
+
+#include "mat_error.h"
+#include "mat_types.h"
+#include "store.h"
+#include "svc_config.h"
+
+#include <protobuf-c/protobuf-c.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+struct svc_server;
+struct svc_call;
+struct auth_rule;
+
+enum svc_kind { SVC_UNARY = 0, SVC_SERVER_STREAM, SVC_BIDI_STREAM };
+
+/* What a handler sees of its call. Owned by the server loop; valid until the handler returns. */
+struct svc_ctx {
+	struct svc_server *srv;
+	struct svc_call *call;
+	const char *method; /* full path "/pkg.Service/Method" */
+	char principal[MAT_MAX_PRINCIPAL + 1];
+	bool bootstrap_admin; /* principal named by --admin-principal */
+	char request_id[64];  /* x-request-id from metadata, else generated */
+	int64_t deadline_ms;  /* store_now_ms() clock; STORE_NO_DEADLINE if none */
+	atomic_int cancelled; /* set by the events thread: client cancelled or deadline passed */
+	struct mat_error err; /* filled by whoever fails */
+	/* Role bindings of the principal, read once per call when a rule needs them (SPEC §6:
+	 * bindings are read on every call, never cached across calls). */
+	struct mat_role_binding *bindings;
+	size_t n_bindings;
+	bool bindings_loaded;
+	/* The response of a unary call: set with svc_reply. */
+	void *reply;
+	const char *resource; /* for audit of denials; may be NULL */
+	struct svc_arena_block *arena;
+};
+
+/* A unary or server-streaming handler: the request is decoded and its strings checked for UTF-8
+ * by the loop. Returns MAT_OK after svc_reply (unary) or after its last svc_stream_send; on error
+ * it returns the code with ctx->err filled. */
+typedef enum mat_code (*svc_handler_fn)(struct svc_ctx *ctx, const ProtobufCMessage *req);
+
+struct svc_method_impl {
+	const char *name; /* method name as in the service descriptor */
+	svc_handler_fn fn;
+	enum svc_kind kind;
+};
+
+struct svc_service_impl {
+	const ProtobufCServiceDescriptor *desc;
+	const struct svc_method_impl *methods;
+	size_t n_methods;
+};
+
+/* Zeroed memory that lives until the call ends: responses are built from it so handlers never
+ * free message trees by hand. Aborts the process when memory is exhausted (like Redis's
+ * zmalloc: a server that cannot allocate a few bytes cannot answer anyway). */
+void *svc_alloc(struct svc_ctx *ctx, size_t n);
+/* A copy of s in call memory ("" for NULL). */
+char *svc_strdup(struct svc_ctx *ctx, const char *s);
+
+/* Packs `msg` as the unary response. Call at most once, before returning MAT_OK. */
+enum mat_code svc_reply(struct svc_ctx *ctx, const ProtobufCMessage *msg) MAT_MUSTCHECK;
+
+/* Sends one message of a server stream and waits for it to leave (one send in flight at a time:
+ * flow control). MAT_CANCELLED when the client went away or the deadline passed. */
+enum mat_code svc_stream_send(struct svc_ctx *ctx, const ProtobufCMessage *msg) MAT_MUSTCHECK;
+
+/* Receives the next message of a bidi stream into *out (NULL when the client half-closed).
+ * Caller frees with protobuf_c_message_free_unpacked. */
+enum mat_code svc_stream_recv(struct svc_ctx *ctx, const ProtobufCMessageDescriptor *desc,
+                              ProtobufCMessage **out) MAT_MUSTCHECK;
+
+/* A store_call for this call's queries. */
+void svc_store_call(struct svc_ctx *ctx, struct store_call *out);
+
+/* The configuration and pool, for handlers. */
+const struct svc_config *svc_server_config(const struct svc_server *srv);
+struct store_pool *svc_server_pool(const struct svc_server *srv);
+
+/* The database state the health monitor last saw: true when it answers. */
+bool svc_server_db_ok(const struct svc_server *srv);
+/* SERVING: the database answers and shutdown has not begun. */
+bool svc_server_serving(const struct svc_server *srv);
+
+/* Authorization (auth/ decides; this gathers what it needs): loads bindings if the rule needs
+ * them, asks auth_policy_allows for `org_id`, and on refusal fills ctx->err with
+ * MAT_DENIED and writes the audit event. */
+enum mat_code svc_authorize(struct svc_ctx *ctx, const char *org_id) MAT_MUSTCHECK;
+
+/* Whether the caller sees every organization (for list filtering). Loads bindings if needed. */
+bool svc_sees_all(struct svc_ctx *ctx);
+
+/* Services, each defined in its rpc_<service>.c. */
+extern const struct svc_service_impl svc_model_service;
+extern const struct svc_service_impl svc_organization_service;
+extern const struct svc_service_impl svc_assessment_service;
+extern const struct svc_service_impl svc_scoring_service;
+extern const struct svc_service_impl svc_transition_service;
+extern const struct svc_service_impl svc_reporting_service;
+extern const struct svc_service_impl svc_access_service;
+extern const struct svc_service_impl svc_health_service;
+
+#endif

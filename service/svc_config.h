@@ -1,0 +1,47 @@
+/* Configuration of maturityd: the command line and environment of API.md ("Command line"), with
+ * every default and limit in one table (svc_config.c). Parsed once at start; read-only after. */
+#ifndef SVC_CONFIG_H
+#define SVC_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdio.h>
+
+enum svc_command { SVC_CMD_SERVE = 0, SVC_CMD_MIGRATE, SVC_CMD_HELP, SVC_CMD_VERSION };
+enum svc_log_format { SVC_LOG_JSON = 0, SVC_LOG_TEXT };
+
+#define SVC_MAX_ADMINS 64
+
+struct svc_config {
+	enum svc_command command;
+	char *listen;
+	char *database_url;
+	char *tls_cert, *tls_key, *tls_client_ca;
+	char *admins[SVC_MAX_ADMINS];
+	size_t n_admins;
+	char *metrics_listen; /* NULL = off */
+	char *health_listen;  /* NULL = off */
+	int db_wait_s;
+	int workers;
+	int db_pool;
+	int shutdown_grace_s;
+	enum svc_log_format log_format;
+	bool migrate_at_start;
+	/* Transport limits (one table, svc_config.c); flags change them. */
+	int max_recv_bytes;
+	int max_concurrent_streams;
+	int max_metadata_bytes;
+	int keepalive_min_ping_ms;
+	int max_connection_idle_ms;
+	int max_connection_age_ms;
+};
+
+/* Parses argv and the environment (flags override the environment). On a configuration error
+ * writes one line naming the flag to `errout` and returns 2; 0 on success. Files named by the
+ * TLS flags are checked for readability here; their contents are checked by auth/. */
+int svc_config_parse(struct svc_config *cfg, int argc, char **argv, FILE *errout);
+void svc_config_cleanup(struct svc_config *cfg);
+void svc_config_usage(FILE *out);
+bool svc_config_is_admin(const struct svc_config *cfg, const char *principal);
+
+#endif

@@ -1,0 +1,169 @@
+/* grpc.health.v1.Health and the database monitor behind it. */
+#include "svc_health.h"
+
+#include "grpc/health/v1/health.pb-c.h"
+#include "svc.h"
+#include "svc_log.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+struct svc_health {
+	struct store_pool *pool;
+	atomic_int db_ok;
+	atomic_int shutting_down;
+	pthread_t thread;
+	bool running;
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	bool stop;
+	bool recheck;
+};
+
+struct svc_health *svc_health_new(struct store_pool *pool)
+{
+	struct svc_health *h = calloc(1, sizeof(*h));
+	if (h == NULL)
+		return NULL;
+	h->pool = pool;
+	atomic_init(&h->db_ok, 1); /* start-up waited for the database */
+	atomic_init(&h->shutting_down, 0);
+	pthread_mutex_init(&h->mu, NULL);
+	pthread_cond_init(&h->cv, NULL);
+	return h;
+}
+
+static void *monitor(void *arg)
+{
+	struct svc_health *h = arg;
+
+	pthread_mutex_lock(&h->mu);
+	while (!h->stop) {
+		struct timespec until;
+		bool ok;
+
+		pthread_mutex_unlock(&h->mu);
+		ok = store_pool_ping(h->pool, store_now_ms() + 1000);
+		if (ok != (atomic_exchange(&h->db_ok, ok) != 0))
+			svc_log_event(ok ? "info" : "warn", "database %s",
+			              ok ? "reachable again: SERVING" : "unreachable: NOT_SERVING");
+		pthread_mutex_lock(&h->mu);
+		if (h->stop)
+			break;
+		if (h->recheck && ok) {
+			h->recheck = false;
+			continue;
+		}
+		h->recheck = false;
+		clock_gettime(CLOCK_REALTIME, &until);
+		until.tv_nsec += ok ? 0 : 500000000L; /* down: look again sooner */
+		until.tv_sec += ok ? 1 : 0;
+		if (until.tv_nsec >= 1000000000L) {
+			until.tv_sec++;
+			until.tv_nsec -= 1000000000L;
+		}
+		while (!h->stop && !h->recheck &&
+		       pthread_cond_timedwait(&h->cv, &h->mu, &until) == 0)
+			;
+	}
+	pthread_mutex_unlock(&h->mu);
+	return NULL;
+}
+
+void svc_health_start(struct svc_health *h)
+{
+	if (pthread_create(&h->thread, NULL, monitor, h) == 0)
+		h->running = true;
+}
+
+void svc_health_stop(struct svc_health *h)
+{
+	if (h == NULL || !h->running)
+		return;
+	pthread_mutex_lock(&h->mu);
+	h->stop = true;
+	pthread_cond_broadcast(&h->cv);
+	pthread_mutex_unlock(&h->mu);
+	pthread_join(h->thread, NULL);
+	h->running = false;
+}
+
+void svc_health_free(struct svc_health *h)
+{
+	if (h == NULL)
+		return;
+	svc_health_stop(h);
+	pthread_mutex_destroy(&h->mu);
+	pthread_cond_destroy(&h->cv);
+	free(h);
+}
+
+bool svc_health_db_ok(const struct svc_health *h)
+{
+	return atomic_load(&h->db_ok) != 0;
+}
+
+void svc_health_db_failed(struct svc_health *h, enum mat_code code)
+{
+	(void)code;
+	pthread_mutex_lock(&h->mu);
+	h->recheck = true;
+	pthread_cond_broadcast(&h->cv);
+	pthread_mutex_unlock(&h->mu);
+}
+
+void svc_health_set_shutting_down(struct svc_health *h)
+{
+	atomic_store(&h->shutting_down, 1);
+}
+
+bool svc_health_serving(const struct svc_health *h)
+{
+	return !atomic_load(&h->shutting_down) && atomic_load(&h->db_ok);
+}
+
+/* --- the service ---------------------------------------------------------------------- */
+
+static bool known_service(const char *name)
+{
+	static const char *const names[] = {
+	    "",
+	    "mlops.maturity.v1.ModelService",
+	    "mlops.maturity.v1.OrganizationService",
+	    "mlops.maturity.v1.AssessmentService",
+	    "mlops.maturity.v1.ScoringService",
+	    "mlops.maturity.v1.TransitionService",
+	    "mlops.maturity.v1.ReportingService",
+	    "mlops.maturity.v1.AccessService",
+	    "grpc.health.v1.Health",
+	};
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+		if (strcmp(name, names[i]) == 0)
+			return true;
+	return false;
+}
+
+static enum mat_code health_check(struct svc_ctx *ctx, const ProtobufCMessage *req_)
+{
+	const Grpc__Health__V1__HealthCheckRequest *req = (const void *)req_;
+	Grpc__Health__V1__HealthCheckResponse resp = GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__INIT;
+
+	if (!known_service(req->service))
+		return mat_error_set(&ctx->err, MAT_NOT_FOUND, "unknown service \"%s\"",
+		                     req->service);
+	resp.status = svc_server_serving(ctx->srv)
+	                  ? GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__SERVING
+	                  : GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__NOT_SERVING;
+	return svc_reply(ctx, &resp.base);
+}
+
+static const struct svc_method_impl health_methods[] = {
+    {"Check", health_check, SVC_UNARY},
+};
+
+const struct svc_service_impl svc_health_service = {
+    &grpc__health__v1__health__descriptor, health_methods,
+    sizeof(health_methods) / sizeof(health_methods[0])};

@@ -1,0 +1,288 @@
+/* Metrics: atomic counters per (method, code) and a fixed-bucket histogram per method. */
+#include "svc_metrics.h"
+
+#include "svc_log.h"
+#include "svc_status.h"
+
+#include <arpa/inet.h>
+#include <microhttpd.h>
+#include <netdb.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define N_CODES 17
+static const double buckets[] = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
+                                 0.1,    0.25,  0.5,    1,     2.5,  5,     10};
+#define N_BUCKETS (sizeof(buckets) / sizeof(buckets[0]))
+
+struct method_metrics {
+	const char *service, *method;
+	atomic_ullong started;
+	atomic_ullong handled[N_CODES];
+	atomic_ullong bucket[N_BUCKETS + 1]; /* last = +Inf */
+	atomic_ullong sum_us;
+};
+
+struct svc_metrics {
+	size_t n;
+	struct method_metrics *m;
+	atomic_ullong unknown_started;
+	struct MHD_Daemon *daemon;
+	struct store_pool *pool;
+};
+
+struct svc_metrics *svc_metrics_new(size_t n_methods)
+{
+	struct svc_metrics *mt = calloc(1, sizeof(*mt));
+	if (mt == NULL)
+		return NULL;
+	mt->m = calloc(n_methods ? n_methods : 1, sizeof(*mt->m));
+	if (mt->m == NULL) {
+		free(mt);
+		return NULL;
+	}
+	mt->n = n_methods;
+	return mt;
+}
+
+void svc_metrics_set_method(struct svc_metrics *m, size_t i, const char *service,
+                            const char *method)
+{
+	m->m[i].service = service;
+	m->m[i].method = method;
+}
+
+void svc_metrics_free(struct svc_metrics *m)
+{
+	if (m == NULL)
+		return;
+	svc_metrics_stop(m);
+	free(m->m);
+	free(m);
+}
+
+void svc_metrics_started(struct svc_metrics *m, int index)
+{
+	if (index < 0)
+		atomic_fetch_add_explicit(&m->unknown_started, 1, memory_order_relaxed);
+	else
+		atomic_fetch_add_explicit(&m->m[index].started, 1, memory_order_relaxed);
+}
+
+void svc_metrics_handled(struct svc_metrics *m, int index, int code, double seconds)
+{
+	struct method_metrics *mm;
+	size_t b = 0;
+
+	if (index < 0 || code < 0 || code >= N_CODES)
+		return;
+	mm = &m->m[index];
+	atomic_fetch_add_explicit(&mm->handled[code], 1, memory_order_relaxed);
+	while (b < N_BUCKETS && seconds > buckets[b])
+		b++;
+	atomic_fetch_add_explicit(&mm->bucket[b], 1, memory_order_relaxed);
+	atomic_fetch_add_explicit(&mm->sum_us, (unsigned long long)(seconds * 1e6),
+	                          memory_order_relaxed);
+}
+
+struct sbuf {
+	char *d;
+	size_t n, cap;
+};
+
+static void sb_printf(struct sbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void sb_printf(struct sbuf *b, const char *fmt, ...)
+{
+	va_list ap;
+	int need;
+
+	for (;;) {
+		va_start(ap, fmt);
+		need = vsnprintf(b->d ? b->d + b->n : NULL, b->d ? b->cap - b->n : 0, fmt, ap);
+		va_end(ap);
+		if (need < 0)
+			return;
+		if (b->d != NULL && b->n + (size_t)need < b->cap) {
+			b->n += (size_t)need;
+			return;
+		}
+		size_t cap = (b->cap ? b->cap * 2 : 65536) + (size_t)need;
+		char *d = realloc(b->d, cap);
+		if (d == NULL)
+			return;
+		b->d = d;
+		b->cap = cap;
+	}
+}
+
+static const char *grpc_type(const struct method_metrics *mm)
+{
+	if (strcmp(mm->method, "Watch") == 0 || strncmp(mm->method, "Export", 6) == 0)
+		return "server_stream";
+	if (strcmp(mm->method, "ServerReflectionInfo") == 0)
+		return "bidi_stream";
+	return "unary";
+}
+
+char *svc_metrics_render(struct svc_metrics *m, struct store_pool *pool)
+{
+	struct sbuf b = {0};
+
+	sb_printf(&b, "# HELP grpc_server_started_total Total number of RPCs started on the "
+	              "server.\n# TYPE grpc_server_started_total counter\n");
+	for (size_t i = 0; i < m->n; i++) {
+		struct method_metrics *mm = &m->m[i];
+		sb_printf(&b,
+		          "grpc_server_started_total{grpc_type=\"%s\",grpc_service=\"%s\","
+		          "grpc_method=\"%s\"} %llu\n",
+		          grpc_type(mm), mm->service, mm->method, atomic_load(&mm->started));
+	}
+	sb_printf(&b, "# HELP grpc_server_handled_total Total number of RPCs completed on the "
+	              "server, regardless of success or failure.\n"
+	              "# TYPE grpc_server_handled_total counter\n");
+	for (size_t i = 0; i < m->n; i++) {
+		struct method_metrics *mm = &m->m[i];
+		for (int c = 0; c < N_CODES; c++) {
+			unsigned long long v = atomic_load(&mm->handled[c]);
+			if (v == 0 && c != 0)
+				continue;
+			sb_printf(&b,
+			          "grpc_server_handled_total{grpc_type=\"%s\",grpc_service=\"%s\","
+			          "grpc_method=\"%s\",grpc_code=\"%s\"} %llu\n",
+			          grpc_type(mm), mm->service, mm->method, svc_status_code_name(c),
+			          v);
+		}
+	}
+	sb_printf(&b, "# HELP grpc_server_handling_seconds Histogram of response latency "
+	              "(seconds) of gRPC that had been application-level handled by the server.\n"
+	              "# TYPE grpc_server_handling_seconds histogram\n");
+	for (size_t i = 0; i < m->n; i++) {
+		struct method_metrics *mm = &m->m[i];
+		unsigned long long cum = 0;
+		for (size_t k = 0; k <= N_BUCKETS; k++) {
+			cum += atomic_load(&mm->bucket[k]);
+			if (k < N_BUCKETS)
+				sb_printf(
+				    &b,
+				    "grpc_server_handling_seconds_bucket{grpc_type=\"%s\","
+				    "grpc_service=\"%s\",grpc_method=\"%s\",le=\"%g\"} %llu\n",
+				    grpc_type(mm), mm->service, mm->method, buckets[k], cum);
+			else
+				sb_printf(
+				    &b,
+				    "grpc_server_handling_seconds_bucket{grpc_type=\"%s\","
+				    "grpc_service=\"%s\",grpc_method=\"%s\",le=\"+Inf\"} %llu\n",
+				    grpc_type(mm), mm->service, mm->method, cum);
+		}
+		sb_printf(&b,
+		          "grpc_server_handling_seconds_sum{grpc_type=\"%s\",grpc_service=\"%s\","
+		          "grpc_method=\"%s\"} %.6f\n"
+		          "grpc_server_handling_seconds_count{grpc_type=\"%s\",grpc_service=\"%s\","
+		          "grpc_method=\"%s\"} %llu\n",
+		          grpc_type(mm), mm->service, mm->method,
+		          (double)atomic_load(&mm->sum_us) / 1e6, grpc_type(mm), mm->service,
+		          mm->method, cum);
+	}
+	sb_printf(&b,
+	          "# HELP maturityd_unknown_method_calls_total Calls to paths not in the "
+	          "API (answered UNIMPLEMENTED).\n# TYPE maturityd_unknown_method_calls_total "
+	          "counter\nmaturityd_unknown_method_calls_total %llu\n",
+	          atomic_load(&m->unknown_started));
+	if (pool != NULL) {
+		struct store_pool_stats st;
+		store_pool_get_stats(pool, &st);
+		sb_printf(&b,
+		          "# HELP maturityd_db_pool_connections Database connections by state.\n"
+		          "# TYPE maturityd_db_pool_connections gauge\n"
+		          "maturityd_db_pool_connections{state=\"idle\"} %d\n"
+		          "maturityd_db_pool_connections{state=\"in_use\"} %d\n"
+		          "maturityd_db_pool_connections{state=\"connecting\"} %d\n"
+		          "maturityd_db_pool_connections{state=\"broken\"} %d\n"
+		          "# HELP maturityd_db_pool_size Maximum database connections.\n"
+		          "# TYPE maturityd_db_pool_size gauge\nmaturityd_db_pool_size %d\n",
+		          st.idle, st.in_use, st.connecting, st.broken, st.size);
+	}
+	sb_printf(&b,
+	          "# HELP maturityd_build_info Build information.\n"
+	          "# TYPE maturityd_build_info gauge\n"
+	          "maturityd_build_info{version=\"%s\"} 1\n",
+	          MATURITYD_VERSION);
+	return b.d;
+}
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
+                                  const char *method, const char *version, const char *upload,
+                                  size_t *upload_size, void **con_cls)
+{
+	struct svc_metrics *m = cls;
+	struct MHD_Response *resp;
+	enum MHD_Result ret;
+	char *text;
+
+	if (strcmp(method, "GET") != 0 || strcmp(url, "/metrics") != 0) {
+		static const char nf[] = "not found: GET /metrics\n";
+		resp = MHD_create_response_from_buffer(sizeof(nf) - 1, (void *)nf,
+		                                       MHD_RESPMEM_PERSISTENT);
+		ret = MHD_queue_response(conn, MHD_HTTP_NOT_FOUND, resp);
+		MHD_destroy_response(resp);
+		return ret;
+	}
+	text = svc_metrics_render(m, m->pool);
+	if (text == NULL)
+		return MHD_NO;
+	resp = MHD_create_response_from_buffer(strlen(text), text, MHD_RESPMEM_MUST_FREE);
+	MHD_add_response_header(resp, "Content-Type", "text/plain; version=0.0.4");
+	ret = MHD_queue_response(conn, MHD_HTTP_OK, resp);
+	MHD_destroy_response(resp);
+	return ret;
+}
+
+int svc_metrics_serve(struct svc_metrics *m, struct store_pool *pool, const char *addr)
+{
+	struct addrinfo hints = {0}, *res = NULL;
+	char host[256];
+	const char *colon = strrchr(addr, ':');
+	size_t hl;
+
+	if (colon == NULL)
+		return -1;
+	hl = (size_t)(colon - addr);
+	if (hl >= sizeof(host))
+		return -1;
+	memcpy(host, addr, hl);
+	host[hl] = '\0';
+	if (host[0] == '[' && hl > 1 && host[hl - 1] == ']') {
+		memmove(host, host + 1, hl - 2);
+		host[hl - 2] = '\0';
+	}
+	hints.ai_socktype = SOCK_STREAM;
+	hints.ai_flags = AI_NUMERICSERV | AI_PASSIVE;
+	if (getaddrinfo(host[0] ? host : NULL, colon + 1, &hints, &res) != 0 || res == NULL) {
+		svc_log_event("error", "--metrics-listen: cannot resolve %s", addr);
+		return -1;
+	}
+	m->pool = pool;
+	m->daemon = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG |
+	                                 (res->ai_family == AF_INET6 ? MHD_USE_IPv6 : 0),
+	                             0, NULL, NULL, on_request, m, MHD_OPTION_SOCK_ADDR,
+	                             res->ai_addr, MHD_OPTION_CONNECTION_LIMIT, 64,
+	                             MHD_OPTION_CONNECTION_TIMEOUT, 10, MHD_OPTION_END);
+	freeaddrinfo(res);
+	if (m->daemon == NULL) {
+		svc_log_event("error", "--metrics-listen: cannot listen on %s", addr);
+		return -1;
+	}
+	return 0;
+}
+
+void svc_metrics_stop(struct svc_metrics *m)
+{
+	if (m != NULL && m->daemon != NULL) {
+		MHD_stop_daemon(m->daemon);
+		m->daemon = NULL;
+	}
+}

@@ -1,0 +1,30 @@
+/* Prometheus metrics named as the gRPC ecosystem names them (go-grpc-prometheus):
+ * grpc_server_started_total, grpc_server_handled_total, grpc_server_handling_seconds, plus pool
+ * gauges and build info; served over HTTP by libmicrohttpd at --metrics-listen /metrics.
+ * Counters are lock-free atomics so recording costs a few nanoseconds on the call path. */
+#ifndef SVC_METRICS_H
+#define SVC_METRICS_H
+
+#include "store.h"
+
+#include <stddef.h>
+
+struct svc_metrics;
+
+struct svc_metrics *svc_metrics_new(size_t n_methods);
+void svc_metrics_set_method(struct svc_metrics *m, size_t i, const char *service,
+                            const char *method);
+void svc_metrics_free(struct svc_metrics *m);
+
+/* index -1: an unknown method (answered UNIMPLEMENTED; not labelled, to bound cardinality). */
+void svc_metrics_started(struct svc_metrics *m, int index);
+void svc_metrics_handled(struct svc_metrics *m, int index, int grpc_code, double seconds);
+
+/* The exposition text; caller frees. pool may be NULL. */
+char *svc_metrics_render(struct svc_metrics *m, struct store_pool *pool);
+
+/* Serves /metrics on addr ("host:port"); returns 0, or -1 with a log line. */
+int svc_metrics_serve(struct svc_metrics *m, struct store_pool *pool, const char *addr);
+void svc_metrics_stop(struct svc_metrics *m);
+
+#endif

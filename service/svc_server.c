@@ -1,0 +1,1016 @@
+/* The server loop on grpc core.
+ *
+ * Threads: each worker owns a notification completion queue on which its armed requests (one
+ * per registered method, plus the generic request that answers unknown paths) complete. Calls
+ * are bound to a second, per-worker "events" queue served by its own thread, so that while a
+ * worker blocks in a handler (synchronous libpq) the call's close/cancel notification and stream
+ * send completions are still seen: cancellation reaches the handler, and a stream send waits on
+ * a condition variable rather than on the worker's own queue. A worker re-arms a request only
+ * after its handler ran (NOTES: re-arming before a blocking handler queues fast calls behind it).
+ *
+ * A call: REQUESTED (slot armed) -> RECEIVED (slot completed; RECV_CLOSE_ON_SERVER started) ->
+ * HANDLED (decode, authenticate, handler) -> SENDING (final batch) -> DONE (final batch and close
+ * both completed: unref and free). */
+#include "svc_server.h"
+
+#include "auth.h"
+#include "auth_policy.h"
+#include "mat_validate.h"
+#include "svc.h"
+#include "svc_convert.h"
+#include "svc_health.h"
+#include "svc_log.h"
+#include "svc_metrics.h"
+#include "svc_status.h"
+
+#include <assert.h>
+#include <grpc/byte_buffer_reader.h>
+#include <grpc/grpc.h>
+#include <grpc/grpc_security.h>
+#include <grpc/support/alloc.h>
+#include <grpc/support/time.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <time.h>
+
+enum tag_type { TAG_REQUEST, TAG_CLOSE, TAG_OP, TAG_FINAL, TAG_SHUTDOWN };
+
+struct svc_tag {
+	enum tag_type type;
+	void *p;
+};
+
+struct svc_method {
+	char path[160];
+	const char *service_name;
+	const char *method_name;
+	const ProtobufCMessageDescriptor *input;
+	svc_handler_fn fn;
+	enum svc_kind kind;
+	const struct auth_rule *rule;
+	void *handle; /* grpc registered-method handle */
+	int metrics_index;
+};
+
+struct svc_worker;
+
+/* An armed request: where grpc core puts the next call for one method on one worker. */
+struct svc_slot {
+	struct svc_tag tag;
+	struct svc_worker *w;
+	struct svc_method *m; /* NULL: the generic request */
+	grpc_call *call;
+	gpr_timespec deadline;
+	grpc_metadata_array md;
+	grpc_byte_buffer *payload;
+	grpc_call_details details;
+};
+
+#define PRINCIPAL_CACHE 8
+
+struct principal_cache_entry {
+	char *pem;
+	size_t len;
+	char principal[MAT_MAX_PRINCIPAL + 1];
+};
+
+struct svc_worker {
+	struct svc_server *srv;
+	int index;
+	grpc_completion_queue *cq;        /* notifications of new calls */
+	grpc_completion_queue *events_cq; /* batches of the calls bound to this worker */
+	pthread_t thread, events_thread;
+	struct svc_slot *slots; /* n_methods registered + 1 generic */
+	/* Principal of recent peer certificates: parsing X.509 per call costs more than the rest
+	 * of a health check. Keyed by the exact PEM bytes, so a new certificate is parsed anew. */
+	struct principal_cache_entry cache[PRINCIPAL_CACHE];
+	unsigned cache_next;
+};
+
+struct svc_call {
+	struct svc_ctx ctx;
+	struct svc_worker *w;
+	struct svc_method *m;
+	grpc_call *call;
+	grpc_metadata_array req_md;
+	grpc_byte_buffer *payload;
+	int close_cancelled;
+	struct svc_tag close_tag, op_tag, final_tag;
+	atomic_int pending; /* close + final batch */
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	bool op_done, op_ok;
+	grpc_byte_buffer *reply_bb;
+	grpc_byte_buffer *recv_bb;
+	bool initial_md_sent;
+	struct timespec start;
+	char *peer;
+	bool authorized; /* svc_authorize ran and allowed */
+};
+
+struct svc_server {
+	const struct svc_config *cfg;
+	struct store_pool *pool;
+	grpc_server *server;
+	grpc_completion_queue *shutdown_cq;
+	int port;
+	struct svc_method *methods;
+	size_t n_methods;
+	struct svc_worker *workers;
+	int n_workers;
+	atomic_int shutting_down;
+	atomic_int in_flight;
+	/* TLS material: `pem` is what the config fetcher hands grpc next; reload sets the flag. */
+	pthread_mutex_t pem_mu;
+	struct auth_pem pem;
+	atomic_int reload_requested;
+	bool first_fetch_done;
+	struct svc_health *health;
+	struct svc_metrics *metrics;
+};
+
+static const struct svc_service_impl *const services[] = {
+    &svc_model_service,   &svc_organization_service, &svc_assessment_service,
+    &svc_scoring_service, &svc_transition_service,   &svc_reporting_service,
+    &svc_access_service,  &svc_health_service,
+};
+
+const struct svc_config *svc_server_config(const struct svc_server *srv)
+{
+	return srv->cfg;
+}
+
+struct store_pool *svc_server_pool(const struct svc_server *srv)
+{
+	return srv->pool;
+}
+
+bool svc_server_db_ok(const struct svc_server *srv)
+{
+	return svc_health_db_ok(srv->health);
+}
+
+bool svc_server_serving(const struct svc_server *srv)
+{
+	return svc_health_serving(srv->health);
+}
+
+/* --- TLS -------------------------------------------------------------------------------- */
+
+/* Runs on every new handshake: must stay cheap, so it only looks at an atomic flag. */
+static grpc_ssl_certificate_config_reload_status
+fetch_config(void *ud, grpc_ssl_server_certificate_config **out)
+{
+	struct svc_server *srv = ud;
+	struct auth_pem fresh;
+	enum auth_file bad;
+	struct mat_error err;
+	grpc_ssl_certificate_config_reload_status rc = GRPC_SSL_CERTIFICATE_CONFIG_RELOAD_UNCHANGED;
+
+	*out = NULL;
+	if (!atomic_exchange(&srv->reload_requested, 0))
+		return rc;
+	pthread_mutex_lock(&srv->pem_mu);
+	if (srv->first_fetch_done) {
+		mat_error_clear(&err);
+		if (auth_pem_load(srv->cfg->tls_cert, srv->cfg->tls_key, srv->cfg->tls_client_ca,
+		                  &fresh, &bad, &err) != MAT_OK) {
+			svc_log_event("error",
+			              "certificate reload failed, keeping the current "
+			              "credentials: %s",
+			              err.message);
+			goto out;
+		}
+		auth_pem_cleanup(&srv->pem);
+		srv->pem = fresh;
+		svc_log_event("info", "certificates reloaded");
+	}
+	grpc_ssl_pem_key_cert_pair pair = {.private_key = srv->pem.private_key,
+	                                   .cert_chain = srv->pem.cert_chain};
+	*out = grpc_ssl_server_certificate_config_create(srv->pem.client_ca, &pair, 1);
+	srv->first_fetch_done = true;
+	rc = GRPC_SSL_CERTIFICATE_CONFIG_RELOAD_NEW;
+out:
+	pthread_mutex_unlock(&srv->pem_mu);
+	return rc;
+}
+
+void svc_server_request_reload(struct svc_server *srv)
+{
+	atomic_store(&srv->reload_requested, 1);
+}
+
+/* --- method table --------------------------------------------------------------------- */
+
+static enum mat_code unimplemented(struct svc_ctx *ctx, const ProtobufCMessage *req)
+{
+	return mat_error_set(&ctx->err, MAT_UNIMPLEMENTED, "%s is not implemented yet",
+	                     ctx->method);
+}
+
+static int build_methods(struct svc_server *srv)
+{
+	size_t n = 0, k = 0;
+
+	for (size_t s = 0; s < sizeof(services) / sizeof(services[0]); s++)
+		n += services[s]->desc->n_methods;
+	srv->methods = calloc(n, sizeof(*srv->methods));
+	if (srv->methods == NULL)
+		return -1;
+	for (size_t s = 0; s < sizeof(services) / sizeof(services[0]); s++) {
+		const struct svc_service_impl *impl = services[s];
+		for (unsigned i = 0; i < impl->desc->n_methods; i++) {
+			const ProtobufCMethodDescriptor *md = &impl->desc->methods[i];
+			struct svc_method *m = &srv->methods[k++];
+			snprintf(m->path, sizeof(m->path), "/%s/%s", impl->desc->name, md->name);
+			m->service_name = impl->desc->name;
+			m->method_name = md->name;
+			m->input = md->input;
+			m->fn = unimplemented;
+			m->kind = SVC_UNARY;
+			for (size_t j = 0; j < impl->n_methods; j++) {
+				if (strcmp(impl->methods[j].name, md->name) == 0) {
+					m->fn = impl->methods[j].fn;
+					m->kind = impl->methods[j].kind;
+				}
+			}
+			m->rule = auth_policy_find(m->path);
+			if (m->rule == NULL) {
+				svc_log_event("error", "no permission rule for %s", m->path);
+				return -1;
+			}
+		}
+	}
+	srv->n_methods = n;
+	return 0;
+}
+
+/* --- calls ---------------------------------------------------------------------------- */
+
+static void arm(struct svc_slot *s)
+{
+	struct svc_server *srv = s->w->srv;
+	grpc_call_error e;
+
+	grpc_metadata_array_init(&s->md);
+	s->call = NULL;
+	s->payload = NULL;
+	if (s->m != NULL) {
+		e = grpc_server_request_registered_call(
+		    srv->server, s->m->handle, &s->call, &s->deadline, &s->md,
+		    s->m->kind == SVC_BIDI_STREAM ? NULL : &s->payload, s->w->events_cq, s->w->cq,
+		    &s->tag);
+	} else {
+		grpc_call_details_init(&s->details);
+		e = grpc_server_request_call(srv->server, &s->call, &s->details, &s->md,
+		                             s->w->events_cq, s->w->cq, &s->tag);
+	}
+	if (e != GRPC_CALL_OK) {
+		/* Only after shutdown started: the slot stays idle. */
+		grpc_metadata_array_destroy(&s->md);
+		if (s->m == NULL)
+			grpc_call_details_destroy(&s->details);
+	}
+}
+
+static void call_free(struct svc_call *c)
+{
+	struct svc_server *srv = c->w->srv;
+
+	grpc_call_unref(c->call);
+	grpc_metadata_array_destroy(&c->req_md);
+	if (c->payload)
+		grpc_byte_buffer_destroy(c->payload);
+	if (c->reply_bb)
+		grpc_byte_buffer_destroy(c->reply_bb);
+	if (c->recv_bb)
+		grpc_byte_buffer_destroy(c->recv_bb);
+	svc_arena_free(c->ctx.arena);
+	for (size_t i = 0; i < c->ctx.n_bindings; i++)
+		mat_role_binding_cleanup(&c->ctx.bindings[i]);
+	free(c->ctx.bindings);
+	gpr_free(c->peer);
+	pthread_mutex_destroy(&c->mu);
+	pthread_cond_destroy(&c->cv);
+	free(c);
+	atomic_fetch_sub(&srv->in_flight, 1);
+}
+
+static void call_release(struct svc_call *c)
+{
+	if (atomic_fetch_sub(&c->pending, 1) == 1)
+		call_free(c);
+}
+
+static void *events_main(void *arg)
+{
+	struct svc_worker *w = arg;
+
+	for (;;) {
+		grpc_event ev = grpc_completion_queue_next(
+		    w->events_cq, gpr_inf_future(GPR_CLOCK_MONOTONIC), NULL);
+		if (ev.type == GRPC_QUEUE_SHUTDOWN)
+			break;
+		if (ev.type != GRPC_OP_COMPLETE)
+			continue;
+		struct svc_tag *t = ev.tag;
+		struct svc_call *c = t->p;
+		switch (t->type) {
+		case TAG_CLOSE:
+			if (c->close_cancelled)
+				atomic_store(&c->ctx.cancelled, 1);
+			pthread_mutex_lock(&c->mu);
+			pthread_cond_broadcast(&c->cv);
+			pthread_mutex_unlock(&c->mu);
+			call_release(c);
+			break;
+		case TAG_OP:
+			pthread_mutex_lock(&c->mu);
+			c->op_done = true;
+			c->op_ok = ev.success != 0;
+			pthread_cond_broadcast(&c->cv);
+			pthread_mutex_unlock(&c->mu);
+			break;
+		case TAG_FINAL:
+			call_release(c);
+			break;
+		case TAG_REQUEST:
+		case TAG_SHUTDOWN:
+			assert(!"unexpected tag on an events queue");
+			break;
+		}
+	}
+	return NULL;
+}
+
+/* Starts one batch and waits for it on the events thread (streams only). */
+static bool run_op_batch(struct svc_call *c, grpc_op *ops, size_t n)
+{
+	bool ok;
+
+	pthread_mutex_lock(&c->mu);
+	c->op_done = false;
+	pthread_mutex_unlock(&c->mu);
+	if (grpc_call_start_batch(c->call, ops, n, &c->op_tag, NULL) != GRPC_CALL_OK)
+		return false;
+	pthread_mutex_lock(&c->mu);
+	while (!c->op_done)
+		pthread_cond_wait(&c->cv, &c->mu);
+	ok = c->op_ok;
+	pthread_mutex_unlock(&c->mu);
+	return ok;
+}
+
+static grpc_byte_buffer *pack(const ProtobufCMessage *msg)
+{
+	size_t len = protobuf_c_message_get_packed_size(msg);
+	grpc_slice s = grpc_slice_malloc(len);
+	grpc_byte_buffer *bb;
+
+	protobuf_c_message_pack(msg, GRPC_SLICE_START_PTR(s));
+	bb = grpc_raw_byte_buffer_create(&s, 1);
+	grpc_slice_unref(s);
+	return bb;
+}
+
+enum mat_code svc_reply(struct svc_ctx *ctx, const ProtobufCMessage *msg)
+{
+	struct svc_call *c = ctx->call;
+
+	assert(c->reply_bb == NULL);
+	c->reply_bb = pack(msg);
+	return MAT_OK;
+}
+
+enum mat_code svc_stream_send(struct svc_ctx *ctx, const ProtobufCMessage *msg)
+{
+	struct svc_call *c = ctx->call;
+	grpc_op ops[2];
+	size_t n = 0;
+	grpc_byte_buffer *bb;
+	bool ok;
+
+	if (atomic_load(&ctx->cancelled))
+		return mat_error_set(&ctx->err, MAT_CANCELLED, "the call was cancelled");
+	bb = pack(msg);
+	memset(ops, 0, sizeof(ops));
+	if (!c->initial_md_sent) {
+		ops[n].op = GRPC_OP_SEND_INITIAL_METADATA;
+		n++;
+		c->initial_md_sent = true;
+	}
+	ops[n].op = GRPC_OP_SEND_MESSAGE;
+	ops[n].data.send_message.send_message = bb;
+	n++;
+	ok = run_op_batch(c, ops, n);
+	grpc_byte_buffer_destroy(bb);
+	if (!ok)
+		return mat_error_set(&ctx->err, MAT_CANCELLED, "the client went away");
+	return MAT_OK;
+}
+
+static ProtobufCMessage *decode(const ProtobufCMessageDescriptor *desc, grpc_byte_buffer *bb,
+                                bool *ok)
+{
+	grpc_byte_buffer_reader r;
+	grpc_slice s;
+	ProtobufCMessage *m;
+
+	*ok = false;
+	if (!grpc_byte_buffer_reader_init(&r, bb))
+		return NULL;
+	s = grpc_byte_buffer_reader_readall(&r);
+	grpc_byte_buffer_reader_destroy(&r);
+	m = protobuf_c_message_unpack(desc, NULL, GRPC_SLICE_LENGTH(s), GRPC_SLICE_START_PTR(s));
+	grpc_slice_unref(s);
+	*ok = m != NULL;
+	return m;
+}
+
+enum mat_code svc_stream_recv(struct svc_ctx *ctx, const ProtobufCMessageDescriptor *desc,
+                              ProtobufCMessage **out)
+{
+	struct svc_call *c = ctx->call;
+	grpc_op op;
+	bool ok;
+
+	*out = NULL;
+	memset(&op, 0, sizeof(op));
+	op.op = GRPC_OP_RECV_MESSAGE;
+	op.data.recv_message.recv_message = &c->recv_bb;
+	if (!run_op_batch(c, &op, 1))
+		return mat_error_set(&ctx->err, MAT_CANCELLED, "the client went away");
+	if (c->recv_bb == NULL)
+		return MAT_OK; /* half-closed */
+	*out = decode(desc, c->recv_bb, &ok);
+	grpc_byte_buffer_destroy(c->recv_bb);
+	c->recv_bb = NULL;
+	if (!ok)
+		return mat_error_set(&ctx->err, MAT_INVALID,
+		                     "the request is not a valid %s message", desc->name);
+	return svc_check_utf8(*out, &ctx->err) ? MAT_OK : MAT_INVALID;
+}
+
+void svc_store_call(struct svc_ctx *ctx, struct store_call *out)
+{
+	memset(out, 0, sizeof(*out));
+	out->pool = ctx->srv->pool;
+	out->deadline_ms = ctx->deadline_ms;
+	out->principal = ctx->principal;
+	out->method = ctx->method;
+	out->request_id = ctx->request_id;
+	out->cancelled = (volatile const int *)&ctx->cancelled;
+}
+
+static enum mat_code load_bindings(struct svc_ctx *ctx)
+{
+	struct store_call sc;
+	enum mat_code rc;
+
+	if (ctx->bindings_loaded)
+		return MAT_OK;
+	svc_store_call(ctx, &sc);
+	rc = store_bindings_for_principal(&sc, ctx->principal, &ctx->bindings, &ctx->n_bindings,
+	                                  &ctx->err);
+	if (rc == MAT_OK)
+		ctx->bindings_loaded = true;
+	return rc;
+}
+
+enum mat_code svc_authorize(struct svc_ctx *ctx, const char *org_id)
+{
+	struct svc_call *c = ctx->call;
+	const struct auth_rule *rule = c->m->rule;
+	enum mat_code rc;
+
+	if (rule->perm != AUTH_PERM_ANY && !ctx->bootstrap_admin) {
+		rc = load_bindings(ctx);
+		if (rc != MAT_OK)
+			return rc;
+	}
+	if (!auth_policy_allows(rule->perm, org_id, ctx->bindings, ctx->n_bindings,
+	                        ctx->bootstrap_admin)) {
+		struct store_call sc;
+		struct mat_error ignored;
+		char resource[128];
+
+		if (org_id != NULL && org_id[0] != '\0')
+			snprintf(resource, sizeof(resource), "organizations/%s", org_id);
+		else
+			resource[0] = '\0';
+		svc_store_call(ctx, &sc);
+		mat_error_clear(&ignored);
+		/* The denial is audited before the response; an audit write that fails is logged,
+		 * and the caller still gets PERMISSION_DENIED (never more access). */
+		if (store_audit_denied(&sc, resource, 7 /* PERMISSION_DENIED */, &ignored) !=
+		    MAT_OK)
+			svc_log_event("error", "audit of a denial failed: %s", ignored.message);
+		return mat_error_set(&ctx->err, MAT_DENIED, "%s may not call %s%s%s",
+		                     ctx->principal, c->m->method_name, resource[0] ? " on " : "",
+		                     resource);
+	}
+	c->authorized = true;
+	return MAT_OK;
+}
+
+bool svc_sees_all(struct svc_ctx *ctx)
+{
+	if (ctx->bootstrap_admin)
+		return true;
+	if (load_bindings(ctx) != MAT_OK)
+		return false;
+	return auth_policy_sees_all(ctx->bindings, ctx->n_bindings, false);
+}
+
+static bool principal_of(struct svc_call *c)
+{
+	struct svc_worker *w = c->w;
+	grpc_auth_context *ac = grpc_call_auth_context(c->call);
+	grpc_auth_property_iterator it;
+	const grpc_auth_property *p;
+	bool ok = false;
+
+	if (ac == NULL)
+		return false;
+	if (!grpc_auth_context_peer_is_authenticated(ac))
+		goto out;
+	it = grpc_auth_context_find_properties_by_name(ac, "x509_pem_cert");
+	p = grpc_auth_property_iterator_next(&it);
+	if (p == NULL || p->value == NULL)
+		goto out;
+	for (unsigned i = 0; i < PRINCIPAL_CACHE; i++) {
+		struct principal_cache_entry *e = &w->cache[i];
+		if (e->pem != NULL && e->len == p->value_length &&
+		    memcmp(e->pem, p->value, e->len) == 0) {
+			memcpy(c->ctx.principal, e->principal, sizeof(e->principal));
+			ok = true;
+			goto out;
+		}
+	}
+	if (auth_principal_from_pem(p->value, p->value_length, c->ctx.principal,
+	                            sizeof(c->ctx.principal), &c->ctx.err) != MAT_OK)
+		goto out;
+	{
+		struct principal_cache_entry *e = &w->cache[w->cache_next++ % PRINCIPAL_CACHE];
+		free(e->pem);
+		e->pem = malloc(p->value_length);
+		e->len = p->value_length;
+		if (e->pem != NULL) {
+			memcpy(e->pem, p->value, e->len);
+			memcpy(e->principal, c->ctx.principal, sizeof(e->principal));
+		}
+	}
+	ok = true;
+out:
+	grpc_auth_context_release(ac);
+	return ok;
+}
+
+static void request_id_of(struct svc_call *c)
+{
+	for (size_t i = 0; i < c->req_md.count; i++) {
+		const grpc_metadata *md = &c->req_md.metadata[i];
+		size_t klen = GRPC_SLICE_LENGTH(md->key), vlen = GRPC_SLICE_LENGTH(md->value);
+		if (klen == 12 && memcmp(GRPC_SLICE_START_PTR(md->key), "x-request-id", 12) == 0 &&
+		    vlen > 0 && vlen < sizeof(c->ctx.request_id) &&
+		    mat_utf8_valid((const char *)GRPC_SLICE_START_PTR(md->value), vlen)) {
+			memcpy(c->ctx.request_id, GRPC_SLICE_START_PTR(md->value), vlen);
+			c->ctx.request_id[vlen] = '\0';
+			for (size_t k = 0; k < vlen; k++)
+				if ((unsigned char)c->ctx.request_id[k] < 0x20)
+					c->ctx.request_id[k] = '?';
+			return;
+		}
+	}
+	unsigned char r[16];
+	if (getrandom(r, sizeof(r), 0) != (ssize_t)sizeof(r))
+		memset(r, 0, sizeof(r));
+	r[6] = (r[6] & 0x0f) | 0x40;
+	r[8] = (r[8] & 0x3f) | 0x80;
+	snprintf(c->ctx.request_id, sizeof(c->ctx.request_id),
+	         "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", r[0], r[1],
+	         r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9], r[10], r[11], r[12], r[13], r[14],
+	         r[15]);
+}
+
+static int64_t deadline_to_ms(gpr_timespec deadline)
+{
+	gpr_timespec now, left;
+
+	if (gpr_time_cmp(deadline, gpr_inf_future(deadline.clock_type)) == 0)
+		return STORE_NO_DEADLINE;
+	now = gpr_now(deadline.clock_type);
+	left = gpr_time_sub(deadline, now);
+	return store_now_ms() + (int64_t)left.tv_sec * 1000 + left.tv_nsec / 1000000;
+}
+
+static double elapsed_ms(const struct timespec *start)
+{
+	struct timespec now;
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	return (double)(now.tv_sec - start->tv_sec) * 1e3 +
+	       (double)(now.tv_nsec - start->tv_nsec) / 1e6;
+}
+
+/* Sends the status (and the unary reply) in one batch: HANDLED -> SENDING. After this the call
+ * belongs to the events thread. */
+static void finish(struct svc_call *c, enum mat_code code)
+{
+	struct svc_server *srv = c->w->srv;
+	struct svc_status st;
+	grpc_op ops[3];
+	size_t n = 0;
+	double ms = elapsed_ms(&c->start);
+	const char *method = c->m ? c->m->path : c->ctx.method;
+
+	svc_status_build(code, &c->ctx.err, &st);
+	if (code == MAT_INTERNAL)
+		svc_log_event("error", "%s: internal error: %s", method, c->ctx.err.message);
+	svc_log_call(method, c->ctx.principal, svc_status_code_name(st.code), ms, c->ctx.request_id,
+	             c->peer, st.code == GRPC_STATUS_OK ? NULL : c->ctx.err.message);
+	svc_metrics_handled(srv->metrics, c->m ? c->m->metrics_index : -1, st.code, ms / 1e3);
+
+	memset(ops, 0, sizeof(ops));
+	if (!c->initial_md_sent) {
+		ops[n].op = GRPC_OP_SEND_INITIAL_METADATA;
+		n++;
+		c->initial_md_sent = true;
+	}
+	if (st.code == GRPC_STATUS_OK && c->reply_bb != NULL) {
+		ops[n].op = GRPC_OP_SEND_MESSAGE;
+		ops[n].data.send_message.send_message = c->reply_bb;
+		n++;
+	}
+	ops[n].op = GRPC_OP_SEND_STATUS_FROM_SERVER;
+	ops[n].data.send_status_from_server.status = st.code;
+	ops[n].data.send_status_from_server.status_details = &st.details;
+	ops[n].data.send_status_from_server.trailing_metadata = st.trailing;
+	ops[n].data.send_status_from_server.trailing_metadata_count = st.n_trailing;
+	n++;
+	if (grpc_call_start_batch(c->call, ops, n, &c->final_tag, NULL) != GRPC_CALL_OK) {
+		svc_log_event("error", "%s: could not send the status", method);
+		svc_status_cleanup(&st);
+		call_release(c);
+		return;
+	}
+	svc_status_cleanup(&st);
+}
+
+static void handle(struct svc_slot *s)
+{
+	struct svc_worker *w = s->w;
+	struct svc_server *srv = w->srv;
+	struct svc_call *c = calloc(1, sizeof(*c));
+	ProtobufCMessage *req = NULL;
+	enum mat_code rc = MAT_INTERNAL;
+	grpc_op op;
+	char generic_path[200];
+
+	if (c == NULL) {
+		/* Out of memory: cancel rather than leak the call. */
+		grpc_call_cancel_with_status(s->call, GRPC_STATUS_RESOURCE_EXHAUSTED,
+		                             "out of memory", NULL);
+		grpc_call_unref(s->call);
+		grpc_metadata_array_destroy(&s->md);
+		if (s->payload)
+			grpc_byte_buffer_destroy(s->payload);
+		return;
+	}
+	atomic_fetch_add(&srv->in_flight, 1);
+	clock_gettime(CLOCK_MONOTONIC, &c->start);
+	c->w = w;
+	c->m = s->m;
+	c->call = s->call;
+	c->req_md = s->md; /* moves: the slot re-inits its own on re-arm */
+	c->payload = s->payload;
+	c->close_tag = (struct svc_tag){TAG_CLOSE, c};
+	c->op_tag = (struct svc_tag){TAG_OP, c};
+	c->final_tag = (struct svc_tag){TAG_FINAL, c};
+	atomic_init(&c->pending, 2);
+	pthread_mutex_init(&c->mu, NULL);
+	pthread_cond_init(&c->cv, NULL);
+	c->ctx.srv = srv;
+	c->ctx.call = c;
+	atomic_init(&c->ctx.cancelled, 0);
+	mat_error_clear(&c->ctx.err);
+	c->peer = grpc_call_get_peer(c->call);
+	c->ctx.deadline_ms = deadline_to_ms(s->deadline);
+	if (s->m != NULL) {
+		c->ctx.method = s->m->path;
+	} else {
+		size_t len = GRPC_SLICE_LENGTH(s->details.method);
+		if (len >= sizeof(generic_path))
+			len = sizeof(generic_path) - 1;
+		memcpy(generic_path, GRPC_SLICE_START_PTR(s->details.method), len);
+		generic_path[len] = '\0';
+		for (size_t i = 0; i < len; i++)
+			if ((unsigned char)generic_path[i] < 0x20 ||
+			    (unsigned char)generic_path[i] >= 0x7f)
+				generic_path[i] = '?';
+		c->ctx.method = generic_path;
+		grpc_call_details_destroy(&s->details);
+	}
+	request_id_of(c);
+
+	/* RECEIVED: learn of cancellation (deadline, client) while the handler runs. */
+	memset(&op, 0, sizeof(op));
+	op.op = GRPC_OP_RECV_CLOSE_ON_SERVER;
+	op.data.recv_close_on_server.cancelled = &c->close_cancelled;
+	if (grpc_call_start_batch(c->call, &op, 1, &c->close_tag, NULL) != GRPC_CALL_OK)
+		atomic_fetch_sub(&c->pending, 1);
+	svc_metrics_started(srv->metrics, s->m ? s->m->metrics_index : -1);
+
+	if (s->m == NULL) {
+		rc = mat_error_set(&c->ctx.err, MAT_UNIMPLEMENTED, "unknown method %s",
+		                   c->ctx.method);
+		goto out;
+	}
+	if (!principal_of(c)) {
+		struct store_call sc;
+		struct mat_error ignored;
+		svc_store_call(&c->ctx, &sc);
+		mat_error_clear(&ignored);
+		if (store_audit_denied(&sc, "", 16 /* UNAUTHENTICATED */, &ignored) != MAT_OK)
+			svc_log_event("error", "audit of an unauthenticated call failed: %s",
+			              ignored.message);
+		rc = mat_error_set(&c->ctx.err, MAT_UNAUTHENTICATED,
+		                   "the client certificate carries no usable identity");
+		goto out;
+	}
+	c->ctx.bootstrap_admin = svc_config_is_admin(srv->cfg, c->ctx.principal);
+	if (atomic_load(&srv->shutting_down)) {
+		rc = mat_error_set(&c->ctx.err, MAT_UNAVAILABLE, "the server is shutting down");
+		goto out;
+	}
+	if (s->m->kind != SVC_BIDI_STREAM) {
+		bool ok;
+		if (c->payload == NULL) {
+			rc = mat_error_set(&c->ctx.err, MAT_INVALID, "the request has no message");
+			goto out;
+		}
+		req = decode(s->m->input, c->payload, &ok);
+		if (!ok) {
+			rc = mat_error_set(&c->ctx.err, MAT_INVALID,
+			                   "the request is not a valid %s message",
+			                   s->m->input->name);
+			goto out;
+		}
+		if (!svc_check_utf8(req, &c->ctx.err)) {
+			rc = MAT_INVALID;
+			goto out;
+		}
+	}
+	if (s->m->rule->perm == AUTH_PERM_ANY)
+		c->authorized = true;
+	rc = s->m->fn(&c->ctx, req);
+	/* A handler that skipped svc_authorize for a guarded method is a bug: never send data. */
+	if (rc == MAT_OK && !c->authorized) {
+		rc = mat_error_set(&c->ctx.err, MAT_INTERNAL, "%s returned without authorizing",
+		                   c->ctx.method);
+	}
+	if (rc == MAT_OK && s->m->kind == SVC_UNARY && c->reply_bb == NULL)
+		rc =
+		    mat_error_set(&c->ctx.err, MAT_INTERNAL, "%s produced no reply", c->ctx.method);
+	if (rc == MAT_UNAVAILABLE || rc == MAT_TIMEOUT)
+		svc_health_db_failed(srv->health, rc);
+out:
+	if (req != NULL)
+		protobuf_c_message_free_unpacked(req, NULL);
+	finish(c, rc);
+}
+
+static void *worker_main(void *arg)
+{
+	struct svc_worker *w = arg;
+	struct svc_server *srv = w->srv;
+
+	for (;;) {
+		grpc_event ev =
+		    grpc_completion_queue_next(w->cq, gpr_inf_future(GPR_CLOCK_MONOTONIC), NULL);
+		if (ev.type == GRPC_QUEUE_SHUTDOWN)
+			break;
+		if (ev.type != GRPC_OP_COMPLETE)
+			continue;
+		struct svc_tag *t = ev.tag;
+		assert(t->type == TAG_REQUEST);
+		struct svc_slot *s = t->p;
+		if (!ev.success) {
+			/* Shutdown: the request was never matched. */
+			grpc_metadata_array_destroy(&s->md);
+			if (s->m == NULL)
+				grpc_call_details_destroy(&s->details);
+			continue;
+		}
+		handle(s);
+		if (!atomic_load(&srv->shutting_down))
+			arm(s);
+	}
+	return NULL;
+}
+
+/* --- lifecycle ------------------------------------------------------------------------ */
+
+static grpc_arg int_arg(const char *key, int value)
+{
+	grpc_arg a;
+	memset(&a, 0, sizeof(a));
+	a.type = GRPC_ARG_INTEGER;
+	a.key = (char *)key;
+	a.value.integer = value;
+	return a;
+}
+
+struct svc_server *svc_server_new(const struct svc_config *cfg, struct store_pool *pool,
+                                  struct auth_pem *pem)
+{
+	struct svc_server *srv = calloc(1, sizeof(*srv));
+	grpc_ssl_server_credentials_options *opts;
+	grpc_server_credentials *creds;
+	grpc_arg args[8];
+	grpc_channel_args chargs;
+	size_t na = 0;
+
+	if (srv == NULL) {
+		auth_pem_cleanup(pem);
+		return NULL;
+	}
+	srv->cfg = cfg;
+	srv->pool = pool;
+	srv->pem = *pem;
+	memset(pem, 0, sizeof(*pem));
+	pthread_mutex_init(&srv->pem_mu, NULL);
+	atomic_init(&srv->reload_requested, 1); /* the first fetch hands grpc the initial files */
+	atomic_init(&srv->shutting_down, 0);
+	atomic_init(&srv->in_flight, 0);
+	if (build_methods(srv) != 0)
+		goto fail;
+	srv->metrics = svc_metrics_new(srv->n_methods);
+	for (size_t i = 0; srv->metrics != NULL && i < srv->n_methods; i++)
+		svc_metrics_set_method(srv->metrics, i, srv->methods[i].service_name,
+		                       srv->methods[i].method_name);
+	srv->health = svc_health_new(pool);
+	if (srv->metrics == NULL || srv->health == NULL)
+		goto fail;
+
+	args[na++] = int_arg(GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH, cfg->max_recv_bytes);
+	args[na++] = int_arg(GRPC_ARG_MAX_CONCURRENT_STREAMS, cfg->max_concurrent_streams);
+	args[na++] = int_arg(GRPC_ARG_MAX_METADATA_SIZE, cfg->max_metadata_bytes);
+	args[na++] = int_arg(GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS,
+	                     cfg->keepalive_min_ping_ms);
+	args[na++] = int_arg(GRPC_ARG_MAX_CONNECTION_IDLE_MS, cfg->max_connection_idle_ms);
+	args[na++] = int_arg(GRPC_ARG_MAX_CONNECTION_AGE_MS, cfg->max_connection_age_ms);
+	args[na++] = int_arg(GRPC_ARG_MAX_CONNECTION_AGE_GRACE_MS, cfg->shutdown_grace_s * 1000);
+	args[na++] = int_arg(GRPC_ARG_HTTP2_MAX_PING_STRIKES, 2);
+	chargs.num_args = na;
+	chargs.args = args;
+	srv->server = grpc_server_create(&chargs, NULL);
+
+	srv->n_workers = cfg->workers;
+	srv->workers = calloc((size_t)srv->n_workers, sizeof(*srv->workers));
+	if (srv->workers == NULL)
+		goto fail;
+	for (size_t i = 0; i < srv->n_methods; i++) {
+		struct svc_method *m = &srv->methods[i];
+		m->metrics_index = (int)i;
+		m->handle = grpc_server_register_method(
+		    srv->server, m->path, NULL,
+		    m->kind == SVC_BIDI_STREAM ? GRPC_SRM_PAYLOAD_NONE
+		                               : GRPC_SRM_PAYLOAD_READ_INITIAL_BYTE_BUFFER,
+		    0);
+	}
+	for (int i = 0; i < srv->n_workers; i++) {
+		struct svc_worker *w = &srv->workers[i];
+		w->srv = srv;
+		w->index = i;
+		w->cq = grpc_completion_queue_create_for_next(NULL);
+		w->events_cq = grpc_completion_queue_create_for_next(NULL);
+		grpc_server_register_completion_queue(srv->server, w->cq, NULL);
+	}
+	srv->shutdown_cq = grpc_completion_queue_create_for_pluck(NULL);
+	grpc_server_register_completion_queue(srv->server, srv->shutdown_cq, NULL);
+
+	opts = grpc_ssl_server_credentials_create_options_using_config_fetcher(
+	    GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY, fetch_config, srv);
+	creds = grpc_ssl_server_credentials_create_with_options(opts);
+	srv->port = grpc_server_add_http2_port(srv->server, cfg->listen, creds);
+	grpc_server_credentials_release(creds);
+	if (srv->port == 0) {
+		svc_log_event("error", "cannot listen on %s (--listen)", cfg->listen);
+		goto fail;
+	}
+	return srv;
+fail:
+	if (srv->server != NULL) {
+		/* Never started: destroying needs no shutdown. */
+		grpc_server_shutdown_and_notify(srv->server, srv->shutdown_cq, NULL);
+		grpc_server_cancel_all_calls(srv->server);
+		grpc_completion_queue_pluck(srv->shutdown_cq, NULL,
+		                            gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
+		grpc_server_destroy(srv->server);
+		srv->server = NULL;
+	}
+	svc_server_free(srv);
+	return NULL;
+}
+
+int svc_server_port(const struct svc_server *srv)
+{
+	return srv->port;
+}
+
+void svc_server_start(struct svc_server *srv)
+{
+	grpc_server_start(srv->server);
+	svc_health_start(srv->health);
+	for (int i = 0; i < srv->n_workers; i++) {
+		struct svc_worker *w = &srv->workers[i];
+		w->slots = calloc(srv->n_methods + 1, sizeof(*w->slots));
+		assert(w->slots != NULL);
+		for (size_t k = 0; k <= srv->n_methods; k++) {
+			struct svc_slot *s = &w->slots[k];
+			s->tag = (struct svc_tag){TAG_REQUEST, s};
+			s->w = w;
+			s->m = k < srv->n_methods ? &srv->methods[k] : NULL;
+			arm(s);
+		}
+		pthread_create(&w->thread, NULL, worker_main, w);
+		pthread_create(&w->events_thread, NULL, events_main, w);
+	}
+}
+
+void svc_server_shutdown(struct svc_server *srv)
+{
+	struct timespec start;
+	grpc_event ev;
+	bool got_tag = false;
+	int tag = 0;
+
+	clock_gettime(CLOCK_MONOTONIC, &start);
+	atomic_store(&srv->shutting_down, 1);
+	svc_health_set_shutting_down(srv->health);
+	grpc_server_shutdown_and_notify(srv->server, srv->shutdown_cq, &tag);
+	/* In-flight calls get the grace period; idle connections do not hold us up (NOTES: the
+	 * shutdown tag waits for clients that keep connections open). */
+	while (elapsed_ms(&start) < srv->cfg->shutdown_grace_s * 1000.0) {
+		ev = grpc_completion_queue_pluck(
+		    srv->shutdown_cq, &tag,
+		    gpr_time_add(gpr_now(GPR_CLOCK_MONOTONIC),
+		                 gpr_time_from_millis(50, GPR_TIMESPAN)),
+		    NULL);
+		if (ev.type == GRPC_OP_COMPLETE) {
+			got_tag = true;
+			break;
+		}
+		if (atomic_load(&srv->in_flight) == 0)
+			break;
+	}
+	if (atomic_load(&srv->in_flight) > 0)
+		svc_log_event("warn", "shutdown grace over: cancelling %d calls",
+		              atomic_load(&srv->in_flight));
+	grpc_server_cancel_all_calls(srv->server);
+	if (!got_tag)
+		grpc_completion_queue_pluck(srv->shutdown_cq, &tag,
+		                            gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
+	grpc_server_destroy(srv->server);
+	srv->server = NULL;
+	for (int i = 0; i < srv->n_workers; i++)
+		grpc_completion_queue_shutdown(srv->workers[i].cq);
+	for (int i = 0; i < srv->n_workers; i++)
+		pthread_join(srv->workers[i].thread, NULL);
+	/* Workers are gone: nothing starts a batch any more, so the events queues drain. */
+	for (int i = 0; i < srv->n_workers; i++)
+		grpc_completion_queue_shutdown(srv->workers[i].events_cq);
+	for (int i = 0; i < srv->n_workers; i++)
+		pthread_join(srv->workers[i].events_thread, NULL);
+	svc_health_stop(srv->health);
+}
+
+void svc_server_free(struct svc_server *srv)
+{
+	if (srv == NULL)
+		return;
+	for (int i = 0; srv->workers != NULL && i < srv->n_workers; i++) {
+		struct svc_worker *w = &srv->workers[i];
+		if (w->cq)
+			grpc_completion_queue_destroy(w->cq);
+		if (w->events_cq)
+			grpc_completion_queue_destroy(w->events_cq);
+		for (unsigned k = 0; k < PRINCIPAL_CACHE; k++)
+			free(w->cache[k].pem);
+		free(w->slots);
+	}
+	free(srv->workers);
+	if (srv->shutdown_cq) {
+		grpc_completion_queue_shutdown(srv->shutdown_cq);
+		grpc_completion_queue_destroy(srv->shutdown_cq);
+	}
+	svc_health_free(srv->health);
+	svc_metrics_free(srv->metrics);
+	free(srv->methods);
+	auth_pem_cleanup(&srv->pem);
+	pthread_mutex_destroy(&srv->pem_mu);
+	free(srv);
+}

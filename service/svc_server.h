@@ -1,0 +1,37 @@
+/* The gRPC server on grpc core: listeners, TLS credentials (reloadable on SIGHUP), worker threads
+ * with a completion queue each, the method table, the call lifecycle and graceful shutdown. */
+#ifndef SVC_SERVER_H
+#define SVC_SERVER_H
+
+#include "auth.h"
+#include "store.h"
+#include "svc_config.h"
+
+#include <signal.h>
+
+struct svc_server;
+
+/* Builds the server: takes the PEM material (ownership of `pem` moves in, regardless of return
+ * code) and borrows cfg and pool for its lifetime. Returns NULL with one log line on failure
+ * (e.g. the address cannot be bound). grpc_init must have been called. */
+struct svc_server *svc_server_new(const struct svc_config *cfg, struct store_pool *pool,
+                                  struct auth_pem *pem);
+
+/* Starts the workers; returns at once. */
+void svc_server_start(struct svc_server *srv);
+
+/* The port actually bound (useful with port 0). */
+int svc_server_port(const struct svc_server *srv);
+
+/* Asks for the TLS files to be read again; the next handshake uses them if they load. Safe from
+ * any thread (an atomic flag). */
+void svc_server_request_reload(struct svc_server *srv);
+
+/* Graceful shutdown (SPEC §9): NOT_SERVING, no new calls, in-flight calls get the grace period,
+ * then the rest are cancelled. Blocks until every thread has stopped. */
+void svc_server_shutdown(struct svc_server *srv);
+
+/* Frees. NULL allowed. Only after svc_server_shutdown. */
+void svc_server_free(struct svc_server *srv);
+
+#endif

@@ -1,0 +1,33 @@
+/* Shared pieces of the integration tests: one server per test program, typed call helpers and
+ * assertions on status codes and field violations. */
+#ifndef ITEST_H
+#define ITEST_H
+
+#include "tserver.h"
+
+#include <grpc/grpc.h>
+#include <protobuf-c/protobuf-c.h>
+#include <stdbool.h>
+
+extern struct tserver g_srv;
+extern char g_dburl[1024];
+
+/* cmocka group setup/teardown: fresh database + server; stop asserts exit status 0. */
+int itest_setup(void **state);
+int itest_teardown(void **state);
+
+/* A client for `who` (cached per who; freed at teardown). */
+struct tclient *itest_client(const char *who);
+
+/* Unary call; asserts the status equals `want`. On OK returns the decoded response (free with
+ * protobuf_c_message_free_unpacked), else NULL. */
+void *itest_call(const char *who, const char *method, const void *req,
+                 const ProtobufCMessageDescriptor *resp_desc, grpc_status_code want);
+
+/* Unary call expecting INVALID_ARGUMENT with a BadRequest violation on `field`. */
+void itest_expect_violation(const char *who, const char *method, const void *req,
+                            const char *field);
+
+const char *itest_code_name(grpc_status_code c);
+
+#endif

@@ -1,0 +1,131 @@
+#!/usr/bin/python3
+"""Interop check with a client we did not write: Debian's python3-grpcio over mutual TLS.
+
+Messages come from the descriptor set embedded in maturityd (built from our .proto files) through
+Debian's python3-protobuf, so the bytes on the wire are produced and parsed by Google's protobuf
+runtime, not by protobuf-c. Usage: interop.py HOST:PORT PKI_DIR DESCRIPTOR_SET
+"""
+import sys
+import time
+import uuid
+
+import grpc
+from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
+
+target, pki, dset = sys.argv[1], sys.argv[2], sys.argv[3]
+
+fds = descriptor_pb2.FileDescriptorSet()
+with open(dset, "rb") as f:
+    fds.ParseFromString(f.read())
+pool = descriptor_pool.DescriptorPool()
+for fd in fds.file:
+    pool.Add(fd)
+
+
+def msg(name):
+    desc = pool.FindMessageTypeByName(name)
+    if hasattr(message_factory, "GetMessageClass"):
+        return message_factory.GetMessageClass(desc)
+    return message_factory.MessageFactory(pool).GetPrototype(desc)
+
+
+def read(name):
+    with open(f"{pki}/{name}", "rb") as f:
+        return f.read()
+
+
+def channel(who):
+    creds = grpc.ssl_channel_credentials(read("ca.pem"), read(f"{who}.key"), read(f"{who}.pem"))
+    return grpc.secure_channel(target, creds, options=[("grpc.ssl_target_name_override", "localhost")])
+
+
+def unary(ch, method, req, resp_type):
+    return ch.unary_unary(method, request_serializer=lambda m: m.SerializeToString(),
+                          response_deserializer=resp_type.FromString)
+
+
+passed = 0
+failed = 0
+
+
+def check(name, cond, detail=""):
+    global passed, failed
+    if cond:
+        passed += 1
+    else:
+        failed += 1
+        print(f"FAIL {name} {detail}")
+
+
+admin = channel("admin")
+HealthReq, HealthResp = msg("grpc.health.v1.HealthCheckRequest"), msg("grpc.health.v1.HealthCheckResponse")
+for _ in range(100):
+    try:
+        r = unary(admin, "/grpc.health.v1.Health/Check", None, HealthResp)(HealthReq(), timeout=2)
+        if r.status == 1:
+            break
+    except grpc.RpcError:
+        pass
+    time.sleep(0.1)
+else:
+    print("FAIL server never became SERVING")
+    sys.exit(1)
+
+Org = msg("mlops.maturity.v1.Organization")
+CreateOrg = msg("mlops.maturity.v1.CreateOrganizationRequest")
+GetOrg = msg("mlops.maturity.v1.GetOrganizationRequest")
+create = unary(admin, "/mlops.maturity.v1.OrganizationService/CreateOrganization", None, Org)
+get = unary(admin, "/mlops.maturity.v1.OrganizationService/GetOrganization", None, Org)
+
+rid = str(uuid.uuid4()).upper()
+req = CreateOrg(organization_id="py-org", request_id=rid,
+                organization=Org(display_name="Python grpcio", description="interop ü",
+                                 labels={"team": "platform", "tier": "gold"}, target_level=3))
+o = create(req, timeout=10)
+check("create name", o.name == "organizations/py-org", o.name)
+check("create labels", dict(o.labels) == {"team": "platform", "tier": "gold"}, str(o.labels))
+check("create etag", o.etag != "")
+again = create(req, timeout=10)
+check("request_id replay returns the first result", again.etag == o.etag and again.name == o.name)
+g = get(GetOrg(name="organizations/py-org"), timeout=10)
+check("get display_name", g.display_name == "Python grpcio", g.display_name)
+check("get description utf-8", g.description == "interop ü", g.description)
+check("get target_level", g.target_level == 3)
+check("get create_time", g.create_time.seconds > 1_600_000_000)
+
+try:
+    get(GetOrg(name="organizations/no-such-org"), timeout=10)
+    check("not found", False)
+except grpc.RpcError as e:
+    check("not found", e.code() == grpc.StatusCode.NOT_FOUND, str(e.code()))
+
+try:
+    create(CreateOrg(organization_id="Bad_ID", organization=Org()), timeout=10)
+    check("bad id", False)
+except grpc.RpcError as e:
+    check("bad id code", e.code() == grpc.StatusCode.INVALID_ARGUMENT, str(e.code()))
+    Status, BadRequest = msg("google.rpc.Status"), msg("google.rpc.BadRequest")
+    raw = dict(e.trailing_metadata()).get("grpc-status-details-bin")
+    st = Status.FromString(raw) if raw else Status()
+    fields = []
+    for d in st.details:
+        if d.type_url.endswith("google.rpc.BadRequest"):
+            fields = [v.field for v in BadRequest.FromString(d.value).field_violations]
+    check("bad id field violation", "organization_id" in fields, str(fields))
+
+Model = msg("mlops.maturity.v1.MaturityModel")
+GetModel = msg("mlops.maturity.v1.GetMaturityModelRequest")
+portal = channel("portal")
+m = unary(portal, "/mlops.maturity.v1.ModelService/GetMaturityModel", None, Model)(GetModel(name="models/mlops-v1"), timeout=10)
+check("model practices", len(m.practices) == 30, str(len(m.practices)))
+check("model levels", [l.name for l in m.levels][0] == "No MLOps")
+
+try:
+    get(GetOrg(name="organizations/py-org"), timeout=10) and unary(portal, "/mlops.maturity.v1.OrganizationService/CreateOrganization", None, Org)(
+        CreateOrg(organization_id="nope", organization=Org()), timeout=10)
+    check("portal may not create", False)
+except grpc.RpcError as e:
+    check("portal may not create", e.code() == grpc.StatusCode.PERMISSION_DENIED, str(e.code()))
+
+print(f"interop python: {passed} passed, {failed} failed")
+sys.exit(1 if failed else 0)
