@@ -24,8 +24,8 @@ enum auth_file { AUTH_FILE_CERT = 0, AUTH_FILE_KEY = 1, AUTH_FILE_CLIENT_CA = 2 
  * and matches the certificate. On failure *bad_file says which file (so the caller can name the
  * flag) and err says why. `out` is zeroed on entry, filled on MAT_OK; returns MAT_INVALID. */
 enum mat_code auth_pem_load(const char *cert_file, const char *key_file, const char *ca_file,
-			    struct auth_pem *out, enum auth_file *bad_file,
-			    struct mat_error *err) MAT_MUSTCHECK;
+                            struct auth_pem *out, enum auth_file *bad_file,
+                            struct mat_error *err) MAT_MUSTCHECK;
 /* Frees (and cleanses the key). NULL allowed. */
 void auth_pem_cleanup(struct auth_pem *pem);
 
@@ -35,6 +35,6 @@ void auth_pem_cleanup(struct auth_pem *pem);
  * MAT_MAX_PRINCIPAL + 1). No identity, unparsable certificate, or a principal over
  * MAT_MAX_PRINCIPAL bytes -> MAT_UNAUTHENTICATED. */
 enum mat_code auth_principal_from_pem(const char *pem, size_t len, char *out, size_t out_size,
-				      struct mat_error *err) MAT_MUSTCHECK;
+                                      struct mat_error *err) MAT_MUSTCHECK;
 
 #endif

@@ -1,0 +1,404 @@
+/* The permission table and auth_policy_allows: every method of API.md has the rule SPEC §6
+ * gives it, every role x scope x permission decides as SPEC §6 says (an explicit expected
+ * table, not a second implementation), and docs/permissions.md lists every rule as the code
+ * has it. */
+#include "auth_policy.h"
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#ifndef MAT_PERMISSIONS_DOC
+#error "MAT_PERMISSIONS_DOC (path of docs/permissions.md) must be defined by the build"
+#endif
+
+#define M "/mlops.maturity.v1."
+
+/* Every method of API.md and the standard services, with the rule SPEC §6 asks for. Written
+ * out here by hand so that a rule dropped or changed in the code fails this test. */
+static const struct auth_rule expected_rules[] = {
+    {M "ModelService/GetMaturityModel", AUTH_PERM_ANY, AUTH_ORG_NONE},
+    {M "ModelService/ListMaturityModels", AUTH_PERM_ANY, AUTH_ORG_NONE},
+    {M "OrganizationService/CreateOrganization", AUTH_PERM_ADMIN, AUTH_ORG_NONE},
+    {M "OrganizationService/GetOrganization", AUTH_PERM_VIEW, AUTH_ORG_NAME},
+    {M "OrganizationService/ListOrganizations", AUTH_PERM_ANY, AUTH_ORG_NONE},
+    {M "OrganizationService/UpdateOrganization", AUTH_PERM_EDIT, AUTH_ORG_RESOURCE},
+    {M "OrganizationService/DeleteOrganization", AUTH_PERM_ADMIN, AUTH_ORG_NONE},
+    {M "AssessmentService/CreateAssessment", AUTH_PERM_EDIT, AUTH_ORG_PARENT},
+    {M "AssessmentService/GetAssessment", AUTH_PERM_VIEW, AUTH_ORG_NAME},
+    {M "AssessmentService/ListAssessments", AUTH_PERM_VIEW, AUTH_ORG_PARENT},
+    {M "AssessmentService/UpdateAnswers", AUTH_PERM_EDIT, AUTH_ORG_NAME},
+    {M "AssessmentService/SubmitAssessment", AUTH_PERM_EDIT, AUTH_ORG_NAME},
+    {M "AssessmentService/DeleteAssessment", AUTH_PERM_EDIT, AUTH_ORG_NAME},
+    {M "ScoringService/EvaluateAnswers", AUTH_PERM_ANY, AUTH_ORG_NONE},
+    {M "ScoringService/GetRoadmap", AUTH_PERM_VIEW, AUTH_ORG_FIELD},
+    {M "TransitionService/GetTransition", AUTH_PERM_VIEW, AUTH_ORG_NAME},
+    {M "TransitionService/ListTransitions", AUTH_PERM_VIEW, AUTH_ORG_PARENT},
+    {M "TransitionService/ApproveTransition", AUTH_PERM_REVIEW, AUTH_ORG_NAME},
+    {M "TransitionService/RejectTransition", AUTH_PERM_REVIEW, AUTH_ORG_NAME},
+    {M "ReportingService/GetPortfolioSummary", AUTH_PERM_GLOBAL_ANY, AUTH_ORG_NONE},
+    {M "ReportingService/ExportAssessments", AUTH_PERM_VIEW_OR_GLOBAL, AUTH_ORG_FIELD},
+    {M "ReportingService/ExportTransitions", AUTH_PERM_VIEW_OR_GLOBAL, AUTH_ORG_FIELD},
+    {M "AccessService/WhoAmI", AUTH_PERM_ANY, AUTH_ORG_NONE},
+    {M "AccessService/CreateRoleBinding", AUTH_PERM_ADMIN, AUTH_ORG_NONE},
+    {M "AccessService/DeleteRoleBinding", AUTH_PERM_ADMIN, AUTH_ORG_NONE},
+    {M "AccessService/ListRoleBindings", AUTH_PERM_ADMIN, AUTH_ORG_NONE},
+    {M "AccessService/ListAuditEvents", AUTH_PERM_ADMIN, AUTH_ORG_NONE},
+    {"/grpc.health.v1.Health/Check", AUTH_PERM_ANY, AUTH_ORG_NONE},
+    {"/grpc.health.v1.Health/Watch", AUTH_PERM_ANY, AUTH_ORG_NONE},
+    {"/grpc.reflection.v1.ServerReflection/ServerReflectionInfo", AUTH_PERM_ANY, AUTH_ORG_NONE},
+    {"/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo", AUTH_PERM_ANY,
+     AUTH_ORG_NONE},
+};
+#define N_EXPECTED (sizeof(expected_rules) / sizeof(expected_rules[0]))
+
+static void test_policy_every_api_method_has_its_rule(void **state)
+{
+	size_t i, n = 0;
+	const struct auth_rule *all = auth_policy_rules(&n);
+
+	assert_non_null(all);
+	for (i = 0; i < N_EXPECTED; i++) {
+		const struct auth_rule *r = auth_policy_find(expected_rules[i].method);
+
+		if (r == NULL)
+			fail_msg("no rule for %s", expected_rules[i].method);
+		assert_string_equal(r->method, expected_rules[i].method);
+		if (r->perm != expected_rules[i].perm || r->org_from != expected_rules[i].org_from)
+			fail_msg("%s: rule %s/%s, want %s/%s", r->method, auth_perm_name(r->perm),
+			         auth_org_from_name(r->org_from),
+			         auth_perm_name(expected_rules[i].perm),
+			         auth_org_from_name(expected_rules[i].org_from));
+	}
+	/* ... and nothing else: every rule in the code is a method of API.md. */
+	assert_int_equal(n, N_EXPECTED);
+}
+
+static void test_policy_find_unknown(void **state)
+{
+	assert_null(auth_policy_find(NULL));
+	assert_null(auth_policy_find(""));
+	assert_null(auth_policy_find("/mlops.maturity.v1.ModelService/Nope"));
+	assert_null(auth_policy_find("/mlops.maturity.v1.ModelService/getMaturityModel"));
+	assert_null(auth_policy_find("mlops.maturity.v1.ModelService/GetMaturityModel"));
+	assert_null(auth_policy_find("/mlops.maturity.v1.ModelService/GetMaturityModel/"));
+	assert_null(auth_policy_find("/mlops.maturity.v1.ModelService/GetMaturityMode"));
+}
+
+static void test_policy_rules_unique(void **state)
+{
+	size_t i, j, n;
+	const struct auth_rule *all = auth_policy_rules(&n);
+
+	for (i = 0; i < n; i++) {
+		assert_ptr_equal(auth_policy_find(all[i].method), &all[i]);
+		for (j = i + 1; j < n; j++)
+			assert_string_not_equal(all[i].method, all[j].method);
+	}
+}
+
+/* --- decisions ------------------------------------------------------------------------- */
+
+enum scope { GLOBAL, OWN, OTHER }; /* global, on "acme" (the target), on "globex" */
+
+static const enum auth_perm perms[] = {
+    AUTH_PERM_ANY,    AUTH_PERM_ADMIN,      AUTH_PERM_VIEW,          AUTH_PERM_EDIT,
+    AUTH_PERM_REVIEW, AUTH_PERM_GLOBAL_ANY, AUTH_PERM_VIEW_OR_GLOBAL};
+#define N_PERMS (sizeof(perms) / sizeof(perms[0]))
+
+/* One binding, and whether each perm (in the order of perms[], as "Y"/"N") is allowed on
+ * organization "acme" and with no organization (NULL). */
+struct decision_case {
+	enum mat_role role;
+	enum scope scope;
+	const char *on_acme;
+	const char *no_org;
+};
+
+/*                               ANY ADMIN VIEW EDIT REVIEW GLOBAL_ANY VIEW_OR_GLOBAL */
+#define NOTHING_ON_ACME "YNNNNNN"
+#define NOTHING_NO_ORG "YNYNNNN" /* VIEW without an organization: the filtered list */
+
+static const struct decision_case decision_cases[] = {
+    {MAT_ROLE_ADMIN, GLOBAL, "YYYYYYY", "YYYYYYY"},
+    /* admin and reporter cannot be bound to one organization; such a row grants nothing. */
+    {MAT_ROLE_ADMIN, OWN, NOTHING_ON_ACME, NOTHING_NO_ORG},
+    {MAT_ROLE_ADMIN, OTHER, NOTHING_ON_ACME, NOTHING_NO_ORG},
+    {MAT_ROLE_EDITOR, GLOBAL, "YNYYNYY", "YNYNNYY"},
+    {MAT_ROLE_EDITOR, OWN, "YNYYNNY", NOTHING_NO_ORG},
+    {MAT_ROLE_EDITOR, OTHER, NOTHING_ON_ACME, NOTHING_NO_ORG},
+    {MAT_ROLE_REVIEWER, GLOBAL, "YNYNYYY", "YNYNNYY"},
+    {MAT_ROLE_REVIEWER, OWN, "YNYNYNY", NOTHING_NO_ORG},
+    {MAT_ROLE_REVIEWER, OTHER, NOTHING_ON_ACME, NOTHING_NO_ORG},
+    {MAT_ROLE_VIEWER, GLOBAL, "YNYNNYY", "YNYNNYY"},
+    {MAT_ROLE_VIEWER, OWN, "YNYNNNY", NOTHING_NO_ORG},
+    {MAT_ROLE_VIEWER, OTHER, NOTHING_ON_ACME, NOTHING_NO_ORG},
+    {MAT_ROLE_REPORTER, GLOBAL, "YNYNNYY", "YNYNNYY"},
+    {MAT_ROLE_REPORTER, OWN, NOTHING_ON_ACME, NOTHING_NO_ORG},
+    {MAT_ROLE_REPORTER, OTHER, NOTHING_ON_ACME, NOTHING_NO_ORG},
+    {MAT_ROLE_EVIDENCE_WRITER, GLOBAL, "YNYNNYY", "YNYNNYY"},
+    {MAT_ROLE_EVIDENCE_WRITER, OWN, "YNYNNNY", NOTHING_NO_ORG},
+    {MAT_ROLE_EVIDENCE_WRITER, OTHER, NOTHING_ON_ACME, NOTHING_NO_ORG},
+    /* Bad data grants nothing. */
+    {MAT_ROLE_UNSPECIFIED, GLOBAL, NOTHING_ON_ACME, NOTHING_NO_ORG},
+    {(enum mat_role)99, GLOBAL, NOTHING_ON_ACME, NOTHING_NO_ORG},
+};
+
+static const char *role_name(enum mat_role r)
+{
+	static const char *const names[] = {"unspecified", "admin",    "editor",         "reviewer",
+	                                    "viewer",      "reporter", "evidence_writer"};
+
+	return (size_t)r < sizeof(names) / sizeof(names[0]) ? names[r] : "bad-role";
+}
+
+static void check_row(const char *what, const char *org, const char *want,
+                      const struct mat_role_binding *b, size_t n, bool bootstrap)
+{
+	size_t p;
+
+	assert_int_equal(strlen(want), N_PERMS);
+	for (p = 0; p < N_PERMS; p++) {
+		bool got = auth_policy_allows(perms[p], org, b, n, bootstrap);
+
+		if (got != (want[p] == 'Y'))
+			fail_msg("%s, %s on %s: got %s, want %s", what, auth_perm_name(perms[p]),
+			         org != NULL ? org : "(no organization)",
+			         got ? "allowed" : "denied", want[p] == 'Y' ? "allowed" : "denied");
+	}
+}
+
+static void test_policy_allows_role_scope_perm(void **state)
+{
+	static char acme[] = "acme", globex[] = "globex", empty[] = "";
+	size_t i;
+
+	for (i = 0; i < sizeof(decision_cases) / sizeof(decision_cases[0]); i++) {
+		const struct decision_case *c = &decision_cases[i];
+		struct mat_role_binding b = {.principal = "spiffe://t/p", .role = c->role};
+		char what[96];
+
+		b.org_id = c->scope == OWN ? acme : c->scope == OTHER ? globex : NULL;
+		snprintf(what, sizeof(what), "%s %s", role_name(c->role),
+		         c->scope == GLOBAL ? "global"
+		         : c->scope == OWN  ? "on acme"
+		                            : "on globex");
+		check_row(what, "acme", c->on_acme, &b, 1, false);
+		check_row(what, NULL, c->no_org, &b, 1, false);
+		/* "" and "-" (organizations/-) mean "no organization" too. */
+		check_row(what, "", c->no_org, &b, 1, false);
+		check_row(what, "-", c->no_org, &b, 1, false);
+		/* A global binding stored with org_id "" rather than NULL is the same. */
+		if (c->scope == GLOBAL) {
+			b.org_id = empty;
+			check_row(what, "acme", c->on_acme, &b, 1, false);
+			check_row(what, NULL, c->no_org, &b, 1, false);
+		}
+	}
+}
+
+static void test_policy_allows_bootstrap_and_unbound(void **state)
+{
+	struct mat_role_binding viewer_other = {.role = MAT_ROLE_VIEWER, .org_id = "globex"};
+
+	check_row("bootstrap admin", "acme", "YYYYYYY", NULL, 0, true);
+	check_row("bootstrap admin", NULL, "YYYYYYY", NULL, 0, true);
+	check_row("bootstrap admin with a binding", "acme", "YYYYYYY", &viewer_other, 1, true);
+	check_row("unbound", "acme", NOTHING_ON_ACME, NULL, 0, false);
+	check_row("unbound", NULL, NOTHING_NO_ORG, NULL, 0, false);
+}
+
+static void test_policy_allows_several_bindings(void **state)
+{
+	struct mat_role_binding b[] = {
+	    {.role = MAT_ROLE_VIEWER, .org_id = "acme"},
+	    {.role = MAT_ROLE_EDITOR, .org_id = "globex"},
+	    {.role = MAT_ROLE_REVIEWER, .org_id = "initech"},
+	};
+
+	assert_true(auth_policy_allows(AUTH_PERM_VIEW, "acme", b, 3, false));
+	assert_false(auth_policy_allows(AUTH_PERM_EDIT, "acme", b, 3, false));
+	assert_true(auth_policy_allows(AUTH_PERM_EDIT, "globex", b, 3, false));
+	assert_false(auth_policy_allows(AUTH_PERM_REVIEW, "globex", b, 3, false));
+	assert_true(auth_policy_allows(AUTH_PERM_REVIEW, "initech", b, 3, false));
+	assert_false(auth_policy_allows(AUTH_PERM_VIEW, "umbrella", b, 3, false));
+	/* An id that merely starts like a bound one is another organization. */
+	assert_false(auth_policy_allows(AUTH_PERM_VIEW, "acm", b, 3, false));
+	assert_false(auth_policy_allows(AUTH_PERM_VIEW, "acme-2", b, 3, false));
+	assert_false(auth_policy_allows(AUTH_PERM_GLOBAL_ANY, NULL, b, 3, false));
+	assert_false(auth_policy_allows(AUTH_PERM_ADMIN, NULL, b, 3, false));
+	/* Out-of-range perm: denied. */
+	assert_false(auth_policy_allows((enum auth_perm)42, "acme", b, 3, true));
+}
+
+static void test_policy_can_see_and_sees_all(void **state)
+{
+	struct mat_role_binding on_acme = {.role = MAT_ROLE_VIEWER, .org_id = "acme"};
+	struct mat_role_binding editor_acme = {.role = MAT_ROLE_EDITOR, .org_id = "acme"};
+	struct mat_role_binding global_ew = {.role = MAT_ROLE_EVIDENCE_WRITER};
+	struct mat_role_binding admin_on_org = {.role = MAT_ROLE_ADMIN, .org_id = "acme"};
+	struct mat_role_binding reporter = {.role = MAT_ROLE_REPORTER};
+
+	assert_true(auth_policy_can_see("acme", &on_acme, 1, false));
+	assert_true(auth_policy_can_see("acme", &editor_acme, 1, false));
+	assert_false(auth_policy_can_see("globex", &on_acme, 1, false));
+	assert_false(auth_policy_can_see("acme", NULL, 0, false));
+	assert_true(auth_policy_can_see("acme", NULL, 0, true));
+	assert_true(auth_policy_can_see("globex", &global_ew, 1, false));
+	assert_true(auth_policy_can_see("globex", &reporter, 1, false));
+	assert_false(auth_policy_can_see("acme", &admin_on_org, 1, false));
+
+	assert_false(auth_policy_sees_all(&on_acme, 1, false));
+	assert_false(auth_policy_sees_all(NULL, 0, false));
+	assert_false(auth_policy_sees_all(&admin_on_org, 1, false));
+	assert_true(auth_policy_sees_all(NULL, 0, true));
+	assert_true(auth_policy_sees_all(&global_ew, 1, false));
+	assert_true(auth_policy_sees_all(&reporter, 1, false));
+}
+
+static void expect_decision(const char *method, const char *org, const struct mat_role_binding *b,
+                            size_t n, enum mat_code want, const char *msg)
+{
+	struct mat_error err;
+	const struct auth_rule *r = auth_policy_find(method);
+
+	assert_non_null(r);
+	mat_error_clear(&err);
+	assert_int_equal(auth_policy_check(r, org, b, n, false, &err), want);
+	if (want == MAT_OK)
+		return;
+	assert_int_equal(err.code, MAT_DENIED);
+	if (strstr(err.message, msg) == NULL || strstr(err.message, method) == NULL)
+		fail_msg("message \"%s\" lacks \"%s\" or the method", err.message, msg);
+}
+
+static void test_policy_check_messages(void **state)
+{
+	struct mat_role_binding viewer = {.role = MAT_ROLE_VIEWER, .org_id = "acme"};
+
+	expect_decision(M "AccessService/WhoAmI", NULL, NULL, 0, MAT_OK, NULL);
+	expect_decision(M "OrganizationService/GetOrganization", "acme", &viewer, 1, MAT_OK, NULL);
+	expect_decision(M "OrganizationService/GetOrganization", "globex", &viewer, 1, MAT_DENIED,
+	                "needs viewer (or a role that includes it) on organizations/globex");
+	expect_decision(M "OrganizationService/UpdateOrganization", "acme", &viewer, 1, MAT_DENIED,
+	                "needs editor on organizations/acme");
+	expect_decision(M "AssessmentService/CreateAssessment", "-", &viewer, 1, MAT_DENIED,
+	                "needs editor on one organization");
+	expect_decision(M "TransitionService/ApproveTransition", "acme", &viewer, 1, MAT_DENIED,
+	                "needs reviewer on organizations/acme");
+	expect_decision(M "AccessService/CreateRoleBinding", NULL, &viewer, 1, MAT_DENIED,
+	                "needs a global admin role binding");
+	expect_decision(M "ReportingService/GetPortfolioSummary", NULL, &viewer, 1, MAT_DENIED,
+	                "needs a global role binding");
+	expect_decision(M "ReportingService/ExportAssessments", NULL, &viewer, 1, MAT_DENIED,
+	                "across organizations needs a global role binding");
+	expect_decision(M "ReportingService/ExportAssessments", "acme", &viewer, 1, MAT_OK, NULL);
+	expect_decision(M "ReportingService/ExportTransitions", "globex", &viewer, 1, MAT_DENIED,
+	                "on organizations/globex");
+}
+
+static void test_policy_names(void **state)
+{
+	assert_string_equal(auth_perm_name(AUTH_PERM_ANY), "ANY");
+	assert_string_equal(auth_perm_name(AUTH_PERM_ADMIN), "ADMIN");
+	assert_string_equal(auth_perm_name(AUTH_PERM_VIEW), "VIEW");
+	assert_string_equal(auth_perm_name(AUTH_PERM_EDIT), "EDIT");
+	assert_string_equal(auth_perm_name(AUTH_PERM_REVIEW), "REVIEW");
+	assert_string_equal(auth_perm_name(AUTH_PERM_GLOBAL_ANY), "GLOBAL_ANY");
+	assert_string_equal(auth_perm_name(AUTH_PERM_VIEW_OR_GLOBAL), "VIEW_OR_GLOBAL");
+	assert_string_equal(auth_perm_name((enum auth_perm)42), "UNKNOWN_PERM");
+	assert_string_equal(auth_org_from_name(AUTH_ORG_NONE), "NONE");
+	assert_string_equal(auth_org_from_name(AUTH_ORG_NAME), "NAME");
+	assert_string_equal(auth_org_from_name(AUTH_ORG_PARENT), "PARENT");
+	assert_string_equal(auth_org_from_name(AUTH_ORG_RESOURCE), "RESOURCE");
+	assert_string_equal(auth_org_from_name(AUTH_ORG_FIELD), "FIELD");
+	assert_string_equal(auth_org_from_name((enum auth_org_from)42), "UNKNOWN_ORG_FROM");
+}
+
+/* --- docs/permissions.md -------------------------------------------------------------- */
+
+/* Copies the next `backticked` token of *p into out and advances *p past it. */
+static bool next_code_span(const char **p, char *out, size_t out_size)
+{
+	const char *a = strchr(*p, '`'), *b;
+
+	if (a == NULL)
+		return false;
+	b = strchr(a + 1, '`');
+	if (b == NULL || (size_t)(b - a - 1) >= out_size)
+		return false;
+	memcpy(out, a + 1, (size_t)(b - a - 1));
+	out[b - a - 1] = '\0';
+	*p = b + 1;
+	return true;
+}
+
+/* The rows "| `/method` | `PERM` | `ORG` |" of the doc's method table must be exactly the
+ * code's rules: each rule once, with the same permission and organization source. */
+static void test_policy_doc_lists_every_method(void **state)
+{
+	FILE *f = fopen(MAT_PERMISSIONS_DOC, "r");
+	char line[512];
+	size_t n, i, rows = 0;
+	const struct auth_rule *all = auth_policy_rules(&n);
+	unsigned *seen = calloc(n, sizeof(*seen));
+
+	if (f == NULL)
+		fail_msg("cannot open %s", MAT_PERMISSIONS_DOC);
+	assert_non_null(seen);
+	while (fgets(line, sizeof(line), f) != NULL) {
+		char method[256], perm[32], org[32];
+		const char *p = line;
+		const struct auth_rule *r;
+
+		if (strncmp(line, "| `/", 4) != 0)
+			continue;
+		rows++;
+		if (!next_code_span(&p, method, sizeof(method)) ||
+		    !next_code_span(&p, perm, sizeof(perm)) ||
+		    !next_code_span(&p, org, sizeof(org)))
+			fail_msg("%s: malformed row: %s", MAT_PERMISSIONS_DOC, line);
+		r = auth_policy_find(method);
+		if (r == NULL)
+			fail_msg("%s lists %s, which the code has no rule for", MAT_PERMISSIONS_DOC,
+			         method);
+		if (strcmp(perm, auth_perm_name(r->perm)) != 0 ||
+		    strcmp(org, auth_org_from_name(r->org_from)) != 0)
+			fail_msg("%s: %s is %s/%s in the doc but %s/%s in the code",
+			         MAT_PERMISSIONS_DOC, method, perm, org, auth_perm_name(r->perm),
+			         auth_org_from_name(r->org_from));
+		seen[r - all]++;
+	}
+	fclose(f);
+	for (i = 0; i < n; i++) {
+		if (seen[i] != 1)
+			fail_msg("%s lists %s %u times, want once", MAT_PERMISSIONS_DOC,
+			         all[i].method, seen[i]);
+	}
+	assert_int_equal(rows, n);
+	free(seen);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_policy_every_api_method_has_its_rule),
+	    cmocka_unit_test(test_policy_find_unknown),
+	    cmocka_unit_test(test_policy_rules_unique),
+	    cmocka_unit_test(test_policy_allows_role_scope_perm),
+	    cmocka_unit_test(test_policy_allows_bootstrap_and_unbound),
+	    cmocka_unit_test(test_policy_allows_several_bindings),
+	    cmocka_unit_test(test_policy_can_see_and_sees_all),
+	    cmocka_unit_test(test_policy_check_messages),
+	    cmocka_unit_test(test_policy_names),
+	    cmocka_unit_test(test_policy_doc_lists_every_method),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
