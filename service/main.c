@@ -3,6 +3,7 @@
  * database stayed unreachable), 2 on a configuration error. */
 #include "auth.h"
 #include "store.h"
+#include "svc.h"
 #include "svc_config.h"
 #include "svc_log.h"
 #include "svc_metrics.h"
@@ -125,7 +126,13 @@ int main(int argc, char **argv)
 		rc = 2;
 		goto out_grpc;
 	}
-	svc_server_start(srv);
+	if (svc_server_start(srv) != 0) {
+		svc_server_shutdown(srv);
+		svc_server_free(srv);
+		srv = NULL;
+		rc = 2;
+		goto out_grpc;
+	}
 	{
 		struct timespec t1;
 		clock_gettime(CLOCK_MONOTONIC, &t1);
@@ -157,6 +164,7 @@ int main(int argc, char **argv)
 	svc_log_event("info", "stopped");
 	rc = 0;
 out_grpc:
+	svc_reflection_cleanup();
 	grpc_shutdown_blocking();
 out:
 	auth_pem_cleanup(&pem);

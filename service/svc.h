@@ -87,6 +87,8 @@ struct store_pool *svc_server_pool(const struct svc_server *srv);
 
 /* The database state the health monitor last saw: true when it answers. */
 bool svc_server_db_ok(const struct svc_server *srv);
+struct svc_health;
+struct svc_health *svc_server_health(const struct svc_server *srv);
 /* SERVING: the database answers and shutdown has not begun. */
 bool svc_server_serving(const struct svc_server *srv);
 
@@ -107,5 +109,11 @@ extern const struct svc_service_impl svc_transition_service;
 extern const struct svc_service_impl svc_reporting_service;
 extern const struct svc_service_impl svc_access_service;
 extern const struct svc_service_impl svc_health_service;
+extern const struct svc_service_impl svc_reflection_v1_service;
+extern const struct svc_service_impl svc_reflection_v1alpha_service;
+
+/* Builds the reflection index from the embedded descriptor set (once); 0 or -1. */
+int svc_reflection_init(void);
+void svc_reflection_cleanup(void);
 
 #endif

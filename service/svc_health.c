@@ -21,6 +21,7 @@ struct svc_health {
 	pthread_cond_t cv;
 	bool stop;
 	bool recheck;
+	atomic_int watchers; /* Watch calls on the main port, each holding a worker */
 };
 
 struct svc_health *svc_health_new(struct store_pool *pool)
@@ -31,6 +32,7 @@ struct svc_health *svc_health_new(struct store_pool *pool)
 	h->pool = pool;
 	atomic_init(&h->db_ok, 1); /* start-up waited for the database */
 	atomic_init(&h->shutting_down, 0);
+	atomic_init(&h->watchers, 0);
 	pthread_mutex_init(&h->mu, NULL);
 	pthread_cond_init(&h->cv, NULL);
 	return h;
@@ -118,6 +120,25 @@ void svc_health_db_failed(struct svc_health *h, enum mat_code code)
 void svc_health_set_shutting_down(struct svc_health *h)
 {
 	atomic_store(&h->shutting_down, 1);
+	pthread_mutex_lock(&h->mu);
+	pthread_cond_broadcast(&h->cv);
+	pthread_mutex_unlock(&h->mu);
+}
+
+/* Waits up to ms for a state change or shutdown. */
+static void wait_change(struct svc_health *h, int ms)
+{
+	struct timespec until;
+
+	clock_gettime(CLOCK_REALTIME, &until);
+	until.tv_nsec += (long)ms * 1000000L;
+	while (until.tv_nsec >= 1000000000L) {
+		until.tv_sec++;
+		until.tv_nsec -= 1000000000L;
+	}
+	pthread_mutex_lock(&h->mu);
+	pthread_cond_timedwait(&h->cv, &h->mu, &until);
+	pthread_mutex_unlock(&h->mu);
 }
 
 bool svc_health_serving(const struct svc_health *h)
@@ -160,8 +181,54 @@ static enum mat_code health_check(struct svc_ctx *ctx, const ProtobufCMessage *r
 	return svc_reply(ctx, &resp.base);
 }
 
+/* Watch on the main port holds a worker for the life of the stream (handlers block), so at
+ * most a quarter of the workers may watch at once; probes should use --health-listen, whose
+ * Watch holds no thread. */
+static enum mat_code health_watch(struct svc_ctx *ctx, const ProtobufCMessage *req_)
+{
+	const Grpc__Health__V1__HealthCheckRequest *req = (const void *)req_;
+	struct svc_health *h = svc_server_health(ctx->srv);
+	int limit = svc_server_config(ctx->srv)->workers / 4;
+	int last = -1;
+	enum mat_code rc = MAT_OK;
+
+	if (!known_service(req->service))
+		return mat_error_set(&ctx->err, MAT_NOT_FOUND, "unknown service \"%s\"",
+		                     req->service);
+	if (atomic_fetch_add(&h->watchers, 1) >= (limit > 0 ? limit : 1)) {
+		atomic_fetch_sub(&h->watchers, 1);
+		return mat_error_set(&ctx->err, MAT_LIMIT,
+		                     "too many Watch calls on this port; use --health-listen");
+	}
+	for (;;) {
+		Grpc__Health__V1__HealthCheckResponse resp =
+		    GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__INIT;
+		int serving = svc_health_serving(h);
+		if (serving != last) {
+			resp.status =
+			    serving
+			        ? GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__SERVING
+			        : GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__NOT_SERVING;
+			rc = svc_stream_send(ctx, &resp.base);
+			if (rc != MAT_OK)
+				break;
+			last = serving;
+		}
+		if (atomic_load(&h->shutting_down))
+			break; /* NOT_SERVING was sent: the stream ends with OK */
+		if (atomic_load(&ctx->cancelled)) {
+			rc = mat_error_set(&ctx->err, MAT_CANCELLED, "cancelled");
+			break;
+		}
+		wait_change(h, 500);
+	}
+	atomic_fetch_sub(&h->watchers, 1);
+	return rc;
+}
+
 static const struct svc_method_impl health_methods[] = {
     {"Check", health_check, SVC_UNARY},
+    {"Watch", health_watch, SVC_SERVER_STREAM},
 };
 
 const struct svc_service_impl svc_health_service = {

@@ -19,6 +19,7 @@
 #include "svc.h"
 #include "svc_convert.h"
 #include "svc_health.h"
+#include "svc_health_port.h"
 #include "svc_log.h"
 #include "svc_metrics.h"
 #include "svc_status.h"
@@ -130,6 +131,7 @@ struct svc_server {
 	bool first_fetch_done;
 	struct svc_health *health;
 	struct svc_metrics *metrics;
+	struct svc_health_port *health_port;
 };
 
 static const struct svc_service_impl *const services[] = {
@@ -156,6 +158,16 @@ bool svc_server_db_ok(const struct svc_server *srv)
 bool svc_server_serving(const struct svc_server *srv)
 {
 	return svc_health_serving(srv->health);
+}
+
+struct svc_health *svc_server_health(const struct svc_server *srv)
+{
+	return srv->health;
+}
+
+static bool serving_cb(void *arg)
+{
+	return svc_server_serving(arg);
 }
 
 /* --- TLS -------------------------------------------------------------------------------- */
@@ -895,6 +907,10 @@ struct svc_server *svc_server_new(const struct svc_config *cfg, struct store_poo
 	opts = grpc_ssl_server_credentials_create_options_using_config_fetcher(
 	    GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY, fetch_config, srv);
 	creds = grpc_ssl_server_credentials_create_with_options(opts);
+	if (svc_reflection_init() != 0) {
+		svc_log_event("error", "the embedded descriptor set does not parse");
+		goto fail;
+	}
 	srv->port = grpc_server_add_http2_port(srv->server, cfg->listen, creds);
 	grpc_server_credentials_release(creds);
 	if (srv->port == 0) {
@@ -921,10 +937,18 @@ int svc_server_port(const struct svc_server *srv)
 	return srv->port;
 }
 
-void svc_server_start(struct svc_server *srv)
+int svc_server_start(struct svc_server *srv)
 {
 	grpc_server_start(srv->server);
 	svc_health_start(srv->health);
+	if (srv->cfg->health_listen != NULL) {
+		srv->health_port = svc_health_port_start(srv->cfg->health_listen, serving_cb, srv);
+		if (srv->health_port == NULL)
+			return -1;
+	}
+	if (srv->cfg->metrics_listen != NULL &&
+	    svc_metrics_serve(srv->metrics, srv->pool, srv->cfg->metrics_listen) != 0)
+		return -1;
 	for (int i = 0; i < srv->n_workers; i++) {
 		struct svc_worker *w = &srv->workers[i];
 		w->slots = calloc(srv->n_methods + 1, sizeof(*w->slots));
@@ -939,6 +963,7 @@ void svc_server_start(struct svc_server *srv)
 		pthread_create(&w->thread, NULL, worker_main, w);
 		pthread_create(&w->events_thread, NULL, events_main, w);
 	}
+	return 0;
 }
 
 void svc_server_shutdown(struct svc_server *srv)
@@ -985,6 +1010,9 @@ void svc_server_shutdown(struct svc_server *srv)
 		grpc_completion_queue_shutdown(srv->workers[i].events_cq);
 	for (int i = 0; i < srv->n_workers; i++)
 		pthread_join(srv->workers[i].events_thread, NULL);
+	svc_metrics_stop(srv->metrics);
+	svc_health_port_stop(srv->health_port);
+	srv->health_port = NULL;
 	svc_health_stop(srv->health);
 }
 

@@ -17,8 +17,10 @@ struct svc_server;
 struct svc_server *svc_server_new(const struct svc_config *cfg, struct store_pool *pool,
                                   struct auth_pem *pem);
 
-/* Starts the workers; returns at once. */
-void svc_server_start(struct svc_server *srv);
+/* Starts the workers, and the health and metrics ports when configured; returns at once.
+ * -1 (with a log line) when a health or metrics address cannot be bound; the caller then
+ * shuts the server down. */
+int svc_server_start(struct svc_server *srv);
 
 /* The port actually bound (useful with port 0). */
 int svc_server_port(const struct svc_server *srv);
