@@ -135,4 +135,16 @@ enum mat_code store_bindings_for_principal(const struct store_call *c, const cha
 					   struct mat_role_binding **out, size_t *n_out,
 					   struct mat_error *err) MAT_MUSTCHECK;
 
+/* --- audit (SPEC §6) ------------------------------------------------------------------------- */
+
+/* Successful mutations write their audit event themselves, in their own transaction (principal,
+ * method = c->method, full resource name, code 0, request id = c->request_id); idempotent replays
+ * write none. This one records a refused call: one audit_events row with c->principal ("" if
+ * NULL, e.g. UNAUTHENTICATED), c->method, `resource` (borrowed; NULL = ""), `grpc_code` (7
+ * PERMISSION_DENIED or 16 UNAUTHENTICATED; 0..16 accepted) and c->request_id. One statement,
+ * bounded by c->deadline_ms. MAT_OK, or the storage error (the caller logs it and still sends its
+ * refusal). Any thread. */
+enum mat_code store_audit_denied(const struct store_call *c, const char *resource, int grpc_code,
+				 struct mat_error *err) MAT_MUSTCHECK;
+
 #endif

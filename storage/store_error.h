@@ -1,0 +1,22 @@
+/* SQLSTATE -> mat_code, mapped once, here (ARCHITECTURE "One error model"). Internal to storage/
+ * and its unit tests; nothing outside storage/ sees a SQLSTATE. */
+#ifndef STORE_ERROR_H
+#define STORE_ERROR_H
+
+#include "mat_error.h"
+
+#include <stdbool.h>
+
+/* The mat_code for a five-character SQLSTATE (NULL or "" = a client-side libpq failure, which is
+ * MAT_INTERNAL unless the connection is bad: see store__conn_lost). Pure; any thread. */
+enum mat_code store_sqlstate_to_code(const char *sqlstate);
+
+/* True for SQLSTATEs after which the connection must not be used again: class 08 (connection
+ * exception), 57P01/57P02/57P03/57P04 (server shutting down, crashed, starting, database dropped)
+ * and 25006 (read-only: we are talking to a standby after a failover). */
+bool store_sqlstate_kills_connection(const char *sqlstate);
+
+/* True for serialization failures and deadlocks (40001, 40P01): the transaction may be retried. */
+bool store_sqlstate_retryable(const char *sqlstate);
+
+#endif

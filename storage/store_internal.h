@@ -1,0 +1,236 @@
+/* Internals shared by the files of storage/ (and its tests): pooled connections, the one way
+ * statements are executed (prepared once per connection, sent as a pipeline, bounded by the
+ * call's deadline), transactions with retry, row decoding helpers, etags and audit rows.
+ * Nothing outside storage/ includes this header except storage tests. */
+#ifndef STORE_INTERNAL_H
+#define STORE_INTERNAL_H
+
+#include "store.h"
+#include "store_uuid.h"
+
+#include <libpq-fe.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* --- statements ------------------------------------------------------------------------------ */
+
+/* One SQL statement, prepared lazily on each connection the first time it runs there. Define
+ * each as a file-scope object with STORE__STMT; `slot` is assigned on first use (under a lock)
+ * and names the prepared statement ("s<slot>") on every connection. */
+struct store__stmt {
+	const char *sql;
+	int nparams;
+	int slot; /* 0 until first use; then 1..STORE__MAX_STMTS-1. Guarded by a global lock. */
+};
+#define STORE__MAX_STMTS 256
+#define STORE__STMT(name, n, text) static struct store__stmt name = {text, n, 0}
+
+/* One statement of a pipeline: parameters in text format (NULL entry = SQL NULL; st->nparams of
+ * them), and its result on success (TUPLES_OK or COMMAND_OK), owned by the caller. */
+struct store__cmd {
+	struct store__stmt *st;
+	const char *const *params;
+	PGresult *res;
+};
+
+/* PQclears every cmds[i].res and sets it to NULL. */
+void store__cmds_clear(struct store__cmd *cmds, size_t n);
+
+/* --- connections ------------------------------------------------------------------------------ */
+
+struct store__conn;
+
+/* Takes a connection from the pool, connecting one if the pool is below its size (lazily).
+ * Waits at most until `deadline_ms` for one to become free (-> MAT_TIMEOUT); fails fast with
+ * MAT_UNAVAILABLE while the database is known to be unreachable (a recent connect failed and its
+ * backoff has not expired). `cancelled` may be NULL (-> MAT_CANCELLED when it becomes non-zero).
+ * *out is NULL on entry and set only on MAT_OK. Any thread. */
+enum mat_code store__acquire(struct store_pool *pool, int64_t deadline_ms,
+                             volatile const int *cancelled, struct store__conn **out,
+                             struct mat_error *err) MAT_MUSTCHECK;
+
+/* Returns `cn` to the pool: IDLE if healthy and outside any transaction, else closed (BROKEN)
+ * until a later acquire reconnects it. After a connection-class error every IDLE connection is
+ * closed too (a restarted server has killed them all). NULL does nothing. */
+void store__release(struct store__conn *cn);
+
+/* The libpq connection, for tests that need to look at it. Not for queries: use store__run. */
+PGconn *store__conn_pg(struct store__conn *cn);
+
+/* Runs `cmds` on `cn` as one pipeline (one round trip, prepares included when needed) and
+ * collects every result. The first failure stops the rest (PostgreSQL skips to the Sync); its
+ * SQLSTATE is mapped once (store_error.h) into err, and `diag` (may be NULL) receives the
+ * SQLSTATE and constraint name. Waits for results until c->deadline_ms, then cancels the
+ * statement; a server that does not answer within a grace period after that loses its connection.
+ * c->cancelled cancels too (-> MAT_CANCELLED). On failure every cmds[i].res is NULL. */
+struct store__diag {
+	char sqlstate[6];
+	char constraint[64];
+	bool retryable; /* serialization failure or deadlock: the transaction may be run again */
+	bool lost;      /* the connection was lost (the command's outcome is unknown) */
+	int index;      /* index in cmds of the command that failed, -1 if none / not one */
+};
+enum mat_code store__run(struct store__conn *cn, const struct store_call *c,
+                         struct store__cmd *cmds, size_t n, struct store__diag *diag,
+                         struct mat_error *err) MAT_MUSTCHECK;
+
+/* Runs one simple-protocol query string (several statements allowed) on `cn`, discarding the
+ * results: only for the embedded migrations, which are whole SQL files without parameters. */
+enum mat_code store__run_script(struct store__conn *cn, const struct store_call *c, const char *sql,
+                                struct store__diag *diag, struct mat_error *err) MAT_MUSTCHECK;
+
+/* --- reads and transactions ---------------------------------------------------------------------
+ */
+
+/* Runs read-only `cmds` (at most 8) in one round trip, bounded by the call's deadline
+ * (statement_timeout set locally in the same pipeline). More than one command run in one
+ * REPEATABLE READ READ ONLY transaction, so they see one snapshot. A connection found dead on
+ * first use is replaced and the read retried once. On MAT_OK the caller owns each cmds[i].res. */
+enum mat_code store__read(const struct store_call *c, struct store__cmd *cmds, size_t n,
+                          struct mat_error *err) MAT_MUSTCHECK;
+
+/* One statement that writes, outside any explicit transaction (one round trip, statement_timeout
+ * in the same pipeline). Not retried: its outcome is unknown if the connection dies. */
+enum mat_code store__write1(const struct store_call *c, struct store__cmd *cmd,
+                            struct mat_error *err) MAT_MUSTCHECK;
+
+/* A transaction in progress on one connection (READ COMMITTED; bodies lock what they change). */
+struct store__tx {
+	const struct store_call *c;
+	struct store__conn *cn;
+	struct store__diag diag; /* of the last failure */
+};
+
+/* Runs `cmds` inside the transaction (one round trip). See store__run. */
+enum mat_code store__tx_run(struct store__tx *tx, struct store__cmd *cmds, size_t n,
+                            struct mat_error *err) MAT_MUSTCHECK;
+
+/* Runs one statement inside the transaction; *res is set (caller PQclears) on MAT_OK, NULL
+ * otherwise. `nparams` must equal st->nparams (asserted): use STORE__EXEC. */
+enum mat_code store__tx_exec(struct store__tx *tx, struct store__stmt *st,
+                             const char *const *params, size_t nparams, PGresult **res,
+                             struct mat_error *err) MAT_MUSTCHECK;
+#define STORE__EXEC(tx, st, res, err, ...)                                                     \
+	store__tx_exec(tx, st, (const char *const[]){__VA_ARGS__},                             \
+	               sizeof((const char *const[]){__VA_ARGS__}) / sizeof(const char *), res, \
+	               err)
+
+/* The body of a transaction: runs statements with store__tx_run/store__tx_exec and returns
+ * MAT_OK to commit, anything else to roll back. It may run more than once (serialization
+ * failures and deadlocks are retried while the deadline allows), so it must not keep state from a
+ * previous run: clean its outputs on entry. */
+typedef enum mat_code (*store__tx_body)(struct store__tx *tx, void *arg, struct mat_error *err);
+
+/* BEGIN (with statement_timeout from the time left, same round trip), body, COMMIT. */
+enum mat_code store__transact(const struct store_call *c, store__tx_body body, void *arg,
+                              struct mat_error *err) MAT_MUSTCHECK;
+
+/* --- rows ------------------------------------------------------------------------------------- */
+
+/* Reads columns of one result row. Text columns are strdup'ed (NULL for SQL NULL); an allocation
+ * failure sets `oom`, which the caller checks once after reading the row. */
+struct store__row {
+	const PGresult *res;
+	int row;
+	bool oom;
+};
+char *store__text(struct store__row *r, int col);
+/* "" instead of NULL for SQL NULL. */
+char *store__text0(struct store__row *r, int col);
+/* 0 for SQL NULL. */
+int64_t store__int(const struct store__row *r, int col);
+bool store__is_null(const struct store__row *r, int col);
+
+/* --- etags, resources, audit --------------------------------------------------------------- */
+
+#define STORE__ETAG_LEN 17 /* 16 hex digits and the NUL */
+/* The etag of a row: opaque, changes with every version and differs between a deleted row and a
+ * re-created one with the same name (the creation time is mixed in). */
+void store__etag(int64_t version, int64_t create_us, char out[STORE__ETAG_LEN]);
+/* NULL or "" matches anything (AIP-154: the etag is optional). */
+bool store__etag_matches(const char *etag, int64_t version, int64_t create_us);
+
+/* An audit_events row for the successful mutation of `resource` by the call, as a command to
+ * run in the mutation's own transaction. `a` holds the parameters: keep it alive until the
+ * command ran. */
+struct store__audit {
+	char id[STORE_UUID_TEXT];
+	char code[8];
+	const char *params[6];
+};
+enum mat_code store__audit_cmd(struct store__audit *a, const struct store_call *c,
+                               const char *resource, int grpc_code, struct store__cmd *cmd,
+                               struct mat_error *err) MAT_MUSTCHECK;
+
+/* request_id idempotency (AIP-155), inside the creating transaction. `request_id` must be a
+ * canonical UUID (store__request_id checks and lower-cases it). Claims (c->principal, request_id,
+ * kind) for `resource`: *claimed is true when this call is the first; otherwise *prior (malloc'd,
+ * caller frees) names the resource the first call created and nothing must be written. */
+enum mat_code store__idem_claim(struct store__tx *tx, const char *request_id, const char *kind,
+                                const char *resource, bool *claimed, char **prior,
+                                struct mat_error *err) MAT_MUSTCHECK;
+/* NULL or "" -> out = "" (no idempotency); a canonical UUID -> its lower-case form; anything else
+ * -> MAT_INVALID with a violation on "request_id". */
+enum mat_code store__request_id(const char *request_id, char out[STORE_UUID_TEXT],
+                                struct mat_error *err) MAT_MUSTCHECK;
+
+/* Folds whitespace runs (libpq's multi-line messages) into single spaces, in place. */
+void store__one_line(char *s);
+
+/* "out of memory" as MAT_INTERNAL. */
+enum mat_code store__oom(struct mat_error *err);
+
+/* --- for store_pool.c, store_exec.c and store_pq.c only ----------------------------------------
+ */
+
+/* CONNECTING -> IDLE <-> IN_USE -> BROKEN -> CONNECTING ... (EMPTY: never connected yet). */
+enum store__conn_state {
+	STORE__EMPTY,
+	STORE__CONNECTING,
+	STORE__IDLE,
+	STORE__IN_USE,
+	STORE__BROKEN,
+};
+
+struct store__conn {
+	struct store_pool *pool;
+	enum store__conn_state state; /* guarded by the pool's lock */
+	/* The fields below belong to the thread holding the connection (CONNECTING or IN_USE). */
+	PGconn *pg;                               /* NULL unless IDLE or IN_USE */
+	PGcancel *cancel;                         /* for PQcancel from the waiting loop */
+	uint64_t prepared[STORE__MAX_STMTS / 64]; /* bit per statement slot */
+	bool lost;       /* saw a connection-class error (or an injected fault): close on release */
+	bool used;       /* has served a call: a failure on it may just mean it went stale */
+	int cancel_code; /* MAT_TIMEOUT or MAT_CANCELLED once a cancel was sent, else MAT_OK */
+	int64_t cancel_ms;
+};
+
+/* Every libpq call that can fail goes through these (the fault-injection seam). An injected
+ * fault returns the call's failure value and marks `cn` lost, like a dropped connection. */
+PGconn *store__pq_connect_start(const char *const *keywords, const char *const *values);
+PostgresPollingStatusType store__pq_connect_poll(PGconn *pg);
+int store__pq_enter_pipeline(struct store__conn *cn);
+int store__pq_send_prepare(struct store__conn *cn, const char *name, const char *sql);
+int store__pq_send_prepared(struct store__conn *cn, const char *name, int nparams,
+                            const char *const *params);
+int store__pq_send_query(struct store__conn *cn, const char *sql);
+int store__pq_pipeline_sync(struct store__conn *cn);
+int store__pq_flush(struct store__conn *cn);
+int store__pq_consume(struct store__conn *cn);
+PGresult *store__pq_get_result(struct store__conn *cn);
+/* True when an injected fault was the last failure on this thread (for error messages). */
+bool store__pq_fault_hit(void);
+
+/* --- fault injection (storage tests) -------------------------------------------------------- */
+
+/* Makes the nth libpq operation from now fail as if the connection had dropped (1 = the next
+ * one); 0 turns it off. Operations are counted across all threads. The environment variable
+ * MATURITY_STORE_FAULT=N does the same when the first pool is created. */
+void store_fault_set(int nth);
+/* libpq operations counted since the last store_fault_set (so a test can try every N). */
+long store_fault_count(void);
+/* Reads MATURITY_STORE_FAULT (store_pool_new calls it once per process). */
+void store__fault_from_env(void);
+
+#endif

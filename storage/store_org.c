@@ -1,0 +1,572 @@
+/* Organizations: create (with request_id idempotency), get, list (keyset pages by id, visibility
+ * filtered in SQL), update by field mask with etag, delete (force cascades). Every mutation writes
+ * its audit event in the same transaction. Labels live in a jsonb object; they travel to the
+ * database as JSON and come back as "len:key" "len:value" pairs, which need no JSON parser. */
+#include "store_internal.h"
+#include "store_token.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define ORG_COLS                                                                               \
+	"o.id, o.display_name, o.description, "                                                \
+	"(SELECT coalesce(string_agg(octet_length(l.k) || ':' || l.k || octet_length(l.v) || " \
+	"':' || l.v, '' ORDER BY l.k COLLATE \"C\"), '') FROM jsonb_each_text(o.labels) "      \
+	"AS l(k, v)), "                                                                        \
+	"o.current_level, o.target_level, o.transition_policy, o.last_assessment_id::text, "   \
+	"mat_epoch_us(o.create_time), mat_epoch_us(o.update_time), o.version"
+
+STORE__STMT(st_org_insert, 6,
+            "INSERT INTO organizations AS o (id, display_name, description, labels, "
+            "target_level, transition_policy) "
+            "VALUES ($1, $2, $3, $4::jsonb, $5::smallint, $6::smallint) RETURNING " ORG_COLS);
+STORE__STMT(st_org_get, 1, "SELECT " ORG_COLS " FROM organizations o WHERE o.id = $1");
+STORE__STMT(st_org_list, 4,
+            "SELECT " ORG_COLS " FROM organizations o WHERE o.id > $1 AND (NOT $2::bool OR "
+            "EXISTS (SELECT 1 FROM role_bindings b WHERE b.principal = $3 AND "
+            "(b.org_id IS NULL OR b.org_id = o.id))) ORDER BY o.id LIMIT $4::int");
+/* NO KEY UPDATE: serializes with other changes of the row but not with inserts that reference
+ * it (creating an assessment), which only take KEY SHARE. */
+STORE__STMT(st_org_lock, 1,
+            "SELECT o.version, mat_epoch_us(o.create_time) FROM organizations o "
+            "WHERE o.id = $1 FOR NO KEY UPDATE");
+/* Deleting must also stop new references: FOR UPDATE conflicts with KEY SHARE. */
+STORE__STMT(st_org_lock_delete, 1,
+            "SELECT o.version, mat_epoch_us(o.create_time) FROM organizations o "
+            "WHERE o.id = $1 FOR UPDATE");
+STORE__STMT(st_org_update, 7,
+            "UPDATE organizations AS o SET "
+            "display_name = CASE WHEN $2::int & 1 <> 0 THEN $3::text ELSE o.display_name END, "
+            "description = CASE WHEN $2::int & 2 <> 0 THEN $4::text ELSE o.description END, "
+            "labels = CASE WHEN $2::int & 4 <> 0 THEN $5::jsonb ELSE o.labels END, "
+            "target_level = CASE WHEN $2::int & 8 <> 0 THEN $6::smallint ELSE o.target_level END, "
+            "transition_policy = CASE WHEN $2::int & 16 <> 0 THEN $7::smallint "
+            "ELSE o.transition_policy END, "
+            "version = o.version + 1, update_time = now() "
+            "WHERE o.id = $1 RETURNING " ORG_COLS);
+STORE__STMT(st_org_has_assessments, 1,
+            "SELECT EXISTS (SELECT 1 FROM assessments a WHERE a.org_id = $1)");
+STORE__STMT(st_org_delete, 1, "DELETE FROM organizations WHERE id = $1");
+
+/* --- labels --------------------------------------------------------------------------------- */
+
+static bool buf_grow(char **buf, size_t *cap, size_t need)
+{
+	char *n;
+	size_t c = *cap ? *cap : 64;
+
+	if (need <= *cap)
+		return true;
+	while (c < need)
+		c *= 2;
+	n = realloc(*buf, c);
+	if (n == NULL)
+		return false;
+	*buf = n;
+	*cap = c;
+	return true;
+}
+
+static bool json_string(char **buf, size_t *len, size_t *cap, const char *s)
+{
+	static const char hex[] = "0123456789abcdef";
+
+	if (!buf_grow(buf, cap, *len + strlen(s) * 6 + 3))
+		return false;
+	(*buf)[(*len)++] = '"';
+	for (const unsigned char *p = (const unsigned char *)s; *p != '\0'; p++) {
+		if (*p == '"' || *p == '\\') {
+			(*buf)[(*len)++] = '\\';
+			(*buf)[(*len)++] = (char)*p;
+		} else if (*p < 0x20) {
+			memcpy(*buf + *len, "\\u00", 4);
+			*len += 4;
+			(*buf)[(*len)++] = hex[*p >> 4];
+			(*buf)[(*len)++] = hex[*p & 15];
+		} else {
+			(*buf)[(*len)++] = (char)*p;
+		}
+	}
+	(*buf)[(*len)++] = '"';
+	return true;
+}
+
+/* The labels as a JSON object (malloc'd), or NULL when out of memory. */
+static char *labels_json(const struct mat_label *labels, size_t n)
+{
+	char *buf = NULL;
+	size_t len = 0, cap = 0;
+
+	if (!buf_grow(&buf, &cap, 3))
+		return NULL;
+	buf[len++] = '{';
+	for (size_t i = 0; i < n; i++) {
+		if (!buf_grow(&buf, &cap, len + 1))
+			goto oom;
+		if (i > 0)
+			buf[len++] = ',';
+		if (!json_string(&buf, &len, &cap, labels[i].key ? labels[i].key : "") ||
+		    !buf_grow(&buf, &cap, len + 1))
+			goto oom;
+		buf[len++] = ':';
+		if (!json_string(&buf, &len, &cap, labels[i].value ? labels[i].value : "") ||
+		    !buf_grow(&buf, &cap, len + 2))
+			goto oom;
+	}
+	buf[len++] = '}';
+	buf[len] = '\0';
+	return buf;
+oom:
+	free(buf);
+	return NULL;
+}
+
+/* One "len:bytes" item of the labels column; NULL on malformed input or out of memory. */
+static char *take_item(const char **p, const char *end)
+{
+	size_t n = 0;
+	char *s;
+
+	if (*p >= end || **p < '0' || **p > '9')
+		return NULL;
+	while (*p < end && **p >= '0' && **p <= '9') {
+		n = n * 10 + (size_t)(**p - '0');
+		if (n > 1u << 20)
+			return NULL;
+		(*p)++;
+	}
+	if (*p >= end || **p != ':' || (size_t)(end - *p - 1) < n)
+		return NULL;
+	(*p)++;
+	s = malloc(n + 1);
+	if (s == NULL)
+		return NULL;
+	memcpy(s, *p, n);
+	s[n] = '\0';
+	*p += n;
+	return s;
+}
+
+static int by_key(const void *a, const void *b)
+{
+	return strcmp(((const struct mat_label *)a)->key, ((const struct mat_label *)b)->key);
+}
+
+static bool labels_parse(const char *s, struct mat_organization *o)
+{
+	const char *p = s, *end = s + strlen(s);
+	size_t cap = 0;
+
+	while (p < end) {
+		char *k = take_item(&p, end);
+		char *v = k != NULL ? take_item(&p, end) : NULL;
+		if (v == NULL) {
+			free(k);
+			return false;
+		}
+		if (o->n_labels == cap) {
+			size_t nc = cap ? cap * 2 : 8;
+			struct mat_label *nl = realloc(o->labels, nc * sizeof(*nl));
+			if (nl == NULL) {
+				free(k);
+				free(v);
+				return false;
+			}
+			o->labels = nl;
+			cap = nc;
+		}
+		o->labels[o->n_labels++] = (struct mat_label){k, v};
+	}
+	if (o->n_labels > 1)
+		qsort(o->labels, o->n_labels, sizeof(*o->labels), by_key);
+	return true;
+}
+
+/* --- rows ----------------------------------------------------------------------------------- */
+
+static enum mat_code org_from_row(const PGresult *res, int row, struct mat_organization *o,
+                                  struct mat_error *err)
+{
+	struct store__row r = {.res = res, .row = row};
+	char etag[STORE__ETAG_LEN];
+
+	mat_organization_cleanup(o);
+	o->id = store__text0(&r, 0);
+	o->display_name = store__text0(&r, 1);
+	o->description = store__text0(&r, 2);
+	if (!labels_parse(PQgetvalue(res, row, 3), o))
+		r.oom = true;
+	o->current_level = (int)store__int(&r, 4);
+	o->target_level = (int)store__int(&r, 5);
+	o->transition_policy = (enum mat_policy)store__int(&r, 6);
+	o->last_assessment_id = store__text(&r, 7);
+	o->create_time = store__int(&r, 8);
+	o->update_time = store__int(&r, 9);
+	store__etag(store__int(&r, 10), o->create_time, etag);
+	o->etag = strdup(etag);
+	if (r.oom || o->etag == NULL) {
+		mat_organization_cleanup(o);
+		return store__oom(err);
+	}
+	return MAT_OK;
+}
+
+static enum mat_code not_found(struct mat_error *err, const char *org_id)
+{
+	return mat_error_set(err, MAT_NOT_FOUND, "organizations/%s not found", org_id);
+}
+
+static bool id_ok(const char *id)
+{
+	return id != NULL && id[0] != '\0' && strlen(id) <= MAT_MAX_ORG_ID;
+}
+
+/* --- create --------------------------------------------------------------------------------- */
+
+struct create_args {
+	const struct mat_organization *in;
+	const char *request_id; /* "" for none */
+	const char *labels;
+	char resource[96];
+	struct mat_organization *out;
+};
+
+static enum mat_code create_body(struct store__tx *tx, void *arg, struct mat_error *err)
+{
+	struct create_args *a = arg;
+	const struct mat_organization *in = a->in;
+	char target[8], policy[8];
+	const char *params[6] = {in->id,
+	                         in->display_name ? in->display_name : "",
+	                         in->description ? in->description : "",
+	                         a->labels,
+	                         target,
+	                         policy};
+	struct store__audit audit;
+	struct store__cmd cmds[2] = {{.st = &st_org_insert, .params = params}};
+	enum mat_code rc;
+
+	mat_organization_cleanup(a->out);
+	if (a->request_id[0] != '\0') {
+		bool claimed = false;
+		char *prior = NULL;
+
+		rc = store__idem_claim(tx, a->request_id, "organization", a->resource, &claimed,
+		                       &prior, err);
+		if (rc != MAT_OK)
+			return rc;
+		if (!claimed) {
+			/* A retry: answer with what the first call created, write nothing. */
+			PGresult *r = NULL;
+			const char *id =
+			    strncmp(prior, "organizations/", 14) == 0 ? prior + 14 : prior;
+
+			rc = STORE__EXEC(tx, &st_org_get, &r, err, id);
+			if (rc == MAT_OK && PQntuples(r) == 0)
+				rc = mat_error_set(
+				    err, MAT_NOT_FOUND,
+				    "%s, created by this request_id, no longer exists", prior);
+			if (rc == MAT_OK)
+				rc = org_from_row(r, 0, a->out, err);
+			PQclear(r);
+			free(prior);
+			return rc;
+		}
+	}
+	snprintf(target, sizeof(target), "%d", in->target_level);
+	snprintf(policy, sizeof(policy), "%d",
+	         in->transition_policy == MAT_POLICY_UNSPECIFIED ? MAT_POLICY_MANUAL_REVIEW
+	                                                         : in->transition_policy);
+	rc = store__audit_cmd(&audit, tx->c, a->resource, 0, &cmds[1], err);
+	if (rc != MAT_OK)
+		return rc;
+	rc = store__tx_run(tx, cmds, 2, err);
+	if (rc == MAT_CONFLICT)
+		return mat_error_set(err, MAT_CONFLICT, "%s already exists", a->resource);
+	if (rc == MAT_OK)
+		rc = org_from_row(cmds[0].res, 0, a->out, err);
+	store__cmds_clear(cmds, 2);
+	return rc;
+}
+
+enum mat_code store_org_create(const struct store_call *c, const struct mat_organization *in,
+                               const char *request_id, struct mat_organization *out,
+                               struct mat_error *err)
+{
+	struct create_args a = {.in = in, .out = out};
+	char rid[STORE_UUID_TEXT];
+	char *labels = NULL;
+	enum mat_code rc;
+
+	memset(out, 0, sizeof(*out));
+	if (in == NULL || !id_ok(in->id))
+		return mat_error_field(err, "organization_id", "missing or too long");
+	rc = store__request_id(request_id, rid, err);
+	if (rc != MAT_OK)
+		return rc;
+	labels = labels_json(in->labels, in->n_labels);
+	if (labels == NULL)
+		return store__oom(err);
+	a.request_id = rid;
+	a.labels = labels;
+	snprintf(a.resource, sizeof(a.resource), "organizations/%s", in->id);
+	rc = store__transact(c, create_body, &a, err);
+	if (rc != MAT_OK)
+		mat_organization_cleanup(out);
+	free(labels);
+	return rc;
+}
+
+/* --- get and list --------------------------------------------------------------------------- */
+
+enum mat_code store_org_get(const struct store_call *c, const char *org_id,
+                            struct mat_organization *out, struct mat_error *err)
+{
+	struct store__cmd cmd = {.st = &st_org_get, .params = (const char *const[]){org_id}};
+	enum mat_code rc;
+
+	memset(out, 0, sizeof(*out));
+	if (!id_ok(org_id))
+		return not_found(err, org_id != NULL ? org_id : "");
+	rc = store__read(c, &cmd, 1, err);
+	if (rc != MAT_OK)
+		return rc;
+	if (PQntuples(cmd.res) == 0)
+		rc = not_found(err, org_id);
+	else
+		rc = org_from_row(cmd.res, 0, out, err);
+	store__cmds_clear(&cmd, 1);
+	return rc;
+}
+
+static uint64_t org_list_filter(void)
+{
+	/* Listing organizations has no filter; visibility is re-applied on every page. */
+	return store__fnv64(STORE_FNV64_INIT, "organizations", 13);
+}
+
+enum mat_code store_org_list(const struct store_call *c, int page_size, const char *page_token,
+                             struct mat_organization **out, size_t *n_out, char **next_token,
+                             struct mat_error *err)
+{
+	char after[STORE_TOKEN_MAX_KEY + 1] = "";
+	char limit[16];
+	const char *params[4] = {after, c->only_visible ? "true" : "false",
+	                         c->principal != NULL ? c->principal : "", limit};
+	struct store__cmd cmd = {.st = &st_org_list, .params = params};
+	struct mat_organization *list = NULL;
+	char token[STORE_TOKEN_MAX_TEXT] = "";
+	size_t n = 0;
+	int rows;
+	enum mat_code rc;
+
+	*out = NULL;
+	*n_out = 0;
+	*next_token = NULL;
+	if (page_size <= 0)
+		page_size = MAT_PAGE_SIZE_DEFAULT;
+	if (page_size > MAT_PAGE_SIZE_MAX)
+		page_size = MAT_PAGE_SIZE_MAX;
+	if (page_token != NULL && page_token[0] != '\0') {
+		uint8_t key[STORE_TOKEN_MAX_KEY];
+		size_t klen;
+		rc = store__token_decode(page_token, STORE_LIST_ORGANIZATIONS, org_list_filter(),
+		                         key, &klen, err);
+		if (rc != MAT_OK)
+			return rc;
+		if (klen == 0 || memchr(key, '\0', klen) != NULL)
+			return mat_error_field(err, "page_token", "invalid page token");
+		memcpy(after, key, klen);
+		after[klen] = '\0';
+	}
+	/* One row more than the page tells whether there is a next page. */
+	snprintf(limit, sizeof(limit), "%d", page_size + 1);
+	rc = store__read(c, &cmd, 1, err);
+	if (rc != MAT_OK)
+		return rc;
+	rows = PQntuples(cmd.res);
+	if (rows > page_size)
+		rows = page_size;
+	list = calloc(rows > 0 ? (size_t)rows : 1, sizeof(*list));
+	if (list == NULL) {
+		rc = store__oom(err);
+		goto out;
+	}
+	for (; n < (size_t)rows; n++) {
+		rc = org_from_row(cmd.res, (int)n, &list[n], err);
+		if (rc != MAT_OK)
+			goto out;
+	}
+	if (PQntuples(cmd.res) > page_size)
+		store__token_encode(STORE_LIST_ORGANIZATIONS, org_list_filter(), list[n - 1].id,
+		                    strlen(list[n - 1].id), token);
+	*next_token = strdup(token);
+	if (*next_token == NULL) {
+		rc = store__oom(err);
+		goto out;
+	}
+	rc = MAT_OK;
+out:
+	store__cmds_clear(&cmd, 1);
+	if (rc != MAT_OK) {
+		for (size_t i = 0; i < n; i++)
+			mat_organization_cleanup(&list[i]);
+		free(list);
+		return rc;
+	}
+	*out = list;
+	*n_out = n;
+	return MAT_OK;
+}
+
+/* --- update --------------------------------------------------------------------------------- */
+
+/* Locks the organization row; checks existence and the etag. */
+static enum mat_code lock_org(struct store__tx *tx, struct store__stmt *st, const char *org_id,
+                              const char *etag, struct mat_error *err)
+{
+	PGresult *r = NULL;
+	enum mat_code rc = STORE__EXEC(tx, st, &r, err, org_id);
+
+	if (rc != MAT_OK)
+		return rc;
+	if (PQntuples(r) == 0)
+		rc = not_found(err, org_id);
+	else if (!store__etag_matches(etag, strtoll(PQgetvalue(r, 0, 0), NULL, 10),
+	                              strtoll(PQgetvalue(r, 0, 1), NULL, 10)))
+		rc = mat_error_set(err, MAT_ABORTED,
+		                   "etag mismatch: organizations/%s was changed; read it again",
+		                   org_id);
+	PQclear(r);
+	return rc;
+}
+
+struct update_args {
+	const struct mat_organization *in;
+	unsigned fields;
+	const char *etag;
+	const char *labels;
+	char resource[96];
+	struct mat_organization *out;
+};
+
+static enum mat_code update_body(struct store__tx *tx, void *arg, struct mat_error *err)
+{
+	struct update_args *a = arg;
+	const struct mat_organization *in = a->in;
+	char mask[16], target[8], policy[8];
+	const char *params[7] = {in->id,
+	                         mask,
+	                         in->display_name ? in->display_name : "",
+	                         in->description ? in->description : "",
+	                         a->labels,
+	                         target,
+	                         policy};
+	struct store__audit audit;
+	struct store__cmd cmds[2] = {{.st = &st_org_update, .params = params}};
+	enum mat_code rc;
+
+	mat_organization_cleanup(a->out);
+	rc = lock_org(tx, &st_org_lock, in->id, a->etag, err);
+	if (rc != MAT_OK)
+		return rc;
+	if (a->fields == 0) {
+		/* Nothing to change: answer with the current state, write nothing. */
+		PGresult *r = NULL;
+		rc = STORE__EXEC(tx, &st_org_get, &r, err, in->id);
+		if (rc == MAT_OK)
+			rc = org_from_row(r, 0, a->out, err);
+		PQclear(r);
+		return rc;
+	}
+	snprintf(mask, sizeof(mask), "%u", a->fields);
+	snprintf(target, sizeof(target), "%d", in->target_level);
+	snprintf(policy, sizeof(policy), "%d",
+	         in->transition_policy == MAT_POLICY_UNSPECIFIED ? MAT_POLICY_MANUAL_REVIEW
+	                                                         : in->transition_policy);
+	rc = store__audit_cmd(&audit, tx->c, a->resource, 0, &cmds[1], err);
+	if (rc != MAT_OK)
+		return rc;
+	rc = store__tx_run(tx, cmds, 2, err);
+	if (rc == MAT_OK)
+		rc = org_from_row(cmds[0].res, 0, a->out, err);
+	store__cmds_clear(cmds, 2);
+	return rc;
+}
+
+enum mat_code store_org_update(const struct store_call *c, const struct mat_organization *in,
+                               unsigned fields, const char *etag, struct mat_organization *out,
+                               struct mat_error *err)
+{
+	struct update_args a = {.in = in, .fields = fields, .etag = etag, .out = out};
+	char *labels = NULL;
+	enum mat_code rc;
+
+	memset(out, 0, sizeof(*out));
+	if (in == NULL || !id_ok(in->id))
+		return not_found(err, in != NULL && in->id != NULL ? in->id : "");
+	labels = labels_json(in->labels, in->n_labels);
+	if (labels == NULL)
+		return store__oom(err);
+	a.labels = labels;
+	snprintf(a.resource, sizeof(a.resource), "organizations/%s", in->id);
+	rc = store__transact(c, update_body, &a, err);
+	if (rc != MAT_OK)
+		mat_organization_cleanup(out);
+	free(labels);
+	return rc;
+}
+
+/* --- delete --------------------------------------------------------------------------------- */
+
+struct delete_args {
+	const char *org_id;
+	const char *etag;
+	bool force;
+	char resource[96];
+};
+
+static enum mat_code delete_body(struct store__tx *tx, void *arg, struct mat_error *err)
+{
+	struct delete_args *a = arg;
+	struct store__audit audit;
+	struct store__cmd cmds[2] = {
+	    {.st = &st_org_delete, .params = (const char *const[]){a->org_id}}};
+	enum mat_code rc = lock_org(tx, &st_org_lock_delete, a->org_id, a->etag, err);
+
+	if (rc != MAT_OK)
+		return rc;
+	if (!a->force) {
+		/* A separate statement after the lock: in READ COMMITTED it sees assessments
+		 * committed while we waited for the lock. */
+		PGresult *r = NULL;
+		bool has;
+		rc = STORE__EXEC(tx, &st_org_has_assessments, &r, err, a->org_id);
+		if (rc != MAT_OK)
+			return rc;
+		has = PQgetvalue(r, 0, 0)[0] == 't';
+		PQclear(r);
+		if (has)
+			return mat_error_set(err, MAT_PRECONDITION,
+			                     "%s has assessments: delete them first or set force",
+			                     a->resource);
+	}
+	rc = store__audit_cmd(&audit, tx->c, a->resource, 0, &cmds[1], err);
+	if (rc != MAT_OK)
+		return rc;
+	rc = store__tx_run(tx, cmds, 2, err);
+	store__cmds_clear(cmds, 2);
+	return rc;
+}
+
+enum mat_code store_org_delete(const struct store_call *c, const char *org_id, const char *etag,
+                               bool force, struct mat_error *err)
+{
+	struct delete_args a = {.org_id = org_id, .etag = etag, .force = force};
+
+	if (!id_ok(org_id))
+		return not_found(err, org_id != NULL ? org_id : "");
+	snprintf(a.resource, sizeof(a.resource), "organizations/%s", org_id);
+	return store__transact(c, delete_body, &a, err);
+}

@@ -1,0 +1,48 @@
+/* Page tokens: opaque to clients, keyset-based so any replica can continue a listing.
+ * Internal to storage/ and its unit tests (and the fuzzer).
+ *
+ * Token = base64url (no padding) of:
+ *   byte 0      format version (1)
+ *   byte 1      which list (enum store__list)
+ *   bytes 2-9   64-bit FNV-1a hash of the list's filter (e.g. org id and state), big-endian
+ *   byte 10     key length k (0..STORE_TOKEN_MAX_KEY)
+ *   k bytes     the last key of the page (org id, or a 16-byte UUID)
+ *   4 bytes     FNV-1a 32 checksum of everything before it, big-endian
+ * The checksum catches corruption and casual edits, not forgery: a forged token can only move
+ * the cursor of a list the caller may read anyway (visibility is enforced in the query). */
+#ifndef STORE_TOKEN_H
+#define STORE_TOKEN_H
+
+#include "mat_error.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+enum store__list {
+	STORE_LIST_ORGANIZATIONS = 1,
+	STORE_LIST_ASSESSMENTS = 2,
+	STORE_LIST_TRANSITIONS = 3,
+	STORE_LIST_ROLE_BINDINGS = 4,
+	STORE_LIST_AUDIT_EVENTS = 5,
+};
+
+#define STORE_TOKEN_MAX_KEY 128
+#define STORE_TOKEN_MAX_TEXT 256 /* base64url of the largest payload, and the NUL */
+
+/* FNV-1a 64 of `len` bytes, continuing from `h` (start with STORE_FNV64_INIT). */
+#define STORE_FNV64_INIT 0xcbf29ce484222325ULL
+uint64_t store__fnv64(uint64_t h, const void *data, size_t len);
+
+/* Writes the token for (list, filter, key) into out (STORE_TOKEN_MAX_TEXT bytes). key_len must
+ * be <= STORE_TOKEN_MAX_KEY (asserted). */
+void store__token_encode(enum store__list list, uint64_t filter, const void *key, size_t key_len,
+                         char out[STORE_TOKEN_MAX_TEXT]);
+
+/* Decodes `token` (non-empty) made for `list` and `filter` into key (STORE_TOKEN_MAX_KEY bytes)
+ * and *key_len. Garbage, a token of another list, or one made with another filter -> MAT_INVALID
+ * with a violation on "page_token"; key and *key_len are then unspecified. */
+enum mat_code store__token_decode(const char *token, enum store__list list, uint64_t filter,
+                                  uint8_t key[STORE_TOKEN_MAX_KEY], size_t *key_len,
+                                  struct mat_error *err) MAT_MUSTCHECK;
+
+#endif
