@@ -22,14 +22,14 @@ struct store_options {
 /* Creates a pool; connects lazily (first acquire). Out-parameter set to NULL on entry.
  * Returns MAT_OK or MAT_INVALID (bad conninfo syntax). */
 enum mat_code store_pool_new(const struct store_options *opt, struct store_pool **out,
-			     struct mat_error *err) MAT_MUSTCHECK;
+                             struct mat_error *err) MAT_MUSTCHECK;
 /* Closes every connection. NULL does nothing. No call may be in flight. */
 void store_pool_free(struct store_pool *pool);
 
 /* Waits until the database accepts a connection and answers, up to `seconds`.
  * MAT_OK, or MAT_UNAVAILABLE with libpq's reason in err. */
 enum mat_code store_pool_wait(struct store_pool *pool, int seconds,
-			      struct mat_error *err) MAT_MUSTCHECK;
+                              struct mat_error *err) MAT_MUSTCHECK;
 
 /* Applies the embedded migrations not yet recorded, in order, each in its own transaction, under
  * a PostgreSQL advisory lock so replicas starting together are safe. */
@@ -50,11 +50,12 @@ int64_t store_now_ms(void);
 /* What every query needs to know about the call it serves. Borrowed. */
 struct store_call {
 	struct store_pool *pool;
-	int64_t deadline_ms;        /* store_now_ms() clock; STORE_NO_DEADLINE for none */
-	const char *principal;      /* the verified caller */
-	const char *method;         /* full gRPC method path, for audit events */
-	const char *request_id;     /* x-request-id of the call, for audit events; may be NULL */
-	volatile const int *cancelled; /* set non-zero by another thread when the client cancels; may be NULL */
+	int64_t deadline_ms;    /* store_now_ms() clock; STORE_NO_DEADLINE for none */
+	const char *principal;  /* the verified caller */
+	const char *method;     /* full gRPC method path, for audit events */
+	const char *request_id; /* x-request-id of the call, for audit events; may be NULL */
+	volatile const int
+	    *cancelled; /* set non-zero by another thread when the client cancels; may be NULL */
 	/* List filtering: when true, lists return only organizations on which `principal` has a
 	 * binding (global bindings see all). Decided by auth/, applied in the query. */
 	bool only_visible;
@@ -74,66 +75,66 @@ enum store_org_field {
  * NULL): a retry with the same id by the same principal returns the first result and creates
  * nothing (MAT_OK). Duplicate id -> MAT_CONFLICT. `out` is zeroed on entry, filled on MAT_OK. */
 enum mat_code store_org_create(const struct store_call *c, const struct mat_organization *in,
-			       const char *request_id, struct mat_organization *out,
-			       struct mat_error *err) MAT_MUSTCHECK;
+                               const char *request_id, struct mat_organization *out,
+                               struct mat_error *err) MAT_MUSTCHECK;
 enum mat_code store_org_get(const struct store_call *c, const char *org_id,
-			    struct mat_organization *out, struct mat_error *err) MAT_MUSTCHECK;
+                            struct mat_organization *out, struct mat_error *err) MAT_MUSTCHECK;
 /* Ordered by id. page_size already clamped by the caller (1..1000). page_token "" = first page;
  * garbage -> MAT_INVALID with a violation on "page_token". *next_token is "" on the last page.
  * Caller frees *out with mat_organization_cleanup on each and free(), and free(*next_token). */
 enum mat_code store_org_list(const struct store_call *c, int page_size, const char *page_token,
-			     struct mat_organization **out, size_t *n_out, char **next_token,
-			     struct mat_error *err) MAT_MUSTCHECK;
+                             struct mat_organization **out, size_t *n_out, char **next_token,
+                             struct mat_error *err) MAT_MUSTCHECK;
 /* Updates the fields in `fields` (enum store_org_field bits) from `in`. etag NULL or "" = no check;
  * mismatch -> MAT_ABORTED. Unknown org -> MAT_NOT_FOUND. */
 enum mat_code store_org_update(const struct store_call *c, const struct mat_organization *in,
-			       unsigned fields, const char *etag, struct mat_organization *out,
-			       struct mat_error *err) MAT_MUSTCHECK;
+                               unsigned fields, const char *etag, struct mat_organization *out,
+                               struct mat_error *err) MAT_MUSTCHECK;
 /* Without force, an organization with assessments -> MAT_PRECONDITION. With force, its
  * assessments, answers, transitions and bindings go too. */
 enum mat_code store_org_delete(const struct store_call *c, const char *org_id, const char *etag,
-			       bool force, struct mat_error *err) MAT_MUSTCHECK;
+                               bool force, struct mat_error *err) MAT_MUSTCHECK;
 
 /* --- assessments -------------------------------------------------------------------------- */
 
 /* Creates a DRAFT with a new UUIDv7 id; creator = c->principal. Org missing -> MAT_NOT_FOUND. */
 enum mat_code store_assessment_create(const struct store_call *c, const char *org_id,
-				      const char *title, const char *model_id,
-				      const char *request_id, struct mat_assessment *out,
-				      struct mat_error *err) MAT_MUSTCHECK;
+                                      const char *title, const char *model_id,
+                                      const char *request_id, struct mat_assessment *out,
+                                      struct mat_error *err) MAT_MUSTCHECK;
 enum mat_code store_assessment_get(const struct store_call *c, const char *org_id, const char *id,
-				   struct mat_assessment *out, struct mat_error *err) MAT_MUSTCHECK;
+                                   struct mat_assessment *out, struct mat_error *err) MAT_MUSTCHECK;
 /* Newest first (id descending). state UNSPECIFIED = all. Answers included. */
 enum mat_code store_assessment_list(const struct store_call *c, const char *org_id,
-				    enum mat_assessment_state state, int page_size,
-				    const char *page_token, struct mat_assessment **out,
-				    size_t *n_out, char **next_token,
-				    struct mat_error *err) MAT_MUSTCHECK;
+                                    enum mat_assessment_state state, int page_size,
+                                    const char *page_token, struct mat_assessment **out,
+                                    size_t *n_out, char **next_token,
+                                    struct mat_error *err) MAT_MUSTCHECK;
 /* Upserts answers (validated by the caller) in one transaction: all or nothing.
  * Not DRAFT -> MAT_PRECONDITION; etag mismatch -> MAT_ABORTED. */
 enum mat_code store_assessment_update_answers(const struct store_call *c, const char *org_id,
-					      const char *id, const struct mat_answer *answers,
-					      size_t n_answers, const char *etag,
-					      struct mat_assessment *out,
-					      struct mat_error *err) MAT_MUSTCHECK;
+                                              const char *id, const struct mat_answer *answers,
+                                              size_t n_answers, const char *etag,
+                                              struct mat_assessment *out,
+                                              struct mat_error *err) MAT_MUSTCHECK;
 /* DRAFT -> SUBMITTED: freezes answers, records submitter and time, sets the organization's
  * last_assessment and (SPEC §4) supersedes PROPOSED transitions and creates the new one, all in
  * one transaction. */
 enum mat_code store_assessment_submit(const struct store_call *c, const char *org_id,
-				      const char *id, const char *etag, struct mat_assessment *out,
-				      struct mat_error *err) MAT_MUSTCHECK;
+                                      const char *id, const char *etag, struct mat_assessment *out,
+                                      struct mat_error *err) MAT_MUSTCHECK;
 /* Drafts only (else MAT_PRECONDITION). */
 enum mat_code store_assessment_delete(const struct store_call *c, const char *org_id,
-				      const char *id, const char *etag,
-				      struct mat_error *err) MAT_MUSTCHECK;
+                                      const char *id, const char *etag,
+                                      struct mat_error *err) MAT_MUSTCHECK;
 
 /* --- role bindings (read on every call: SPEC §6) ------------------------------------------ */
 
 /* Every binding of `principal` (global and per organization). Caller frees each with
  * mat_role_binding_cleanup, then free(*out). */
 enum mat_code store_bindings_for_principal(const struct store_call *c, const char *principal,
-					   struct mat_role_binding **out, size_t *n_out,
-					   struct mat_error *err) MAT_MUSTCHECK;
+                                           struct mat_role_binding **out, size_t *n_out,
+                                           struct mat_error *err) MAT_MUSTCHECK;
 
 /* --- audit (SPEC §6) ------------------------------------------------------------------------- */
 
@@ -145,6 +146,6 @@ enum mat_code store_bindings_for_principal(const struct store_call *c, const cha
  * bounded by c->deadline_ms. MAT_OK, or the storage error (the caller logs it and still sends its
  * refusal). Any thread. */
 enum mat_code store_audit_denied(const struct store_call *c, const char *resource, int grpc_code,
-				 struct mat_error *err) MAT_MUSTCHECK;
+                                 struct mat_error *err) MAT_MUSTCHECK;
 
 #endif

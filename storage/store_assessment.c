@@ -534,20 +534,10 @@ static enum mat_code answers_body(struct store__tx *tx, void *arg, struct mat_er
 		return rc;
 	if (a->n == 0)
 		return read_in_tx(tx, a->org_id, a->id, a->out, err);
-	/* The caller validated the answers, against the model it believed; the assessment pins
-	 * its own, so check the ids against that one. */
-	for (size_t i = 0; i < a->n; i++) {
-		const char *pid =
-		    a->answers[i].practice_id != NULL ? a->answers[i].practice_id : "";
-		if (mat_model_practice_index(l.model, pid, strlen(pid)) < 0) {
-			char field[64];
-			snprintf(field, sizeof(field), "answers[%zu].practice_id", i);
-			rc = mat_error_field(err, field, "unknown practice of model %s",
-			                     l.model->id);
-		}
-	}
-	if (rc != MAT_OK)
-		return rc;
+	/* The assessment pins its model: the whole batch is validated against that one (known
+	 * practice ids, each once, statuses, notes, limits) before anything is written. */
+	if (!mat_answers_validate(l.model, a->answers, a->n, "answers", err))
+		return MAT_INVALID;
 
 	up = calloc(a->n, sizeof(*up));
 	cmds = calloc(a->n + 2, sizeof(*cmds));

@@ -140,9 +140,9 @@ static void test_create_get_and_errors(void **state)
 		skip();
 	make_org("as-org", 0);
 	a = create_assessment("as-org", "Q1 review", GRPC_STATUS_OK);
-	assert_int_equal(strncmp(a->name, "organizations/as-org/assessments/", 34), 0);
-	assert_int_equal(strlen(a->name), 34 + 36);
-	assert_int_equal(a->name[34 + 14], '7'); /* UUIDv7 */
+	assert_int_equal(strncmp(a->name, "organizations/as-org/assessments/", 33), 0);
+	assert_int_equal(strlen(a->name), 33 + 36);
+	assert_int_equal(a->name[33 + 14], '7'); /* UUIDv7 */
 	assert_string_equal(a->model, "models/mlops-v1");
 	assert_int_equal(a->state, MLOPS__MATURITY__V1__ASSESSMENT__STATE__STATE_DRAFT);
 	assert_string_equal(a->creator, "spiffe://maturityd.dev/admin");
