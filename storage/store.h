@@ -9,6 +9,9 @@
 #include "mat_error.h"
 #include "mat_types.h"
 
+/* Dimensions a portfolio summary counts (the default model has 4). */
+#define MAT_MAX_DIMENSIONS_STORE 8
+
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -147,5 +150,99 @@ enum mat_code store_bindings_for_principal(const struct store_call *c, const cha
  * refusal). Any thread. */
 enum mat_code store_audit_denied(const struct store_call *c, const char *resource, int grpc_code,
                                  struct mat_error *err) MAT_MUSTCHECK;
+
+/* --- level transitions (SPEC §4) ------------------------------------------------------------- */
+
+enum mat_code store_transition_get(const struct store_call *c, const char *org_id, const char *id,
+                                   struct mat_transition *out, struct mat_error *err) MAT_MUSTCHECK;
+
+struct store_transition_filter {
+	const char *org_id; /* one organization, or NULL for every organization (organizations/-),
+	                       then c->only_visible restricts to organizations the principal has a
+	                       binding on */
+	enum mat_transition_state state; /* UNSPECIFIED = all */
+	mat_time_us start_time, end_time; /* on propose_time, [start, end); 0 = open */
+};
+
+/* Ordered by propose_time, then name (org id, id). Keyset page token bound to the filter. */
+enum mat_code store_transition_list(const struct store_call *c,
+                                    const struct store_transition_filter *f, int page_size,
+                                    const char *page_token, struct mat_transition **out,
+                                    size_t *n_out, char **next_token,
+                                    struct mat_error *err) MAT_MUSTCHECK;
+
+/* PROPOSED -> APPLIED under the organization's row lock: decider = c->principal, decide_time =
+ * now, applied_seq = next, organization.current_level = to_level (and its version bumps).
+ * Four-eyes: c->principal submitted the transition's assessment -> MAT_DENIED. Not PROPOSED, or
+ * from_level != the organization's current_level (stale) -> MAT_PRECONDITION. etag set and
+ * mismatched -> MAT_ABORTED. Audited in the same transaction. */
+enum mat_code store_transition_approve(const struct store_call *c, const char *org_id,
+                                       const char *id, const char *etag,
+                                       struct mat_transition *out,
+                                       struct mat_error *err) MAT_MUSTCHECK;
+/* PROPOSED -> REJECTED with `reason` (validated by the caller: non-empty, <= 4000 bytes). Not
+ * PROPOSED -> MAT_PRECONDITION; etag mismatch -> MAT_ABORTED. */
+enum mat_code store_transition_reject(const struct store_call *c, const char *org_id,
+                                      const char *id, const char *reason, const char *etag,
+                                      struct mat_transition *out,
+                                      struct mat_error *err) MAT_MUSTCHECK;
+
+/* --- reporting -------------------------------------------------------------------------------- */
+
+struct store_portfolio {
+	int64_t organization_count;
+	int64_t organizations_per_level[5]; /* by current_level */
+	size_t n_dimensions;                /* of the default model */
+	int64_t dimension_per_level[MAT_MAX_DIMENSIONS_STORE][5]; /* from the last submitted
+	                                                             assessment of each org */
+	int64_t at_or_above_target_count;  /* current_level >= target_level */
+	int64_t upgrades, regressions;     /* APPLIED, decide_time in [start, end) */
+	double mean_maturity_index;        /* over orgs with a submitted assessment; 0 if none */
+};
+
+/* Organizations whose labels include all of `labels` (n may be 0). Bounded memory: scores the
+ * last submitted assessments in keyset batches. */
+enum mat_code store_portfolio_summary(const struct store_call *c, const struct mat_label *labels,
+                                      size_t n_labels, mat_time_us start_time,
+                                      mat_time_us end_time, struct store_portfolio *out,
+                                      struct mat_error *err) MAT_MUSTCHECK;
+
+/* Exports, one keyset batch per call, ordered by (update_time, org id, id). `cursor` "" = from
+ * the start; garbage or a cursor of the other export -> MAT_INVALID on "cursor". Each returned
+ * record i has cursors[i], the cursor that resumes right after it. Caller frees records, each
+ * cursor, and the arrays. org_id NULL = every organization (c->only_visible applies). */
+enum mat_code store_export_assessments(const struct store_call *c, const char *org_id,
+                                       enum mat_assessment_state state, mat_time_us updated_after,
+                                       const char *cursor, int batch,
+                                       struct mat_assessment **out, char ***cursors,
+                                       size_t *n_out, struct mat_error *err) MAT_MUSTCHECK;
+enum mat_code store_export_transitions(const struct store_call *c, const char *org_id,
+                                       mat_time_us start_time, const char *cursor, int batch,
+                                       struct mat_transition **out, char ***cursors,
+                                       size_t *n_out, struct mat_error *err) MAT_MUSTCHECK;
+
+/* --- role bindings and audit (AccessService) ---------------------------------------------------- */
+
+/* Creates a binding (validated by the caller: principal non-empty <= 512 UTF-8, role in range,
+ * admin/reporter global). creator = c->principal; new UUIDv7 id. Organization missing ->
+ * MAT_NOT_FOUND; the same (principal, role, org) twice -> MAT_CONFLICT; request_id as for
+ * organizations. Audited. */
+enum mat_code store_binding_create(const struct store_call *c, const struct mat_role_binding *in,
+                                   const char *request_id, struct mat_role_binding *out,
+                                   struct mat_error *err) MAT_MUSTCHECK;
+enum mat_code store_binding_delete(const struct store_call *c, const char *id,
+                                   struct mat_error *err) MAT_MUSTCHECK;
+/* Filters: principal "" = any; org_id NULL = any, "" = global only, else that organization.
+ * Ordered by id. */
+enum mat_code store_binding_list(const struct store_call *c, const char *principal,
+                                 const char *org_id, int page_size, const char *page_token,
+                                 struct mat_role_binding **out, size_t *n_out, char **next_token,
+                                 struct mat_error *err) MAT_MUSTCHECK;
+/* Newest first; principal "" = any; time window [start, end) with 0 = open. */
+enum mat_code store_audit_list(const struct store_call *c, const char *principal,
+                               mat_time_us start_time, mat_time_us end_time, int page_size,
+                               const char *page_token, struct mat_audit_event **out,
+                               size_t *n_out, char **next_token,
+                               struct mat_error *err) MAT_MUSTCHECK;
 
 #endif
