@@ -39,6 +39,7 @@ struct svc_ctx {
 	/* The response of a unary call: set with svc_reply. */
 	void *reply;
 	const char *resource; /* for audit of denials; may be NULL */
+	bool denial_audited;  /* a PERMISSION_DENIED of this call is already in the audit log */
 	struct svc_arena_block *arena;
 };
 

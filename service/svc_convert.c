@@ -329,3 +329,43 @@ struct mat_answer *svc_answers_in(Mlops__Maturity__V1__Answer *const *in, size_t
 	}
 	return out;
 }
+
+void svc_scratch_reset(struct svc_ctx *ctx)
+{
+	svc_arena_free(ctx->arena);
+	ctx->arena = NULL;
+}
+
+char *svc_org_name(struct svc_ctx *ctx, const char *org_id)
+{
+	size_t len = strlen(org_id) + sizeof("organizations/");
+	char *s = svc_alloc(ctx, len);
+	snprintf(s, len, "organizations/%s", org_id);
+	return s;
+}
+
+void svc_transition_to_proto(struct svc_ctx *ctx, const struct mat_transition *t,
+                             Mlops__Maturity__V1__LevelTransition *out)
+{
+	size_t len;
+
+	mlops__maturity__v1__level_transition__init(out);
+	len = strlen(t->org_id) + strlen(t->id) + sizeof("organizations//transitions/");
+	out->name = svc_alloc(ctx, len);
+	snprintf(out->name, len, "organizations/%s/transitions/%s", t->org_id, t->id);
+	len = strlen(t->org_id) + strlen(t->assessment_id) + sizeof("organizations//assessments/");
+	out->assessment = svc_alloc(ctx, len);
+	snprintf(out->assessment, len, "organizations/%s/assessments/%s", t->org_id,
+	         t->assessment_id);
+	out->from_level = t->from_level;
+	out->to_level = t->to_level;
+	out->direction = (Mlops__Maturity__V1__LevelTransition__Direction)t->direction;
+	out->state = (Mlops__Maturity__V1__LevelTransition__State)t->state;
+	out->proposer = svc_strdup(ctx, t->proposer);
+	out->propose_time = svc_ts(ctx, t->propose_time);
+	out->decider = svc_strdup(ctx, t->decider);
+	out->decide_time = svc_ts(ctx, t->decide_time);
+	out->reason = svc_strdup(ctx, t->reason);
+	out->etag = svc_strdup(ctx, t->etag);
+	out->update_time = svc_ts(ctx, t->update_time);
+}

@@ -51,4 +51,16 @@ void svc_assessment_to_proto(struct svc_ctx *ctx, const struct mat_assessment *a
  * More than MAT_MAX_ANSWERS -> violation on `field`, NULL. */
 struct mat_answer *svc_answers_in(Mlops__Maturity__V1__Answer *const *in, size_t n,
                                   const char *field, struct mat_error *err);
+#include "mlops/maturity/v1/transition.pb-c.h"
+
+void svc_transition_to_proto(struct svc_ctx *ctx, const struct mat_transition *t,
+                             Mlops__Maturity__V1__LevelTransition *out);
+
+/* Frees the call memory built so far (svc_alloc): streams call it after each message so a long
+ * export's memory stays bounded. Pointers from svc_alloc are invalid afterwards. */
+void svc_scratch_reset(struct svc_ctx *ctx);
+
+/* "organizations/{id}" into a fresh call-memory string. */
+char *svc_org_name(struct svc_ctx *ctx, const char *org_id);
+
 #endif

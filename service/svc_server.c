@@ -788,6 +788,15 @@ static void handle(struct svc_slot *s)
 		    mat_error_set(&c->ctx.err, MAT_INTERNAL, "%s produced no reply", c->ctx.method);
 	if (rc == MAT_UNAVAILABLE || rc == MAT_TIMEOUT)
 		svc_health_db_failed(srv->health, rc);
+	/* A refusal decided by storage (four-eyes) is audited like one decided by the table. */
+	if (rc == MAT_DENIED && !c->ctx.denial_audited) {
+		struct store_call sc;
+		struct mat_error ignored;
+		svc_store_call(&c->ctx, &sc);
+		mat_error_clear(&ignored);
+		if (store_audit_denied(&sc, c->ctx.resource, 7, &ignored) != MAT_OK)
+			svc_log_event("error", "audit of a denial failed: %s", ignored.message);
+	}
 out:
 	if (req != NULL)
 		protobuf_c_message_free_unpacked(req, NULL);

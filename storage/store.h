@@ -153,6 +153,8 @@ enum mat_code store_audit_denied(const struct store_call *c, const char *resourc
 
 /* --- level transitions (SPEC §4) ------------------------------------------------------------- */
 
+/* `id` in any case (canonical UUID text); anything else, or another organization's ->
+ * MAT_NOT_FOUND. The etag mixes the version and propose_time. */
 enum mat_code store_transition_get(const struct store_call *c, const char *org_id, const char *id,
                                    struct mat_transition *out, struct mat_error *err) MAT_MUSTCHECK;
 
@@ -160,11 +162,14 @@ struct store_transition_filter {
 	const char *org_id; /* one organization, or NULL for every organization (organizations/-),
 	                       then c->only_visible restricts to organizations the principal has a
 	                       binding on */
-	enum mat_transition_state state; /* UNSPECIFIED = all */
+	enum mat_transition_state state;  /* UNSPECIFIED = all */
 	mat_time_us start_time, end_time; /* on propose_time, [start, end); 0 = open */
 };
 
-/* Ordered by propose_time, then name (org id, id). Keyset page token bound to the filter. */
+/* Ordered by propose_time, then name (org id, id). Keyset page token bound to the filter (a
+ * token used with another filter -> MAT_INVALID on "page_token"); page_size as for
+ * store_org_list. One organization that does not exist -> MAT_NOT_FOUND; a state out of range ->
+ * MAT_INVALID. f NULL = no filter. */
 enum mat_code store_transition_list(const struct store_call *c,
                                     const struct store_transition_filter *f, int page_size,
                                     const char *page_token, struct mat_transition **out,
@@ -175,13 +180,15 @@ enum mat_code store_transition_list(const struct store_call *c,
  * now, applied_seq = next, organization.current_level = to_level (and its version bumps).
  * Four-eyes: c->principal submitted the transition's assessment -> MAT_DENIED. Not PROPOSED, or
  * from_level != the organization's current_level (stale) -> MAT_PRECONDITION. etag set and
- * mismatched -> MAT_ABORTED. Audited in the same transaction. */
+ * mismatched -> MAT_ABORTED. Audited in the same transaction. Checked in this order: exists
+ * (NOT_FOUND), four-eyes (DENIED), etag (ABORTED), state, stale (PRECONDITION). A refusal writes
+ * nothing: the caller records a DENIED with store_audit_denied, as for any PERMISSION_DENIED. */
 enum mat_code store_transition_approve(const struct store_call *c, const char *org_id,
-                                       const char *id, const char *etag,
-                                       struct mat_transition *out,
+                                       const char *id, const char *etag, struct mat_transition *out,
                                        struct mat_error *err) MAT_MUSTCHECK;
-/* PROPOSED -> REJECTED with `reason` (validated by the caller: non-empty, <= 4000 bytes). Not
- * PROPOSED -> MAT_PRECONDITION; etag mismatch -> MAT_ABORTED. */
+/* PROPOSED -> REJECTED with `reason` (validated by the caller: non-empty, <= 4000 bytes; else
+ * MAT_INVALID on "reason"). Not PROPOSED -> MAT_PRECONDITION; etag mismatch -> MAT_ABORTED.
+ * No four-eyes: a submitter may withdraw its own proposal. Audited. */
 enum mat_code store_transition_reject(const struct store_call *c, const char *org_id,
                                       const char *id, const char *reason, const char *etag,
                                       struct mat_transition *out,
@@ -191,37 +198,48 @@ enum mat_code store_transition_reject(const struct store_call *c, const char *or
 
 struct store_portfolio {
 	int64_t organization_count;
-	int64_t organizations_per_level[5]; /* by current_level */
-	size_t n_dimensions;                /* of the default model */
+	int64_t organizations_per_level[5];                       /* by current_level */
+	size_t n_dimensions;                                      /* of the default model */
 	int64_t dimension_per_level[MAT_MAX_DIMENSIONS_STORE][5]; /* from the last submitted
 	                                                             assessment of each org */
-	int64_t at_or_above_target_count;  /* current_level >= target_level */
-	int64_t upgrades, regressions;     /* APPLIED, decide_time in [start, end) */
-	double mean_maturity_index;        /* over orgs with a submitted assessment; 0 if none */
+	int64_t at_or_above_target_count; /* current_level >= target_level */
+	int64_t upgrades, regressions;    /* APPLIED, decide_time in [start, end) */
+	double mean_maturity_index;       /* over orgs with a submitted assessment; 0 if none */
 };
 
-/* Organizations whose labels include all of `labels` (n may be 0). Bounded memory: scores the
- * last submitted assessments in keyset batches. */
+/* Organizations whose labels include all of `labels` (n may be 0); c->only_visible applies as
+ * for lists. start_time/end_time: the [start, end) window on decide_time, 0 = open. Bounded
+ * memory: walks organizations in keyset batches of 500 (each batch its own snapshot, so every
+ * organization is counted once from one consistent row) and scores the last submitted
+ * assessments in C; dimensions are those of mlops-v1, in its order; an assessment of a model
+ * this binary does not know is left out of the dimensions and the mean. */
 enum mat_code store_portfolio_summary(const struct store_call *c, const struct mat_label *labels,
-                                      size_t n_labels, mat_time_us start_time,
-                                      mat_time_us end_time, struct store_portfolio *out,
+                                      size_t n_labels, mat_time_us start_time, mat_time_us end_time,
+                                      struct store_portfolio *out,
                                       struct mat_error *err) MAT_MUSTCHECK;
 
 /* Exports, one keyset batch per call, ordered by (update_time, org id, id). `cursor` "" = from
  * the start; garbage or a cursor of the other export -> MAT_INVALID on "cursor". Each returned
- * record i has cursors[i], the cursor that resumes right after it. Caller frees records, each
- * cursor, and the arrays. org_id NULL = every organization (c->only_visible applies). */
+ * record i has cursors[i], the cursor that resumes right after it (exactly: update_time to the
+ * microsecond, then the name). A cursor is a position, not bound to the filters, which apply
+ * to every batch. `batch` <= 0 means 100, at most 1000 (memory is bounded by it); fewer
+ * records than that (or none) = the end. Caller frees records, each cursor, and the arrays
+ * (all NULL on failure). org_id NULL = every organization (c->only_visible applies); an
+ * organization that does not exist -> MAT_NOT_FOUND. Assessments carry their answers, in
+ * catalog order; updated_after (0 = unset) keeps update_time > it. Transitions: update_time >=
+ * start_time (0 = unset). */
 enum mat_code store_export_assessments(const struct store_call *c, const char *org_id,
                                        enum mat_assessment_state state, mat_time_us updated_after,
-                                       const char *cursor, int batch,
-                                       struct mat_assessment **out, char ***cursors,
-                                       size_t *n_out, struct mat_error *err) MAT_MUSTCHECK;
+                                       const char *cursor, int batch, struct mat_assessment **out,
+                                       char ***cursors, size_t *n_out,
+                                       struct mat_error *err) MAT_MUSTCHECK;
 enum mat_code store_export_transitions(const struct store_call *c, const char *org_id,
                                        mat_time_us start_time, const char *cursor, int batch,
-                                       struct mat_transition **out, char ***cursors,
-                                       size_t *n_out, struct mat_error *err) MAT_MUSTCHECK;
+                                       struct mat_transition **out, char ***cursors, size_t *n_out,
+                                       struct mat_error *err) MAT_MUSTCHECK;
 
-/* --- role bindings and audit (AccessService) ---------------------------------------------------- */
+/* --- role bindings and audit (AccessService) ----------------------------------------------------
+ */
 
 /* Creates a binding (validated by the caller: principal non-empty <= 512 UTF-8, role in range,
  * admin/reporter global). creator = c->principal; new UUIDv7 id. Organization missing ->
@@ -230,19 +248,20 @@ enum mat_code store_export_transitions(const struct store_call *c, const char *o
 enum mat_code store_binding_create(const struct store_call *c, const struct mat_role_binding *in,
                                    const char *request_id, struct mat_role_binding *out,
                                    struct mat_error *err) MAT_MUSTCHECK;
+/* By id (canonical UUID, any case); missing or not a UUID -> MAT_NOT_FOUND. Audited. */
 enum mat_code store_binding_delete(const struct store_call *c, const char *id,
                                    struct mat_error *err) MAT_MUSTCHECK;
 /* Filters: principal "" = any; org_id NULL = any, "" = global only, else that organization.
- * Ordered by id. */
+ * Ordered by id; keyset page token bound to the filters; page_size as for store_org_list. */
 enum mat_code store_binding_list(const struct store_call *c, const char *principal,
                                  const char *org_id, int page_size, const char *page_token,
                                  struct mat_role_binding **out, size_t *n_out, char **next_token,
                                  struct mat_error *err) MAT_MUSTCHECK;
-/* Newest first; principal "" = any; time window [start, end) with 0 = open. */
+/* Newest first (time, then id, descending); principal "" = any; time window [start, end) with
+ * 0 = open. Keyset page token bound to the filters; page_size as for store_org_list. */
 enum mat_code store_audit_list(const struct store_call *c, const char *principal,
                                mat_time_us start_time, mat_time_us end_time, int page_size,
-                               const char *page_token, struct mat_audit_event **out,
-                               size_t *n_out, char **next_token,
-                               struct mat_error *err) MAT_MUSTCHECK;
+                               const char *page_token, struct mat_audit_event **out, size_t *n_out,
+                               char **next_token, struct mat_error *err) MAT_MUSTCHECK;
 
 #endif

@@ -142,6 +142,17 @@ char *store__text0(struct store__row *r, int col);
 int64_t store__int(const struct store__row *r, int col);
 bool store__is_null(const struct store__row *r, int col);
 
+/* The columns of a level transition (table alias t), in the order
+ * store__transition_from_row reads them. */
+#define STORE__TR_COLS                                                                         \
+	"t.org_id, t.id::text, t.assessment_id::text, t.from_level, t.to_level, t.direction, " \
+	"t.state, t.proposer, mat_epoch_us(t.propose_time), t.decider, "                       \
+	"mat_epoch_us(t.decide_time), t.reason, t.version, mat_epoch_us(t.update_time)"
+/* Fills *t (cleaned first) from a STORE__TR_COLS row; the etag mixes version and propose_time
+ * (a transition has no create_time: it is created when proposed). */
+enum mat_code store__transition_from_row(const PGresult *res, int row, struct mat_transition *t,
+                                         struct mat_error *err) MAT_MUSTCHECK;
+
 /* --- etags, resources, audit --------------------------------------------------------------- */
 
 #define STORE__ETAG_LEN 17 /* 16 hex digits and the NUL */

@@ -2,7 +2,9 @@
 #include "store_token.h"
 
 #include <assert.h>
+#include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #define TOKEN_VERSION 1
 #define HEADER 11 /* version, list, filter hash, key length */
@@ -20,6 +22,15 @@ uint64_t store__fnv64(uint64_t h, const void *data, size_t len)
 		h *= 0x100000001b3ULL;
 	}
 	return h;
+}
+
+uint64_t store__fnv64_i64(uint64_t h, int64_t v)
+{
+	uint8_t b[8];
+
+	for (int i = 0; i < 8; i++)
+		b[i] = (uint8_t)((uint64_t)v >> (56 - 8 * i));
+	return store__fnv64(h, b, sizeof(b));
 }
 
 static uint32_t fnv32(const uint8_t *p, size_t len)
@@ -118,6 +129,15 @@ enum mat_code store__token_decode(const char *token, enum store__list list, uint
                                   uint8_t key[STORE_TOKEN_MAX_KEY], size_t *key_len,
                                   struct mat_error *err)
 {
+	return store__token_decode_field(token, list, filter, "page_token", key, key_len, err);
+}
+
+enum mat_code store__token_decode_field(const char *token, enum store__list list, uint64_t filter,
+                                        const char *field, uint8_t key[STORE_TOKEN_MAX_KEY],
+                                        size_t *key_len, struct mat_error *err)
+{
+	/* "page token" or "cursor": the messages name what the client sent. */
+	const char *what = strcmp(field, "page_token") == 0 ? "page token" : field;
 	uint8_t p[MAX_PAYLOAD];
 	long n;
 	uint64_t f = 0;
@@ -126,25 +146,92 @@ enum mat_code store__token_decode(const char *token, enum store__list list, uint
 
 	*key_len = 0;
 	if (token == NULL || strlen(token) >= STORE_TOKEN_MAX_TEXT)
-		return mat_error_field(err, "page_token", "invalid page token");
+		return mat_error_field(err, field, "invalid %s", what);
 	n = decode64(token, p, sizeof(p));
 	if (n < HEADER + TRAILER)
-		return mat_error_field(err, "page_token", "invalid page token");
+		return mat_error_field(err, field, "invalid %s", what);
 	k = p[10];
 	if (p[0] != TOKEN_VERSION || k > STORE_TOKEN_MAX_KEY || (size_t)n != HEADER + k + TRAILER)
-		return mat_error_field(err, "page_token", "invalid page token");
+		return mat_error_field(err, field, "invalid %s", what);
 	for (int i = 0; i < 4; i++)
 		sum = sum << 8 | p[HEADER + k + (size_t)i];
 	if (sum != fnv32(p, HEADER + k))
-		return mat_error_field(err, "page_token", "invalid page token");
+		return mat_error_field(err, field, "invalid %s", what);
 	if (p[1] != (uint8_t)list)
-		return mat_error_field(err, "page_token", "page token of another list");
+		return mat_error_field(err, field, "%s of another list", what);
 	for (int i = 0; i < 8; i++)
 		f = f << 8 | p[2 + i];
 	if (f != filter)
-		return mat_error_field(err, "page_token",
-		                       "page token does not match the request's filter");
+		return mat_error_field(err, field, "%s does not match the request's filter", what);
 	memcpy(key, p + HEADER, k);
 	*key_len = k;
 	return MAT_OK;
+}
+
+size_t store__key_pos_pack(int64_t time_us, const uint8_t uuid[16], const char *text,
+                           uint8_t key[STORE_TOKEN_MAX_KEY])
+{
+	size_t t = strlen(text);
+	uint64_t u = (uint64_t)time_us;
+
+	assert(t <= STORE_TOKEN_MAX_KEY - STORE_KEY_POS_MIN);
+	for (int i = 0; i < 8; i++)
+		key[i] = (uint8_t)(u >> (56 - 8 * i));
+	memcpy(key + 8, uuid, 16);
+	memcpy(key + STORE_KEY_POS_MIN, text, t);
+	return STORE_KEY_POS_MIN + t;
+}
+
+bool store__key_pos_unpack(const uint8_t *key, size_t len, int64_t *time_us, uint8_t uuid[16],
+                           char *text, size_t text_cap)
+{
+	uint64_t u = 0;
+	size_t t;
+
+	if (len < STORE_KEY_POS_MIN)
+		return false;
+	t = len - STORE_KEY_POS_MIN;
+	if (t >= text_cap || memchr(key + STORE_KEY_POS_MIN, '\0', t) != NULL)
+		return false;
+	for (int i = 0; i < 8; i++)
+		u = u << 8 | key[i];
+	*time_us = (int64_t)u;
+	memcpy(uuid, key + 8, 16);
+	memcpy(text, key + STORE_KEY_POS_MIN, t);
+	text[t] = '\0';
+	return true;
+}
+
+/* 0001-01-01T00:00:00Z and 10000-01-01T00:00:00Z in microseconds since the epoch. */
+#define MIN_TIME_US (-62135596800LL * 1000000)
+#define END_TIME_US (253402300800LL * 1000000)
+
+void store__time_text(int64_t time_us, char out[STORE_TIME_TEXT])
+{
+	int64_t secs, frac;
+	time_t t;
+	struct tm tm;
+
+	if (time_us < MIN_TIME_US) {
+		snprintf(out, STORE_TIME_TEXT, "-infinity");
+		return;
+	}
+	if (time_us >= END_TIME_US) {
+		snprintf(out, STORE_TIME_TEXT, "infinity");
+		return;
+	}
+	/* Floor division: before 1970 the fraction is still counted forwards from the second. */
+	secs = time_us / 1000000;
+	frac = time_us % 1000000;
+	if (frac < 0) {
+		frac += 1000000;
+		secs--;
+	}
+	t = (time_t)secs;
+	if (gmtime_r(&t, &tm) == NULL) {
+		snprintf(out, STORE_TIME_TEXT, "%s", time_us < 0 ? "-infinity" : "infinity");
+		return;
+	}
+	snprintf(out, STORE_TIME_TEXT, "%04d-%02d-%02d %02d:%02d:%02d.%06d+00", tm.tm_year + 1900,
+	         tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (int)frac);
 }

@@ -15,6 +15,7 @@
 
 #include "mat_error.h"
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -24,6 +25,10 @@ enum store__list {
 	STORE_LIST_TRANSITIONS = 3,
 	STORE_LIST_ROLE_BINDINGS = 4,
 	STORE_LIST_AUDIT_EVENTS = 5,
+	/* Export cursors (ExportAssessments / ExportTransitions) share the token format: a cursor
+	 * names its export, so one export's cursor is refused by the other. */
+	STORE_LIST_EXPORT_ASSESSMENTS = 6,
+	STORE_LIST_EXPORT_TRANSITIONS = 7,
 };
 
 #define STORE_TOKEN_MAX_KEY 128
@@ -32,6 +37,9 @@ enum store__list {
 /* FNV-1a 64 of `len` bytes, continuing from `h` (start with STORE_FNV64_INIT). */
 #define STORE_FNV64_INIT 0xcbf29ce484222325ULL
 uint64_t store__fnv64(uint64_t h, const void *data, size_t len);
+/* Continues `h` with the 8 big-endian bytes of v: a filter's hash must not depend on the byte
+ * order of the replica that made the token. */
+uint64_t store__fnv64_i64(uint64_t h, int64_t v);
 
 /* Writes the token for (list, filter, key) into out (STORE_TOKEN_MAX_TEXT bytes). key_len must
  * be <= STORE_TOKEN_MAX_KEY (asserted). */
@@ -44,5 +52,31 @@ void store__token_encode(enum store__list list, uint64_t filter, const void *key
 enum mat_code store__token_decode(const char *token, enum store__list list, uint64_t filter,
                                   uint8_t key[STORE_TOKEN_MAX_KEY], size_t *key_len,
                                   struct mat_error *err) MAT_MUSTCHECK;
+
+/* store__token_decode with the violation on `field` (e.g. "cursor") instead of "page_token". */
+enum mat_code store__token_decode_field(const char *token, enum store__list list, uint64_t filter,
+                                        const char *field, uint8_t key[STORE_TOKEN_MAX_KEY],
+                                        size_t *key_len, struct mat_error *err) MAT_MUSTCHECK;
+
+/* --- keyset positions ---------------------------------------------------------------------- */
+
+/* A position (time, uuid, text) in a list ordered by a timestamp, as token key bytes: the time
+ * in microseconds (8 bytes, big-endian, two's complement), the 16 bytes of the uuid, then the
+ * text without its NUL (e.g. an organization id). Used by the transition list, the audit list
+ * (text "") and the exports. */
+#define STORE_KEY_POS_MIN 24
+size_t store__key_pos_pack(int64_t time_us, const uint8_t uuid[16], const char *text,
+                           uint8_t key[STORE_TOKEN_MAX_KEY]);
+/* The inverse; false when `len` is too short or the text holds a NUL or does not fit
+ * `text_cap` (with its NUL). */
+bool store__key_pos_unpack(const uint8_t *key, size_t len, int64_t *time_us, uint8_t uuid[16],
+                           char *text, size_t text_cap);
+
+/* A timestamp as a timestamptz literal that PostgreSQL reads back exactly, to the microsecond
+ * ("2024-05-01 12:00:00.000001+00"): keyset positions must resume exactly where they stopped,
+ * which a float conversion (to_timestamp) would not guarantee. Outside years 1..9999 (the range
+ * of google.protobuf.Timestamp) it is "-infinity" or "infinity". */
+#define STORE_TIME_TEXT 96 /* room for any int fields (the compiler checks) */
+void store__time_text(int64_t time_us, char out[STORE_TIME_TEXT]);
 
 #endif

@@ -1,0 +1,662 @@
+/* Reporting (ReportingService): the portfolio summary and the two exports. Both read across
+ * organizations with bounded memory: the summary walks organizations in keyset batches and
+ * scores each one's last submitted assessment in C (scoring is a pure function of the model and
+ * the answers, so it is not duplicated in SQL); an export returns one keyset batch per call with
+ * a cursor per record, and the caller streams it and asks for the next. */
+#include "mat_model.h"
+#include "mat_score.h"
+#include "mat_validate.h"
+#include "store_internal.h"
+#include "store_token.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define DEFAULT_MODEL "mlops-v1"
+/* Organizations per round trip of the summary: 500 x (at most MAT_MAX_PRACTICES answer rows)
+ * keeps a batch's result to a few megabytes however large the portfolio. */
+#define PORTFOLIO_BATCH 500
+#define EXPORT_BATCH_DEFAULT 100
+#define EXPORT_BATCH_MAX 1000
+
+/* Visibility as in store_org_list, for the organization column `col`. */
+#define VISIBLE(vis, principal, col)                                                     \
+	"(NOT " vis                                                                      \
+	"::bool OR EXISTS (SELECT 1 FROM role_bindings b WHERE b.principal = " principal \
+	" AND (b.org_id IS NULL OR b.org_id = " col ")))"
+
+/* --- portfolio ------------------------------------------------------------------------------ */
+
+/* One batch of organizations (by id, after $2) with the answers of each one's last submitted
+ * assessment: one row per answer, or one row with NULL practice when it has none (or no
+ * assessment). Rows of one organization are adjacent. The LIMIT 1 keeps the lateral subquery
+ * from being flattened: otherwise the planner may hash-join the whole assessments table for
+ * every batch (measured: a sequential scan of 50,000 rows per batch of 500 organizations)
+ * instead of 500 primary-key lookups. */
+#define PF_ORGS                                                                        \
+	"SELECT o.id, o.current_level, o.target_level, o.last_assessment_id "          \
+	"FROM organizations o WHERE o.labels @> $1::jsonb AND o.id > $2 AND " VISIBLE( \
+	    "$3", "$4", "o.id") " ORDER BY o.id LIMIT $5::int"
+STORE__STMT(st_pf_batch, 5,
+            "SELECT o.id, o.current_level, o.target_level, a.model_id, x.practice_id, x.status "
+            "FROM (" PF_ORGS ") o LEFT JOIN LATERAL (SELECT a.org_id, a.id, a.model_id "
+            "FROM assessments a WHERE a.org_id = o.id AND a.id = o.last_assessment_id AND "
+            "a.state = 2 LIMIT 1) a ON true LEFT JOIN answers x ON x.org_id = a.org_id AND "
+            "x.assessment_id = a.id ORDER BY o.id");
+/* APPLIED transitions of those organizations decided in [$4, $5). */
+STORE__STMT(st_pf_moves, 5,
+            "SELECT count(*) FILTER (WHERE t.direction = 1), "
+            "count(*) FILTER (WHERE t.direction = 2) FROM transitions t "
+            "JOIN organizations o ON o.id = t.org_id WHERE t.state = 2 AND "
+            "t.decide_time >= $4::timestamptz AND t.decide_time < $5::timestamptz AND "
+            "o.labels @> $1::jsonb AND " VISIBLE("$2", "$3", "o.id"));
+
+static bool buf_grow(char **buf, size_t *cap, size_t need)
+{
+	char *n;
+	size_t c = *cap ? *cap : 64;
+
+	if (need <= *cap)
+		return true;
+	while (c < need)
+		c *= 2;
+	n = realloc(*buf, c);
+	if (n == NULL)
+		return false;
+	*buf = n;
+	*cap = c;
+	return true;
+}
+
+static bool json_string(char **buf, size_t *len, size_t *cap, const char *s)
+{
+	static const char hex[] = "0123456789abcdef";
+
+	if (!buf_grow(buf, cap, *len + strlen(s) * 6 + 3))
+		return false;
+	(*buf)[(*len)++] = '"';
+	for (const unsigned char *p = (const unsigned char *)s; *p != '\0'; p++) {
+		if (*p == '"' || *p == '\\') {
+			(*buf)[(*len)++] = '\\';
+			(*buf)[(*len)++] = (char)*p;
+		} else if (*p < 0x20) {
+			memcpy(*buf + *len, "\\u00", 4);
+			*len += 4;
+			(*buf)[(*len)++] = hex[*p >> 4];
+			(*buf)[(*len)++] = hex[*p & 15];
+		} else {
+			(*buf)[(*len)++] = (char)*p;
+		}
+	}
+	(*buf)[(*len)++] = '"';
+	return true;
+}
+
+/* The label filter as a JSON object for `labels @> $1` (malloc'd; NULL when out of memory).
+ * The same encoding store_org.c stores labels with, so containment compares like with like. */
+static char *labels_json(const struct mat_label *labels, size_t n)
+{
+	char *buf = NULL;
+	size_t len = 0, cap = 0;
+
+	if (!buf_grow(&buf, &cap, 3))
+		return NULL;
+	buf[len++] = '{';
+	for (size_t i = 0; i < n; i++) {
+		if (!buf_grow(&buf, &cap, len + 1))
+			goto oom;
+		if (i > 0)
+			buf[len++] = ',';
+		if (!json_string(&buf, &len, &cap, labels[i].key ? labels[i].key : "") ||
+		    !buf_grow(&buf, &cap, len + 1))
+			goto oom;
+		buf[len++] = ':';
+		if (!json_string(&buf, &len, &cap, labels[i].value ? labels[i].value : "") ||
+		    !buf_grow(&buf, &cap, len + 2))
+			goto oom;
+	}
+	buf[len++] = '}';
+	buf[len] = '\0';
+	return buf;
+oom:
+	free(buf);
+	return NULL;
+}
+
+/* Where the dimensions of `m` go among those of the default model (by id: a future model may
+ * order or name them differently); -1 for a dimension the summary does not count. */
+static void dimension_map(const struct mat_model *def, size_t n_def, const struct mat_model *m,
+                          int map[MAT_MAX_DIMENSIONS])
+{
+	for (size_t d = 0; d < m->n_dimensions && d < MAT_MAX_DIMENSIONS; d++) {
+		map[d] = -1;
+		for (size_t k = 0; k < n_def; k++) {
+			if (strcmp(m->dimensions[d].id, def->dimensions[k].id) == 0)
+				map[d] = (int)k;
+		}
+	}
+}
+
+struct pf_acc {
+	const struct mat_model *def;
+	struct store_portfolio *out;
+	double index_sum;
+	int64_t scored;
+};
+
+/* Counts one organization: rows [from, to) of a st_pf_batch result. */
+static void pf_count_org(struct pf_acc *acc, const PGresult *r, int from, int to)
+{
+	struct store_portfolio *p = acc->out;
+	int level = atoi(PQgetvalue(r, from, 1)), target = atoi(PQgetvalue(r, from, 2));
+	const struct mat_model *m;
+	struct mat_answer ans[MAT_MAX_PRACTICES];
+	enum mat_status status[MAT_MAX_PRACTICES];
+	struct mat_score score;
+	int map[MAT_MAX_DIMENSIONS];
+	size_t n = 0;
+
+	p->organization_count++;
+	if (level >= 0 && level <= MAT_MAX_LEVEL)
+		p->organizations_per_level[level]++;
+	if (level >= target)
+		p->at_or_above_target_count++;
+	if (PQgetisnull(r, from, 3))
+		return; /* no submitted assessment */
+	m = mat_model_find(PQgetvalue(r, from, 3));
+	if (m == NULL || m->n_practices > MAT_MAX_PRACTICES)
+		return; /* a model this binary does not know cannot be scored */
+	/* Borrowed strings: only practice_id and status are read. Practices the model does not
+	 * know (none: answers are validated on the way in) are left out rather than trusted. */
+	for (int i = from; i < to; i++) {
+		const char *pid = PQgetvalue(r, i, 4);
+		if (PQgetisnull(r, i, 4) || mat_model_practice_index(m, pid, strlen(pid)) < 0)
+			continue;
+		if (n == MAT_MAX_PRACTICES)
+			break;
+		ans[n].practice_id = (char *)pid;
+		ans[n].status = (enum mat_status)atoi(PQgetvalue(r, i, 5));
+		n++;
+	}
+	mat_answers_to_status(m, ans, n, status);
+	mat_score_compute(m, status, &score);
+	dimension_map(acc->def, p->n_dimensions, m, map);
+	for (size_t d = 0; d < score.n_dimensions && d < m->n_dimensions && d < MAT_MAX_DIMENSIONS;
+	     d++) {
+		int lv = score.dimensions[d].level;
+		if (map[d] >= 0 && lv >= 0 && lv <= MAT_MAX_LEVEL)
+			p->dimension_per_level[map[d]][lv]++;
+	}
+	acc->index_sum += score.maturity_index;
+	acc->scored++;
+}
+
+enum mat_code store_portfolio_summary(const struct store_call *c, const struct mat_label *labels,
+                                      size_t n_labels, mat_time_us start_time, mat_time_us end_time,
+                                      struct store_portfolio *out, struct mat_error *err)
+{
+	struct pf_acc acc = {.def = mat_model_find(DEFAULT_MODEL), .out = out};
+	char after[MAT_MAX_ORG_ID + 1] = "", limit[16], start[STORE_TIME_TEXT],
+	                            end[STORE_TIME_TEXT];
+	char *json = NULL;
+	const char *vis = c->only_visible ? "true" : "false";
+	const char *principal = c->principal != NULL ? c->principal : "";
+	const char *params[5] = {NULL, after, vis, principal, limit};
+	const char *p_moves[5] = {NULL, vis, principal, start, end};
+	enum mat_code rc = MAT_OK;
+
+	memset(out, 0, sizeof(*out));
+	if (acc.def == NULL)
+		return mat_error_set(err, MAT_INTERNAL, "model %s is not built in", DEFAULT_MODEL);
+	out->n_dimensions = acc.def->n_dimensions < MAT_MAX_DIMENSIONS_STORE
+	                        ? acc.def->n_dimensions
+	                        : MAT_MAX_DIMENSIONS_STORE;
+	if (n_labels > 0 && labels == NULL)
+		return mat_error_field(err, "labels", "missing");
+	json = labels_json(labels, n_labels);
+	if (json == NULL)
+		return store__oom(err);
+	params[0] = p_moves[0] = json;
+	store__time_text(start_time != 0 ? start_time : INT64_MIN, start);
+	store__time_text(end_time != 0 ? end_time : INT64_MAX, end);
+	snprintf(limit, sizeof(limit), "%d", PORTFOLIO_BATCH);
+	/* Each batch is its own snapshot (a summary over many organizations must not hold one
+	 * open for long); every organization is counted exactly once, from one consistent row.
+	 * The first batch also counts the transitions, in the same snapshot. */
+	for (bool first = true;; first = false) {
+		struct store__cmd cmds[2];
+		size_t k = 0, b;
+		int rows, from = 0, groups = 0;
+
+		if (first)
+			cmds[k++] = (struct store__cmd){.st = &st_pf_moves, .params = p_moves};
+		b = k;
+		cmds[k++] = (struct store__cmd){.st = &st_pf_batch, .params = params};
+		rc = store__read(c, cmds, k, err);
+		if (rc != MAT_OK)
+			break;
+		if (first) {
+			out->upgrades = strtoll(PQgetvalue(cmds[0].res, 0, 0), NULL, 10);
+			out->regressions = strtoll(PQgetvalue(cmds[0].res, 0, 1), NULL, 10);
+		}
+		rows = PQntuples(cmds[b].res);
+		while (from < rows) {
+			const char *id = PQgetvalue(cmds[b].res, from, 0);
+			int to = from + 1;
+			while (to < rows && strcmp(PQgetvalue(cmds[b].res, to, 0), id) == 0)
+				to++;
+			pf_count_org(&acc, cmds[b].res, from, to);
+			groups++;
+			from = to;
+		}
+		if (rows > 0)
+			snprintf(after, sizeof(after), "%s", PQgetvalue(cmds[b].res, rows - 1, 0));
+		store__cmds_clear(cmds, k);
+		if (groups < PORTFOLIO_BATCH)
+			break;
+	}
+	free(json);
+	if (rc != MAT_OK) {
+		memset(out, 0, sizeof(*out));
+		return rc;
+	}
+	out->mean_maturity_index = acc.scored > 0 ? acc.index_sum / (double)acc.scored : 0.0;
+	return MAT_OK;
+}
+
+/* --- exports -------------------------------------------------------------------------------- */
+
+/* Cursors are positions (update_time, org id, id) in the export's order, not bound to the
+ * request's filters: a cursor resumes after its record whatever the filters (which are re-applied
+ * on every batch), and names its export so the other export refuses it. */
+static uint64_t export_filter(enum store__list which)
+{
+	return which == STORE_LIST_EXPORT_ASSESSMENTS
+	           ? store__fnv64(STORE_FNV64_INIT, "export-assessments", 18)
+	           : store__fnv64(STORE_FNV64_INIT, "export-transitions", 18);
+}
+
+struct position {
+	char time[STORE_TIME_TEXT];
+	char org[MAT_MAX_ORG_ID + 1];
+	char id[STORE_UUID_TEXT];
+};
+
+/* The position after which a batch starts: the cursor's record, or before everything. */
+static enum mat_code cursor_decode(enum store__list which, const char *cursor, struct position *p,
+                                   struct mat_error *err)
+{
+	uint8_t key[STORE_TOKEN_MAX_KEY], uuid[16];
+	size_t klen;
+	int64_t t;
+	enum mat_code rc;
+
+	snprintf(p->time, sizeof(p->time), "-infinity");
+	p->org[0] = '\0';
+	snprintf(p->id, sizeof(p->id), "00000000-0000-0000-0000-000000000000");
+	if (cursor == NULL || cursor[0] == '\0')
+		return MAT_OK;
+	rc = store__token_decode_field(cursor, which, export_filter(which), "cursor", key, &klen,
+	                               err);
+	if (rc != MAT_OK)
+		return rc;
+	if (!store__key_pos_unpack(key, klen, &t, uuid, p->org, sizeof(p->org)))
+		return mat_error_field(err, "cursor", "invalid cursor");
+	store__time_text(t, p->time);
+	store__uuid_format(uuid, p->id);
+	return MAT_OK;
+}
+
+/* The cursor that resumes right after the record (org, id) updated at `time_us`; malloc'd. */
+static char *cursor_encode(enum store__list which, int64_t time_us, const char *org, const char *id)
+{
+	uint8_t key[STORE_TOKEN_MAX_KEY], uuid[16];
+	char text[STORE_TOKEN_MAX_TEXT];
+	size_t klen;
+
+	if (!store__uuid_parse(id, uuid) || strlen(org) > MAT_MAX_ORG_ID)
+		return NULL; /* cannot happen: ids come from the database */
+	klen = store__key_pos_pack(time_us, uuid, org, key);
+	store__token_encode(which, export_filter(which), key, klen, text);
+	return strdup(text);
+}
+
+static int clamp_batch(int batch)
+{
+	if (batch <= 0)
+		return EXPORT_BATCH_DEFAULT;
+	return batch > EXPORT_BATCH_MAX ? EXPORT_BATCH_MAX : batch;
+}
+
+#define ASM_COLS                                                                                  \
+	"a.org_id, a.id::text, a.title, a.model_id, a.state, a.creator, a.submitter, "            \
+	"mat_epoch_us(a.create_time), mat_epoch_us(a.update_time), mat_epoch_us(a.submit_time), " \
+	"a.version"
+#define ANS_COLS                                                                             \
+	"x.org_id, x.assessment_id::text, x.practice_id, x.status, x.note, x.evidence_uri, " \
+	"mat_epoch_us(x.update_time), x.updated_by"
+/* One batch of ExportAssessments. The redundant `update_time >= position` lets the
+ * (org_id, update_time, id) index start at the position; the row comparison does the rest. */
+#define ASM_ORG_BATCH                                                                              \
+	"FROM assessments a WHERE a.org_id = $1 AND ($2::smallint = 0 OR a.state = $2::smallint) " \
+	"AND a.update_time > $3::timestamptz AND a.update_time >= $4::timestamptz "                \
+	"AND (a.update_time, a.org_id, a.id) > ($4::timestamptz, $5::text, $6::uuid) "             \
+	"ORDER BY a.update_time, a.org_id, a.id LIMIT $7::int"
+#define ASM_ALL_BATCH                                                                  \
+	"FROM assessments a WHERE ($1::smallint = 0 OR a.state = $1::smallint) "       \
+	"AND a.update_time > $2::timestamptz "                                         \
+	"AND (a.update_time, a.org_id, a.id) > ($3::timestamptz, $4::text, $5::uuid) " \
+	"AND " VISIBLE("$6", "$7",                                                     \
+	               "a.org_id") " "                                                 \
+	                           "ORDER BY a.update_time, a.org_id, a.id LIMIT $8::int"
+/* The answers of the batch's assessments, in the batch's order (run in the same snapshot). */
+#define ANS_OF(batch)                                                                  \
+	"SELECT " ANS_COLS " FROM (SELECT a.org_id, a.id, a.update_time " batch ") p " \
+	"JOIN answers x ON x.org_id = p.org_id AND x.assessment_id = p.id "            \
+	"ORDER BY p.update_time, p.org_id, p.id, x.practice_id"
+
+STORE__STMT(st_exp_asm_org, 7, "SELECT " ASM_COLS " " ASM_ORG_BATCH);
+STORE__STMT(st_exp_ans_org, 7, ANS_OF(ASM_ORG_BATCH));
+STORE__STMT(st_exp_asm_all, 8, "SELECT " ASM_COLS " " ASM_ALL_BATCH);
+STORE__STMT(st_exp_ans_all, 8, ANS_OF(ASM_ALL_BATCH));
+
+#define TR_COLS STORE__TR_COLS
+#define TR_ORG_BATCH                                                                   \
+	"FROM transitions t WHERE t.org_id = $1 AND t.update_time >= $2::timestamptz " \
+	"AND t.update_time >= $3::timestamptz "                                        \
+	"AND (t.update_time, t.org_id, t.id) > ($3::timestamptz, $4::text, $5::uuid) " \
+	"ORDER BY t.update_time, t.org_id, t.id LIMIT $6::int"
+#define TR_ALL_BATCH                                                                   \
+	"FROM transitions t WHERE t.update_time >= $1::timestamptz "                   \
+	"AND (t.update_time, t.org_id, t.id) > ($2::timestamptz, $3::text, $4::uuid) " \
+	"AND " VISIBLE("$5", "$6",                                                     \
+	               "t.org_id") " "                                                 \
+	                           "ORDER BY t.update_time, t.org_id, t.id LIMIT $7::int"
+
+STORE__STMT(st_exp_tr_org, 6, "SELECT " TR_COLS " " TR_ORG_BATCH);
+STORE__STMT(st_exp_org_exists, 1, "SELECT 1 FROM organizations WHERE id = $1");
+STORE__STMT(st_exp_tr_all, 7, "SELECT " TR_COLS " " TR_ALL_BATCH);
+
+/* An assessment from an ASM_COLS row (the columns of store_assessment.c). */
+static enum mat_code asm_from_row(const PGresult *res, int row, struct mat_assessment *a,
+                                  struct mat_error *err)
+{
+	struct store__row r = {.res = res, .row = row};
+	char etag[STORE__ETAG_LEN];
+
+	mat_assessment_cleanup(a);
+	a->org_id = store__text0(&r, 0);
+	a->id = store__text0(&r, 1);
+	a->title = store__text0(&r, 2);
+	a->model_id = store__text0(&r, 3);
+	a->state = (enum mat_assessment_state)store__int(&r, 4);
+	a->creator = store__text0(&r, 5);
+	a->submitter = store__text(&r, 6);
+	a->create_time = store__int(&r, 7);
+	a->update_time = store__int(&r, 8);
+	a->submit_time = store__int(&r, 9);
+	store__etag(store__int(&r, 10), a->create_time, etag);
+	a->etag = strdup(etag);
+	if (r.oom || a->etag == NULL) {
+		mat_assessment_cleanup(a);
+		return store__oom(err);
+	}
+	return MAT_OK;
+}
+
+struct ranked {
+	int rank;
+	struct mat_answer a;
+};
+
+static int by_rank(const void *x, const void *y)
+{
+	const struct ranked *p = x, *q = y;
+
+	if (p->rank != q->rank)
+		return (p->rank > q->rank) - (p->rank < q->rank);
+	return strcmp(p->a.practice_id, q->a.practice_id);
+}
+
+/* Sets a->answers from ANS_COLS rows [from, to), in the catalog order of the assessment's model
+ * as store_assessment_get returns them (practices the model does not know go last). */
+static enum mat_code answers_from_rows(const PGresult *res, int from, int to,
+                                       struct mat_assessment *a, struct mat_error *err)
+{
+	const struct mat_model *m = mat_model_find(a->model_id);
+	size_t n = to > from ? (size_t)(to - from) : 0;
+	struct ranked *tmp;
+	bool oom = false;
+
+	if (n == 0)
+		return MAT_OK;
+	tmp = calloc(n, sizeof(*tmp));
+	a->answers = calloc(n, sizeof(*a->answers));
+	if (tmp == NULL || a->answers == NULL) {
+		free(tmp);
+		return store__oom(err);
+	}
+	for (size_t i = 0; i < n; i++) {
+		struct store__row r = {.res = res, .row = from + (int)i};
+		struct mat_answer *x = &tmp[i].a;
+		x->practice_id = store__text0(&r, 2);
+		x->status = (enum mat_status)store__int(&r, 3);
+		x->note = store__text0(&r, 4);
+		x->evidence_uri = store__text0(&r, 5);
+		x->update_time = store__int(&r, 6);
+		x->updated_by = store__text0(&r, 7);
+		oom |= r.oom;
+		tmp[i].rank = MAT_MAX_PRACTICES;
+		if (m != NULL && x->practice_id != NULL) {
+			int idx =
+			    mat_model_practice_index(m, x->practice_id, strlen(x->practice_id));
+			if (idx >= 0)
+				tmp[i].rank = idx;
+		}
+	}
+	for (size_t i = 0; !oom && i < n; i++)
+		oom = tmp[i].a.practice_id == NULL;
+	if (!oom)
+		qsort(tmp, n, sizeof(*tmp), by_rank);
+	/* Every string is owned by a from here on, which frees them on failure too. */
+	for (size_t i = 0; i < n; i++)
+		a->answers[i] = tmp[i].a;
+	a->n_answers = n;
+	free(tmp);
+	return oom ? store__oom(err) : MAT_OK;
+}
+
+static void free_cursors(char **cursors, size_t n)
+{
+	if (cursors == NULL)
+		return;
+	for (size_t i = 0; i < n; i++)
+		free(cursors[i]);
+	free(cursors);
+}
+
+enum mat_code store_export_assessments(const struct store_call *c, const char *org_id,
+                                       enum mat_assessment_state state, mat_time_us updated_after,
+                                       const char *cursor, int batch, struct mat_assessment **out,
+                                       char ***cursors, size_t *n_out, struct mat_error *err)
+{
+	struct position pos;
+	char st[8], after[STORE_TIME_TEXT], limit[16];
+	const char *p_org[7] = {org_id, st, after, pos.time, pos.org, pos.id, limit};
+	const char *p_all[8] = {st,
+	                        after,
+	                        pos.time,
+	                        pos.org,
+	                        pos.id,
+	                        c->only_visible ? "true" : "false",
+	                        c->principal != NULL ? c->principal : "",
+	                        limit};
+	struct store__cmd cmds[3];
+	size_t n_cmds = 0, b;
+	struct mat_assessment *list = NULL;
+	char **curs = NULL;
+	size_t n = 0;
+	int rows, arow = 0, n_ans;
+	enum mat_code rc;
+
+	*out = NULL;
+	*cursors = NULL;
+	*n_out = 0;
+	if (org_id != NULL && (org_id[0] == '\0' || strlen(org_id) > MAT_MAX_ORG_ID))
+		return mat_error_set(err, MAT_NOT_FOUND, "organizations/%s not found", org_id);
+	if ((int)state < MAT_ASSESSMENT_STATE_UNSPECIFIED || (int)state > MAT_ASSESSMENT_SUBMITTED)
+		return mat_error_field(err, "state", "unknown state");
+	rc = cursor_decode(STORE_LIST_EXPORT_ASSESSMENTS, cursor, &pos, err);
+	if (rc != MAT_OK)
+		return rc;
+	batch = clamp_batch(batch);
+	snprintf(st, sizeof(st), "%d", (int)state);
+	store__time_text(updated_after != 0 ? updated_after : INT64_MIN, after);
+	snprintf(limit, sizeof(limit), "%d", batch);
+	if (org_id != NULL) {
+		cmds[n_cmds++] = (struct store__cmd){.st = &st_exp_org_exists, .params = p_org};
+		cmds[n_cmds++] = (struct store__cmd){.st = &st_exp_asm_org, .params = p_org};
+		cmds[n_cmds++] = (struct store__cmd){.st = &st_exp_ans_org, .params = p_org};
+	} else {
+		cmds[n_cmds++] = (struct store__cmd){.st = &st_exp_asm_all, .params = p_all};
+		cmds[n_cmds++] = (struct store__cmd){.st = &st_exp_ans_all, .params = p_all};
+	}
+	b = n_cmds - 2;
+	/* One snapshot: the answers query selects exactly the batch's assessments. */
+	rc = store__read(c, cmds, n_cmds, err);
+	if (rc != MAT_OK)
+		return rc;
+	if (org_id != NULL && PQntuples(cmds[0].res) == 0) {
+		rc = mat_error_set(err, MAT_NOT_FOUND, "organizations/%s not found", org_id);
+		goto out;
+	}
+	rows = PQntuples(cmds[b].res);
+	list = calloc(rows > 0 ? (size_t)rows : 1, sizeof(*list));
+	curs = calloc(rows > 0 ? (size_t)rows : 1, sizeof(*curs));
+	if (list == NULL || curs == NULL) {
+		rc = store__oom(err);
+		goto out;
+	}
+	/* Both results are in the batch's order: merge them. */
+	n_ans = PQntuples(cmds[b + 1].res);
+	for (; n < (size_t)rows; n++) {
+		int end = arow;
+		rc = asm_from_row(cmds[b].res, (int)n, &list[n], err);
+		if (rc != MAT_OK)
+			goto out;
+		while (end < n_ans &&
+		       strcmp(PQgetvalue(cmds[b + 1].res, end, 0), list[n].org_id) == 0 &&
+		       strcmp(PQgetvalue(cmds[b + 1].res, end, 1), list[n].id) == 0)
+			end++;
+		rc = answers_from_rows(cmds[b + 1].res, arow, end, &list[n], err);
+		curs[n] = cursor_encode(STORE_LIST_EXPORT_ASSESSMENTS, list[n].update_time,
+		                        list[n].org_id, list[n].id);
+		if (rc == MAT_OK && curs[n] == NULL)
+			rc = store__oom(err);
+		if (rc != MAT_OK) {
+			n++; /* list[n] and curs[n] hold partial data: clean them up too */
+			goto out;
+		}
+		arow = end;
+	}
+	if (arow != n_ans) /* the merge lost step: a bug, never a silently short export */
+		rc = mat_error_set(err, MAT_INTERNAL, "export: %d answers matched no assessment",
+		                   n_ans - arow);
+out:
+	store__cmds_clear(cmds, n_cmds);
+	if (rc != MAT_OK) {
+		for (size_t i = 0; i < n; i++)
+			mat_assessment_cleanup(&list[i]);
+		free(list);
+		free_cursors(curs, n);
+		return rc;
+	}
+	*out = list;
+	*cursors = curs;
+	*n_out = n;
+	return MAT_OK;
+}
+
+enum mat_code store_export_transitions(const struct store_call *c, const char *org_id,
+                                       mat_time_us start_time, const char *cursor, int batch,
+                                       struct mat_transition **out, char ***cursors, size_t *n_out,
+                                       struct mat_error *err)
+{
+	struct position pos;
+	char start[STORE_TIME_TEXT], limit[16];
+	const char *p_org[6] = {org_id, start, pos.time, pos.org, pos.id, limit};
+	const char *p_all[7] = {start,
+	                        pos.time,
+	                        pos.org,
+	                        pos.id,
+	                        c->only_visible ? "true" : "false",
+	                        c->principal != NULL ? c->principal : "",
+	                        limit};
+	struct store__cmd cmds[2];
+	size_t n_cmds = 0, b;
+	struct mat_transition *list = NULL;
+	char **curs = NULL;
+	size_t n = 0;
+	int rows;
+	enum mat_code rc;
+
+	*out = NULL;
+	*cursors = NULL;
+	*n_out = 0;
+	if (org_id != NULL && (org_id[0] == '\0' || strlen(org_id) > MAT_MAX_ORG_ID))
+		return mat_error_set(err, MAT_NOT_FOUND, "organizations/%s not found", org_id);
+	rc = cursor_decode(STORE_LIST_EXPORT_TRANSITIONS, cursor, &pos, err);
+	if (rc != MAT_OK)
+		return rc;
+	batch = clamp_batch(batch);
+	store__time_text(start_time != 0 ? start_time : INT64_MIN, start);
+	snprintf(limit, sizeof(limit), "%d", batch);
+	if (org_id != NULL) {
+		cmds[n_cmds++] = (struct store__cmd){.st = &st_exp_org_exists, .params = p_org};
+		cmds[n_cmds++] = (struct store__cmd){.st = &st_exp_tr_org, .params = p_org};
+	} else {
+		cmds[n_cmds++] = (struct store__cmd){.st = &st_exp_tr_all, .params = p_all};
+	}
+	b = n_cmds - 1;
+	rc = store__read(c, cmds, n_cmds, err);
+	if (rc != MAT_OK)
+		return rc;
+	if (org_id != NULL && PQntuples(cmds[0].res) == 0) {
+		rc = mat_error_set(err, MAT_NOT_FOUND, "organizations/%s not found", org_id);
+		goto out;
+	}
+	rows = PQntuples(cmds[b].res);
+	list = calloc(rows > 0 ? (size_t)rows : 1, sizeof(*list));
+	curs = calloc(rows > 0 ? (size_t)rows : 1, sizeof(*curs));
+	if (list == NULL || curs == NULL) {
+		rc = store__oom(err);
+		goto out;
+	}
+	for (; n < (size_t)rows; n++) {
+		rc = store__transition_from_row(cmds[b].res, (int)n, &list[n], err);
+		if (rc != MAT_OK)
+			goto out;
+		curs[n] = cursor_encode(STORE_LIST_EXPORT_TRANSITIONS, list[n].update_time,
+		                        list[n].org_id, list[n].id);
+		if (curs[n] == NULL) {
+			n++;
+			rc = store__oom(err);
+			goto out;
+		}
+	}
+	rc = MAT_OK;
+out:
+	store__cmds_clear(cmds, n_cmds);
+	if (rc != MAT_OK) {
+		for (size_t i = 0; i < n; i++)
+			mat_transition_cleanup(&list[i]);
+		free(list);
+		free_cursors(curs, n);
+		return rc;
+	}
+	*out = list;
+	*cursors = curs;
+	*n_out = n;
+	return MAT_OK;
+}
