@@ -4,6 +4,12 @@
  * a concurrency run on two replicas that must keep the transition chain intact. */
 #include "itest.h"
 
+#if defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define MATURITY_HAS_ASAN 1
+#endif
+#endif
+
 // clang-format off
 #include <stdarg.h>
 #include <stddef.h>
@@ -518,7 +524,12 @@ static void test_export_memory_bounded(void **state)
 	assert_int_equal(code, GRPC_STATUS_OK);
 	assert_int_equal(n, 100000);
 	fprintf(stderr, "export of 100000: RSS %ld -> %ld KiB\n", before, after);
+#if defined(__SANITIZE_ADDRESS__) || defined(MATURITY_HAS_ASAN)
+	/* ASan's quarantine keeps freed memory resident (256 MiB by default): the bound is
+	 * checked in the uninstrumented build only. */
+#else
 	assert_true(after - before < 32 * 1024);
+#endif
 }
 
 /* --- concurrency: two replicas, 8 clients, 20 s ------------------------------------------ */
