@@ -113,94 +113,6 @@ static enum mat_code not_found(struct mat_error *err, const char *org_id, const 
 
 /* --- rows ----------------------------------------------------------------------------------- */
 
-static enum mat_code asm_from_row(const PGresult *res, int row, struct mat_assessment *a,
-                                  struct mat_error *err)
-{
-	struct store__row r = {.res = res, .row = row};
-	char etag[STORE__ETAG_LEN];
-
-	mat_assessment_cleanup(a);
-	a->org_id = store__text0(&r, 0);
-	a->id = store__text0(&r, 1);
-	a->title = store__text0(&r, 2);
-	a->model_id = store__text0(&r, 3);
-	a->state = (enum mat_assessment_state)store__int(&r, 4);
-	a->creator = store__text0(&r, 5);
-	a->submitter = store__text(&r, 6);
-	a->create_time = store__int(&r, 7);
-	a->update_time = store__int(&r, 8);
-	a->submit_time = store__int(&r, 9);
-	store__etag(store__int(&r, 10), a->create_time, etag);
-	a->etag = strdup(etag);
-	if (r.oom || a->etag == NULL) {
-		mat_assessment_cleanup(a);
-		return store__oom(err);
-	}
-	return MAT_OK;
-}
-
-struct ranked {
-	int rank;
-	struct mat_answer a;
-};
-
-static int by_rank(const void *x, const void *y)
-{
-	const struct ranked *p = x, *q = y;
-
-	if (p->rank != q->rank)
-		return (p->rank > q->rank) - (p->rank < q->rank);
-	return strcmp(p->a.practice_id, q->a.practice_id);
-}
-
-/* Sets a->answers from rows [from, to) of `res` (ANS_COLS), in the catalog order of the model
- * (practices the model does not know, which validation keeps out, go last). */
-static enum mat_code answers_from_rows(const PGresult *res, int from, int to,
-                                       struct mat_assessment *a, struct mat_error *err)
-{
-	const struct mat_model *m = mat_model_find(a->model_id);
-	size_t n = to > from ? (size_t)(to - from) : 0;
-	struct ranked *tmp = NULL;
-	bool oom = false;
-
-	if (n == 0)
-		return MAT_OK;
-	tmp = calloc(n, sizeof(*tmp));
-	a->answers = calloc(n, sizeof(*a->answers));
-	if (tmp == NULL || a->answers == NULL) {
-		free(tmp);
-		return store__oom(err);
-	}
-	for (size_t i = 0; i < n; i++) {
-		struct store__row r = {.res = res, .row = from + (int)i};
-		struct mat_answer *x = &tmp[i].a;
-		x->practice_id = store__text0(&r, 1);
-		x->status = (enum mat_status)store__int(&r, 2);
-		x->note = store__text0(&r, 3);
-		x->evidence_uri = store__text0(&r, 4);
-		x->update_time = store__int(&r, 5);
-		x->updated_by = store__text0(&r, 6);
-		oom |= r.oom;
-		tmp[i].rank = MAT_MAX_PRACTICES;
-		if (m != NULL && x->practice_id != NULL) {
-			int idx =
-			    mat_model_practice_index(m, x->practice_id, strlen(x->practice_id));
-			if (idx >= 0)
-				tmp[i].rank = idx;
-		}
-	}
-	/* Every row allocated its strings (or failed): hand them to a, which frees them. */
-	for (size_t i = 0; !oom && i < n; i++)
-		oom = tmp[i].a.practice_id == NULL;
-	if (!oom)
-		qsort(tmp, n, sizeof(*tmp), by_rank);
-	for (size_t i = 0; i < n; i++)
-		a->answers[i] = tmp[i].a;
-	a->n_answers = n;
-	free(tmp);
-	return oom ? store__oom(err) : MAT_OK;
-}
-
 /* Reads one assessment and its answers inside a transaction (after a change). */
 static enum mat_code read_in_tx(struct store__tx *tx, const char *org_id, const char *id,
                                 struct mat_assessment *out, struct mat_error *err)
@@ -215,9 +127,9 @@ static enum mat_code read_in_tx(struct store__tx *tx, const char *org_id, const 
 	if (PQntuples(cmds[0].res) == 0)
 		rc = not_found(err, org_id, id);
 	else
-		rc = asm_from_row(cmds[0].res, 0, out, err);
+		rc = store__assessment_from_row(cmds[0].res, 0, out, err);
 	if (rc == MAT_OK)
-		rc = answers_from_rows(cmds[1].res, 0, PQntuples(cmds[1].res), out, err);
+		rc = store__answers_from_rows(cmds[1].res, 0, PQntuples(cmds[1].res), 1, out, err);
 	store__cmds_clear(cmds, 2);
 	return rc;
 }
@@ -277,7 +189,7 @@ static enum mat_code create_body(struct store__tx *tx, void *arg, struct mat_err
 	if (rc == MAT_NOT_FOUND) /* the foreign key: no such organization */
 		rc = mat_error_set(err, MAT_NOT_FOUND, "organizations/%s not found", a->org_id);
 	if (rc == MAT_OK)
-		rc = asm_from_row(cmds[0].res, 0, a->out, err);
+		rc = store__assessment_from_row(cmds[0].res, 0, a->out, err);
 	store__cmds_clear(cmds, 2);
 	return rc;
 }
@@ -335,9 +247,9 @@ enum mat_code store_assessment_get(const struct store_call *c, const char *org_i
 	if (PQntuples(cmds[0].res) == 0)
 		rc = not_found(err, org_id, nid);
 	else
-		rc = asm_from_row(cmds[0].res, 0, out, err);
+		rc = store__assessment_from_row(cmds[0].res, 0, out, err);
 	if (rc == MAT_OK)
-		rc = answers_from_rows(cmds[1].res, 0, PQntuples(cmds[1].res), out, err);
+		rc = store__answers_from_rows(cmds[1].res, 0, PQntuples(cmds[1].res), 1, out, err);
 	if (rc != MAT_OK)
 		mat_assessment_cleanup(out);
 	store__cmds_clear(cmds, 2);
@@ -413,7 +325,7 @@ enum mat_code store_assessment_list(const struct store_call *c, const char *org_
 	n_ans = PQntuples(cmds[2].res);
 	for (; n < (size_t)rows; n++) {
 		int end;
-		rc = asm_from_row(cmds[1].res, (int)n, &list[n], err);
+		rc = store__assessment_from_row(cmds[1].res, (int)n, &list[n], err);
 		if (rc != MAT_OK)
 			goto out;
 		while (arow < n_ans && strcmp(PQgetvalue(cmds[2].res, arow, 0), list[n].id) > 0)
@@ -421,7 +333,7 @@ enum mat_code store_assessment_list(const struct store_call *c, const char *org_
 		end = arow;
 		while (end < n_ans && strcmp(PQgetvalue(cmds[2].res, end, 0), list[n].id) == 0)
 			end++;
-		rc = answers_from_rows(cmds[2].res, arow, end, &list[n], err);
+		rc = store__answers_from_rows(cmds[2].res, arow, end, 1, &list[n], err);
 		if (rc != MAT_OK) {
 			n++; /* list[n] holds partial data: clean it up too */
 			goto out;

@@ -233,6 +233,21 @@ PGresult *store__pq_get_result(struct store__conn *cn);
 /* True when an injected fault was the last failure on this thread (for error messages). */
 bool store__pq_fault_hit(void);
 
+/* --- shared decoders ------------------------------------------------------------------------- */
+
+/* Labels as the JSON object stored in organizations.labels and used for `labels @> $1`
+ * (malloc'd; NULL when out of memory). One encoding everywhere, so containment compares like
+ * with like. */
+char *store__labels_json(const struct mat_label *labels, size_t n);
+/* An assessment (without answers) from a row of the assessment columns of store_assessment.c. */
+enum mat_code store__assessment_from_row(const PGresult *res, int row, struct mat_assessment *a,
+                                         struct mat_error *err);
+/* a->answers from answer rows [from, to) whose practice_id is column `col` (then status, note,
+ * evidence_uri, update_time, updated_by), in the catalog order of a's model (unknown practices
+ * last). */
+enum mat_code store__answers_from_rows(const PGresult *res, int from, int to, int col,
+                                       struct mat_assessment *a, struct mat_error *err);
+
 /* --- fault injection (storage tests) -------------------------------------------------------- */
 
 /* Makes the nth libpq operation from now fail as if the connection had dropped (1 = the next

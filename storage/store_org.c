@@ -51,77 +51,6 @@ STORE__STMT(st_org_delete, 1, "DELETE FROM organizations WHERE id = $1");
 
 /* --- labels --------------------------------------------------------------------------------- */
 
-static bool buf_grow(char **buf, size_t *cap, size_t need)
-{
-	char *n;
-	size_t c = *cap ? *cap : 64;
-
-	if (need <= *cap)
-		return true;
-	while (c < need)
-		c *= 2;
-	n = realloc(*buf, c);
-	if (n == NULL)
-		return false;
-	*buf = n;
-	*cap = c;
-	return true;
-}
-
-static bool json_string(char **buf, size_t *len, size_t *cap, const char *s)
-{
-	static const char hex[] = "0123456789abcdef";
-
-	if (!buf_grow(buf, cap, *len + strlen(s) * 6 + 3))
-		return false;
-	(*buf)[(*len)++] = '"';
-	for (const unsigned char *p = (const unsigned char *)s; *p != '\0'; p++) {
-		if (*p == '"' || *p == '\\') {
-			(*buf)[(*len)++] = '\\';
-			(*buf)[(*len)++] = (char)*p;
-		} else if (*p < 0x20) {
-			memcpy(*buf + *len, "\\u00", 4);
-			*len += 4;
-			(*buf)[(*len)++] = hex[*p >> 4];
-			(*buf)[(*len)++] = hex[*p & 15];
-		} else {
-			(*buf)[(*len)++] = (char)*p;
-		}
-	}
-	(*buf)[(*len)++] = '"';
-	return true;
-}
-
-/* The labels as a JSON object (malloc'd), or NULL when out of memory. */
-static char *labels_json(const struct mat_label *labels, size_t n)
-{
-	char *buf = NULL;
-	size_t len = 0, cap = 0;
-
-	if (!buf_grow(&buf, &cap, 3))
-		return NULL;
-	buf[len++] = '{';
-	for (size_t i = 0; i < n; i++) {
-		if (!buf_grow(&buf, &cap, len + 1))
-			goto oom;
-		if (i > 0)
-			buf[len++] = ',';
-		if (!json_string(&buf, &len, &cap, labels[i].key ? labels[i].key : "") ||
-		    !buf_grow(&buf, &cap, len + 1))
-			goto oom;
-		buf[len++] = ':';
-		if (!json_string(&buf, &len, &cap, labels[i].value ? labels[i].value : "") ||
-		    !buf_grow(&buf, &cap, len + 2))
-			goto oom;
-	}
-	buf[len++] = '}';
-	buf[len] = '\0';
-	return buf;
-oom:
-	free(buf);
-	return NULL;
-}
-
 /* One "len:bytes" item of the labels column; NULL on malformed input or out of memory. */
 static char *take_item(const char **p, const char *end)
 {
@@ -305,7 +234,7 @@ enum mat_code store_org_create(const struct store_call *c, const struct mat_orga
 	rc = store__request_id(request_id, rid, err);
 	if (rc != MAT_OK)
 		return rc;
-	labels = labels_json(in->labels, in->n_labels);
+	labels = store__labels_json(in->labels, in->n_labels);
 	if (labels == NULL)
 		return store__oom(err);
 	a.request_id = rid;
@@ -506,7 +435,7 @@ enum mat_code store_org_update(const struct store_call *c, const struct mat_orga
 	memset(out, 0, sizeof(*out));
 	if (in == NULL || !id_ok(in->id))
 		return not_found(err, in != NULL && in->id != NULL ? in->id : "");
-	labels = labels_json(in->labels, in->n_labels);
+	labels = store__labels_json(in->labels, in->n_labels);
 	if (labels == NULL)
 		return store__oom(err);
 	a.labels = labels;

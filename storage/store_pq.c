@@ -1,10 +1,15 @@
 /* The fault-injection seam: thin wrappers over every libpq call that can fail, so a test can make
  * the Nth one fail (curl's torture mode, SQLite's faultsim) and walk every error path. With no
- * fault set the cost is one relaxed atomic load per call. */
+ * fault set the cost is one relaxed atomic load per call (and one byte test for the arming file
+ * below). */
 #include "store_internal.h"
 
+#include <limits.h>
+#include <pthread.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <unistd.h>
 
 static atomic_long fault_nth;   /* 0 = off */
 static atomic_long fault_count; /* operations since store_fault_set */
@@ -26,11 +31,53 @@ bool store__pq_fault_hit(void)
 	return fault_last;
 }
 
+/* Arming by file, for tests of the whole server (which cannot call store_fault_set): with
+ * MATURITY_STORE_FAULT_FILE=PATH, each operation first looks for PATH. When it is there, the
+ * first operation to see it reads N from it, removes it, writes the number of operations
+ * counted since the previous arming to PATH.count (via a temporary file and rename, so a reader
+ * never sees half a number) and arms store_fault_set(N) — itself counting as operation 1.
+ * A test arms a huge N, runs a scenario, arms 0 and makes one more call: PATH.count then holds
+ * the scenario's operation count. Off (no file system access) unless the variable is set. */
+static char fault_file[512];
+static pthread_mutex_t fault_file_mu = PTHREAD_MUTEX_INITIALIZER;
+
+static void fault_file_poll(void)
+{
+	char buf[32], tmp[sizeof(fault_file) + 8], dst[sizeof(fault_file) + 8];
+	long n;
+	FILE *f;
+
+	if (access(fault_file, F_OK) != 0)
+		return;
+	pthread_mutex_lock(&fault_file_mu);
+	f = fopen(fault_file, "r");
+	if (f == NULL) { /* another thread took it first */
+		pthread_mutex_unlock(&fault_file_mu);
+		return;
+	}
+	n = fgets(buf, sizeof(buf), f) != NULL ? strtol(buf, NULL, 10) : 0;
+	fclose(f);
+	(void)unlink(fault_file);
+	snprintf(tmp, sizeof(tmp), "%s.tmp", fault_file);
+	snprintf(dst, sizeof(dst), "%s.count", fault_file);
+	f = fopen(tmp, "w");
+	if (f != NULL) {
+		fprintf(f, "%ld\n", atomic_load(&fault_count));
+		if (fclose(f) == 0)
+			(void)rename(tmp, dst);
+	}
+	store_fault_set(n < 0 || n > INT_MAX ? 0 : (int)n);
+	pthread_mutex_unlock(&fault_file_mu);
+}
+
 /* Counts one operation; true when it is the one that must fail. */
 static bool fault(struct store__conn *cn)
 {
-	long nth = atomic_load_explicit(&fault_nth, memory_order_relaxed);
+	long nth;
 
+	if (fault_file[0] != '\0')
+		fault_file_poll();
+	nth = atomic_load_explicit(&fault_nth, memory_order_relaxed);
 	fault_last = false;
 	if (nth == 0)
 		return false;
@@ -119,4 +166,7 @@ void store__fault_from_env(void)
 
 	if (v != NULL && v[0] != '\0')
 		store_fault_set(atoi(v));
+	v = getenv("MATURITY_STORE_FAULT_FILE");
+	if (v != NULL && v[0] != '\0')
+		snprintf(fault_file, sizeof(fault_file), "%s", v);
 }

@@ -52,78 +52,6 @@ STORE__STMT(st_pf_moves, 5,
             "t.decide_time >= $4::timestamptz AND t.decide_time < $5::timestamptz AND "
             "o.labels @> $1::jsonb AND " VISIBLE("$2", "$3", "o.id"));
 
-static bool buf_grow(char **buf, size_t *cap, size_t need)
-{
-	char *n;
-	size_t c = *cap ? *cap : 64;
-
-	if (need <= *cap)
-		return true;
-	while (c < need)
-		c *= 2;
-	n = realloc(*buf, c);
-	if (n == NULL)
-		return false;
-	*buf = n;
-	*cap = c;
-	return true;
-}
-
-static bool json_string(char **buf, size_t *len, size_t *cap, const char *s)
-{
-	static const char hex[] = "0123456789abcdef";
-
-	if (!buf_grow(buf, cap, *len + strlen(s) * 6 + 3))
-		return false;
-	(*buf)[(*len)++] = '"';
-	for (const unsigned char *p = (const unsigned char *)s; *p != '\0'; p++) {
-		if (*p == '"' || *p == '\\') {
-			(*buf)[(*len)++] = '\\';
-			(*buf)[(*len)++] = (char)*p;
-		} else if (*p < 0x20) {
-			memcpy(*buf + *len, "\\u00", 4);
-			*len += 4;
-			(*buf)[(*len)++] = hex[*p >> 4];
-			(*buf)[(*len)++] = hex[*p & 15];
-		} else {
-			(*buf)[(*len)++] = (char)*p;
-		}
-	}
-	(*buf)[(*len)++] = '"';
-	return true;
-}
-
-/* The label filter as a JSON object for `labels @> $1` (malloc'd; NULL when out of memory).
- * The same encoding store_org.c stores labels with, so containment compares like with like. */
-static char *labels_json(const struct mat_label *labels, size_t n)
-{
-	char *buf = NULL;
-	size_t len = 0, cap = 0;
-
-	if (!buf_grow(&buf, &cap, 3))
-		return NULL;
-	buf[len++] = '{';
-	for (size_t i = 0; i < n; i++) {
-		if (!buf_grow(&buf, &cap, len + 1))
-			goto oom;
-		if (i > 0)
-			buf[len++] = ',';
-		if (!json_string(&buf, &len, &cap, labels[i].key ? labels[i].key : "") ||
-		    !buf_grow(&buf, &cap, len + 1))
-			goto oom;
-		buf[len++] = ':';
-		if (!json_string(&buf, &len, &cap, labels[i].value ? labels[i].value : "") ||
-		    !buf_grow(&buf, &cap, len + 2))
-			goto oom;
-	}
-	buf[len++] = '}';
-	buf[len] = '\0';
-	return buf;
-oom:
-	free(buf);
-	return NULL;
-}
-
 /* Where the dimensions of `m` go among those of the default model (by id: a future model may
  * order or name them differently); -1 for a dimension the summary does not count. */
 static void dimension_map(const struct mat_model *def, size_t n_def, const struct mat_model *m,
@@ -214,7 +142,7 @@ enum mat_code store_portfolio_summary(const struct store_call *c, const struct m
 	                        : MAT_MAX_DIMENSIONS_STORE;
 	if (n_labels > 0 && labels == NULL)
 		return mat_error_field(err, "labels", "missing");
-	json = labels_json(labels, n_labels);
+	json = store__labels_json(labels, n_labels);
 	if (json == NULL)
 		return store__oom(err);
 	params[0] = p_moves[0] = json;
@@ -378,95 +306,6 @@ STORE__STMT(st_exp_tr_org, 6, "SELECT " TR_COLS " " TR_ORG_BATCH);
 STORE__STMT(st_exp_org_exists, 1, "SELECT 1 FROM organizations WHERE id = $1");
 STORE__STMT(st_exp_tr_all, 7, "SELECT " TR_COLS " " TR_ALL_BATCH);
 
-/* An assessment from an ASM_COLS row (the columns of store_assessment.c). */
-static enum mat_code asm_from_row(const PGresult *res, int row, struct mat_assessment *a,
-                                  struct mat_error *err)
-{
-	struct store__row r = {.res = res, .row = row};
-	char etag[STORE__ETAG_LEN];
-
-	mat_assessment_cleanup(a);
-	a->org_id = store__text0(&r, 0);
-	a->id = store__text0(&r, 1);
-	a->title = store__text0(&r, 2);
-	a->model_id = store__text0(&r, 3);
-	a->state = (enum mat_assessment_state)store__int(&r, 4);
-	a->creator = store__text0(&r, 5);
-	a->submitter = store__text(&r, 6);
-	a->create_time = store__int(&r, 7);
-	a->update_time = store__int(&r, 8);
-	a->submit_time = store__int(&r, 9);
-	store__etag(store__int(&r, 10), a->create_time, etag);
-	a->etag = strdup(etag);
-	if (r.oom || a->etag == NULL) {
-		mat_assessment_cleanup(a);
-		return store__oom(err);
-	}
-	return MAT_OK;
-}
-
-struct ranked {
-	int rank;
-	struct mat_answer a;
-};
-
-static int by_rank(const void *x, const void *y)
-{
-	const struct ranked *p = x, *q = y;
-
-	if (p->rank != q->rank)
-		return (p->rank > q->rank) - (p->rank < q->rank);
-	return strcmp(p->a.practice_id, q->a.practice_id);
-}
-
-/* Sets a->answers from ANS_COLS rows [from, to), in the catalog order of the assessment's model
- * as store_assessment_get returns them (practices the model does not know go last). */
-static enum mat_code answers_from_rows(const PGresult *res, int from, int to,
-                                       struct mat_assessment *a, struct mat_error *err)
-{
-	const struct mat_model *m = mat_model_find(a->model_id);
-	size_t n = to > from ? (size_t)(to - from) : 0;
-	struct ranked *tmp;
-	bool oom = false;
-
-	if (n == 0)
-		return MAT_OK;
-	tmp = calloc(n, sizeof(*tmp));
-	a->answers = calloc(n, sizeof(*a->answers));
-	if (tmp == NULL || a->answers == NULL) {
-		free(tmp);
-		return store__oom(err);
-	}
-	for (size_t i = 0; i < n; i++) {
-		struct store__row r = {.res = res, .row = from + (int)i};
-		struct mat_answer *x = &tmp[i].a;
-		x->practice_id = store__text0(&r, 2);
-		x->status = (enum mat_status)store__int(&r, 3);
-		x->note = store__text0(&r, 4);
-		x->evidence_uri = store__text0(&r, 5);
-		x->update_time = store__int(&r, 6);
-		x->updated_by = store__text0(&r, 7);
-		oom |= r.oom;
-		tmp[i].rank = MAT_MAX_PRACTICES;
-		if (m != NULL && x->practice_id != NULL) {
-			int idx =
-			    mat_model_practice_index(m, x->practice_id, strlen(x->practice_id));
-			if (idx >= 0)
-				tmp[i].rank = idx;
-		}
-	}
-	for (size_t i = 0; !oom && i < n; i++)
-		oom = tmp[i].a.practice_id == NULL;
-	if (!oom)
-		qsort(tmp, n, sizeof(*tmp), by_rank);
-	/* Every string is owned by a from here on, which frees them on failure too. */
-	for (size_t i = 0; i < n; i++)
-		a->answers[i] = tmp[i].a;
-	a->n_answers = n;
-	free(tmp);
-	return oom ? store__oom(err) : MAT_OK;
-}
-
 static void free_cursors(char **cursors, size_t n)
 {
 	if (cursors == NULL)
@@ -542,14 +381,14 @@ enum mat_code store_export_assessments(const struct store_call *c, const char *o
 	n_ans = PQntuples(cmds[b + 1].res);
 	for (; n < (size_t)rows; n++) {
 		int end = arow;
-		rc = asm_from_row(cmds[b].res, (int)n, &list[n], err);
+		rc = store__assessment_from_row(cmds[b].res, (int)n, &list[n], err);
 		if (rc != MAT_OK)
 			goto out;
 		while (end < n_ans &&
 		       strcmp(PQgetvalue(cmds[b + 1].res, end, 0), list[n].org_id) == 0 &&
 		       strcmp(PQgetvalue(cmds[b + 1].res, end, 1), list[n].id) == 0)
 			end++;
-		rc = answers_from_rows(cmds[b + 1].res, arow, end, &list[n], err);
+		rc = store__answers_from_rows(cmds[b + 1].res, arow, end, 2, &list[n], err);
 		curs[n] = cursor_encode(STORE_LIST_EXPORT_ASSESSMENTS, list[n].update_time,
 		                        list[n].org_id, list[n].id);
 		if (rc == MAT_OK && curs[n] == NULL)

@@ -1,6 +1,8 @@
 /* Small helpers shared by the query files: decoding result columns, etags, audit rows. */
 #include "store_internal.h"
 
+#include "mat_model.h"
+
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -137,4 +139,165 @@ enum mat_code store__idem_claim(struct store__tx *tx, const char *request_id, co
 	*prior = strdup(PQgetvalue(r, 0, 0));
 	PQclear(r);
 	return *prior != NULL ? MAT_OK : store__oom(err);
+}
+
+/* --- shared row decoders and encoders (organizations, assessments, exports) ---------------- */
+
+static bool buf_grow(char **buf, size_t *cap, size_t need)
+{
+	char *n;
+	size_t c = *cap ? *cap : 64;
+
+	if (need <= *cap)
+		return true;
+	while (c < need)
+		c *= 2;
+	n = realloc(*buf, c);
+	if (n == NULL)
+		return false;
+	*buf = n;
+	*cap = c;
+	return true;
+}
+
+static bool json_string(char **buf, size_t *len, size_t *cap, const char *s)
+{
+	static const char hex[] = "0123456789abcdef";
+
+	if (!buf_grow(buf, cap, *len + strlen(s) * 6 + 3))
+		return false;
+	(*buf)[(*len)++] = '"';
+	for (const unsigned char *p = (const unsigned char *)s; *p != '\0'; p++) {
+		if (*p == '"' || *p == '\\') {
+			(*buf)[(*len)++] = '\\';
+			(*buf)[(*len)++] = (char)*p;
+		} else if (*p < 0x20) {
+			memcpy(*buf + *len, "\\u00", 4);
+			*len += 4;
+			(*buf)[(*len)++] = hex[*p >> 4];
+			(*buf)[(*len)++] = hex[*p & 15];
+		} else {
+			(*buf)[(*len)++] = (char)*p;
+		}
+	}
+	(*buf)[(*len)++] = '"';
+	return true;
+}
+
+/* The labels as a JSON object (malloc'd), or NULL when out of memory. */
+char *store__labels_json(const struct mat_label *labels, size_t n)
+{
+	char *buf = NULL;
+	size_t len = 0, cap = 0;
+
+	if (!buf_grow(&buf, &cap, 3))
+		return NULL;
+	buf[len++] = '{';
+	for (size_t i = 0; i < n; i++) {
+		if (!buf_grow(&buf, &cap, len + 1))
+			goto oom;
+		if (i > 0)
+			buf[len++] = ',';
+		if (!json_string(&buf, &len, &cap, labels[i].key ? labels[i].key : "") ||
+		    !buf_grow(&buf, &cap, len + 1))
+			goto oom;
+		buf[len++] = ':';
+		if (!json_string(&buf, &len, &cap, labels[i].value ? labels[i].value : "") ||
+		    !buf_grow(&buf, &cap, len + 2))
+			goto oom;
+	}
+	buf[len++] = '}';
+	buf[len] = '\0';
+	return buf;
+oom:
+	free(buf);
+	return NULL;
+}
+
+enum mat_code store__assessment_from_row(const PGresult *res, int row, struct mat_assessment *a,
+                                         struct mat_error *err)
+{
+	struct store__row r = {.res = res, .row = row};
+	char etag[STORE__ETAG_LEN];
+
+	mat_assessment_cleanup(a);
+	a->org_id = store__text0(&r, 0);
+	a->id = store__text0(&r, 1);
+	a->title = store__text0(&r, 2);
+	a->model_id = store__text0(&r, 3);
+	a->state = (enum mat_assessment_state)store__int(&r, 4);
+	a->creator = store__text0(&r, 5);
+	a->submitter = store__text(&r, 6);
+	a->create_time = store__int(&r, 7);
+	a->update_time = store__int(&r, 8);
+	a->submit_time = store__int(&r, 9);
+	store__etag(store__int(&r, 10), a->create_time, etag);
+	a->etag = strdup(etag);
+	if (r.oom || a->etag == NULL) {
+		mat_assessment_cleanup(a);
+		return store__oom(err);
+	}
+	return MAT_OK;
+}
+
+struct ranked {
+	int rank;
+	struct mat_answer a;
+};
+
+static int by_rank(const void *x, const void *y)
+{
+	const struct ranked *p = x, *q = y;
+
+	if (p->rank != q->rank)
+		return (p->rank > q->rank) - (p->rank < q->rank);
+	return strcmp(p->a.practice_id, q->a.practice_id);
+}
+
+/* Sets a->answers from rows [from, to) of `res` (ANS_COLS), in the catalog order of the model
+ * (practices the model does not know, which validation keeps out, go last). */
+enum mat_code store__answers_from_rows(const PGresult *res, int from, int to, int col,
+                                       struct mat_assessment *a, struct mat_error *err)
+{
+	const struct mat_model *m = mat_model_find(a->model_id);
+	size_t n = to > from ? (size_t)(to - from) : 0;
+	struct ranked *tmp = NULL;
+	bool oom = false;
+
+	if (n == 0)
+		return MAT_OK;
+	tmp = calloc(n, sizeof(*tmp));
+	a->answers = calloc(n, sizeof(*a->answers));
+	if (tmp == NULL || a->answers == NULL) {
+		free(tmp);
+		return store__oom(err);
+	}
+	for (size_t i = 0; i < n; i++) {
+		struct store__row r = {.res = res, .row = from + (int)i};
+		struct mat_answer *x = &tmp[i].a;
+		x->practice_id = store__text0(&r, col);
+		x->status = (enum mat_status)store__int(&r, col + 1);
+		x->note = store__text0(&r, col + 2);
+		x->evidence_uri = store__text0(&r, col + 3);
+		x->update_time = store__int(&r, col + 4);
+		x->updated_by = store__text0(&r, col + 5);
+		oom |= r.oom;
+		tmp[i].rank = MAT_MAX_PRACTICES;
+		if (m != NULL && x->practice_id != NULL) {
+			int idx =
+			    mat_model_practice_index(m, x->practice_id, strlen(x->practice_id));
+			if (idx >= 0)
+				tmp[i].rank = idx;
+		}
+	}
+	/* Every row allocated its strings (or failed): hand them to a, which frees them. */
+	for (size_t i = 0; !oom && i < n; i++)
+		oom = tmp[i].a.practice_id == NULL;
+	if (!oom)
+		qsort(tmp, n, sizeof(*tmp), by_rank);
+	for (size_t i = 0; i < n; i++)
+		a->answers[i] = tmp[i].a;
+	a->n_answers = n;
+	free(tmp);
+	return oom ? store__oom(err) : MAT_OK;
 }
