@@ -120,8 +120,8 @@ static enum mat_code list_models(struct svc_ctx *ctx, const ProtobufCMessage *re
 }
 
 static const struct svc_method_impl methods[] = {
-    {"GetMaturityModel", get_model, SVC_UNARY},
-    {"ListMaturityModels", list_models, SVC_UNARY},
+    {"GetMaturityModel", get_model, SVC_UNARY_INLINE},
+    {"ListMaturityModels", list_models, SVC_UNARY_INLINE},
 };
 
 const struct svc_service_impl svc_model_service = {&mlops__maturity__v1__model_service__descriptor,

@@ -181,7 +181,7 @@ out:
 }
 
 static const struct svc_method_impl methods[] = {
-    {"EvaluateAnswers", evaluate, SVC_UNARY},
+    {"EvaluateAnswers", evaluate, SVC_UNARY_INLINE},
     {"GetRoadmap", roadmap, SVC_UNARY},
 };
 

@@ -18,7 +18,9 @@ struct svc_server;
 struct svc_call;
 struct auth_rule;
 
-enum svc_kind { SVC_UNARY = 0, SVC_SERVER_STREAM, SVC_BIDI_STREAM };
+/* SVC_UNARY_INLINE: a unary handler that never blocks (no storage): it runs on the poller
+ * thread, skipping the hand-off to the handler pool. */
+enum svc_kind { SVC_UNARY = 0, SVC_UNARY_INLINE, SVC_SERVER_STREAM, SVC_BIDI_STREAM };
 
 /* What a handler sees of its call. Owned by the server loop; valid until the handler returns. */
 struct svc_ctx {

@@ -227,7 +227,7 @@ static enum mat_code health_watch(struct svc_ctx *ctx, const ProtobufCMessage *r
 }
 
 static const struct svc_method_impl health_methods[] = {
-    {"Check", health_check, SVC_UNARY},
+    {"Check", health_check, SVC_UNARY_INLINE},
     {"Watch", health_watch, SVC_SERVER_STREAM},
 };
 

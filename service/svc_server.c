@@ -1,12 +1,16 @@
 /* The server loop on grpc core.
  *
- * Threads: each worker owns a notification completion queue on which its armed requests (one
- * per registered method, plus the generic request that answers unknown paths) complete. Calls
- * are bound to a second, per-worker "events" queue served by its own thread, so that while a
- * worker blocks in a handler (synchronous libpq) the call's close/cancel notification and stream
- * send completions are still seen: cancellation reaches the handler, and a stream send waits on
- * a condition variable rather than on the worker's own queue. A worker re-arms a request only
- * after its handler ran (NOTES: re-arming before a blocking handler queues fast calls behind it).
+ * Threads: a few pollers, each owning one completion queue on which its armed requests (one per
+ * registered method, plus the generic request that answers unknown paths) and the batches of
+ * the calls bound to it complete. Pollers never block: they accept a call, re-arm its slot at
+ * once, and hand the call to the pool of handler threads (--workers), which run the blocking
+ * handlers (synchronous libpq). grpc core matches a new call to an armed request on its
+ * connection's queue first (NOTES), so a queue whose thread blocked in a handler would hold
+ * unrelated calls hostage for as long as a stream or a slow query lasts; with non-blocking
+ * pollers every armed request is always served. Calls that cannot block (health checks, the
+ * model catalog, scoring without storage) run inline on the poller: a hand-off would cost more
+ * than the work. A stream send or receive waits on the call's condition variable, signalled by
+ * the poller when the batch completes; cancellation reaches the handler the same way.
  *
  * A call: REQUESTED (slot armed) -> RECEIVED (slot completed; RECV_CLOSE_ON_SERVER started) ->
  * HANDLED (decode, authenticate, handler) -> SENDING (final batch) -> DONE (final batch and close
@@ -36,6 +40,7 @@
 #include <string.h>
 #include <sys/random.h>
 #include <time.h>
+#include <unistd.h>
 
 enum tag_type { TAG_REQUEST, TAG_CLOSE, TAG_OP, TAG_FINAL, TAG_SHUTDOWN };
 
@@ -78,17 +83,30 @@ struct principal_cache_entry {
 	char principal[MAT_MAX_PRINCIPAL + 1];
 };
 
+/* Principal of recent peer certificates, per thread: parsing X.509 per call costs more than
+ * the rest of a health check. Keyed by the exact PEM bytes, so a new certificate is parsed
+ * anew. Freed when the thread ends. */
+struct principal_cache {
+	struct principal_cache_entry e[PRINCIPAL_CACHE];
+	unsigned next;
+};
+static _Thread_local struct principal_cache tl_cache;
+
+static void principal_cache_clear(void)
+{
+	for (unsigned k = 0; k < PRINCIPAL_CACHE; k++) {
+		free(tl_cache.e[k].pem);
+		tl_cache.e[k].pem = NULL;
+	}
+}
+
+/* A poller: one completion queue and the thread that drains it. */
 struct svc_worker {
 	struct svc_server *srv;
 	int index;
-	grpc_completion_queue *cq;        /* notifications of new calls */
-	grpc_completion_queue *events_cq; /* batches of the calls bound to this worker */
-	pthread_t thread, events_thread;
+	grpc_completion_queue *cq; /* new calls and the batches of calls bound here */
+	pthread_t thread;
 	struct svc_slot *slots; /* n_methods registered + 1 generic */
-	/* Principal of recent peer certificates: parsing X.509 per call costs more than the rest
-	 * of a health check. Keyed by the exact PEM bytes, so a new certificate is parsed anew. */
-	struct principal_cache_entry cache[PRINCIPAL_CACHE];
-	unsigned cache_next;
 };
 
 struct svc_call {
@@ -109,7 +127,9 @@ struct svc_call {
 	bool initial_md_sent;
 	struct timespec start;
 	char *peer;
-	bool authorized; /* svc_authorize ran and allowed */
+	bool authorized;       /* svc_authorize ran and allowed */
+	struct svc_call *next; /* handler queue */
+	char generic_path[200];
 };
 
 struct svc_server {
@@ -120,8 +140,15 @@ struct svc_server {
 	int port;
 	struct svc_method *methods;
 	size_t n_methods;
-	struct svc_worker *workers;
+	struct svc_worker *workers; /* pollers */
 	int n_workers;
+	/* The handler pool and its queue of accepted calls. */
+	pthread_t *handlers;
+	int n_handlers;
+	pthread_mutex_t q_mu;
+	pthread_cond_t q_cv;
+	struct svc_call *q_head, *q_tail;
+	bool q_closed;
 	atomic_int shutting_down;
 	atomic_int in_flight;
 	/* TLS material: `pem` is what the config fetcher hands grpc next; reload sets the flag. */
@@ -135,9 +162,11 @@ struct svc_server {
 };
 
 static const struct svc_service_impl *const services[] = {
-    &svc_model_service,   &svc_organization_service, &svc_assessment_service,
-    &svc_scoring_service, &svc_transition_service,   &svc_reporting_service,
-    &svc_access_service,  &svc_health_service,
+    &svc_model_service,         &svc_organization_service,
+    &svc_assessment_service,    &svc_scoring_service,
+    &svc_transition_service,    &svc_reporting_service,
+    &svc_access_service,        &svc_health_service,
+    &svc_reflection_v1_service, &svc_reflection_v1alpha_service,
 };
 
 const struct svc_config *svc_server_config(const struct svc_server *srv)
@@ -273,12 +302,12 @@ static void arm(struct svc_slot *s)
 	if (s->m != NULL) {
 		e = grpc_server_request_registered_call(
 		    srv->server, s->m->handle, &s->call, &s->deadline, &s->md,
-		    s->m->kind == SVC_BIDI_STREAM ? NULL : &s->payload, s->w->events_cq, s->w->cq,
+		    s->m->kind == SVC_BIDI_STREAM ? NULL : &s->payload, s->w->cq, s->w->cq,
 		    &s->tag);
 	} else {
 		grpc_call_details_init(&s->details);
-		e = grpc_server_request_call(srv->server, &s->call, &s->details, &s->md,
-		                             s->w->events_cq, s->w->cq, &s->tag);
+		e = grpc_server_request_call(srv->server, &s->call, &s->details, &s->md, s->w->cq,
+		                             s->w->cq, &s->tag);
 	}
 	if (e != GRPC_CALL_OK) {
 		/* Only after shutdown started: the slot stays idle. */
@@ -317,45 +346,35 @@ static void call_release(struct svc_call *c)
 		call_free(c);
 }
 
-static void *events_main(void *arg)
+/* A batch of a call completed (on its poller). */
+static void on_call_event(struct svc_tag *t, int success)
 {
-	struct svc_worker *w = arg;
+	struct svc_call *c = t->p;
 
-	for (;;) {
-		grpc_event ev = grpc_completion_queue_next(
-		    w->events_cq, gpr_inf_future(GPR_CLOCK_MONOTONIC), NULL);
-		if (ev.type == GRPC_QUEUE_SHUTDOWN)
-			break;
-		if (ev.type != GRPC_OP_COMPLETE)
-			continue;
-		struct svc_tag *t = ev.tag;
-		struct svc_call *c = t->p;
-		switch (t->type) {
-		case TAG_CLOSE:
-			if (c->close_cancelled)
-				atomic_store(&c->ctx.cancelled, 1);
-			pthread_mutex_lock(&c->mu);
-			pthread_cond_broadcast(&c->cv);
-			pthread_mutex_unlock(&c->mu);
-			call_release(c);
-			break;
-		case TAG_OP:
-			pthread_mutex_lock(&c->mu);
-			c->op_done = true;
-			c->op_ok = ev.success != 0;
-			pthread_cond_broadcast(&c->cv);
-			pthread_mutex_unlock(&c->mu);
-			break;
-		case TAG_FINAL:
-			call_release(c);
-			break;
-		case TAG_REQUEST:
-		case TAG_SHUTDOWN:
-			assert(!"unexpected tag on an events queue");
-			break;
-		}
+	switch (t->type) {
+	case TAG_CLOSE:
+		if (c->close_cancelled)
+			atomic_store(&c->ctx.cancelled, 1);
+		pthread_mutex_lock(&c->mu);
+		pthread_cond_broadcast(&c->cv);
+		pthread_mutex_unlock(&c->mu);
+		call_release(c);
+		break;
+	case TAG_OP:
+		pthread_mutex_lock(&c->mu);
+		c->op_done = true;
+		c->op_ok = success != 0;
+		pthread_cond_broadcast(&c->cv);
+		pthread_mutex_unlock(&c->mu);
+		break;
+	case TAG_FINAL:
+		call_release(c);
+		break;
+	case TAG_REQUEST:
+	case TAG_SHUTDOWN:
+		assert(!"not a call batch");
+		break;
 	}
-	return NULL;
 }
 
 /* Starts one batch and waits for it on the events thread (streams only). */
@@ -539,7 +558,6 @@ bool svc_sees_all(struct svc_ctx *ctx)
 
 static bool principal_of(struct svc_call *c)
 {
-	struct svc_worker *w = c->w;
 	grpc_auth_context *ac = grpc_call_auth_context(c->call);
 	grpc_auth_property_iterator it;
 	const grpc_auth_property *p;
@@ -554,7 +572,7 @@ static bool principal_of(struct svc_call *c)
 	if (p == NULL || p->value == NULL)
 		goto out;
 	for (unsigned i = 0; i < PRINCIPAL_CACHE; i++) {
-		struct principal_cache_entry *e = &w->cache[i];
+		struct principal_cache_entry *e = &tl_cache.e[i];
 		if (e->pem != NULL && e->len == p->value_length &&
 		    memcmp(e->pem, p->value, e->len) == 0) {
 			memcpy(c->ctx.principal, e->principal, sizeof(e->principal));
@@ -566,7 +584,7 @@ static bool principal_of(struct svc_call *c)
 	                            sizeof(c->ctx.principal), &c->ctx.err) != MAT_OK)
 		goto out;
 	{
-		struct principal_cache_entry *e = &w->cache[w->cache_next++ % PRINCIPAL_CACHE];
+		struct principal_cache_entry *e = &tl_cache.e[tl_cache.next++ % PRINCIPAL_CACHE];
 		free(e->pem);
 		e->pem = malloc(p->value_length);
 		e->len = p->value_length;
@@ -671,15 +689,15 @@ static void finish(struct svc_call *c, enum mat_code code)
 	svc_status_cleanup(&st);
 }
 
-static void handle(struct svc_slot *s)
+/* RECEIVED, on the poller: the call leaves its slot (which is re-armed right after) for a
+ * struct of its own, and its close notification is started. NULL when out of memory (the call
+ * is then cancelled). */
+static struct svc_call *accept_call(struct svc_slot *s)
 {
 	struct svc_worker *w = s->w;
 	struct svc_server *srv = w->srv;
 	struct svc_call *c = calloc(1, sizeof(*c));
-	ProtobufCMessage *req = NULL;
-	enum mat_code rc = MAT_INTERNAL;
 	grpc_op op;
-	char generic_path[200];
 
 	if (c == NULL) {
 		/* Out of memory: cancel rather than leak the call. */
@@ -689,7 +707,9 @@ static void handle(struct svc_slot *s)
 		grpc_metadata_array_destroy(&s->md);
 		if (s->payload)
 			grpc_byte_buffer_destroy(s->payload);
-		return;
+		if (s->m == NULL)
+			grpc_call_details_destroy(&s->details);
+		return NULL;
 	}
 	atomic_fetch_add(&srv->in_flight, 1);
 	clock_gettime(CLOCK_MONOTONIC, &c->start);
@@ -714,15 +734,15 @@ static void handle(struct svc_slot *s)
 		c->ctx.method = s->m->path;
 	} else {
 		size_t len = GRPC_SLICE_LENGTH(s->details.method);
-		if (len >= sizeof(generic_path))
-			len = sizeof(generic_path) - 1;
-		memcpy(generic_path, GRPC_SLICE_START_PTR(s->details.method), len);
-		generic_path[len] = '\0';
+		if (len >= sizeof(c->generic_path))
+			len = sizeof(c->generic_path) - 1;
+		memcpy(c->generic_path, GRPC_SLICE_START_PTR(s->details.method), len);
+		c->generic_path[len] = '\0';
 		for (size_t i = 0; i < len; i++)
-			if ((unsigned char)generic_path[i] < 0x20 ||
-			    (unsigned char)generic_path[i] >= 0x7f)
-				generic_path[i] = '?';
-		c->ctx.method = generic_path;
+			if ((unsigned char)c->generic_path[i] < 0x20 ||
+			    (unsigned char)c->generic_path[i] >= 0x7f)
+				c->generic_path[i] = '?';
+		c->ctx.method = c->generic_path;
 		grpc_call_details_destroy(&s->details);
 	}
 	request_id_of(c);
@@ -734,8 +754,18 @@ static void handle(struct svc_slot *s)
 	if (grpc_call_start_batch(c->call, &op, 1, &c->close_tag, NULL) != GRPC_CALL_OK)
 		atomic_fetch_sub(&c->pending, 1);
 	svc_metrics_started(srv->metrics, s->m ? s->m->metrics_index : -1);
+	return c;
+}
 
-	if (s->m == NULL) {
+/* HANDLED: authenticate, decode, run the handler, send the status (any thread). */
+static void run_call(struct svc_call *c)
+{
+	struct svc_server *srv = c->w->srv;
+	const struct svc_method *m = c->m;
+	ProtobufCMessage *req = NULL;
+	enum mat_code rc = MAT_INTERNAL;
+
+	if (m == NULL) {
 		rc = mat_error_set(&c->ctx.err, MAT_UNIMPLEMENTED, "unknown method %s",
 		                   c->ctx.method);
 		goto out;
@@ -753,21 +783,18 @@ static void handle(struct svc_slot *s)
 		goto out;
 	}
 	c->ctx.bootstrap_admin = svc_config_is_admin(srv->cfg, c->ctx.principal);
-	if (atomic_load(&srv->shutting_down)) {
-		rc = mat_error_set(&c->ctx.err, MAT_UNAVAILABLE, "the server is shutting down");
-		goto out;
-	}
-	if (s->m->kind != SVC_BIDI_STREAM) {
+	/* No shutdown check here: grpc stops matching new calls at shutdown, so every call that
+	 * reached us was accepted before and gets to finish within the grace period. */
+	if (m->kind != SVC_BIDI_STREAM) {
 		bool ok;
 		if (c->payload == NULL) {
 			rc = mat_error_set(&c->ctx.err, MAT_INVALID, "the request has no message");
 			goto out;
 		}
-		req = decode(s->m->input, c->payload, &ok);
+		req = decode(m->input, c->payload, &ok);
 		if (!ok) {
 			rc = mat_error_set(&c->ctx.err, MAT_INVALID,
-			                   "the request is not a valid %s message",
-			                   s->m->input->name);
+			                   "the request is not a valid %s message", m->input->name);
 			goto out;
 		}
 		if (!svc_check_utf8(req, &c->ctx.err)) {
@@ -775,15 +802,16 @@ static void handle(struct svc_slot *s)
 			goto out;
 		}
 	}
-	if (s->m->rule->perm == AUTH_PERM_ANY)
+	if (m->rule->perm == AUTH_PERM_ANY)
 		c->authorized = true;
-	rc = s->m->fn(&c->ctx, req);
+	rc = m->fn(&c->ctx, req);
 	/* A handler that skipped svc_authorize for a guarded method is a bug: never send data. */
 	if (rc == MAT_OK && !c->authorized) {
 		rc = mat_error_set(&c->ctx.err, MAT_INTERNAL, "%s returned without authorizing",
 		                   c->ctx.method);
 	}
-	if (rc == MAT_OK && s->m->kind == SVC_UNARY && c->reply_bb == NULL)
+	if (rc == MAT_OK && (m->kind == SVC_UNARY || m->kind == SVC_UNARY_INLINE) &&
+	    c->reply_bb == NULL)
 		rc =
 		    mat_error_set(&c->ctx.err, MAT_INTERNAL, "%s produced no reply", c->ctx.method);
 	if (rc == MAT_UNAVAILABLE || rc == MAT_TIMEOUT)
@@ -803,7 +831,50 @@ out:
 	finish(c, rc);
 }
 
-static void *worker_main(void *arg)
+/* Calls that never block (no storage) run on the poller itself. */
+static bool runs_inline(const struct svc_method *m)
+{
+	return m == NULL || m->kind == SVC_UNARY_INLINE;
+}
+
+static void enqueue(struct svc_server *srv, struct svc_call *c)
+{
+	pthread_mutex_lock(&srv->q_mu);
+	c->next = NULL;
+	if (srv->q_tail != NULL)
+		srv->q_tail->next = c;
+	else
+		srv->q_head = c;
+	srv->q_tail = c;
+	pthread_cond_signal(&srv->q_cv);
+	pthread_mutex_unlock(&srv->q_mu);
+}
+
+static void *handler_main(void *arg)
+{
+	struct svc_server *srv = arg;
+
+	for (;;) {
+		struct svc_call *c;
+		pthread_mutex_lock(&srv->q_mu);
+		while (srv->q_head == NULL && !srv->q_closed)
+			pthread_cond_wait(&srv->q_cv, &srv->q_mu);
+		c = srv->q_head;
+		if (c != NULL) {
+			srv->q_head = c->next;
+			if (srv->q_head == NULL)
+				srv->q_tail = NULL;
+		}
+		pthread_mutex_unlock(&srv->q_mu);
+		if (c == NULL)
+			break; /* closed and drained */
+		run_call(c);
+	}
+	principal_cache_clear();
+	return NULL;
+}
+
+static void *poller_main(void *arg)
 {
 	struct svc_worker *w = arg;
 	struct svc_server *srv = w->srv;
@@ -816,7 +887,10 @@ static void *worker_main(void *arg)
 		if (ev.type != GRPC_OP_COMPLETE)
 			continue;
 		struct svc_tag *t = ev.tag;
-		assert(t->type == TAG_REQUEST);
+		if (t->type != TAG_REQUEST) {
+			on_call_event(t, ev.success);
+			continue;
+		}
 		struct svc_slot *s = t->p;
 		if (!ev.success) {
 			/* Shutdown: the request was never matched. */
@@ -825,10 +899,17 @@ static void *worker_main(void *arg)
 				grpc_call_details_destroy(&s->details);
 			continue;
 		}
-		handle(s);
+		struct svc_call *c = accept_call(s);
 		if (!atomic_load(&srv->shutting_down))
 			arm(s);
+		if (c == NULL)
+			continue;
+		if (runs_inline(c->m))
+			run_call(c);
+		else
+			enqueue(srv, c);
 	}
+	principal_cache_clear();
 	return NULL;
 }
 
@@ -889,9 +970,17 @@ struct svc_server *svc_server_new(const struct svc_config *cfg, struct store_poo
 	chargs.args = args;
 	srv->server = grpc_server_create(&chargs, NULL);
 
-	srv->n_workers = cfg->workers;
+	/* Pollers: one per core (they never block), at most 4; handlers: --workers. */
+	{
+		long cores = sysconf(_SC_NPROCESSORS_ONLN);
+		srv->n_workers = cores < 1 ? 1 : (cores > 4 ? 4 : (int)cores);
+	}
 	srv->workers = calloc((size_t)srv->n_workers, sizeof(*srv->workers));
-	if (srv->workers == NULL)
+	srv->n_handlers = cfg->workers;
+	srv->handlers = calloc((size_t)srv->n_handlers, sizeof(*srv->handlers));
+	pthread_mutex_init(&srv->q_mu, NULL);
+	pthread_cond_init(&srv->q_cv, NULL);
+	if (srv->workers == NULL || srv->handlers == NULL)
 		goto fail;
 	for (size_t i = 0; i < srv->n_methods; i++) {
 		struct svc_method *m = &srv->methods[i];
@@ -907,7 +996,6 @@ struct svc_server *svc_server_new(const struct svc_config *cfg, struct store_poo
 		w->srv = srv;
 		w->index = i;
 		w->cq = grpc_completion_queue_create_for_next(NULL);
-		w->events_cq = grpc_completion_queue_create_for_next(NULL);
 		grpc_server_register_completion_queue(srv->server, w->cq, NULL);
 	}
 	srv->shutdown_cq = grpc_completion_queue_create_for_pluck(NULL);
@@ -969,9 +1057,10 @@ int svc_server_start(struct svc_server *srv)
 			s->m = k < srv->n_methods ? &srv->methods[k] : NULL;
 			arm(s);
 		}
-		pthread_create(&w->thread, NULL, worker_main, w);
-		pthread_create(&w->events_thread, NULL, events_main, w);
+		pthread_create(&w->thread, NULL, poller_main, w);
 	}
+	for (int i = 0; i < srv->n_handlers; i++)
+		pthread_create(&srv->handlers[i], NULL, handler_main, srv);
 	return 0;
 }
 
@@ -1010,15 +1099,19 @@ void svc_server_shutdown(struct svc_server *srv)
 		                            gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
 	grpc_server_destroy(srv->server);
 	srv->server = NULL;
+	/* Handlers finish what is queued (those calls are cancelled: their sends fail fast), then
+	 * stop; their last batches complete on the pollers, which are still running. */
+	pthread_mutex_lock(&srv->q_mu);
+	srv->q_closed = true;
+	pthread_cond_broadcast(&srv->q_cv);
+	pthread_mutex_unlock(&srv->q_mu);
+	for (int i = 0; i < srv->n_handlers; i++)
+		pthread_join(srv->handlers[i], NULL);
+	/* Nothing starts a batch any more: the pollers' queues drain to SHUTDOWN. */
 	for (int i = 0; i < srv->n_workers; i++)
 		grpc_completion_queue_shutdown(srv->workers[i].cq);
 	for (int i = 0; i < srv->n_workers; i++)
 		pthread_join(srv->workers[i].thread, NULL);
-	/* Workers are gone: nothing starts a batch any more, so the events queues drain. */
-	for (int i = 0; i < srv->n_workers; i++)
-		grpc_completion_queue_shutdown(srv->workers[i].events_cq);
-	for (int i = 0; i < srv->n_workers; i++)
-		pthread_join(srv->workers[i].events_thread, NULL);
 	svc_metrics_stop(srv->metrics);
 	svc_health_port_stop(srv->health_port);
 	srv->health_port = NULL;
@@ -1033,13 +1126,12 @@ void svc_server_free(struct svc_server *srv)
 		struct svc_worker *w = &srv->workers[i];
 		if (w->cq)
 			grpc_completion_queue_destroy(w->cq);
-		if (w->events_cq)
-			grpc_completion_queue_destroy(w->events_cq);
-		for (unsigned k = 0; k < PRINCIPAL_CACHE; k++)
-			free(w->cache[k].pem);
 		free(w->slots);
 	}
 	free(srv->workers);
+	free(srv->handlers);
+	pthread_mutex_destroy(&srv->q_mu);
+	pthread_cond_destroy(&srv->q_cv);
 	if (srv->shutdown_cq) {
 		grpc_completion_queue_shutdown(srv->shutdown_cq);
 		grpc_completion_queue_destroy(srv->shutdown_cq);

@@ -420,7 +420,7 @@ static size_t export_names(const char *org, const char *cursor, char (*out)[160]
 	req.organization = org ? n : "";
 	req.cursor = (char *)(cursor ? cursor : "");
 	s = tclient_stream_open(itest_client("admin"), M("ReportingService", "ExportAssessments"),
-	                        &req.base, 60000);
+	                        &req.base, 180000);
 	while (tclient_stream_next(s, &mlops__maturity__v1__export_assessments_response__descriptor,
 	                           &m)) {
 		Mlops__Maturity__V1__ExportAssessmentsResponse *e = (void *)m;
