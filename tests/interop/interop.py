@@ -127,5 +127,36 @@ try:
 except grpc.RpcError as e:
     check("portal may not create", e.code() == grpc.StatusCode.PERMISSION_DENIED, str(e.code()))
 
+# Scoring and a roadmap.
+Ans = msg("mlops.maturity.v1.Answer")
+Eval, EvalResp = msg("mlops.maturity.v1.EvaluateAnswersRequest"), msg("mlops.maturity.v1.EvaluateAnswersResponse")
+L1 = ["people.regular_communication", "model_creation.automated_data_pipeline",
+      "model_release.versioned_scoring_scripts", "model_release.basic_model_integration_tests",
+      "application_integration.app_unit_tests", "application_integration.automated_builds",
+      "application_integration.operational_metrics"]
+IMPL = 3
+r = unary(portal, "/mlops.maturity.v1.ScoringService/EvaluateAnswers", None, EvalResp)(
+    Eval(answers=[Ans(practice_id=p, status=IMPL) for p in L1]), timeout=10)
+check("score level", r.score.overall_level == 1, str(r.score.overall_level))
+check("score index", abs(r.score.maturity_index - 23.33) < 1e-9, str(r.score.maturity_index))
+check("score blocking", len(r.score.blocking_practice_ids) == 8)
+Assessment = msg("mlops.maturity.v1.Assessment")
+CreateA, UpdA, SubA = (msg("mlops.maturity.v1.CreateAssessmentRequest"),
+                       msg("mlops.maturity.v1.UpdateAnswersRequest"),
+                       msg("mlops.maturity.v1.SubmitAssessmentRequest"))
+a = unary(admin, "/mlops.maturity.v1.AssessmentService/CreateAssessment", None, Assessment)(
+    CreateA(parent="organizations/py-org", assessment=Assessment(title="python")), timeout=10)
+a = unary(admin, "/mlops.maturity.v1.AssessmentService/UpdateAnswers", None, Assessment)(
+    UpdA(name=a.name, answers=[Ans(practice_id=p, status=IMPL) for p in L1]), timeout=10)
+a = unary(admin, "/mlops.maturity.v1.AssessmentService/SubmitAssessment", None, Assessment)(
+    SubA(name=a.name), timeout=10)
+check("submitted", a.state == 2 and a.score.overall_level == 1)
+Road, RoadReq = msg("mlops.maturity.v1.Roadmap"), msg("mlops.maturity.v1.GetRoadmapRequest")
+rm = unary(admin, "/mlops.maturity.v1.ScoringService/GetRoadmap", None, Road)(
+    RoadReq(organization="organizations/py-org"), timeout=10)
+check("roadmap levels", rm.current_level == 1 and rm.target_level == 3, f"{rm.current_level}->{rm.target_level}")
+check("roadmap stages", [st.level for st in rm.stages] == [2, 3], str([st.level for st in rm.stages]))
+check("roadmap assessment", rm.assessment == a.name)
+
 print(f"interop python: {passed} passed, {failed} failed")
 sys.exit(1 if failed else 0)
