@@ -60,9 +60,13 @@ STORE__STMT(st_org_lock_submit, 1,
 STORE__STMT(st_asm_submit, 3,
             "UPDATE assessments SET state = 2, submitter = $3, submit_time = now(), "
             "update_time = now(), version = version + 1 WHERE org_id = $1 AND id = $2::uuid");
+/* now() is this transaction's start, which can precede the commit of the proposal it
+ * supersedes (it waited for the organization's lock): never decide before the proposal. */
 STORE__STMT(st_tr_supersede, 2,
-            "UPDATE transitions SET state = 4, decider = $2, decide_time = now(), "
-            "update_time = now(), version = version + 1 WHERE org_id = $1 AND state = 1");
+            "UPDATE transitions SET state = 4, decider = $2, "
+            "decide_time = greatest(now(), propose_time), "
+            "update_time = greatest(now(), update_time), version = version + 1 "
+            "WHERE org_id = $1 AND state = 1");
 /* applied_seq: the next in the organization's apply order (the row lock makes max + 1 safe;
  * the unique (org_id, applied_seq) constraint would catch a bug). */
 STORE__STMT(

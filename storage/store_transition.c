@@ -48,16 +48,18 @@ STORE__STMT(st_tr_lock, 2,
 /* applied_seq: next in the organization's apply order; the organization's row lock makes
  * max + 1 safe (and the unique (org_id, applied_seq) would catch a bug). */
 STORE__STMT(st_tr_apply, 3,
-            "UPDATE transitions AS t SET state = 2, decider = $3, decide_time = now(), "
-            "applied_seq = (SELECT coalesce(max(s.applied_seq), 0) + 1 FROM transitions s "
-            "WHERE s.org_id = $1), update_time = now(), version = t.version + 1 "
-            "WHERE t.org_id = $1 AND t.id = $2::uuid RETURNING " TR_COLS);
+            "UPDATE transitions AS t SET state = 2, decider = $3, "
+            "decide_time = greatest(now(), t.propose_time), applied_seq = (SELECT "
+            "coalesce(max(s.applied_seq), 0) + 1 FROM transitions s "
+            "WHERE s.org_id = $1), update_time = greatest(now(), t.update_time), "
+            "version = t.version + 1 WHERE t.org_id = $1 AND t.id = $2::uuid RETURNING " TR_COLS);
 STORE__STMT(st_tr_org_level, 2,
             "UPDATE organizations SET current_level = $2::smallint, version = version + 1, "
             "update_time = now() WHERE id = $1");
 STORE__STMT(st_tr_reject, 4,
-            "UPDATE transitions AS t SET state = 3, decider = $3, decide_time = now(), "
-            "reason = $4, update_time = now(), version = t.version + 1 "
+            "UPDATE transitions AS t SET state = 3, decider = $3, "
+            "decide_time = greatest(now(), t.propose_time), reason = $4, "
+            "update_time = greatest(now(), t.update_time), version = t.version + 1 "
             "WHERE t.org_id = $1 AND t.id = $2::uuid RETURNING " TR_COLS);
 
 static const char *const state_names[] = {"STATE_UNSPECIFIED", "PROPOSED", "APPLIED", "REJECTED",
