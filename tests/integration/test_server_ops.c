@@ -368,7 +368,46 @@ static void test_metrics_logs_health_port(void **state)
 	plain = tclient_new(target, NULL, NULL, NULL, true);
 	assert_int_equal(health(plain), SERVING);
 	assert_int_equal(get_org(plain, "organizations/x", 3000), GRPC_STATUS_UNIMPLEMENTED);
+	{
+		/* Watch streams the current state first, and ends with the client. */
+		Grpc__Health__V1__HealthCheckRequest wreq =
+		    GRPC__HEALTH__V1__HEALTH_CHECK_REQUEST__INIT;
+		struct tstream *w =
+		    tclient_stream_open(plain, "/grpc.health.v1.Health/Watch", &wreq.base, 10000);
+		ProtobufCMessage *msg = NULL;
+		struct tresult wr;
+		assert_true(tclient_stream_next(
+		    w, &grpc__health__v1__health_check_response__descriptor, &msg));
+		assert_int_equal(((Grpc__Health__V1__HealthCheckResponse *)msg)->status, SERVING);
+		protobuf_c_message_free_unpacked(msg, NULL);
+		tclient_stream_cancel(w);
+		assert_int_equal(tclient_stream_finish(w, &wr), GRPC_STATUS_CANCELLED);
+		tresult_cleanup(&wr);
+		/* Unknown services are NOT_FOUND there too. */
+		wreq.service = "no.such.Service";
+		struct tresult cr;
+		assert_int_equal(tclient_call(plain, "/grpc.health.v1.Health/Check", &wreq.base,
+		                              NULL, NULL, 3000, &cr),
+		                 GRPC_STATUS_NOT_FOUND);
+		tresult_cleanup(&cr);
+	}
 	tclient_free(plain);
+	{
+		/* Watch on the main port too: the first message is the current state. */
+		Grpc__Health__V1__HealthCheckRequest wreq =
+		    GRPC__HEALTH__V1__HEALTH_CHECK_REQUEST__INIT;
+		struct tstream *w =
+		    tclient_stream_open(c, "/grpc.health.v1.Health/Watch", &wreq.base, 10000);
+		ProtobufCMessage *msg = NULL;
+		struct tresult wr;
+		assert_true(tclient_stream_next(
+		    w, &grpc__health__v1__health_check_response__descriptor, &msg));
+		assert_int_equal(((Grpc__Health__V1__HealthCheckResponse *)msg)->status, SERVING);
+		protobuf_c_message_free_unpacked(msg, NULL);
+		tclient_stream_cancel(w);
+		tclient_stream_finish(w, &wr);
+		tresult_cleanup(&wr);
+	}
 	tclient_free(c);
 	assert_int_equal(tserver_stop(&s), 0);
 
