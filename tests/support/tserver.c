@@ -67,6 +67,75 @@ int tenv_psql(const char *url, const char *sql, char *out, size_t n)
 	return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
 
+struct tpsql {
+	pid_t pid;
+	FILE *in;  /* to psql */
+	FILE *out; /* from psql: its stdout and stderr */
+};
+
+struct tpsql *tpsql_open(const char *url)
+{
+	int to[2], from[2];
+	struct tpsql *p = calloc(1, sizeof(*p));
+
+	if (p == NULL || pipe(to) != 0 || pipe(from) != 0) {
+		free(p);
+		return NULL;
+	}
+	p->pid = fork();
+	if (p->pid == 0) {
+		dup2(to[0], 0);
+		dup2(from[1], 1);
+		dup2(from[1], 2);
+		close(to[1]);
+		close(from[0]);
+		execlp("psql", "psql", "-X", "-q", "-t", "-A", "-v", "ON_ERROR_STOP=0", "-d", url,
+		       (char *)NULL);
+		_exit(127);
+	}
+	close(to[0]);
+	close(from[1]);
+	p->in = fdopen(to[1], "w");
+	p->out = fdopen(from[0], "r");
+	return p;
+}
+
+int tpsql_query(struct tpsql *p, const char *sql, char *out, size_t n)
+{
+	static const char marker[] = "--tpsql-end--";
+	char line[4096];
+	size_t got = 0;
+	int rc = 0;
+
+	if (out != NULL && n > 0)
+		out[0] = '\0';
+	fprintf(p->in, "%s;\n\\echo %s\n", sql, marker);
+	fflush(p->in);
+	while (fgets(line, sizeof(line), p->out) != NULL) {
+		size_t len = strcspn(line, "\n");
+		line[len] = '\0';
+		if (strcmp(line, marker) == 0)
+			return rc;
+		if (strncmp(line, "ERROR:", 6) == 0 || strncmp(line, "psql:", 5) == 0)
+			rc = -1;
+		if (out != NULL && got + 1 < n) {
+			int w = snprintf(out + got, n - got, "%s%s", got > 0 ? "\n" : "", line);
+			got = w < 0 ? got : (got + (size_t)w < n ? got + (size_t)w : n - 1);
+		}
+	}
+	return -1; /* psql went away */
+}
+
+void tpsql_close(struct tpsql *p)
+{
+	if (p == NULL)
+		return;
+	fclose(p->in);
+	fclose(p->out);
+	waitpid(p->pid, NULL, 0);
+	free(p);
+}
+
 int tenv_db_create(char *url, size_t n)
 {
 	const char *base = getenv("MATURITY_TEST_DATABASE_URL");
@@ -149,9 +218,16 @@ static int start_on(struct tserver *s, const char *const *extra_args);
 
 int tserver_start(struct tserver *s, const char *dburl, const char *const *extra_args)
 {
+	return tserver_start_env(s, dburl, extra_args, NULL);
+}
+
+int tserver_start_env(struct tserver *s, const char *dburl, const char *const *extra_args,
+                      const char *const *env)
+{
 	const char *pki = getenv("MATURITY_TEST_PKI");
 
 	memset(s, 0, sizeof(*s));
+	s->env = env;
 	snprintf(s->pki, sizeof(s->pki), "%s", pki ? pki : "");
 	snprintf(s->dburl, sizeof(s->dburl), "%s", dburl);
 	s->port = free_port();
@@ -199,6 +275,8 @@ static int start_on(struct tserver *s, const char *const *extra_args)
 			dup2(fd, 2);
 			dup2(fd, 1);
 		}
+		for (size_t i = 0; s->env != NULL && s->env[i] != NULL; i++)
+			putenv((char *)s->env[i]);
 		execv(argv[0], (char *const *)argv);
 		_exit(127);
 	}

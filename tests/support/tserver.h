@@ -16,10 +16,22 @@ struct tserver {
 	char dburl[1024];
 	char pki[512];
 	char log_path[256];
+	/* Extra environment for maturityd ("NAME=value", NULL-terminated), or NULL; borrowed: it
+	 * must outlive the server, restarts included. Set by tserver_start_env. */
+	const char *const *env;
 };
 
 /* True when MATURITY_TEST_DATABASE_URL and MATURITY_TEST_PKI are set (else tests skip). */
 bool tenv_available(void);
+
+/* A psql session kept open (tenv_psql forks one psql per statement, ~30 ms each): for tests that
+ * check the database after every one of hundreds of calls. One statement per query; its output
+ * (tuples only, unaligned, rows joined by newlines) goes to out. Returns 0, or -1 when psql
+ * reported an error (its message is then in out). Not thread-safe: one session per thread. */
+struct tpsql;
+struct tpsql *tpsql_open(const char *url);
+int tpsql_query(struct tpsql *p, const char *sql, char *out, size_t n);
+void tpsql_close(struct tpsql *p);
 
 /* Creates an empty database with a random name; its conninfo goes to url (size n). */
 int tenv_db_create(char *url, size_t n);
@@ -31,6 +43,11 @@ int tenv_psql(const char *url, const char *sql, char *out, size_t n);
  * spiffe://maturityd.dev/admin; extra_args NULL-terminated (may be NULL). Waits until it
  * answers health checks. Returns 0 or -1. */
 int tserver_start(struct tserver *s, const char *dburl, const char *const *extra_args);
+/* tserver_start with extra environment variables for maturityd, e.g.
+ * "MATURITY_STORE_FAULT_FILE=/tmp/x" (NULL-terminated, may be NULL; borrowed, see struct
+ * tserver.env). Restarts keep them. */
+int tserver_start_env(struct tserver *s, const char *dburl, const char *const *extra_args,
+                      const char *const *env);
 /* Starts again on the same port and database (after tserver_stop, or stops it first). */
 int tserver_restart(struct tserver *s, const char *const *extra_args);
 /* SIGTERM and wait; returns the exit status (or -1). */
