@@ -29,6 +29,8 @@ static enum mat_code create_assessment(struct svc_ctx *ctx, const ProtobufCMessa
 	const char *rid = NULL, *title = "";
 	const struct mat_model *m = mat_model_find("mlops-v1");
 	struct mat_assessment out = {0};
+	struct mat_answer *answers = NULL;
+	size_t n_answers = 0;
 	struct store_call sc;
 	enum mat_code rc;
 
@@ -53,8 +55,17 @@ static enum mat_code create_assessment(struct svc_ctx *ctx, const ProtobufCMessa
 	}
 	if (ctx->err.code != MAT_OK)
 		return ctx->err.code;
+	if (req->assessment != NULL && req->assessment->n_answers > 0) {
+		answers = svc_answers_in(req->assessment->answers, req->assessment->n_answers,
+		                         "assessment.answers", &ctx->err);
+		if (answers == NULL)
+			return ctx->err.code;
+		n_answers = req->assessment->n_answers;
+	}
 	svc_store_call(ctx, &sc);
-	rc = store_assessment_create(&sc, org, title, m->id, rid, &out, &ctx->err);
+	rc = store_assessment_create_with_answers(&sc, org, title, m->id, answers, n_answers, rid,
+	                                          &out, &ctx->err);
+	free(answers);
 	if (rc != MAT_OK)
 		return rc;
 	return reply_assessment(ctx, &out);

@@ -105,6 +105,14 @@ enum mat_code store_assessment_create(const struct store_call *c, const char *or
                                       const char *title, const char *model_id,
                                       const char *request_id, struct mat_assessment *out,
                                       struct mat_error *err) MAT_MUSTCHECK;
+/* The same with initial answers, written in the same transaction: the whole batch is validated
+ * against the model first (violations on assessment.answers[i]...), or nothing is created. */
+enum mat_code store_assessment_create_with_answers(const struct store_call *c, const char *org_id,
+                                                   const char *title, const char *model_id,
+                                                   const struct mat_answer *answers,
+                                                   size_t n_answers, const char *request_id,
+                                                   struct mat_assessment *out,
+                                                   struct mat_error *err) MAT_MUSTCHECK;
 enum mat_code store_assessment_get(const struct store_call *c, const char *org_id, const char *id,
                                    struct mat_assessment *out, struct mat_error *err) MAT_MUSTCHECK;
 /* Newest first (id descending). state UNSPECIFIED = all. Answers included. */

@@ -140,7 +140,14 @@ static enum mat_code read_in_tx(struct store__tx *tx, const char *org_id, const 
 
 /* --- create --------------------------------------------------------------------------------- */
 
+struct upsert_params {
+	char status[8];
+	const char *p[7];
+};
+
 struct create_args {
+	const struct mat_answer *answers; /* initial answers (validated), n_answers of them */
+	size_t n_answers;
 	const char *org_id;
 	const char *title;
 	const char *model_id;
@@ -156,7 +163,9 @@ static enum mat_code create_body(struct store__tx *tx, void *arg, struct mat_err
 	const char *principal = tx->c->principal != NULL ? tx->c->principal : "";
 	const char *params[5] = {a->org_id, a->id, a->title, a->model_id, principal};
 	struct store__audit audit;
-	struct store__cmd cmds[2] = {{.st = &st_asm_insert, .params = params}};
+	size_t n = a->n_answers;
+	struct store__cmd *cmds = NULL;
+	struct upsert_params *up = NULL;
 	enum mat_code rc;
 
 	mat_assessment_cleanup(a->out);
@@ -186,15 +195,40 @@ static enum mat_code create_body(struct store__tx *tx, void *arg, struct mat_err
 			return rc;
 		}
 	}
-	rc = store__audit_cmd(&audit, tx->c, a->resource, 0, &cmds[1], err);
+	/* The row, its initial answers and the audit event: one round trip, one transaction. */
+	cmds = calloc(n + 2, sizeof(*cmds));
+	up = calloc(n ? n : 1, sizeof(*up));
+	if (cmds == NULL || up == NULL) {
+		rc = store__oom(err);
+		goto out;
+	}
+	cmds[0] = (struct store__cmd){.st = &st_asm_insert, .params = params};
+	for (size_t i = 0; i < n; i++) {
+		const struct mat_answer *x = &a->answers[i];
+		snprintf(up[i].status, sizeof(up[i].status), "%d", (int)x->status);
+		up[i].p[0] = a->org_id;
+		up[i].p[1] = a->id;
+		up[i].p[2] = x->practice_id;
+		up[i].p[3] = up[i].status;
+		up[i].p[4] = x->note != NULL ? x->note : "";
+		up[i].p[5] = x->evidence_uri != NULL ? x->evidence_uri : "";
+		up[i].p[6] = principal;
+		cmds[1 + i] = (struct store__cmd){.st = &st_ans_upsert, .params = up[i].p};
+	}
+	rc = store__audit_cmd(&audit, tx->c, a->resource, 0, &cmds[n + 1], err);
 	if (rc != MAT_OK)
-		return rc;
-	rc = store__tx_run(tx, cmds, 2, err);
+		goto out;
+	rc = store__tx_run(tx, cmds, n + 2, err);
 	if (rc == MAT_NOT_FOUND) /* the foreign key: no such organization */
 		rc = mat_error_set(err, MAT_NOT_FOUND, "organizations/%s not found", a->org_id);
-	if (rc == MAT_OK)
+	if (rc == MAT_OK && n == 0)
 		rc = store__assessment_from_row(cmds[0].res, 0, a->out, err);
-	store__cmds_clear(cmds, 2);
+	store__cmds_clear(cmds, n + 2);
+	if (rc == MAT_OK && n > 0)
+		rc = read_in_tx(tx, a->org_id, a->id, a->out, err);
+out:
+	free(cmds);
+	free(up);
 	return rc;
 }
 
@@ -203,7 +237,22 @@ enum mat_code store_assessment_create(const struct store_call *c, const char *or
                                       const char *request_id, struct mat_assessment *out,
                                       struct mat_error *err)
 {
-	struct create_args a = {.org_id = org_id, .title = title != NULL ? title : "", .out = out};
+	return store_assessment_create_with_answers(c, org_id, title, model_id, NULL, 0, request_id,
+	                                            out, err);
+}
+
+enum mat_code store_assessment_create_with_answers(const struct store_call *c, const char *org_id,
+                                                   const char *title, const char *model_id,
+                                                   const struct mat_answer *answers,
+                                                   size_t n_answers, const char *request_id,
+                                                   struct mat_assessment *out,
+                                                   struct mat_error *err)
+{
+	struct create_args a = {.org_id = org_id,
+	                        .title = title != NULL ? title : "",
+	                        .out = out,
+	                        .answers = answers,
+	                        .n_answers = n_answers};
 	const struct mat_model *m;
 	char rid[STORE_UUID_TEXT];
 	enum mat_code rc;
@@ -215,6 +264,10 @@ enum mat_code store_assessment_create(const struct store_call *c, const char *or
 	m = mat_model_find(model_id == NULL || model_id[0] == '\0' ? "mlops-v1" : model_id);
 	if (m == NULL)
 		return mat_error_field(err, "assessment.model", "unknown model");
+	/* Initial answers: the whole batch valid against the model, or nothing is created. */
+	if (n_answers > 0 &&
+	    !mat_answers_validate(m, answers, n_answers, "assessment.answers", err))
+		return MAT_INVALID;
 	rc = store__request_id(request_id, rid, err);
 	if (rc != MAT_OK)
 		return rc;
@@ -425,11 +478,6 @@ struct answers_args {
 	const char *etag;
 	char resource[160];
 	struct mat_assessment *out;
-};
-
-struct upsert_params {
-	char status[8];
-	const char *p[7];
 };
 
 static enum mat_code answers_body(struct store__tx *tx, void *arg, struct mat_error *err)

@@ -178,6 +178,43 @@ static void test_create_get_and_errors(void **state)
 	free_msg(a);
 }
 
+static void test_create_with_initial_answers(void **state)
+{
+	Mlops__Maturity__V1__CreateAssessmentRequest req =
+	    MLOPS__MATURITY__V1__CREATE_ASSESSMENT_REQUEST__INIT;
+	Assessment body = MLOPS__MATURITY__V1__ASSESSMENT__INIT;
+	struct answers s = {.n = 0};
+	Mlops__Maturity__V1__ListAssessmentsRequest l =
+	    MLOPS__MATURITY__V1__LIST_ASSESSMENTS_REQUEST__INIT;
+	Assessment *a;
+
+	(void)state;
+	if (!tenv_available())
+		skip();
+	make_org("init-org", 0);
+	add(&s, level1[0], IMPL, NULL);
+	add(&s, level1[1], PARTIAL, "half");
+	body.answers = s.p;
+	body.n_answers = s.n;
+	req.parent = "organizations/init-org";
+	req.assessment = &body;
+	a = itest_call("admin", AS "CreateAssessment", &req, A_DESC, GRPC_STATUS_OK);
+	assert_int_equal(a->n_answers, 2);
+	assert_true(fabs(a->score->maturity_index - 5.0) < 1e-9);
+	free_msg(a);
+	/* One bad initial answer: nothing is created. */
+	add(&s, "no.such_practice", IMPL, NULL);
+	body.n_answers = s.n;
+	itest_expect_violation("admin", AS "CreateAssessment", &req,
+	                       "assessment.answers[2].practice_id");
+	l.parent = "organizations/init-org";
+	Mlops__Maturity__V1__ListAssessmentsResponse *r =
+	    itest_call("admin", AS "ListAssessments", &l,
+	               &mlops__maturity__v1__list_assessments_response__descriptor, GRPC_STATUS_OK);
+	assert_int_equal(r->n_assessments, 1);
+	free_msg(r);
+}
+
 static void test_update_answers_whole_batch(void **state)
 {
 	Assessment *a, *u, *g;
@@ -472,6 +509,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_create_get_and_errors),
+	    cmocka_unit_test(test_create_with_initial_answers),
 	    cmocka_unit_test(test_update_answers_whole_batch),
 	    cmocka_unit_test(test_submit_lifecycle),
 	    cmocka_unit_test(test_list_newest_first),
