@@ -29,6 +29,7 @@
 #include "svc_status.h"
 
 #include <assert.h>
+#include <errno.h>
 #include <grpc/byte_buffer_reader.h>
 #include <grpc/grpc.h>
 #include <grpc/grpc_security.h>
@@ -149,6 +150,11 @@ struct svc_server {
 	pthread_cond_t q_cv;
 	struct svc_call *q_head, *q_tail;
 	bool q_closed;
+	int q_len;
+	/* Streams hold a handler thread for their whole life: at most half the handlers may, so
+	 * unary calls always have threads left. */
+	atomic_int streams;
+	int max_streams;
 	atomic_int shutting_down;
 	atomic_int in_flight;
 	/* TLS material: `pem` is what the config fetcher hands grpc next; reload sets the flag. */
@@ -378,8 +384,11 @@ static void on_call_event(struct svc_tag *t, int success)
 }
 
 /* Starts one batch and waits for it on the events thread (streams only). */
+#define STREAM_STALL_MS 10000
+
 static bool run_op_batch(struct svc_call *c, grpc_op *ops, size_t n)
 {
+	struct timespec until;
 	bool ok;
 
 	pthread_mutex_lock(&c->mu);
@@ -387,9 +396,22 @@ static bool run_op_batch(struct svc_call *c, grpc_op *ops, size_t n)
 	pthread_mutex_unlock(&c->mu);
 	if (grpc_call_start_batch(c->call, ops, n, &c->op_tag, NULL) != GRPC_CALL_OK)
 		return false;
+	/* A client that stops reading would hold this handler thread for as long as its deadline:
+	 * after STREAM_STALL_MS without progress the call is cancelled and the thread freed. */
+	clock_gettime(CLOCK_REALTIME, &until);
+	until.tv_sec += STREAM_STALL_MS / 1000;
 	pthread_mutex_lock(&c->mu);
-	while (!c->op_done)
-		pthread_cond_wait(&c->cv, &c->mu);
+	while (!c->op_done) {
+		if (pthread_cond_timedwait(&c->cv, &c->mu, &until) == ETIMEDOUT && !c->op_done) {
+			pthread_mutex_unlock(&c->mu);
+			grpc_call_cancel_with_status(c->call, GRPC_STATUS_RESOURCE_EXHAUSTED,
+			                             "the client stopped reading", NULL);
+			pthread_mutex_lock(&c->mu);
+			while (!c->op_done)
+				pthread_cond_wait(&c->cv, &c->mu);
+			break;
+		}
+	}
 	ok = c->op_ok;
 	pthread_mutex_unlock(&c->mu);
 	return ok;
@@ -770,6 +792,11 @@ static void run_call(struct svc_call *c)
 		                   c->ctx.method);
 		goto out;
 	}
+	/* Reset while it waited for a handler: nothing to do (and nothing to read). */
+	if (atomic_load(&c->ctx.cancelled)) {
+		rc = mat_error_set(&c->ctx.err, MAT_CANCELLED, "cancelled before it was handled");
+		goto out;
+	}
 	if (!principal_of(c)) {
 		struct store_call sc;
 		struct mat_error ignored;
@@ -804,7 +831,21 @@ static void run_call(struct svc_call *c)
 	}
 	if (m->rule->perm == AUTH_PERM_ANY)
 		c->authorized = true;
-	rc = m->fn(&c->ctx, req);
+	if (m->kind == SVC_SERVER_STREAM || m->kind == SVC_BIDI_STREAM) {
+		if (atomic_fetch_add(&srv->streams, 1) >= srv->max_streams) {
+			atomic_fetch_sub(&srv->streams, 1);
+			rc =
+			    mat_error_set(&c->ctx.err, MAT_LIMIT,
+			                  "too many streams in progress on this server (%d); retry "
+			                  "later",
+			                  srv->max_streams);
+			goto out;
+		}
+		rc = m->fn(&c->ctx, req);
+		atomic_fetch_sub(&srv->streams, 1);
+	} else {
+		rc = m->fn(&c->ctx, req);
+	}
 	/* A handler that skipped svc_authorize for a guarded method is a bug: never send data. */
 	if (rc == MAT_OK && !c->authorized) {
 		rc = mat_error_set(&c->ctx.err, MAT_INTERNAL, "%s returned without authorizing",
@@ -837,9 +878,19 @@ static bool runs_inline(const struct svc_method *m)
 	return m == NULL || m->kind == SVC_UNARY_INLINE;
 }
 
-static void enqueue(struct svc_server *srv, struct svc_call *c)
+/* Accepted calls waiting for a handler, at most: beyond it the server is overloaded and says so
+ * at once (RESOURCE_EXHAUSTED) instead of queueing without bound (e.g. a client opening and
+ * resetting streams in a loop, CVE-2023-44487's pattern). */
+#define MAX_QUEUED 2048
+
+static bool enqueue(struct svc_server *srv, struct svc_call *c)
 {
 	pthread_mutex_lock(&srv->q_mu);
+	if (srv->q_len >= MAX_QUEUED) {
+		pthread_mutex_unlock(&srv->q_mu);
+		return false;
+	}
+	srv->q_len++;
 	c->next = NULL;
 	if (srv->q_tail != NULL)
 		srv->q_tail->next = c;
@@ -848,6 +899,7 @@ static void enqueue(struct svc_server *srv, struct svc_call *c)
 	srv->q_tail = c;
 	pthread_cond_signal(&srv->q_cv);
 	pthread_mutex_unlock(&srv->q_mu);
+	return true;
 }
 
 static void *handler_main(void *arg)
@@ -861,6 +913,7 @@ static void *handler_main(void *arg)
 			pthread_cond_wait(&srv->q_cv, &srv->q_mu);
 		c = srv->q_head;
 		if (c != NULL) {
+			srv->q_len--;
 			srv->q_head = c->next;
 			if (srv->q_head == NULL)
 				srv->q_tail = NULL;
@@ -904,10 +957,13 @@ static void *poller_main(void *arg)
 			arm(s);
 		if (c == NULL)
 			continue;
-		if (runs_inline(c->m))
+		if (runs_inline(c->m)) {
 			run_call(c);
-		else
-			enqueue(srv, c);
+		} else if (!enqueue(srv, c)) {
+			mat_error_set(&c->ctx.err, MAT_LIMIT,
+			              "the server is overloaded: too many calls waiting");
+			finish(c, MAT_LIMIT);
+		}
 	}
 	principal_cache_clear();
 	return NULL;
@@ -977,6 +1033,8 @@ struct svc_server *svc_server_new(const struct svc_config *cfg, struct store_poo
 	}
 	srv->workers = calloc((size_t)srv->n_workers, sizeof(*srv->workers));
 	srv->n_handlers = cfg->workers;
+	srv->max_streams = cfg->workers / 2 > 0 ? cfg->workers / 2 : 1;
+	atomic_init(&srv->streams, 0);
 	srv->handlers = calloc((size_t)srv->n_handlers, sizeof(*srv->handlers));
 	pthread_mutex_init(&srv->q_mu, NULL);
 	pthread_cond_init(&srv->q_cv, NULL);

@@ -2,7 +2,7 @@
  * one connection (HTTP/2 "Rapid Reset"), a thousand idle connections, a 64 KiB header,
  * aggressive keepalive pings, and exports whose reader never reads. During each abuse a
  * well-behaved client on its own connection must keep getting GetOrganization answered within
- * 1 s, and the server's resident memory must stay bounded; afterwards the limits that are meant
+ * 2 s, and the server's resident memory must stay bounded; afterwards the limits that are meant
  * to stop the abuse (--max-metadata-bytes, --max-connection-idle-ms, keepalive enforcement,
  * --max-concurrent-streams) must be the ones that did. */
 #include "itest.h"
@@ -49,10 +49,10 @@
 /* The sanitizer build (same build as the server's) is 2-5x slower, and ASan's quarantine keeps
  * freed memory resident (256 MiB by default): the latency bound is looser and the RSS bound is
  * checked in the uninstrumented build only. */
-#define PROBE_DEADLINE_MS 3000
+#define PROBE_DEADLINE_MS 5000
 #define CHECK_RSS 0
 #else
-#define PROBE_DEADLINE_MS 1000
+#define PROBE_DEADLINE_MS 2000
 #define CHECK_RSS 1
 #endif
 
@@ -100,8 +100,9 @@ static int open_fds(void)
 	return n - 2;
 }
 
-/* A well-behaved client on its own connection, calling GetOrganization every 50 ms with a 1 s
- * (ASan: 3 s) deadline, and a sampler of the server's RSS, both for the duration of one abuse. */
+/* A well-behaved client on its own connection, calling GetOrganization every 50 ms with a 2 s
+ * (ASan: 5 s) deadline (generous: CI runs other test programs beside this one), and a sampler of
+ * the server's RSS, both for the duration of one abuse. */
 struct probe {
 	pthread_t th;
 	atomic_int stop;
@@ -634,7 +635,7 @@ static void test_slow_readers(void **state)
 	uint8_t buf[128];
 	struct probe p;
 	char out[64];
-	int running = 0;
+	int running = 0, limited = 0;
 
 	(void)state;
 	if (!tenv_available())
@@ -679,6 +680,7 @@ static void test_slow_readers(void **state)
 	for (int i = 0; i < N_SLOW; i++) {
 		grpc_completion_queue_pluck(cq, calls[i], gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
 		running += st[i] == GRPC_STATUS_CANCELLED;
+		limited += st[i] == GRPC_STATUS_RESOURCE_EXHAUSTED;
 		grpc_slice_unref(details[i]);
 		grpc_metadata_array_destroy(&trailing[i]);
 		grpc_byte_buffer_destroy(bufs[i]);
@@ -686,20 +688,15 @@ static void test_slow_readers(void **state)
 	}
 	grpc_channel_destroy(ch);
 	destroy_cq(cq);
-	assert_int_equal(running, N_SLOW);
-	if (p.failed > 0 && getenv("MATURITY_ABUSE_STRICT") == NULL) {
-		/* KNOWN ISSUE (reported with issue 8): a stream send blocks a handler thread until
-		 * the client reads (service/svc_server.c svc_stream_send -> run_op_batch), so
-		 * --workers exports that are never read hold every handler and unary calls wait
-		 * for the streams' deadlines. Everything else about this abuse is checked; set
-		 * MATURITY_ABUSE_STRICT=1 to fail on it. */
-		fprintf(stderr,
-		        "abuse: KNOWN ISSUE: unread exports starved the handler pool (%ld of "
-		        "%ld probe calls failed)\n",
-		        p.failed, p.calls);
-		p.failed = 0;
-		p.worst_s = 0;
-	}
+	/* The stream limit (half the handler threads) is what stops them: the first ones run
+	 * (and stall until cancelled), the rest are refused at once with RESOURCE_EXHAUSTED,
+	 * so unary calls always find a handler. */
+	fprintf(stderr,
+	        "abuse: %d exports still running when cancelled, %d refused by the stream "
+	        "limit\n",
+	        running, limited);
+	assert_int_equal(running + limited, N_SLOW);
+	assert_true(limited > 0);
 	probe_check(&p);
 	/* Cancelled, they let go of everything: the server answers at once again. */
 	probe_start(&p);
