@@ -621,6 +621,48 @@ out:
 	return ok;
 }
 
+/* Request ids need to be unique, not secret: a per-thread xoshiro256** seeded once from the
+ * kernel saves a getrandom system call on every call. */
+static _Thread_local uint64_t rng[4];
+static _Thread_local bool rng_seeded;
+
+static uint64_t rotl(uint64_t x, int k)
+{
+	return (x << k) | (x >> (64 - k));
+}
+
+static uint64_t rng_next(void)
+{
+	uint64_t result = rotl(rng[1] * 5, 7) * 9, t = rng[1] << 17;
+	rng[2] ^= rng[0];
+	rng[3] ^= rng[1];
+	rng[1] ^= rng[2];
+	rng[0] ^= rng[3];
+	rng[2] ^= t;
+	rng[3] = rotl(rng[3], 45);
+	return result;
+}
+
+static void random_bytes(unsigned char out[16])
+{
+	uint64_t a, b;
+
+	if (!rng_seeded) {
+		if (getrandom(rng, sizeof(rng), 0) != (ssize_t)sizeof(rng) ||
+		    (rng[0] | rng[1] | rng[2] | rng[3]) == 0) {
+			struct timespec ts;
+			clock_gettime(CLOCK_REALTIME, &ts);
+			rng[0] = (uint64_t)ts.tv_nsec ^ ((uint64_t)ts.tv_sec << 32);
+			rng[1] = (uint64_t)(uintptr_t)&ts | 1;
+		}
+		rng_seeded = true;
+	}
+	a = rng_next();
+	b = rng_next();
+	memcpy(out, &a, 8);
+	memcpy(out + 8, &b, 8);
+}
+
 static void request_id_of(struct svc_call *c)
 {
 	for (size_t i = 0; i < c->req_md.count; i++) {
@@ -638,8 +680,7 @@ static void request_id_of(struct svc_call *c)
 		}
 	}
 	unsigned char r[16];
-	if (getrandom(r, sizeof(r), 0) != (ssize_t)sizeof(r))
-		memset(r, 0, sizeof(r));
+	random_bytes(r);
 	r[6] = (r[6] & 0x0f) | 0x40;
 	r[8] = (r[8] & 0x3f) | 0x80;
 	snprintf(c->ctx.request_id, sizeof(c->ctx.request_id),
