@@ -1,0 +1,81 @@
+#!/usr/bin/python3
+"""bench_sqlcheck.py: checks that each pgbench script in tools/bench/pgbench runs the statements
+maturityd runs for one call of the RPC it stands for, in the same order (scripts/bench, before
+it measures P).
+
+scripts/bench turns on log_statement = 'all', makes one RPC call and then one pgbench
+transaction per scenario, and notes the byte offsets of the PostgreSQL log around each:
+
+  bench_sqlcheck.py POSTGRES_LOG NAME:RPC_FROM:RPC_TO:PGB_FROM:PGB_TO ...
+
+Statements are compared after normalising what legitimately differs: parameter numbers, the
+SQL expressions the pgbench scripts use to compute what maturityd sends as a text parameter
+('bench-' || $n, bench_asm_id($n), bench_uuid7(), bench_practice($n + i), literal ''), and
+trailing semicolons. maturityd's once-a-second health ping (set_config + SELECT 1 on one
+connection) is dropped. Prints one JSON object: {"ok": bool, "scripts": [...], "mismatched":
+[...], "diff": {name: [...]}}; exit status 0 either way (the report says what failed).
+"""
+import difflib
+import json
+import re
+import sys
+
+LINE = re.compile(r"^\S+ \S+ \S+ \[(\d+)\] LOG:  (?:execute [^:]+|statement): (.*)$")
+
+
+def statements(path, start, end):
+    with open(path, "rb") as f:
+        f.seek(start)
+        text = f.read(end - start).decode("utf-8", "replace")
+    out = []
+    for line in text.splitlines():
+        m = LINE.match(line)
+        if m:
+            out.append((m.group(1), m.group(2)))
+    # Drop the health monitor's ping: "SELECT 1" and the set_config right before it on the
+    # same backend.
+    keep = [True] * len(out)
+    for i, (pid, sql) in enumerate(out):
+        if sql.strip() == "SELECT 1":
+            keep[i] = False
+            for j in range(i - 1, -1, -1):
+                if out[j][0] == pid:
+                    if out[j][1].startswith("SELECT set_config('statement_timeout'"):
+                        keep[j] = False
+                    break
+    return [norm(sql) for (pid, sql), k in zip(out, keep) if k]
+
+
+def norm(s):
+    s = s.strip().rstrip(";").strip()
+    s = re.sub(r"\$\d+", "$", s)
+    s = s.replace("'organizations/bench-' || $ || '/assessments/' || bench_asm_id($)", "$")
+    s = s.replace("('bench-' || $)::text", "$::text")
+    s = s.replace("'bench-' || $", "$")
+    s = s.replace("bench_asm_id($)::uuid", "$::uuid")
+    s = re.sub(r"bench_practice\(\$ \+ \d\)", "$", s)
+    s = s.replace("bench_uuid7()::uuid", "$::uuid")
+    s = s.replace("''::text", "$::text")
+    s = s.replace("o.id > ''", "o.id > $")
+    s = s.replace("$, '', $)", "$, $, $)")  # evidence_uri of the UpdateAnswers upsert
+    return s
+
+
+def main(argv):
+    log = argv[1]
+    result = {"ok": True, "scripts": [], "mismatched": [], "diff": {}}
+    for spec in argv[2:]:
+        name, a, b, c, d = spec.split(":")
+        rpc = statements(log, int(a), int(b))
+        pgb = statements(log, int(c), int(d))
+        result["scripts"].append(name)
+        if not rpc or rpc != pgb:
+            result["ok"] = False
+            result["mismatched"].append(name)
+            result["diff"][name] = list(difflib.unified_diff(rpc, pgb, "maturityd", "pgbench",
+                                                             lineterm="", n=1))[:40]
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main(sys.argv)
