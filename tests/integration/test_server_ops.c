@@ -251,7 +251,8 @@ static void *export_main(void *arg)
 
 static void test_sigterm_with_streams(void **state)
 {
-	static const char *const extra[] = {"--shutdown-grace=60", NULL};
+	/* Eight handlers: streams may use half of them, so the three exports all run. */
+	static const char *const extra[] = {"--shutdown-grace=60", "--workers=8", NULL};
 	struct tserver s;
 	struct exporter ex[3];
 	pthread_t th[3];
@@ -270,8 +271,9 @@ static void test_sigterm_with_streams(void **state)
 		ex[i] = (struct exporter){.srv = &s, .org = "term-org", .started = &started};
 		pthread_create(&th[i], NULL, export_main, &ex[i]);
 	}
-	while (atomic_load(&started) < 3)
+	for (int i = 0; i < 3000 && atomic_load(&started) < 3; i++)
 		usleep(10000);
+	assert_int_equal(atomic_load(&started), 3);
 	kill(s.pid, SIGTERM);
 	usleep(300000);
 	/* New calls are refused while the accepted ones finish. */
