@@ -3,6 +3,8 @@
  * and put through the validation its handler applies (names, ids, page sizes, labels, answers).
  * Crashes, leaks or sanitizer reports are findings. */
 #include "google/rpc/status.pb-c.h"
+#include "grpc/health/v1/health.pb-c.h"
+#include "grpc/reflection/v1/reflection.pb-c.h"
 #include "mat_model.h"
 #include "mat_validate.h"
 #include "mlops/maturity/v1/access.pb-c.h"
@@ -12,8 +14,6 @@
 #include "mlops/maturity/v1/reporting.pb-c.h"
 #include "mlops/maturity/v1/scoring.pb-c.h"
 #include "mlops/maturity/v1/transition.pb-c.h"
-#include "grpc/health/v1/health.pb-c.h"
-#include "grpc/reflection/v1/reflection.pb-c.h"
 #include "svc_status.h"
 
 #include <stdint.h>
@@ -102,7 +102,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		const ProtobufCMessageDescriptor *d = m->descriptor;
 		for (unsigned i = 0; i < d->n_fields; i++) {
 			const ProtobufCFieldDescriptor *f = &d->fields[i];
-			if (f->type == PROTOBUF_C_TYPE_STRING && f->label != PROTOBUF_C_LABEL_REPEATED &&
+			if (f->type == PROTOBUF_C_TYPE_STRING &&
+			    f->label != PROTOBUF_C_LABEL_REPEATED &&
 			    !(f->flags & PROTOBUF_C_FIELD_FLAG_ONEOF))
 				name_checks(*(char **)((char *)m + f->offset), &err);
 		}
