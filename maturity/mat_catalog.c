@@ -394,16 +394,20 @@ const uint8_t *mat__model_id_index(const struct mat_model *m)
 }
 
 /* Compares the counted string (id, len) with the NUL-terminated practice id, like strcmp. */
+/* memcmp order of id (len bytes) against NUL-terminated practice_id, in one pass without a
+ * strlen: ids are short and most comparisons of a binary search end in their first bytes. */
 static int id_cmp(const char *id, size_t len, const char *practice_id)
 {
-	size_t plen = strlen(practice_id);
-	int c = memcmp(id, practice_id, len < plen ? len : plen);
+	for (size_t i = 0; i < len; i++) {
+		unsigned char a = (unsigned char)id[i];
+		unsigned char b = (unsigned char)practice_id[i];
 
-	if (c != 0)
-		return c;
-	if (len == plen)
-		return 0;
-	return len < plen ? -1 : 1;
+		if (b == '\0')
+			return 1; /* practice_id is a proper prefix of id */
+		if (a != b)
+			return a < b ? -1 : 1;
+	}
+	return practice_id[len] == '\0' ? 0 : -1;
 }
 
 int mat_model_practice_index(const struct mat_model *m, const char *id, size_t len)

@@ -12,6 +12,8 @@
 #include <stdbool.h>
 
 struct svc_arena_block;
+/* n bytes (not zeroed) from the arena *arena (NULL: empty); NULL when memory is exhausted. */
+void *svc_arena_alloc(struct svc_arena_block **arena, size_t n);
 void svc_arena_free(struct svc_arena_block *b);
 
 Google__Protobuf__Timestamp *svc_ts(struct svc_ctx *ctx, mat_time_us t); /* NULL when t == 0 */

@@ -9,10 +9,18 @@
 
 void svc_log_init(enum svc_log_format fmt);
 
-/* One line for a finished call. */
-void svc_log_call(const char *method, const char *principal, const char *code_name,
-                  double duration_ms, const char *request_id, const char *peer,
-                  const char *message);
+/* A log line being built (at most one page; longer values are cut). */
+struct svc_log_line {
+	char d[4096];
+	size_t n;
+};
+
+/* One line for a finished call, in two steps: formatted while the call's data is alive, written
+ * once its response is on its way (the write must not delay the reply). */
+void svc_log_call_format(struct svc_log_line *out, const char *method, const char *principal,
+                         const char *code_name, double duration_ms, const char *request_id,
+                         const char *peer, const char *message);
+void svc_log_line_write(struct svc_log_line *l);
 
 /* An event: level "info", "warn" or "error"; msg printf-style. */
 void svc_log_event(const char *level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

@@ -465,22 +465,46 @@ enum mat_code svc_stream_send(struct svc_ctx *ctx, const ProtobufCMessage *msg)
 	return MAT_OK;
 }
 
+/* Decodes bb; alloc NULL: malloc. A message that arrived in one uncompressed slice (the usual
+ * case for requests this size) is decoded in place instead of copied out first. */
 static ProtobufCMessage *decode(const ProtobufCMessageDescriptor *desc, grpc_byte_buffer *bb,
-                                bool *ok)
+                                ProtobufCAllocator *alloc, bool *ok)
 {
 	grpc_byte_buffer_reader r;
 	grpc_slice s;
 	ProtobufCMessage *m;
 
 	*ok = false;
+	if (bb->type == GRPC_BB_RAW && bb->data.raw.compression == GRPC_COMPRESS_NONE &&
+	    bb->data.raw.slice_buffer.count == 1) {
+		s = bb->data.raw.slice_buffer.slices[0];
+		m = protobuf_c_message_unpack(desc, alloc, GRPC_SLICE_LENGTH(s),
+		                              GRPC_SLICE_START_PTR(s));
+		*ok = m != NULL;
+		return m;
+	}
 	if (!grpc_byte_buffer_reader_init(&r, bb))
 		return NULL;
 	s = grpc_byte_buffer_reader_readall(&r);
 	grpc_byte_buffer_reader_destroy(&r);
-	m = protobuf_c_message_unpack(desc, NULL, GRPC_SLICE_LENGTH(s), GRPC_SLICE_START_PTR(s));
+	m = protobuf_c_message_unpack(desc, alloc, GRPC_SLICE_LENGTH(s), GRPC_SLICE_START_PTR(s));
 	grpc_slice_unref(s);
 	*ok = m != NULL;
 	return m;
+}
+
+/* protobuf-c allocator over a request arena: decoding a request is a bump allocation per
+ * field instead of a malloc each, and the whole request goes at once (malloc and free were
+ * ~8 % of EvaluateAnswers' CPU in the profile). */
+static void *req_alloc(void *data, size_t size)
+{
+	return svc_arena_alloc(data, size);
+}
+
+static void req_free(void *data, void *p)
+{
+	(void)data;
+	(void)p;
 }
 
 enum mat_code svc_stream_recv(struct svc_ctx *ctx, const ProtobufCMessageDescriptor *desc,
@@ -498,7 +522,7 @@ enum mat_code svc_stream_recv(struct svc_ctx *ctx, const ProtobufCMessageDescrip
 		return mat_error_set(&ctx->err, MAT_CANCELLED, "the client went away");
 	if (c->recv_bb == NULL)
 		return MAT_OK; /* half-closed */
-	*out = decode(desc, c->recv_bb, &ok);
+	*out = decode(desc, c->recv_bb, NULL, &ok);
 	grpc_byte_buffer_destroy(c->recv_bb);
 	c->recv_bb = NULL;
 	if (!ok)
@@ -714,6 +738,7 @@ static void finish(struct svc_call *c, enum mat_code code)
 {
 	struct svc_server *srv = c->w->srv;
 	struct svc_status st;
+	struct svc_log_line line;
 	grpc_op ops[3];
 	size_t n = 0;
 	double ms = elapsed_ms(&c->start);
@@ -722,8 +747,9 @@ static void finish(struct svc_call *c, enum mat_code code)
 	svc_status_build(code, &c->ctx.err, &st);
 	if (code == MAT_INTERNAL)
 		svc_log_event("error", "%s: internal error: %s", method, c->ctx.err.message);
-	svc_log_call(method, c->ctx.principal, svc_status_code_name(st.code), ms, c->ctx.request_id,
-	             c->peer, st.code == GRPC_STATUS_OK ? NULL : c->ctx.err.message);
+	svc_log_call_format(&line, method, c->ctx.principal, svc_status_code_name(st.code), ms,
+	                    c->ctx.request_id, c->peer,
+	                    st.code == GRPC_STATUS_OK ? NULL : c->ctx.err.message);
 	svc_metrics_handled(srv->metrics, c->m ? c->m->metrics_index : -1, st.code, ms / 1e3);
 
 	memset(ops, 0, sizeof(ops));
@@ -744,12 +770,14 @@ static void finish(struct svc_call *c, enum mat_code code)
 	ops[n].data.send_status_from_server.trailing_metadata_count = st.n_trailing;
 	n++;
 	if (grpc_call_start_batch(c->call, ops, n, &c->final_tag, NULL) != GRPC_CALL_OK) {
+		svc_log_line_write(&line);
 		svc_log_event("error", "%s: could not send the status", method);
 		svc_status_cleanup(&st);
 		call_release(c);
 		return;
 	}
 	svc_status_cleanup(&st);
+	svc_log_line_write(&line); /* after the reply left: the write never delays it */
 }
 
 /* RECEIVED, on the poller: the call leaves its slot (which is re-armed right after) for a
@@ -826,6 +854,9 @@ static void run_call(struct svc_call *c)
 	struct svc_server *srv = c->w->srv;
 	const struct svc_method *m = c->m;
 	ProtobufCMessage *req = NULL;
+	struct svc_arena_block *req_arena = NULL;
+	ProtobufCAllocator req_alloc_of = {
+	    .alloc = req_alloc, .free = req_free, .allocator_data = &req_arena};
 	enum mat_code rc = MAT_INTERNAL;
 
 	if (m == NULL) {
@@ -859,7 +890,7 @@ static void run_call(struct svc_call *c)
 			rc = mat_error_set(&c->ctx.err, MAT_INVALID, "the request has no message");
 			goto out;
 		}
-		req = decode(m->input, c->payload, &ok);
+		req = decode(m->input, c->payload, &req_alloc_of, &ok);
 		if (!ok) {
 			rc = mat_error_set(&c->ctx.err, MAT_INVALID,
 			                   "the request is not a valid %s message", m->input->name);
@@ -908,8 +939,7 @@ static void run_call(struct svc_call *c)
 			svc_log_event("error", "audit of a denial failed: %s", ignored.message);
 	}
 out:
-	if (req != NULL)
-		protobuf_c_message_free_unpacked(req, NULL);
+	svc_arena_free(req_arena); /* the request, whole */
 	finish(c, rc);
 }
 

@@ -151,6 +151,34 @@ static bool ref_utf8_valid(const unsigned char *s, size_t len)
 	return true;
 }
 
+/* Long strings take an eight-bytes-at-a-time ASCII path: every byte value at every position of
+ * the first three words (and of a short tail) must give the reference's answer, including
+ * bytes 0x00 and 0x01 and 0x80 whose bit patterns the word test is made of. */
+static void test_mat_utf8_valid_word_path_matches_reference(void **state)
+{
+	unsigned char b[27];
+
+	for (size_t len = 8; len <= sizeof(b); len += 19 - 8) {
+		for (size_t pos = 0; pos < len; pos++) {
+			for (unsigned x = 0; x < 256; x++) {
+				memset(b, 'a', sizeof(b));
+				b[pos] = (unsigned char)x;
+				if (mat_utf8_valid((char *)b, len) != ref_utf8_valid(b, len))
+					fail_msg("len %zu, byte %02x at %zu", len, x, pos);
+				/* A valid 2-byte character across a word boundary too. */
+				if (pos + 1 < len) {
+					b[pos] = 0xc3;
+					b[pos + 1] = (unsigned char)x;
+					if (mat_utf8_valid((char *)b, len) != ref_utf8_valid(b, len))
+						fail_msg("len %zu, c3 %02x at %zu", len, x, pos);
+				}
+			}
+		}
+	}
+	memset(b, 0x01, sizeof(b)); /* all 0x01: no NUL, although w - 0x01..01 is 0 */
+	assert_true(mat_utf8_valid((char *)b, sizeof(b)));
+}
+
 static void test_mat_utf8_valid_matches_reference_exhaustively(void **state)
 {
 	unsigned char b[4];
@@ -577,6 +605,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_mat_utf8_valid_edge_cases),
 	    cmocka_unit_test(test_mat_utf8_valid_matches_reference_exhaustively),
+	    cmocka_unit_test(test_mat_utf8_valid_word_path_matches_reference),
 	    cmocka_unit_test(test_mat_org_id_valid_grammar),
 	    cmocka_unit_test(test_mat_label_key_valid_grammar),
 	    cmocka_unit_test(test_mat_uuid_valid_forms),
