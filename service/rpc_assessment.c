@@ -82,17 +82,18 @@ static enum mat_code get_assessment(struct svc_ctx *ctx, const ProtobufCMessage 
 	char org[MAT_MAX_ORG_ID + 1], id[40];
 	struct mat_assessment out = {0};
 	struct store_call sc;
+	struct svc_authz az;
 	enum mat_code rc;
 
 	if (!parse_name(ctx, req->name, org, id))
 		return MAT_INVALID;
-	rc = svc_authorize(ctx, org);
-	if (rc != MAT_OK)
-		return rc;
 	svc_store_call(ctx, &sc);
-	rc = store_assessment_get(&sc, org, id, &out, &ctx->err);
-	if (rc != MAT_OK)
+	svc_authorize_with(ctx, org, &sc, &az);
+	rc = svc_authorized(ctx, org, store_assessment_get(&sc, org, id, &out, &ctx->err));
+	if (rc != MAT_OK) {
+		mat_assessment_cleanup(&out);
 		return rc;
+	}
 	return reply_assessment(ctx, &out);
 }
 
@@ -144,22 +145,24 @@ static enum mat_code update_answers(struct svc_ctx *ctx, const ProtobufCMessage 
 	struct mat_assessment out = {0};
 	struct mat_answer *answers;
 	struct store_call sc;
+	struct svc_authz az;
 	enum mat_code rc;
 
 	if (!parse_name(ctx, req->name, org, id))
 		return MAT_INVALID;
-	rc = svc_authorize(ctx, org);
-	if (rc != MAT_OK)
-		return rc;
 	answers = svc_answers_in(req->answers, req->n_answers, "answers", &ctx->err);
 	if (answers == NULL)
-		return ctx->err.code;
+		return svc_authorized(ctx, org, ctx->err.code); /* a refusal comes first */
 	svc_store_call(ctx, &sc);
-	rc = store_assessment_update_answers(&sc, org, id, answers, req->n_answers, req->etag, &out,
-	                                     &ctx->err);
+	svc_authorize_with(ctx, org, &sc, &az);
+	rc = svc_authorized(ctx, org,
+	                    store_assessment_update_answers(&sc, org, id, answers, req->n_answers,
+	                                                    req->etag, &out, &ctx->err));
 	free(answers);
-	if (rc != MAT_OK)
+	if (rc != MAT_OK) {
+		mat_assessment_cleanup(&out);
 		return rc;
+	}
 	return reply_assessment(ctx, &out);
 }
 
@@ -169,17 +172,19 @@ static enum mat_code submit_assessment(struct svc_ctx *ctx, const ProtobufCMessa
 	char org[MAT_MAX_ORG_ID + 1], id[40];
 	struct mat_assessment out = {0};
 	struct store_call sc;
+	struct svc_authz az;
 	enum mat_code rc;
 
 	if (!parse_name(ctx, req->name, org, id))
 		return MAT_INVALID;
-	rc = svc_authorize(ctx, org);
-	if (rc != MAT_OK)
-		return rc;
 	svc_store_call(ctx, &sc);
-	rc = store_assessment_submit(&sc, org, id, req->etag, &out, &ctx->err);
-	if (rc != MAT_OK)
+	svc_authorize_with(ctx, org, &sc, &az);
+	rc = svc_authorized(ctx, org,
+	                    store_assessment_submit(&sc, org, id, req->etag, &out, &ctx->err));
+	if (rc != MAT_OK) {
+		mat_assessment_cleanup(&out);
 		return rc;
+	}
 	return reply_assessment(ctx, &out);
 }
 

@@ -144,17 +144,18 @@ static enum mat_code get_org(struct svc_ctx *ctx, const ProtobufCMessage *req_)
 	char id[MAT_MAX_ORG_ID + 1];
 	struct mat_organization out = {0};
 	struct store_call sc;
+	struct svc_authz az;
 	enum mat_code rc;
 
 	if (!svc_parse_org_name(req->name, "name", false, id, &ctx->err))
 		return MAT_INVALID;
-	rc = svc_authorize(ctx, id);
-	if (rc != MAT_OK)
-		return rc;
 	svc_store_call(ctx, &sc);
-	rc = store_org_get(&sc, id, &out, &ctx->err);
-	if (rc != MAT_OK)
+	svc_authorize_with(ctx, id, &sc, &az);
+	rc = svc_authorized(ctx, id, store_org_get(&sc, id, &out, &ctx->err));
+	if (rc != MAT_OK) {
+		mat_organization_cleanup(&out);
 		return rc;
+	}
 	return reply_org(ctx, &out);
 }
 

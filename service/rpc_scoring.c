@@ -89,33 +89,33 @@ static enum mat_code roadmap(struct svc_ctx *ctx, const ProtobufCMessage *req_)
 	enum mat_status status[MAT_MAX_PRACTICES];
 	struct mat_roadmap rm;
 	struct store_call sc;
+	struct svc_authz az;
 	int requested = -1;
 	enum mat_code rc;
 
 	if (!svc_parse_org_name(req->organization, "organization", false, org, &ctx->err))
 		return MAT_INVALID;
-	rc = svc_authorize(ctx, org);
-	if (rc != MAT_OK)
-		return rc;
 	if (req->assessment[0] != '\0') {
-		if (!svc_parse_child_name(req->assessment, "assessments", "assessment", aorg, aid,
-		                          &ctx->err))
-			return MAT_INVALID;
-		if (strcmp(aorg, org) != 0)
-			return mat_error_field(&ctx->err, "assessment",
-			                       "belongs to another organization");
+		if (svc_parse_child_name(req->assessment, "assessments", "assessment", aorg, aid,
+		                         &ctx->err) &&
+		    strcmp(aorg, org) != 0)
+			mat_error_field(&ctx->err, "assessment", "belongs to another organization");
 	}
 	if (req->_target_level_case ==
 	    MLOPS__MATURITY__V1__GET_ROADMAP_REQUEST___TARGET_LEVEL_TARGET_LEVEL) {
 		if (req->target_level < 0 || req->target_level > MAT_MAX_LEVEL)
-			return mat_error_field(&ctx->err, "target_level",
-			                       "must be a level from 0 to 4");
+			mat_error_field(&ctx->err, "target_level", "must be a level from 0 to 4");
 		requested = req->target_level;
 	}
+	if (ctx->err.code != MAT_OK)
+		return svc_authorized(ctx, org, ctx->err.code); /* a refusal comes first */
 	svc_store_call(ctx, &sc);
-	rc = store_org_get(&sc, org, &o, &ctx->err);
-	if (rc != MAT_OK)
+	svc_authorize_with(ctx, org, &sc, &az);
+	rc = svc_authorized(ctx, org, store_org_get(&sc, org, &o, &ctx->err));
+	if (rc != MAT_OK) {
+		mat_organization_cleanup(&o);
 		return rc;
+	}
 	if (req->assessment[0] != '\0') {
 		rc = store_assessment_get(&sc, org, aid, &a, &ctx->err);
 		have_assessment = rc == MAT_OK;

@@ -100,6 +100,26 @@ bool svc_server_serving(const struct svc_server *srv);
  * MAT_DENIED and writes the audit event. */
 enum mat_code svc_authorize(struct svc_ctx *ctx, const char *org_id) MAT_MUSTCHECK;
 
+/* The same decision made on the first round trip of the handler's own store call (storage sends
+ * the binding read with its first statements and asks before anything is written; store.h
+ * store_authz), one round trip less per call:
+ *
+ *     svc_store_call(ctx, &sc);
+ *     svc_authorize_with(ctx, org_id, &sc, &az);
+ *     rc = svc_authorized(ctx, org_id, store_xxx(&sc, ...));
+ *
+ * svc_authorized returns the refusal (audited, err replaced) when the caller may not call, else
+ * the store call's own result. Bindings the store call could not read are read then. */
+struct svc_authz {
+	struct store_authz az;
+	struct svc_ctx *ctx;
+	const char *org_id;
+};
+void svc_authorize_with(struct svc_ctx *ctx, const char *org_id, struct store_call *sc,
+                        struct svc_authz *a);
+enum mat_code svc_authorized(struct svc_ctx *ctx, const char *org_id,
+                             enum mat_code rc) MAT_MUSTCHECK;
+
 /* Whether the caller sees every organization (for list filtering). Loads bindings if needed. */
 bool svc_sees_all(struct svc_ctx *ctx);
 

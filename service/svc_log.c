@@ -19,7 +19,6 @@ void svc_log_init(enum svc_log_format fmt)
 	g_fmt = fmt;
 }
 
-
 static void put(struct svc_log_line *b, const char *s, size_t len)
 {
 	if (len > sizeof(b->d) - 1 - b->n)

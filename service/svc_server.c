@@ -323,6 +323,16 @@ static void arm(struct svc_slot *s)
 	}
 }
 
+static void drop_bindings(struct svc_ctx *ctx)
+{
+	for (size_t i = 0; i < ctx->n_bindings; i++)
+		mat_role_binding_cleanup(&ctx->bindings[i]);
+	free(ctx->bindings);
+	ctx->bindings = NULL;
+	ctx->n_bindings = 0;
+	ctx->bindings_loaded = false;
+}
+
 static void call_free(struct svc_call *c)
 {
 	struct svc_server *srv = c->w->srv;
@@ -336,9 +346,7 @@ static void call_free(struct svc_call *c)
 	if (c->recv_bb)
 		grpc_byte_buffer_destroy(c->recv_bb);
 	svc_arena_free(c->ctx.arena);
-	for (size_t i = 0; i < c->ctx.n_bindings; i++)
-		mat_role_binding_cleanup(&c->ctx.bindings[i]);
-	free(c->ctx.bindings);
+	drop_bindings(&c->ctx);
 	gpr_free(c->peer);
 	pthread_mutex_destroy(&c->mu);
 	pthread_cond_destroy(&c->cv);
@@ -557,40 +565,105 @@ static enum mat_code load_bindings(struct svc_ctx *ctx)
 	return rc;
 }
 
-enum mat_code svc_authorize(struct svc_ctx *ctx, const char *org_id)
+static bool needs_bindings(const struct svc_ctx *ctx)
+{
+	return ctx->call->m->rule->perm != AUTH_PERM_ANY && !ctx->bootstrap_admin;
+}
+
+static bool allowed(const struct svc_ctx *ctx, const char *org_id)
+{
+	return auth_policy_allows(ctx->call->m->rule->perm, org_id, ctx->bindings, ctx->n_bindings,
+	                          ctx->bootstrap_admin);
+}
+
+/* The refusal: audited before the response, then MAT_DENIED with its message. */
+static enum mat_code deny(struct svc_ctx *ctx, const char *org_id)
 {
 	struct svc_call *c = ctx->call;
-	const struct auth_rule *rule = c->m->rule;
+	struct store_call sc;
+	struct mat_error ignored;
+	char resource[128];
+
+	if (org_id != NULL && org_id[0] != '\0')
+		snprintf(resource, sizeof(resource), "organizations/%s", org_id);
+	else
+		resource[0] = '\0';
+	svc_store_call(ctx, &sc);
+	mat_error_clear(&ignored);
+	/* An audit write that fails is logged, and the caller still gets PERMISSION_DENIED
+	 * (never more access). */
+	if (store_audit_denied(&sc, resource, 7 /* PERMISSION_DENIED */, &ignored) != MAT_OK)
+		svc_log_event("error", "audit of a denial failed: %s", ignored.message);
+	ctx->denial_audited = true;
+	return mat_error_set(&ctx->err, MAT_DENIED, "%s may not call %s%s%s", ctx->principal,
+	                     c->m->method_name, resource[0] ? " on " : "", resource);
+}
+
+enum mat_code svc_authorize(struct svc_ctx *ctx, const char *org_id)
+{
 	enum mat_code rc;
 
-	if (rule->perm != AUTH_PERM_ANY && !ctx->bootstrap_admin) {
+	if (needs_bindings(ctx)) {
 		rc = load_bindings(ctx);
 		if (rc != MAT_OK)
 			return rc;
 	}
-	if (!auth_policy_allows(rule->perm, org_id, ctx->bindings, ctx->n_bindings,
-	                        ctx->bootstrap_admin)) {
-		struct store_call sc;
-		struct mat_error ignored;
-		char resource[128];
-
-		if (org_id != NULL && org_id[0] != '\0')
-			snprintf(resource, sizeof(resource), "organizations/%s", org_id);
-		else
-			resource[0] = '\0';
-		svc_store_call(ctx, &sc);
-		mat_error_clear(&ignored);
-		/* The denial is audited before the response; an audit write that fails is logged,
-		 * and the caller still gets PERMISSION_DENIED (never more access). */
-		if (store_audit_denied(&sc, resource, 7 /* PERMISSION_DENIED */, &ignored) !=
-		    MAT_OK)
-			svc_log_event("error", "audit of a denial failed: %s", ignored.message);
-		return mat_error_set(&ctx->err, MAT_DENIED, "%s may not call %s%s%s",
-		                     ctx->principal, c->m->method_name, resource[0] ? " on " : "",
-		                     resource);
-	}
-	c->authorized = true;
+	if (!allowed(ctx, org_id))
+		return deny(ctx, org_id);
+	ctx->call->authorized = true;
 	return MAT_OK;
+}
+
+/* store_authz.decide: runs inside the store call, on this thread. */
+static bool decide_in_store(void *arg, struct mat_role_binding *list, size_t n)
+{
+	struct svc_authz *a = arg;
+	struct svc_ctx *ctx = a->ctx;
+
+	ctx->bindings = list;
+	ctx->n_bindings = n;
+	ctx->bindings_loaded = true;
+	return allowed(ctx, a->org_id);
+}
+
+void svc_authorize_with(struct svc_ctx *ctx, const char *org_id, struct store_call *sc,
+                        struct svc_authz *a)
+{
+	memset(a, 0, sizeof(*a));
+	if (!needs_bindings(ctx))
+		return; /* allowed whatever the bindings: svc_authorized confirms */
+	if (ctx->bindings_loaded) {
+		/* Read again with the store call rather than decided here: storage must be the one
+		 * that decides before a write, whatever the handler did earlier. (Rare: handlers
+		 * that arm this read no bindings before.) */
+		drop_bindings(ctx);
+	}
+	a->ctx = ctx;
+	a->org_id = org_id;
+	a->az.decide = decide_in_store;
+	a->az.arg = a;
+	sc->authz = &a->az;
+}
+
+enum mat_code svc_authorized(struct svc_ctx *ctx, const char *org_id, enum mat_code rc)
+{
+	enum mat_code lrc;
+
+	if (needs_bindings(ctx) && !ctx->bindings_loaded) {
+		/* The store call failed before the bindings arrived. A database that is down or
+		 * out of time would fail a second read the same way: its error is the answer. */
+		if (rc == MAT_UNAVAILABLE || rc == MAT_TIMEOUT || rc == MAT_CANCELLED)
+			return rc;
+		lrc = load_bindings(ctx);
+		if (lrc != MAT_OK)
+			return lrc;
+	}
+	if (!allowed(ctx, org_id)) {
+		mat_error_clear(&ctx->err); /* nothing of what storage found may leak */
+		return deny(ctx, org_id);
+	}
+	ctx->call->authorized = true;
+	return rc;
 }
 
 bool svc_sees_all(struct svc_ctx *ctx)

@@ -50,6 +50,20 @@ void store_pool_get_stats(struct store_pool *pool, struct store_pool_stats *out)
 int64_t store_now_ms(void);
 #define STORE_NO_DEADLINE INT64_MAX
 
+/* Authorization on the call's own first round trip (SPEC §6: the caller's role bindings are
+ * read on every call, never cached). When a store_call carries one, storage sends the binding
+ * read in the same pipeline as the call's first statements — a read's, or a transaction's BEGIN;
+ * never together with a write — and hands the bindings to `decide`, which owns the list from
+ * then on. If it refuses, storage drops what it read (or rolls back) and returns MAT_DENIED with
+ * err untouched: the caller reports and audits the refusal. One round trip less per call (the
+ * profile in docs/benchmarks.md: +19 % GetOrganization calls/s). */
+struct store_authz {
+	bool (*decide)(void *arg, struct mat_role_binding *list, size_t n);
+	void *arg;
+	bool done;             /* storage: decide has run */
+	const char *params[1]; /* storage: the binding read's parameter */
+};
+
 /* What every query needs to know about the call it serves. Borrowed. */
 struct store_call {
 	struct store_pool *pool;
@@ -62,6 +76,8 @@ struct store_call {
 	/* List filtering: when true, lists return only organizations on which `principal` has a
 	 * binding (global bindings see all). Decided by auth/, applied in the query. */
 	bool only_visible;
+	/* NULL, or the authorization to decide on the first round trip (above). */
+	struct store_authz *authz;
 };
 
 /* --- organizations ------------------------------------------------------------------------ */

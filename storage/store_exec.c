@@ -463,14 +463,26 @@ static enum mat_code run_alone(const struct store_call *c, struct store__cmd *cm
 {
 	struct store__cmd all[12];
 	enum mat_code rc = MAT_INTERNAL;
+	bool authz = store__authz_pending(c);
 
 	assert(n >= 1 && n <= 8);
+	if (authz && !may_retry) {
+		/* A write never travels with its own authorization: the binding read goes first,
+		 * alone, and the write only once it is decided. */
+		struct store__cmd cmd;
+
+		store__authz_cmd(c, &cmd);
+		rc = run_alone(c, &cmd, 1, true, err);
+		if (rc != MAT_OK)
+			return rc;
+		authz = false;
+	}
 	for (int attempt = 0;; attempt++) {
 		struct store__conn *cn = NULL;
 		struct store__diag diag;
 		char tbuf[24];
 		const char *tparams[1] = {tbuf};
-		size_t k = 0, first;
+		size_t k = 0, first, authz_at = 0;
 		bool was_used;
 
 		rc = store__acquire(c->pool, c->deadline_ms, c->cancelled, &cn, err);
@@ -485,6 +497,10 @@ static enum mat_code run_alone(const struct store_call *c, struct store__cmd *cm
 			}
 			all[k++] = (struct store__cmd){.st = &st_timeout, .params = tparams};
 		}
+		if (authz) {
+			authz_at = k;
+			store__authz_cmd(c, &all[k++]);
+		}
 		first = k;
 		for (size_t i = 0; i < n; i++)
 			all[k++] = (struct store__cmd){.st = cmds[i].st, .params = cmds[i].params};
@@ -495,6 +511,14 @@ static enum mat_code run_alone(const struct store_call *c, struct store__cmd *cm
 		if (rc != MAT_OK)
 			rollback_quietly(cn, c);
 		store__release(cn);
+		if (rc == MAT_OK && authz) {
+			/* A read has no side effects: refused, its results are simply dropped. */
+			rc = store__authz_decide(c, &all[authz_at], err);
+			if (rc != MAT_OK) {
+				store__cmds_clear(all, k);
+				return rc;
+			}
+		}
 		if (rc == MAT_OK) {
 			for (size_t i = 0; i < n; i++) {
 				cmds[i].res = all[first + i].res;
@@ -552,11 +576,11 @@ static enum mat_code tx_begin(struct store__tx *tx, struct mat_error *err)
 	enum mat_code rc = MAT_INTERNAL;
 
 	for (int attempt = 0;; attempt++) {
-		struct store__cmd cmds[2];
+		struct store__cmd cmds[3];
 		char tbuf[24];
 		const char *tparams[1] = {tbuf};
 		size_t k = 0;
-		bool was_used;
+		bool was_used, authz = store__authz_pending(c);
 
 		rc = store__acquire(c->pool, c->deadline_ms, c->cancelled, &tx->cn, err);
 		if (rc != MAT_OK)
@@ -567,11 +591,17 @@ static enum mat_code tx_begin(struct store__tx *tx, struct mat_error *err)
 				return mat_error_set(err, MAT_TIMEOUT, "deadline exceeded");
 			cmds[k++] = (struct store__cmd){.st = &st_timeout, .params = tparams};
 		}
+		/* Authorized before the body sends anything: refused, the transaction (still empty)
+		 * is rolled back by the caller. */
+		if (authz)
+			store__authz_cmd(c, &cmds[k++]);
 		was_used = tx->cn->used;
 		rc = store__run(tx->cn, c, cmds, k, &tx->diag, err);
+		if (rc == MAT_OK && authz)
+			rc = store__authz_decide(c, &cmds[k - 1], err);
 		store__cmds_clear(cmds, k);
-		if (rc == MAT_OK)
-			return MAT_OK;
+		if (rc == MAT_OK || rc == MAT_DENIED)
+			return rc;
 		if (!(tx->diag.lost && was_used && attempt == 0))
 			return rc;
 		store__release(tx->cn);

@@ -83,6 +83,14 @@ enum mat_code store__run_script(struct store__conn *cn, const struct store_call 
 /* --- reads and transactions ---------------------------------------------------------------------
  */
 
+/* store_call.authz (store.h), for the executors of store_exec.c: whether it is still to be
+ * decided, the binding read to send, and the verdict on its result (MAT_DENIED when refused;
+ * the result is consumed either way). */
+bool store__authz_pending(const struct store_call *c);
+void store__authz_cmd(const struct store_call *c, struct store__cmd *cmd);
+enum mat_code store__authz_decide(const struct store_call *c, struct store__cmd *cmd,
+                                  struct mat_error *err) MAT_MUSTCHECK;
+
 /* Runs read-only `cmds` (at most 8) in one round trip, bounded by the call's deadline
  * (statement_timeout set locally in the same pipeline). More than one command run in one
  * REPEATABLE READ READ ONLY transaction, so they see one snapshot. A connection found dead on

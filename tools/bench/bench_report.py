@@ -815,8 +815,7 @@ def render_profile(w, rp, p):
         w("")
         w(md_table(["symbol", "share"], [["`%s`" % d, "%.1f %%" % s] for d, s in p["sym"][:25]]))
         w("")
-    wi = [(s_, c) for s_ in ("get_organization", "whatif_get_organization_1rt",
-                             "whatif_get_organization_1rt_nt")
+    wi = [(s_, c) for s_ in ("get_organization", "whatif_get_organization_1rt_nt")
           for c in (16, int(rp.meta.get("workers", 4)))]
     wrows = [[s_, c, fmt(r["tps"]), fmt(r.get("cpu_db_us_per_call")),
               fmt(r.get("cpu_client_us_per_call"))]
@@ -908,7 +907,7 @@ def analysis_numbers(rp, prof):
         n.setdefault(k, "?")
     r = rp.get("pgbench", "get_organization", 16)
     n["pg_get_organization_16_tps"] = fmt(r["tps"]) if r else "—"
-    r = rp.get("pgbench", "whatif_get_organization_1rt", 16)
+    r = rp.get("pgbench", "whatif_get_organization_1rt_nt", 16)
     n["pg_1rt_16_tps"] = fmt(r["tps"]) if r else "—"
     r = next((x for k, x in rp.best.items() if k[0] == "open" and k[1] == "get-organization"
               and not k[4]), None)

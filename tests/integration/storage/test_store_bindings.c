@@ -399,6 +399,95 @@ static void test_store_audit_list(void **state)
 	free(tok);
 }
 
+/* store_call.authz: the bindings reach `decide` from the call's first round trip, and a refusal
+ * leaves nothing behind — a read's rows are dropped, a transaction's writes never sent, a
+ * single write never run. */
+struct verdict {
+	bool allow;
+	int calls;
+	size_t n_seen;
+};
+
+static bool decide(void *arg, struct mat_role_binding *list, size_t n)
+{
+	struct verdict *v = arg;
+
+	v->calls++;
+	v->n_seen = n;
+	for (size_t i = 0; i < n; i++)
+		mat_role_binding_cleanup(&list[i]);
+	free(list);
+	return v->allow;
+}
+
+#define AZ_WHO "spiffe://corp.example/az-who"
+
+static void test_store_authz_first_round_trip(void **state)
+{
+	struct verdict v = {0};
+	struct store_authz az = {.decide = decide, .arg = &v};
+	struct store_call c;
+	struct mat_organization out = {0},
+	                        in = {.id = (char *)"az-org", .display_name = (char *)"changed"};
+	struct mat_role_binding b;
+	struct mat_error err;
+	int64_t audits;
+
+	(void)state;
+	TDB_SKIP_IF_NONE(db);
+	create_org("az-org");
+	assert_int_equal(bind(AZ_WHO, MAT_ROLE_VIEWER, "az-org", NULL, &b, &err), MAT_OK);
+	mat_role_binding_cleanup(&b);
+	c = tdb_call(db, AZ_WHO, 5000);
+	c.authz = &az;
+
+	/* A refused read: MAT_DENIED, nothing decoded, err left for the caller to fill. */
+	mat_error_clear(&err);
+	assert_int_equal(store_org_get(&c, "az-org", &out, &err), MAT_DENIED);
+	assert_int_equal(v.calls, 1);
+	assert_int_equal(v.n_seen, 1);
+	assert_null(out.id);
+	assert_string_equal(err.message, "");
+
+	/* Allowed: the organization comes with it; decided once per call. */
+	az.done = false;
+	v.allow = true;
+	assert_int_equal(store_org_get(&c, "az-org", &out, &err), MAT_OK);
+	assert_string_equal(out.id, "az-org");
+	mat_organization_cleanup(&out);
+	assert_int_equal(store_org_get(&c, "az-org", &out, &err), MAT_OK);
+	mat_organization_cleanup(&out);
+	assert_int_equal(v.calls, 2);
+
+	/* A refused transaction changes nothing. */
+	az.done = false;
+	v.allow = false;
+	assert_int_equal(store_org_update(&c, &in, STORE_ORG_DISPLAY_NAME, NULL, &out, &err),
+	                 MAT_DENIED);
+	assert_int_equal(v.calls, 3);
+	assert_int_equal(q("SELECT count(*) FROM organizations WHERE id = 'az-org' AND "
+	                   "display_name = 'changed'"),
+	                 0);
+
+	/* A refused single write (the binding read goes alone, first) is never run. */
+	az.done = false;
+	audits = q("SELECT count(*) FROM audit_events");
+	assert_int_equal(store_audit_denied(&c, "organizations/az-org", 7, &err), MAT_DENIED);
+	assert_int_equal(v.calls, 4);
+	assert_int_equal(q("SELECT count(*) FROM audit_events"), audits);
+
+	/* Allowed, the same writes go through. */
+	az.done = false;
+	v.allow = true;
+	assert_int_equal(store_org_update(&c, &in, STORE_ORG_DISPLAY_NAME, NULL, &out, &err),
+	                 MAT_OK);
+	mat_organization_cleanup(&out);
+	assert_int_equal(q("SELECT count(*) FROM organizations WHERE id = 'az-org' AND "
+	                   "display_name = 'changed'"),
+	                 1);
+	assert_int_equal(v.calls, 5);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -406,6 +495,7 @@ int main(void)
 	    cmocka_unit_test(test_store_bindings_delete),
 	    cmocka_unit_test(test_store_bindings_list),
 	    cmocka_unit_test(test_store_audit_list),
+	    cmocka_unit_test(test_store_authz_first_round_trip),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }

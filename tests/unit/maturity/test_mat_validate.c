@@ -169,7 +169,8 @@ static void test_mat_utf8_valid_word_path_matches_reference(void **state)
 				if (pos + 1 < len) {
 					b[pos] = 0xc3;
 					b[pos + 1] = (unsigned char)x;
-					if (mat_utf8_valid((char *)b, len) != ref_utf8_valid(b, len))
+					if (mat_utf8_valid((char *)b, len) !=
+					    ref_utf8_valid(b, len))
 						fail_msg("len %zu, c3 %02x at %zu", len, x, pos);
 				}
 			}

@@ -1,8 +1,9 @@
--- SubmitAssessment (no etag) for a non-admin caller: the binding read, then
--- storage/store_assessment.c submit_body in a READ COMMITTED transaction: BEGIN +
--- statement_timeout | lock the organization | lock the assessment | read its answers (scored in
--- C) | submit + supersede the pending proposal [+ insert the transition when the level changes]
--- + organization update + audit insert in one pipeline | read it back | COMMIT: 8 round trips.
+-- SubmitAssessment (no etag) for a non-admin caller: storage/store_assessment.c submit_body in a
+-- READ COMMITTED transaction: BEGIN + statement_timeout + the role-binding read
+-- (svc_authorize_with) | lock the organization | lock the assessment | read its answers (scored
+-- in C) | submit + supersede the pending proposal [+ insert the transition when the level
+-- changes] + organization update + audit insert in one pipeline | read it back | COMMIT: 7 round
+-- trips.
 -- Each draft is submitted once: transaction n of client i takes draft
 -- k = subbase + (n - 1) * clients + i, so the calls in flight, like the load generator's, work
 -- on consecutive drafts (different organizations); run it with -t <= drafts / clients. seed.sql
@@ -14,12 +15,9 @@
 \set o :k % :orgs
 \set lvl (:o + :k / :orgs) % 5
 \startpipeline
-SELECT set_config('statement_timeout', :tmo, true);
-SELECT b.id::text, b.principal, b.role, b.org_id, b.creator, mat_epoch_us(b.create_time) FROM role_bindings b WHERE b.principal = :principal ORDER BY b.org_id NULLS FIRST, b.role, b.id;
-\endpipeline
-\startpipeline
 BEGIN ISOLATION LEVEL READ COMMITTED;
 SELECT set_config('statement_timeout', :tmo, true);
+SELECT b.id::text, b.principal, b.role, b.org_id, b.creator, mat_epoch_us(b.create_time) FROM role_bindings b WHERE b.principal = :principal ORDER BY b.org_id NULLS FIRST, b.role, b.id;
 \endpipeline
 SELECT o.current_level, o.transition_policy FROM organizations o WHERE o.id = 'bench-' || :o FOR NO KEY UPDATE \gset
 SELECT a.state, a.version, mat_epoch_us(a.create_time), a.model_id FROM assessments a WHERE a.org_id = 'bench-' || :o AND a.id = bench_asm_id(:k)::uuid FOR UPDATE;

@@ -1,11 +1,11 @@
--- UpdateAnswers (5 answers, no etag) for a non-admin caller: the binding read, then
--- storage/store_assessment.c answers_body in a READ COMMITTED transaction (store__transact):
--- BEGIN + statement_timeout | lock the assessment | 5 upserts + touch + audit insert in one
--- pipeline | read it back (st_asm_get, st_ans_get) | COMMIT: 6 round trips. Draft k of seed.sql
--- (updbase <= k < updbase + nupd), round-robin over them like the load generator (calls in
--- flight touch different drafts); practices in groups of 5 of the catalog, as the load generator
--- sends them. Variables: tmo, principal, orgs, updbase, nupd, clients, n (= 0), note, method,
--- rid, zero.
+-- UpdateAnswers (5 answers, no etag) for a non-admin caller: storage/store_assessment.c
+-- answers_body in a READ COMMITTED transaction (store__transact): BEGIN + statement_timeout + the
+-- role-binding read (svc_authorize_with) | lock the assessment | 5 upserts + touch + audit insert
+-- in one pipeline | read it back (st_asm_get, st_ans_get) | COMMIT: 5 round trips. Draft k of
+-- seed.sql (updbase <= k < updbase + nupd), round-robin over them like the load generator (calls
+-- in flight touch different drafts); practices in groups of 5 of the catalog, as the load
+-- generator sends them. Variables: tmo, principal, orgs, updbase, nupd, clients, n (= 0), note,
+-- method, rid, zero.
 \set n :n + 1
 \set k :updbase + ((:n - 1) * :clients + :client_id) % :nupd
 \set o :k % :orgs
@@ -16,12 +16,9 @@
 \set s3 random(1, 4)
 \set s4 random(1, 4)
 \startpipeline
-SELECT set_config('statement_timeout', :tmo, true);
-SELECT b.id::text, b.principal, b.role, b.org_id, b.creator, mat_epoch_us(b.create_time) FROM role_bindings b WHERE b.principal = :principal ORDER BY b.org_id NULLS FIRST, b.role, b.id;
-\endpipeline
-\startpipeline
 BEGIN ISOLATION LEVEL READ COMMITTED;
 SELECT set_config('statement_timeout', :tmo, true);
+SELECT b.id::text, b.principal, b.role, b.org_id, b.creator, mat_epoch_us(b.create_time) FROM role_bindings b WHERE b.principal = :principal ORDER BY b.org_id NULLS FIRST, b.role, b.id;
 \endpipeline
 SELECT a.state, a.version, mat_epoch_us(a.create_time), a.model_id FROM assessments a WHERE a.org_id = 'bench-' || :o AND a.id = bench_asm_id(:k)::uuid FOR UPDATE;
 \startpipeline

@@ -1,4 +1,4 @@
--- What-if (scripts/bench profile phase): as whatif_get_organization_1rt.sql, and without the
+-- What-if (scripts/bench profile phase): get_organization.sql without the
 -- per-round-trip set_config('statement_timeout') (set once per connection instead; the call's
 -- deadline is still enforced by the client-side cancel). Variables: principal, orgs.
 \set o random(0, :orgs - 1)
