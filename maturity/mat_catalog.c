@@ -393,21 +393,19 @@ const uint8_t *mat__model_id_index(const struct mat_model *m)
 	return by_id;
 }
 
-/* Compares the counted string (id, len) with the NUL-terminated practice id, like strcmp. */
-/* memcmp order of id (len bytes) against NUL-terminated practice_id, in one pass without a
- * strlen: ids are short and most comparisons of a binary search end in their first bytes. */
+/* Compares the counted string (id, len) with the NUL-terminated practice id, like strcmp.
+ * (strlen + memcmp, both vectorised, measured faster than one byte-wise pass: the ids share
+ * long prefixes such as "application_integration.".) */
 static int id_cmp(const char *id, size_t len, const char *practice_id)
 {
-	for (size_t i = 0; i < len; i++) {
-		unsigned char a = (unsigned char)id[i];
-		unsigned char b = (unsigned char)practice_id[i];
+	size_t plen = strlen(practice_id);
+	int c = memcmp(id, practice_id, len < plen ? len : plen);
 
-		if (b == '\0')
-			return 1; /* practice_id is a proper prefix of id */
-		if (a != b)
-			return a < b ? -1 : 1;
-	}
-	return practice_id[len] == '\0' ? 0 : -1;
+	if (c != 0)
+		return c;
+	if (len == plen)
+		return 0;
+	return len < plen ? -1 : 1;
 }
 
 int mat_model_practice_index(const struct mat_model *m, const char *id, size_t len)

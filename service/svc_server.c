@@ -118,6 +118,7 @@ struct svc_call {
 	grpc_metadata_array req_md;
 	grpc_byte_buffer *payload;
 	int close_cancelled;
+	bool close_in_final; /* RECV_CLOSE_ON_SERVER rides with the final batch (inline calls) */
 	struct svc_tag close_tag, op_tag, final_tag;
 	atomic_int pending; /* close + final batch */
 	pthread_mutex_t mu;
@@ -812,7 +813,7 @@ static void finish(struct svc_call *c, enum mat_code code)
 	struct svc_server *srv = c->w->srv;
 	struct svc_status st;
 	struct svc_log_line line;
-	grpc_op ops[3];
+	grpc_op ops[4];
 	size_t n = 0;
 	double ms = elapsed_ms(&c->start);
 	const char *method = c->m ? c->m->path : c->ctx.method;
@@ -836,6 +837,11 @@ static void finish(struct svc_call *c, enum mat_code code)
 		ops[n].data.send_message.send_message = c->reply_bb;
 		n++;
 	}
+	if (c->close_in_final) {
+		ops[n].op = GRPC_OP_RECV_CLOSE_ON_SERVER;
+		ops[n].data.recv_close_on_server.cancelled = &c->close_cancelled;
+		n++;
+	}
 	ops[n].op = GRPC_OP_SEND_STATUS_FROM_SERVER;
 	ops[n].data.send_status_from_server.status = st.code;
 	ops[n].data.send_status_from_server.status_details = &st.details;
@@ -851,6 +857,12 @@ static void finish(struct svc_call *c, enum mat_code code)
 	}
 	svc_status_cleanup(&st);
 	svc_log_line_write(&line); /* after the reply left: the write never delays it */
+}
+
+/* Calls that never block (no storage) run on the poller itself. */
+static bool runs_inline(const struct svc_method *m)
+{
+	return m == NULL || m->kind == SVC_UNARY_INLINE;
 }
 
 /* RECEIVED, on the poller: the call leaves its slot (which is re-armed right after) for a
@@ -911,12 +923,19 @@ static struct svc_call *accept_call(struct svc_slot *s)
 	}
 	request_id_of(c);
 
-	/* RECEIVED: learn of cancellation (deadline, client) while the handler runs. */
-	memset(&op, 0, sizeof(op));
-	op.op = GRPC_OP_RECV_CLOSE_ON_SERVER;
-	op.data.recv_close_on_server.cancelled = &c->close_cancelled;
-	if (grpc_call_start_batch(c->call, &op, 1, &c->close_tag, NULL) != GRPC_CALL_OK)
+	/* RECEIVED: learn of cancellation (deadline, client) while the handler runs. A call that
+	 * runs inline takes microseconds and has nothing to cancel: its close goes with the final
+	 * batch instead, one batch and one completion per call like a bare server. */
+	if (runs_inline(c->m)) {
+		c->close_in_final = true;
 		atomic_fetch_sub(&c->pending, 1);
+	} else {
+		memset(&op, 0, sizeof(op));
+		op.op = GRPC_OP_RECV_CLOSE_ON_SERVER;
+		op.data.recv_close_on_server.cancelled = &c->close_cancelled;
+		if (grpc_call_start_batch(c->call, &op, 1, &c->close_tag, NULL) != GRPC_CALL_OK)
+			atomic_fetch_sub(&c->pending, 1);
+	}
 	svc_metrics_started(srv->metrics, s->m ? s->m->metrics_index : -1);
 	return c;
 }
@@ -1014,12 +1033,6 @@ static void run_call(struct svc_call *c)
 out:
 	svc_arena_free(req_arena); /* the request, whole */
 	finish(c, rc);
-}
-
-/* Calls that never block (no storage) run on the poller itself. */
-static bool runs_inline(const struct svc_method *m)
-{
-	return m == NULL || m->kind == SVC_UNARY_INLINE;
 }
 
 /* Accepted calls waiting for a handler, at most: beyond it the server is overloaded and says so
