@@ -458,25 +458,15 @@ static void rollback_quietly(struct store__conn *cn, const struct store_call *c)
 	store__cmds_clear(&cmd, 1);
 }
 
-static enum mat_code run_alone(const struct store_call *c, struct store__cmd *cmds, size_t n,
-                               bool may_retry, struct mat_error *err)
+/* Runs cmds in one round trip; with `authz`, the binding read of c->authz goes ahead of them
+ * and is decided before their results are handed out. */
+static enum mat_code run_alone_with(const struct store_call *c, struct store__cmd *cmds, size_t n,
+                                    bool may_retry, bool authz, struct mat_error *err)
 {
 	struct store__cmd all[12];
 	enum mat_code rc = MAT_INTERNAL;
-	bool authz = store__authz_pending(c);
 
 	assert(n >= 1 && n <= 8);
-	if (authz && !may_retry) {
-		/* A write never travels with its own authorization: the binding read goes first,
-		 * alone, and the write only once it is decided. */
-		struct store__cmd cmd;
-
-		store__authz_cmd(c, &cmd);
-		rc = run_alone(c, &cmd, 1, true, err);
-		if (rc != MAT_OK)
-			return rc;
-		authz = false;
-	}
 	for (int attempt = 0;; attempt++) {
 		struct store__conn *cn = NULL;
 		struct store__diag diag;
@@ -533,6 +523,27 @@ static enum mat_code run_alone(const struct store_call *c, struct store__cmd *cm
 			return rc;
 		mat_error_clear(err);
 	}
+}
+
+static enum mat_code run_alone(const struct store_call *c, struct store__cmd *cmds, size_t n,
+                               bool may_retry, struct mat_error *err)
+{
+	struct store__cmd cmd;
+	enum mat_code rc;
+
+	if (!store__authz_pending(c))
+		return run_alone_with(c, cmds, n, may_retry, false, err);
+	if (may_retry) /* a read: its results are dropped if the call is refused */
+		return run_alone_with(c, cmds, n, may_retry, true, err);
+	/* A write never travels with its own authorization: the binding read goes first, alone,
+	 * and the write only once it is decided. */
+	store__authz_cmd(c, &cmd);
+	rc = run_alone_with(c, &cmd, 1, true, false, err);
+	if (rc == MAT_OK)
+		rc = store__authz_decide(c, &cmd, err);
+	if (rc != MAT_OK)
+		return rc;
+	return run_alone_with(c, cmds, n, may_retry, false, err);
 }
 
 enum mat_code store__read(const struct store_call *c, struct store__cmd *cmds, size_t n,

@@ -270,11 +270,13 @@ static int clamp_batch(int batch)
 	"FROM assessments a WHERE a.org_id = $1 AND ($2::smallint = 0 OR a.state = $2::smallint) " \
 	"AND a.update_time > $3::timestamptz AND a.update_time >= $4::timestamptz "                \
 	"AND (a.update_time, a.org_id, a.id) > ($4::timestamptz, $5::text, $6::uuid) "             \
+	"AND a.update_time < $8::timestamptz "                                                     \
 	"ORDER BY a.update_time, a.org_id, a.id LIMIT $7::int"
 #define ASM_ALL_BATCH                                                                  \
 	"FROM assessments a WHERE ($1::smallint = 0 OR a.state = $1::smallint) "       \
 	"AND a.update_time > $2::timestamptz "                                         \
 	"AND (a.update_time, a.org_id, a.id) > ($3::timestamptz, $4::text, $5::uuid) " \
+	"AND a.update_time < $9::timestamptz "                                         \
 	"AND " VISIBLE("$6", "$7",                                                     \
 	               "a.org_id") " "                                                 \
 	                           "ORDER BY a.update_time, a.org_id, a.id LIMIT $8::int"
@@ -284,27 +286,59 @@ static int clamp_batch(int batch)
 	"JOIN answers x ON x.org_id = p.org_id AND x.assessment_id = p.id "            \
 	"ORDER BY p.update_time, p.org_id, p.id, x.practice_id"
 
-STORE__STMT(st_exp_asm_org, 7, "SELECT " ASM_COLS " " ASM_ORG_BATCH);
-STORE__STMT(st_exp_ans_org, 7, ANS_OF(ASM_ORG_BATCH));
-STORE__STMT(st_exp_asm_all, 8, "SELECT " ASM_COLS " " ASM_ALL_BATCH);
-STORE__STMT(st_exp_ans_all, 8, ANS_OF(ASM_ALL_BATCH));
+STORE__STMT(st_exp_asm_org, 8, "SELECT " ASM_COLS " " ASM_ORG_BATCH);
+STORE__STMT(st_exp_ans_org, 8, ANS_OF(ASM_ORG_BATCH));
+STORE__STMT(st_exp_asm_all, 9, "SELECT " ASM_COLS " " ASM_ALL_BATCH);
+STORE__STMT(st_exp_ans_all, 9, ANS_OF(ASM_ALL_BATCH));
 
 #define TR_COLS STORE__TR_COLS
 #define TR_ORG_BATCH                                                                   \
 	"FROM transitions t WHERE t.org_id = $1 AND t.update_time >= $2::timestamptz " \
 	"AND t.update_time >= $3::timestamptz "                                        \
 	"AND (t.update_time, t.org_id, t.id) > ($3::timestamptz, $4::text, $5::uuid) " \
+	"AND t.update_time < $7::timestamptz "                                         \
 	"ORDER BY t.update_time, t.org_id, t.id LIMIT $6::int"
 #define TR_ALL_BATCH                                                                   \
 	"FROM transitions t WHERE t.update_time >= $1::timestamptz "                   \
 	"AND (t.update_time, t.org_id, t.id) > ($2::timestamptz, $3::text, $4::uuid) " \
+	"AND t.update_time < $8::timestamptz "                                         \
 	"AND " VISIBLE("$5", "$6",                                                     \
 	               "t.org_id") " "                                                 \
 	                           "ORDER BY t.update_time, t.org_id, t.id LIMIT $7::int"
 
-STORE__STMT(st_exp_tr_org, 6, "SELECT " TR_COLS " " TR_ORG_BATCH);
+STORE__STMT(st_exp_tr_org, 7, "SELECT " TR_COLS " " TR_ORG_BATCH);
 STORE__STMT(st_exp_org_exists, 1, "SELECT 1 FROM organizations WHERE id = $1");
-STORE__STMT(st_exp_tr_all, 7, "SELECT " TR_COLS " " TR_ALL_BATCH);
+STORE__STMT(st_exp_tr_all, 8, "SELECT " TR_COLS " " TR_ALL_BATCH);
+
+/* The export watermark. Rows carry update_time = now() of the transaction that wrote them, i.e.
+ * its start, and become visible only at its commit: a transaction that started before an
+ * export's position and commits after the export passed it would be skipped for good (and by
+ * every resume from a later cursor). So a batch only goes up to the start of the oldest
+ * transaction still open on this database: everything before it is committed (or never will
+ * be), and rows past it come in a later batch or a later resume. Read in a round trip of its
+ * own, before the batch's snapshot is taken, so a transaction that commits in between is either
+ * seen running here or visible there. now(), not the clock, when nothing runs: a transaction
+ * that starts after this statement has update_time >= now(). Long-open transactions (an
+ * operator's idle session) hold exports back; docs/operations.md says so. */
+STORE__STMT(st_exp_watermark, 0,
+            "SELECT mat_epoch_us(least(now(), min(a.xact_start))) FROM pg_stat_activity a "
+            "WHERE a.datname = current_database() AND a.backend_type = 'client backend' "
+            "AND a.pid <> pg_backend_pid() AND a.xact_start IS NOT NULL");
+
+static enum mat_code export_watermark(const struct store_call *c, char out[STORE_TIME_TEXT],
+                                      struct mat_error *err)
+{
+	struct store__cmd cmd = {.st = &st_exp_watermark};
+	struct store__row r;
+	enum mat_code rc = store__read(c, &cmd, 1, err);
+
+	if (rc != MAT_OK)
+		return rc;
+	r = (struct store__row){.res = cmd.res, .row = 0};
+	store__time_text(store__int(&r, 0), out);
+	store__cmds_clear(&cmd, 1);
+	return MAT_OK;
+}
 
 static void free_cursors(char **cursors, size_t n)
 {
@@ -321,16 +355,17 @@ enum mat_code store_export_assessments(const struct store_call *c, const char *o
                                        char ***cursors, size_t *n_out, struct mat_error *err)
 {
 	struct position pos;
-	char st[8], after[STORE_TIME_TEXT], limit[16];
-	const char *p_org[7] = {org_id, st, after, pos.time, pos.org, pos.id, limit};
-	const char *p_all[8] = {st,
+	char st[8], after[STORE_TIME_TEXT], limit[16], wm[STORE_TIME_TEXT];
+	const char *p_org[8] = {org_id, st, after, pos.time, pos.org, pos.id, limit, wm};
+	const char *p_all[9] = {st,
 	                        after,
 	                        pos.time,
 	                        pos.org,
 	                        pos.id,
 	                        c->only_visible ? "true" : "false",
 	                        c->principal != NULL ? c->principal : "",
-	                        limit};
+	                        limit,
+	                        wm};
 	struct store__cmd cmds[3];
 	size_t n_cmds = 0, b;
 	struct mat_assessment *list = NULL;
@@ -347,6 +382,8 @@ enum mat_code store_export_assessments(const struct store_call *c, const char *o
 	if ((int)state < MAT_ASSESSMENT_STATE_UNSPECIFIED || (int)state > MAT_ASSESSMENT_SUBMITTED)
 		return mat_error_field(err, "state", "unknown state");
 	rc = cursor_decode(STORE_LIST_EXPORT_ASSESSMENTS, cursor, &pos, err);
+	if (rc == MAT_OK)
+		rc = export_watermark(c, wm, err);
 	if (rc != MAT_OK)
 		return rc;
 	batch = clamp_batch(batch);
@@ -423,15 +460,16 @@ enum mat_code store_export_transitions(const struct store_call *c, const char *o
                                        struct mat_error *err)
 {
 	struct position pos;
-	char start[STORE_TIME_TEXT], limit[16];
-	const char *p_org[6] = {org_id, start, pos.time, pos.org, pos.id, limit};
-	const char *p_all[7] = {start,
+	char start[STORE_TIME_TEXT], limit[16], wm[STORE_TIME_TEXT];
+	const char *p_org[7] = {org_id, start, pos.time, pos.org, pos.id, limit, wm};
+	const char *p_all[8] = {start,
 	                        pos.time,
 	                        pos.org,
 	                        pos.id,
 	                        c->only_visible ? "true" : "false",
 	                        c->principal != NULL ? c->principal : "",
-	                        limit};
+	                        limit,
+	                        wm};
 	struct store__cmd cmds[2];
 	size_t n_cmds = 0, b;
 	struct mat_transition *list = NULL;
@@ -446,6 +484,8 @@ enum mat_code store_export_transitions(const struct store_call *c, const char *o
 	if (org_id != NULL && (org_id[0] == '\0' || strlen(org_id) > MAT_MAX_ORG_ID))
 		return mat_error_set(err, MAT_NOT_FOUND, "organizations/%s not found", org_id);
 	rc = cursor_decode(STORE_LIST_EXPORT_TRANSITIONS, cursor, &pos, err);
+	if (rc == MAT_OK)
+		rc = export_watermark(c, wm, err);
 	if (rc != MAT_OK)
 		return rc;
 	batch = clamp_batch(batch);

@@ -588,13 +588,14 @@ static void test_store_report_export_assessments(void **state)
 		snprintf(org, sizeof(org), "ex-%c", 'a' + i % 3);
 		ids[i] = assess(org, &a, i % 4 != 0);
 	}
-	/* Ties to the microsecond across organizations, a microsecond apart. */
+	/* Ties to the microsecond across organizations, a microsecond apart (in the past: an
+	 * export never goes beyond the present, see the watermark test). */
 	x("UPDATE assessments SET update_time = CASE WHEN substr(id::text, 36, 1) < '8' "
-	  "THEN timestamptz '2031-01-01 00:00:00.000001+00' "
-	  "ELSE timestamptz '2031-01-01 00:00:00.000002+00' END "
+	  "THEN timestamptz '2021-01-01 00:00:00.000001+00' "
+	  "ELSE timestamptz '2021-01-01 00:00:00.000002+00' END "
 	  "WHERE org_id LIKE 'ex-%%' AND substr(id::text, 35, 1) < '8'");
 	assert_true(q("SELECT count(*) FROM assessments WHERE update_time = "
-	              "'2031-01-01 00:00:00.000001+00'") > 1);
+	              "'2021-01-01 00:00:00.000001+00'") > 1);
 
 	/* Everything, in batches of 7. */
 	all = export_assessments(&f, "", 7, &n, &calls);
@@ -609,7 +610,7 @@ static void test_store_report_export_assessments(void **state)
 		if (mid == 0 && i > 0 && all[i].t == all[i - 1].t && all[i].t > 0)
 			mid = i;
 		/* And one inside the ties of the microsecond set by hand. */
-		if (mid2 == 0 && i > 0 && all[i].t == 1924992000000001 && all[i - 1].t == all[i].t)
+		if (mid2 == 0 && i > 0 && all[i].t == 1609459200000001 && all[i - 1].t == all[i].t)
 			mid2 = i;
 	}
 	assert_true(mid > 0);
@@ -656,13 +657,13 @@ static void test_store_report_export_assessments(void **state)
 	assert_int_equal(n_part, q("SELECT count(*) FROM assessments WHERE state = 2"));
 	free_recs(part, n_part);
 	f.state = MAT_ASSESSMENT_DRAFT;
-	f.updated_after = 1924992000000001; /* 2031-01-01 00:00:00.000001 */
+	f.updated_after = 1609459200000001; /* 2021-01-01 00:00:00.000001 */
 	part = export_assessments(&f, "", 5, &n_part, &calls);
 	assert_int_equal(n_part, q("SELECT count(*) FROM assessments WHERE state = 1 AND "
-	                           "update_time > '2031-01-01 00:00:00.000001+00'"));
+	                           "update_time > '2021-01-01 00:00:00.000001+00'"));
 	assert_true(n_part > 0);
 	for (size_t i = 0; i < n_part; i++)
-		assert_int_equal(part[i].t, 1924992000000002);
+		assert_true(part[i].t > 1609459200000001);
 	free_recs(part, n_part);
 
 	/* Visibility when exporting across organizations. */
@@ -708,6 +709,65 @@ static void test_store_report_export_assessments(void **state)
 }
 
 /* Runs a transition export to its end; returns the records. */
+/* A transaction that started before an export's position and commits after the export went
+ * past it must not be skipped: the export stops short of the oldest open transaction, and a
+ * resume from its last cursor brings the row once it commits. (Without the watermark the first
+ * export ended with the later-committed row B, and the resume after it never saw A.) */
+static void test_store_report_export_waits_for_open_transactions(void **state)
+{
+	struct assessment_export f = {.org_id = "wm-org"};
+	struct answers none = {{0}};
+	char *a, *b, sql[256];
+	struct rec *first, *rest;
+	size_t n_first, n_rest;
+	int calls;
+	PGconn *open_tx;
+	PGresult *r;
+	mat_time_us t0;
+
+	(void)state;
+	TDB_SKIP_IF_NONE(db);
+	create_org("wm-org", MAT_POLICY_AUTOMATIC, 0, NULL, 0);
+	a = assess("wm-org", &none, true);
+	b = assess("wm-org", &none, true);
+
+	/* A writer opens its transaction (update_time = its start, t0) and stays open. */
+	open_tx = tdb_connect(db);
+	r = PQexec(open_tx, "BEGIN");
+	PQclear(r);
+	snprintf(sql, sizeof(sql),
+	         "UPDATE assessments SET title = 'late', update_time = now() WHERE id = '%s' "
+	         "RETURNING mat_epoch_us(update_time)",
+	         a);
+	r = PQexec(open_tx, sql);
+	assert_int_equal(PQresultStatus(r), PGRES_TUPLES_OK);
+	t0 = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
+	PQclear(r);
+	/* Meanwhile B is changed and committed, later than t0. */
+	x("SELECT pg_sleep(0.01)");
+	x("UPDATE assessments SET title = 'early', update_time = now() WHERE id = '%s'", b);
+
+	first = export_assessments(&f, "", 10, &n_first, &calls);
+	for (size_t i = 0; i < n_first; i++)
+		if (first[i].t >= t0)
+			fail_msg("exported %s (updated at %lld) past the open transaction (%lld)",
+			         first[i].id, (long long)first[i].t, (long long)t0);
+	assert_true(n_first >= 1);
+
+	r = PQexec(open_tx, "COMMIT");
+	PQclear(r);
+	PQfinish(open_tx);
+	rest = export_assessments(&f, first[n_first - 1].cursor, 10, &n_rest, &calls);
+	assert_int_equal(n_rest, 2);
+	assert_string_equal(rest[0].id, a);
+	assert_int_equal(rest[0].t, t0);
+	assert_string_equal(rest[1].id, b);
+	free_recs(first, n_first);
+	free_recs(rest, n_rest);
+	free(a);
+	free(b);
+}
+
 static struct rec *export_transitions(const char *org, mat_time_us start, const char *cursor,
                                       int batch, size_t *n)
 {
@@ -774,7 +834,7 @@ static void test_store_report_export_transitions(void **state)
 		ids[i] = assess(i % 2 ? "et-b" : "et-a", &a, false);
 	}
 	/* Ties across organizations. */
-	x("UPDATE transitions SET update_time = '2032-02-02 00:00:00.000007+00' "
+	x("UPDATE transitions SET update_time = '2022-02-02 00:00:00.000007+00' "
 	  "WHERE org_id LIKE 'et-%%' AND state = 4");
 	all = export_transitions(NULL, 0, "", 3, &n);
 	assert_int_equal(n, q("SELECT count(*) FROM transitions"));
@@ -908,6 +968,7 @@ int main(void)
 	    cmocka_unit_test(test_store_report_portfolio_many),
 	    cmocka_unit_test(test_store_report_export_assessments),
 	    cmocka_unit_test(test_store_report_export_transitions),
+	    cmocka_unit_test(test_store_report_export_waits_for_open_transactions),
 	    cmocka_unit_test(test_store_report_faults),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
