@@ -5,6 +5,7 @@
 
 #include "svc_config.h"
 
+#include <stdbool.h>
 #include <stdint.h>
 
 void svc_log_init(enum svc_log_format fmt);
@@ -21,6 +22,14 @@ void svc_log_call_format(struct svc_log_line *out, const char *method, const cha
                          const char *code_name, double duration_ms, const char *request_id,
                          const char *peer, const char *message);
 void svc_log_line_write(struct svc_log_line *l);
+
+/* Deferred call lines, for the server's own threads: after svc_log_defer, this thread's call
+ * lines collect in a buffer (written when it fills) until svc_log_flush, which the thread calls
+ * before it blocks waiting for work and before it exits. A crash loses at most the lines of the
+ * calls a busy thread finished since it last ran out of work. Event lines are never deferred. */
+void svc_log_defer(void);
+bool svc_log_pending(void);
+void svc_log_flush(void);
 
 /* An event: level "info", "warn" or "error"; msg printf-style. */
 void svc_log_event(const char *level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

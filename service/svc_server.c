@@ -1063,11 +1063,19 @@ static void *handler_main(void *arg)
 {
 	struct svc_server *srv = arg;
 
+	svc_log_defer();
 	for (;;) {
 		struct svc_call *c;
 		pthread_mutex_lock(&srv->q_mu);
-		while (srv->q_head == NULL && !srv->q_closed)
+		while (srv->q_head == NULL && !srv->q_closed) {
+			if (svc_log_pending()) { /* out of work: the collected lines go out now */
+				pthread_mutex_unlock(&srv->q_mu);
+				svc_log_flush();
+				pthread_mutex_lock(&srv->q_mu);
+				continue;
+			}
 			pthread_cond_wait(&srv->q_cv, &srv->q_mu);
+		}
 		c = srv->q_head;
 		if (c != NULL) {
 			srv->q_len--;
@@ -1078,10 +1086,28 @@ static void *handler_main(void *arg)
 		pthread_mutex_unlock(&srv->q_mu);
 		if (c == NULL)
 			break; /* closed and drained */
+		if (c->m != NULL &&
+		    (c->m->kind == SVC_SERVER_STREAM || c->m->kind == SVC_BIDI_STREAM))
+			svc_log_flush(); /* a stream may hold this thread for long */
 		run_call(c);
 	}
+	svc_log_flush();
 	principal_cache_clear();
 	return NULL;
+}
+
+/* The next event of w's queue; call log lines this thread collected are written once it has
+ * nothing left to do, before it blocks. */
+static grpc_event next_event(struct svc_worker *w)
+{
+	if (svc_log_pending()) {
+		grpc_event ev =
+		    grpc_completion_queue_next(w->cq, gpr_inf_past(GPR_CLOCK_MONOTONIC), NULL);
+		if (ev.type != GRPC_QUEUE_TIMEOUT)
+			return ev;
+		svc_log_flush();
+	}
+	return grpc_completion_queue_next(w->cq, gpr_inf_future(GPR_CLOCK_MONOTONIC), NULL);
 }
 
 static void *poller_main(void *arg)
@@ -1089,9 +1115,9 @@ static void *poller_main(void *arg)
 	struct svc_worker *w = arg;
 	struct svc_server *srv = w->srv;
 
+	svc_log_defer();
 	for (;;) {
-		grpc_event ev =
-		    grpc_completion_queue_next(w->cq, gpr_inf_future(GPR_CLOCK_MONOTONIC), NULL);
+		grpc_event ev = next_event(w);
 		if (ev.type == GRPC_QUEUE_SHUTDOWN)
 			break;
 		if (ev.type != GRPC_OP_COMPLETE)
@@ -1122,6 +1148,7 @@ static void *poller_main(void *arg)
 			finish(c, MAT_LIMIT);
 		}
 	}
+	svc_log_flush();
 	principal_cache_clear();
 	return NULL;
 }
