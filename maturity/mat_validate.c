@@ -256,8 +256,16 @@ out:
 bool mat_answers_validate(const struct mat_model *m, const struct mat_answer *answers, size_t n,
                           const char *prefix, struct mat_error *err)
 {
+	return mat_answers_validate_status(m, answers, n, prefix, NULL, err);
+}
+
+bool mat_answers_validate_status(const struct mat_model *m, const struct mat_answer *answers,
+                                 size_t n, const char *prefix, enum mat_status *status,
+                                 struct mat_error *err)
+{
 	/* first[p]: the answer that first named practice p, to report repeats against it. */
 	size_t first[MAT_MAX_PRACTICES];
+	int index_of[MAT_MAX_ANSWERS]; /* answer -> practice, once validated */
 	bool seen[MAT_MAX_PRACTICES] = {false};
 	char field[sizeof(err->violations[0].field)];
 	bool ok = true;
@@ -289,6 +297,8 @@ bool mat_answers_validate(const struct mat_model *m, const struct mat_answer *an
 			seen[idx] = true;
 			first[idx] = i;
 		}
+		if (idx >= 0)
+			index_of[i] = idx;
 
 		if (a->status == MAT_STATUS_UNSPECIFIED) {
 			mat_error_field(err,
@@ -320,6 +330,12 @@ bool mat_answers_validate(const struct mat_model *m, const struct mat_answer *an
 			    a->evidence_uri, MAT_MAX_EVIDENCE_URI, false);
 			ok = false;
 		}
+	}
+	if (ok && status != NULL) {
+		for (size_t p = 0; p < m->n_practices; p++)
+			status[p] = MAT_STATUS_UNSPECIFIED;
+		for (size_t i = 0; i < n; i++)
+			status[index_of[i]] = answers[i].status;
 	}
 out:
 	return ok;

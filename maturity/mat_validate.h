@@ -36,6 +36,11 @@ bool mat_check_string(struct mat_error *err, const char *field, const char *s, s
  * name `prefix[i].field` (prefix "answers"). Returns true when all are valid. */
 bool mat_answers_validate(const struct mat_model *m, const struct mat_answer *answers, size_t n,
                           const char *prefix, struct mat_error *err);
+/* The same, and when valid also what mat_answers_to_status gives, from the one practice lookup
+ * per answer that validation makes anyway (EvaluateAnswers: the lookups were 6 % of its CPU). */
+bool mat_answers_validate_status(const struct mat_model *m, const struct mat_answer *answers,
+                                 size_t n, const char *prefix, enum mat_status *status,
+                                 struct mat_error *err);
 
 /* Statuses per practice index from answers (already validated); absent practices UNSPECIFIED.
  * `status` has m->n_practices entries. */

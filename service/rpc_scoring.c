@@ -40,11 +40,11 @@ static enum mat_code evaluate(struct svc_ctx *ctx, const ProtobufCMessage *req_)
 	answers = svc_answers_in(req->answers, req->n_answers, "answers", &ctx->err);
 	if (answers == NULL)
 		return ctx->err.code;
-	if (!mat_answers_validate(m, answers, req->n_answers, "answers", &ctx->err)) {
+	if (!mat_answers_validate_status(m, answers, req->n_answers, "answers", status,
+	                                 &ctx->err)) {
 		free(answers);
 		return MAT_INVALID;
 	}
-	mat_answers_to_status(m, answers, req->n_answers, status);
 	free(answers);
 	mat_score_compute(m, status, &score);
 	resp.score = svc_score_to_proto(ctx, m, &score);

@@ -218,6 +218,7 @@ struct exporter {
 	const char *org;
 	size_t got;
 	grpc_status_code code;
+	char message[160]; /* the status message, for a failure's report */
 	atomic_int *started;
 };
 
@@ -244,6 +245,7 @@ static void *export_main(void *arg)
 			usleep(20000); /* a slowish reader: the stream is still going at SIGTERM */
 	}
 	e->code = tclient_stream_finish(s, &r);
+	snprintf(e->message, sizeof(e->message), "%s", r.message != NULL ? r.message : "");
 	tresult_cleanup(&r);
 	tclient_free(c);
 	return NULL;
@@ -282,7 +284,9 @@ static void test_sigterm_with_streams(void **state)
 	tclient_free(late);
 	for (int i = 0; i < 3; i++) {
 		pthread_join(th[i], NULL);
-		assert_int_equal(ex[i].code, GRPC_STATUS_OK);
+		if (ex[i].code != GRPC_STATUS_OK)
+			fail_msg("export %d: status %d (%s) after %zu messages", i, ex[i].code,
+			         ex[i].message, ex[i].got);
 		assert_int_equal(ex[i].got, 20000);
 	}
 	assert_int_equal(waitpid(s.pid, &status, 0), s.pid);
@@ -462,6 +466,9 @@ static void test_certificate_reload(void **state)
 	old_ca = tclient_new(target, ca, cert, key, false);
 	new_ca = tclient_new(target, other, cert, key, false);
 	assert_int_equal(health(old_ca), -1);
+	/* Gone at once: a channel whose handshakes fail keeps retrying them in the background,
+	 * and grpc has been seen (once, under ASan) to leak OpenSSL memory in such a handshake. */
+	tclient_free(old_ca);
 	assert_int_equal(health(new_ca), SERVING);
 	/* The connection made before the reload keeps working. */
 	assert_int_equal(health(before), SERVING);
@@ -473,7 +480,6 @@ static void test_certificate_reload(void **state)
 	new_ca = tclient_new(target, other, cert, key, false);
 	assert_int_equal(health(new_ca), SERVING);
 	tclient_free(before);
-	tclient_free(old_ca);
 	tclient_free(new_ca);
 	assert_int_equal(tserver_stop(&s), 0);
 	sh("rm -rf %s", dir);

@@ -399,6 +399,50 @@ static void test_mat_answers_validate_accepts_valid(void **state)
 	assert_true(mat_answers_validate(mlops(), a, N_OF(a), "answers", NULL));
 }
 
+/* mat_answers_validate_status gives mat_answers_to_status's statuses from its own lookups: every
+ * subset of the catalog in a shuffled order, each practice with each status, against the
+ * separate function; and nothing is written when the answers are invalid. */
+static void test_mat_answers_validate_status_matches_to_status(void **state)
+{
+	const struct mat_model *m = mlops();
+	struct mat_answer a[MAT_MAX_PRACTICES];
+	enum mat_status got[MAT_MAX_PRACTICES], want[MAT_MAX_PRACTICES];
+	uint32_t x = 12345;
+	struct mat_error err;
+
+	for (int round = 0; round < 2000; round++) {
+		size_t n = 0;
+		for (size_t p = 0; p < m->n_practices; p++) {
+			x = x * 1103515245u + 12345u;
+			if ((x >> 16) % 3 == 0)
+				continue;
+			a[n++] =
+			    answer(m->practices[p].id,
+			           (enum mat_status)(1 + (x >> 20) % MAT_STATUS_MAX), "why", "");
+		}
+		for (size_t i = n; i > 1; i--) { /* shuffle: answers come in any order */
+			struct mat_answer t;
+			size_t j;
+			x = x * 1103515245u + 12345u;
+			j = (x >> 16) % i;
+			t = a[i - 1];
+			a[i - 1] = a[j];
+			a[j] = t;
+		}
+		mat_error_clear(&err);
+		assert_true(mat_answers_validate_status(m, a, n, "answers", got, &err));
+		mat_answers_to_status(m, a, n, want);
+		assert_memory_equal(got, want, m->n_practices * sizeof(got[0]));
+	}
+	a[0] = answer("people.no_such_practice", MAT_STATUS_IMPLEMENTED, "", "");
+	for (size_t p = 0; p < m->n_practices; p++)
+		got[p] = (enum mat_status)99;
+	mat_error_clear(&err);
+	assert_false(mat_answers_validate_status(m, a, 1, "answers", got, &err));
+	for (size_t p = 0; p < m->n_practices; p++)
+		assert_int_equal(got[p], 99);
+}
+
 struct violation_case {
 	const char *name;
 	struct mat_answer answer;
@@ -607,6 +651,7 @@ int main(void)
 	    cmocka_unit_test(test_mat_utf8_valid_edge_cases),
 	    cmocka_unit_test(test_mat_utf8_valid_matches_reference_exhaustively),
 	    cmocka_unit_test(test_mat_utf8_valid_word_path_matches_reference),
+	    cmocka_unit_test(test_mat_answers_validate_status_matches_to_status),
 	    cmocka_unit_test(test_mat_org_id_valid_grammar),
 	    cmocka_unit_test(test_mat_label_key_valid_grammar),
 	    cmocka_unit_test(test_mat_uuid_valid_forms),
