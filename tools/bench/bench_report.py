@@ -71,7 +71,43 @@ STARTUP_TARGET_MS = 200.0    # start to SERVING, migrations applied
 ANALYSIS = """
 ## Analysis: why the missed targets are missed, and what would close them
 
-### GetOrganization (and every guarded read): maturityd's own CPU per call
+### What this round of work changed (since the full run at 52d0f94)
+
+The previous report's profile named the costs; these were fixed, each measured by hand on this
+machine between full runs (2026-11-26/27; `build-bench` binaries, maturityd and the bare server
+alternating, 4 s runs after 1 s of warm-up, same client settings as above, CPU and context
+switches of all maturityd threads from `/proc`; two or three runs each, all shown, because the
+neighbours' load moves single runs by ±15 %%):
+
+| change (commit) | RPC, in flight | maturityd calls/s | bare server calls/s | maturityd µs/call | context switches/call |
+|---|---|---:|---:|---:|---:|
+| as it was (3879337) | EvaluateAnswers, 64 | 24,203 · 25,244 | 34,438 · 39,884 | 45 · 43 | 0.23 · 0.17 |
+| + the call log line group-committed and written after the reply (efb0a83) | EvaluateAnswers, 64 | 23,662 · 26,071 | 41,330 · 37,001 | 47 · 44 | 0.22 · 0.24 |
+| + the request decoded into a per-call arena, in place (efb0a83) | EvaluateAnswers, 64 | 28,077 · 27,908 | 39,726 · 34,007 | 40 · 40 | 0.23 · 0.21 |
+| + UTF-8 eight bytes at a time, answer field paths only for violations (efb0a83) | EvaluateAnswers, 64 | 27,188 · 26,825 · 28,524 | 41,390 · 41,380 · 38,326 | 41 · 41 · 37 | 0.21 · 0.20 · 0.14 |
+| + the close notification rides with the final batch of inline calls (987b863) | EvaluateAnswers, 64 | 31,080 · 30,198 · 30,318 | 44,506 · 39,255 · 43,037 | 36 · 36 · 36 | 0.20 · 0.19 · 0.19 |
+| as it was (3879337) | GetOrganization, 16 | 5,496 · 5,294 | | 148 · 157 | 4.05 · 4.04 |
+| + the role-binding read in the call's first round trip (37a96fc) | GetOrganization, 16 | 7,964 · 6,590 | | 105 · 122 | 2.65 · 2.81 |
+
+Later commits (8574c3d: a thread's call log lines written in one `write(2)` when it runs out of
+work; one practice lookup per answer in EvaluateAnswers) came when the machine was too noisy to
+measure them by hand: this run is their measurement. The role-binding read in the call's first
+round trip lets PostgreSQL do less too, so P rose with it (pgbench runs exactly the statements
+maturityd sends, see Method): GetOrganization's calls/s rose ~40 %% while its ratio moved from
+0.50 to %(get_organization_16_ratio)s. The issue asked for exactly this change, and it is the right one for users
+(latency and throughput), but it cannot move a ratio whose limit moves with it.
+
+Tried and not kept (same method; GetOrganization at 16 unless said):
+
+| experiment | result |
+|---|---|
+| database handlers run on the pollers (no hand-off), 4 pollers, each re-arming its request only after the call | 9,021 · 8,683 calls/s against 8,621 · 8,561 as committed (+3 %%); 90–93 against 96–98 µs; 1.5 against 2.6 context switches per call. Too little for losing the hand-off's isolation (a slow query would hold a poller and every call queued on it). |
+| the same with 8 pollers | 7,461 · 7,973 calls/s, 109–115 µs, 4.1 context switches: grpc's pollers kick each other |
+| 1, 2 or 4 pollers for EvaluateAnswers at 64 | 23,629 · 20,480 / 24,444 · 29,317 / 26,454 · 29,790 calls/s: 2 (the default on 2 cores) is as good as any |
+| a byte-wise practice-id comparison instead of `strlen` + `memcmp` | slower: 6.6 %% of EvaluateAnswers' CPU against 4.3 %% (reverted) |
+| open loop, GetOrganization at 4,800/s: `--workers` 2, 8, 16 | p99 2.99–3.79, 3.50–3.66, 3.15–3.71 ms against 2.56–2.78 ms with the default 4 |
+
+### GetOrganization and GetAssessment: maturityd's own CPU per call
 
 At 16 and 64 calls in flight every run here is CPU-bound: client, server and database share two
 cores, so calls/s is 2 cores ÷ the CPU the three of them spend per call. In this run a
@@ -80,114 +116,67 @@ PostgreSQL and %(get_organization_16_client)s µs of the client; what L is made 
 + %(base_health_16_client)s µs (client) per call for E and %(pg_get_organization_16_db)s µs (PostgreSQL) + %(pg_get_organization_16_client)s µs (pgbench) per
 transaction for P. A ratio of 0.7 (this run: %(get_organization_16_ratio)s) means %(get_organization_16_need_calls)s calls/s, i.e. at most %(get_organization_16_budget)s µs
 of CPU per call for all three together instead of %(get_organization_16_total)s; with PostgreSQL and the client as
-they are, maturityd would have to come down to %(get_organization_16_srv_budget)s µs. The part far off its reference
-is maturityd's own: %(get_organization_16_server)s µs against %(base_health_16_server)s µs for a bare grpc-core server answering a
-call of the same size. (PostgreSQL and the
-client also spend more per call than under pgbench and against the bare server: at a lower rate
-each wake-up serves fewer calls. Spot checks by hand of the backends' CPU per call under both
-loads varied by ±30 %% with the neighbours' load, so that difference is not analysed further.)
+they are, maturityd would have to come down to %(get_organization_16_srv_budget)s µs, against %(base_health_16_server)s µs for a bare grpc-core
+server that answers a call of the same size without reading a database. GetAssessment is the
+same story with 30 answer rows more to read and encode (%(get_assessment_16_server)s µs of maturityd per call, ratio
+%(get_assessment_16_ratio)s against a target of 0.6).
 
-Where maturityd's CPU goes (profile above): %(prof_kernel)s %% of its samples are in the kernel and
+Where maturityd's CPU goes now (profile above): %(prof_kernel)s %% of its samples are in the kernel and
 %(prof_switch)s %% are context switches and wake-ups alone (`finish_task_switch`,
 `_raw_spin_unlock_irqrestore` under `try_to_wake_up`; on this VM a cross-CPU wake-up is an
-inter-processor interrupt and costs microseconds). A call crosses threads several times: the
-poller accepts it and wakes a handler (futex); the handler sends the role-binding read to
-PostgreSQL (waking its backend), sleeps in `poll()`, is woken by the answer and does the same
-again for the organization read; then it starts the response batch (grpc encrypts and writes on
-the handler thread, waking the client), and the batch completions wake the poller again:
-%(prof_cs)s context switches and %(prof_syscalls)s system calls per call. The DWARF call graph splits it as: handler
-threads %(cg_handler_main)s %% — the binding read %(cg_store_bindings_for_principal)s %%, the organization read %(cg_store_org_get)s %% (in
-both, `send()` that wakes the backend %(cg_PQpipelineSync)s %% and waiting for and reading results
-%(cg_next_result)s %%), the response batch %(cg_grpc_call_start_batch)s %%, the call log line %(cg_svc_log_call)s %% — and pollers
-%(cg_poller_main)s %%. By library: kernel %(prof_kernel)s %%, grpc + gpr %(prof_grpc)s %%, libc %(prof_libc)s %%, libcrypto + libssl
+inter-processor interrupt). %(prof_cs)s context switches and %(prof_syscalls)s system calls per call. DWARF stacks of the
+`futex` calls (taken by hand) show three sources, none of them maturityd's own code: the
+hand-off of an accepted call from the poller to a handler (a condition variable); grpc's pollset,
+where the two pollers take turns in `epoll_wait` and kick each other (`gpr_cv_wait` under
+`grpc_pollset_work`, which with all the pollers' reading is %(cg_grpc_pollset_work)s %% inclusive); and grpc's executor: a batch started from a thread
+that is not polling, while the connection's combiner is busy, is finished on grpc's executor
+thread (`grpc_core::Executor::ThreadMain`, %(cg_grpc_core::Executor::ThreadMain)s %%). The rest is the database round trip
+(`send()` that wakes the backend — `PQpipelineSync` %(cg_PQpipelineSync)s %% — and `poll()`/`recv()` for the answer,
+`next_result` %(cg_next_result)s %%) and the reply (`grpc_call_start_batch` %(cg_grpc_call_start_batch)s %%, which encrypts and writes on
+the calling thread). By library: kernel %(prof_kernel)s %%, grpc + gpr %(prof_grpc)s %%, libc %(prof_libc)s %%, libcrypto + libssl
 %(prof_tls)s %%, libpq %(prof_libpq)s %%, abseil %(prof_absl)s %% (partly Mutex deadlock detection, `GraphCycles`, which
-Debian's abseil leaves on), maturityd's own code %(prof_self)s %%.
+Debian's abseil build leaves on, in every grpc lock), maturityd's own code %(prof_self)s %%.
 
-**Experiments** on a patched scratch copy of commit 252ee4b (not in the tree; the service/ and
-storage/ owners decide), one binary with each change behind an environment switch,
-GetOrganization at 16 in flight and EvaluateAnswers at 64, 4 connections, 4 alternating rounds
-of 5 s + 1 s warm-up, CPU and context switches (all maturityd threads, `/proc`) per call,
-medians; other work took 0–3 %% of the machine in every round (2026-11-26, by hand):
+**What would close it.** Not more of the same: maturityd's own code is %(prof_self)s %% of its CPU, and the
+experiments above show that moving database work onto the pollers buys 3 %%. What is left is how
+a call that waits for a database travels through grpc core 1.51's C API: it cannot watch a
+PostgreSQL socket from its own pollers (the C API has no way to add a file descriptor to a
+completion queue's pollset), so a database call always costs a hand-off to a thread that waits
+for the socket and a reply started outside grpc's polling threads (hence the executor). The
+options, none tried here: (1) a newer grpc whose EventEngine lets the application poll its own
+sockets alongside grpc's (C++ only); (2) one event-loop thread that drives all pool connections'
+non-blocking pipelines with `epoll`, batching many calls' results per wake-up — it keeps one
+hand-off each way but would amortise wake-ups at 16 and more in flight; (3) in production the
+client and PostgreSQL run on other machines, where only maturityd's own CPU (here %(get_organization_16_server)s µs against
+%(base_health_16_server)s µs for the bare server) decides throughput.
 
-| change | calls/s | maturityd µs/call | PostgreSQL µs/call | client µs/call | maturityd context switches/call |
-|---|---:|---:|---:|---:|---:|
-| GetOrganization as committed | 6,347 | 130 | 116 | 53 | 4.0 |
-| binding read in the same pipeline as the organization read (1 round trip) | 7,582 (+19 %%) | 109 | 88 | 50 | 2.7 |
-| … and no `set_config('statement_timeout')` per round trip | 7,685 (+21 %%) | 109 | 83 | 50 | 2.7 |
-| no per-call log line | 6,447 (+2 %%) | 125 | 116 | 52 | 3.9 |
-| handler run on the poller thread, no hand-off (experiment only) | 4,806 (−24 %%) | 134 | 137 | 92 | 2.6 |
-| one round trip and no hand-off | 6,823 | 103 | 89 | 73 | 1.4 |
-| EvaluateAnswers as committed | 16,305 | 75 | — | 40 | 0.4 |
-| field paths formatted only for violations | 22,266 (+37 %%) | 51 | — | 34 | 0.3 |
-| … and no per-call log line | 25,893 (+59 %%) | 43 | — | 30 | 0.3 |
-
-The database side of the first rows, measured by pgbench in this run (profile section): the same
-statements in one round trip instead of two go from %(pg_get_organization_16_tps)s to %(pg_1rt_16_tps)s tx/s at 16 sessions.
-
-**Recommendations**, in order of measured effect:
-
-1. **EvaluateAnswers: format field paths only when reporting a violation**
-   (service/svc_status.c `walk`, maturity/mat_validate.c `mat_answers_validate`). `walk`
-   `snprintf`s a path for every string field and every repeated element of every request (≈ 120
-   times for 30 answers) and `mat_answers_validate` four field names per answer, all before
-   anything is known to be wrong: `snprintf` is %(cge___vsnprintf_internal)s %% of maturityd's CPU for EvaluateAnswers
-   (`walk` %(cge_walk)s %%, `mat_answers_validate` %(cge_mat_answers_validate)s %%; the scoring itself, `mat_score_compute`,
-   %(cge_mat_score_compute)s %%). Measured: 75 → 51 µs per call, +37 %% calls/s; applied to this run
-   (÷ E = %(evaluate_64_ratio)s at 64) that is ≈ %(evaluate_64_proj1)s, and ≈ %(evaluate_64_proj2)s with recommendation 5 too (target 0.7).
-   Every RPC with string fields pays for `walk`.
-2. **One round trip per guarded read** (storage/, service/svc_server.c `svc_authorize`): send
-   the role-binding read (`st_bindings_of`) in the same pipeline as the handler's first read and
-   authorize on its result before anything is encoded (reads have no side effects; a denial
-   discards the other result). SPEC §6 still holds: bindings are read on every call, never
-   cached. Measured: +19 %% calls/s, −21 µs maturityd and −28 µs PostgreSQL per GetOrganization,
-   context switches 4.0 → 2.7 per call. Because P rises as much (pgbench above), the *ratio*
-   barely moves: it is a throughput and latency gain, not the fix for the ratio. The same applies
-   to GetAssessment, GetRoadmap and ListOrganizations; for writes the binding read fits in
-   `tx_begin`'s `BEGIN` + `statement_timeout` pipeline (one round trip less for UpdateAnswers and
-   SubmitAssessment).
-3. **Stop blocking a thread per database call** (service/svc_server.c, storage/store_exec.c). The
-   hand-offs (poller → handler → PostgreSQL → handler → poller) are what the bare server does not
-   pay: with one round trip, maturityd still spends ~110 µs against the bare server's ~35 µs.
-   Running the blocking handler on the poller is not the answer (measured: fewer context
-   switches, but −24 %% calls/s with only two pollers blocked in `poll()`, and it would bring
-   back the head-of-line blocking that 37640e9 removed). Drive the pooled connections'
-   non-blocking pipelines (libpq is already in pipeline mode and `conn_wait` already polls) from
-   one or two event-loop threads with epoll over all pool sockets, so one wake-up collects the
-   results of many calls, and start the response batches from there. This is the change that
-   can bring GetOrganization and GetAssessment to their ratio targets; it is not measured here.
-4. **No `set_config('statement_timeout', …)` per pipeline** (storage/store_exec.c `run_alone`,
-   `tx_begin`): set `statement_timeout` once per connection and rely on the cancel that
-   `conn_wait` already sends at the call's deadline: one statement less per round trip, −5 µs of
-   PostgreSQL per call (row 3 above; pgbench `_nt` rows).
-5. **The call log line**: one formatted line and one `write(2)` per call, %(cg_svc_log_call)s %% of GetOrganization's and
-   %(cge_svc_log_call)s %% of EvaluateAnswers' maturityd CPU (−5 to −8 µs per call measured): format into a
-   per-thread buffer and write in batches, or from a logger thread.
-6. Smaller fixed costs per call that the bare server does not have (not measured one by one):
-   two batches per call (`RECV_CLOSE_ON_SERVER` at accept, then the final batch: two completions
-   instead of one), `grpc_call_get_peer` (a `malloc`'d string) for the log line, and the
-   byte-for-byte comparison of the client's PEM certificate with the cached one. (The
-   `getrandom(2)` per call for request ids that an earlier run of this profile found is gone
-   since 71cb931.)
-
-`--workers` (profile section) does not close the gap: the CPU per call, not the number of
+`--workers` (profile section) does not close the gap either: the CPU per call, not the number of
 handlers, is the limit on two cores.
+
+### EvaluateAnswers: at the target, give or take the noise
+
+EvaluateAnswers runs on the poller (no database) and went from ÷E 0.50 to %(evaluate_64_ratio)s in this run
+(by hand, between runs: 0.70–0.77). What remains above the bare server's %(base_evaluate_64_server)s µs is decoding
+the request (`decode` %(cge_decode)s %%, into the call's arena), checking it (`walk` %(cge_walk)s %%, `mat_answers_validate`
+%(cge_mat_answers_validate)s %%), the reply and its log line, and grpc's executor (%(cge_grpc_core::Executor::ThreadMain)s %%, see above) — the scoring
+itself (`mat_score_compute`) is %(cge_mat_score_compute)s %%.
 
 ### Open-loop tail latency
 
-At 50 %% of its maximum, GetOrganization's median is well under a millisecond and its p99
+At 50 %% of its maximum, GetOrganization's median is about a millisecond and its p99
 %(open_get_organization_p99)s ms. The bare grpc server answering Health/Check at the same rate had a p99 of
-%(open_base_org_rate_p99)s ms in this run (open-loop table): on two cores shared by the client, the server and
-PostgreSQL (and, on this machine, other people's work), p99 is made of scheduler waits — each
+%(open_base_org_rate_p99)s ms in this run (open-loop table). On two cores shared by the client, the server and
+PostgreSQL (and, on this machine, other people's work), p99 is made of scheduler waits: each
 time a thread a call needs next is runnable behind another, the call waits for a time slice
-(`perf sched latency` taken by hand during such a run: maturityd's threads waited up to 6 ms,
-the client's up to 8 ms). A GetOrganization makes %(prof_cs)s context switches in maturityd (and two
-wake-ups of a PostgreSQL backend) where a Health/Check, answered on the poller, makes ~0.2
-(measured by hand), so fewer hand-offs (recommendations 2 and 3) are what shortens the tail; a
-client on its own cores would remove a third of the competition. %(open_verdict)s
+(`perf sched latency` taken by hand in an earlier run: maturityd's threads waited up to 6 ms, the
+client's up to 8 ms). A GetOrganization still wakes three threads in turn (poller, handler,
+PostgreSQL backend) where a Health/Check wakes one; at this rate each call finds them asleep
+(measured by hand: ~6 context switches per call at 4,200/s against 2.7 at full load), and
+nothing tried changed the tail beyond the noise (table above). %(open_verdict)s
 
 ### Writes
 
-UpdateAnswers and SubmitAssessment meet their targets: their cost is in PostgreSQL (6 and 8 round
+UpdateAnswers and SubmitAssessment meet their targets: their cost is in PostgreSQL (5 and 7 round
 trips, the writes and row locks), where maturityd adds comparatively little. At 64 in flight
 the ratio exceeds 1 because pgbench's 64 sessions do less on two cores than maturityd's pool of
 %(workers)s (compare `P at %(workers)s`): the small pool is an advantage worth keeping.
@@ -893,17 +882,14 @@ def analysis_numbers(rp, prof):
         n["get_organization_16_srv_budget"] = fmt(max(0.0, budget - db - cli))
     for k in ("need_calls", "budget", "total", "srv_budget"):
         n.setdefault("get_organization_16_" + k, "—")
-    E, P, L, r, ratio = rp.limits("evaluate", 64)
-    n["evaluate_64_proj1"] = "%.2f" % (ratio * 22266 / 16305) if ratio else "—"
-    n["evaluate_64_proj2"] = "%.2f" % (ratio * 25893 / 16305) if ratio else "—"
     for name, v in (prof or {}).get("callgraph", []):
         n["cg_" + name] = "%.0f" % v
     for name, v in (prof or {}).get("callgraph_evaluate", []):
         n["cge_" + name] = "%.1f" % v if v < 1 else "%.0f" % v
-    for k in ("cg_handler_main", "cg_store_bindings_for_principal", "cg_store_org_get",
-              "cg_PQpipelineSync", "cg_next_result", "cg_grpc_call_start_batch", "cg_svc_log_call",
-              "cg_poller_main", "cge___vsnprintf_internal", "cge_walk", "cge_mat_answers_validate",
-              "cge_mat_score_compute", "cge_svc_log_call"):
+    for k in ("cg_grpc_pollset_work", "cg_grpc_core::Executor::ThreadMain", "cg_PQpipelineSync",
+              "cg_next_result", "cg_grpc_call_start_batch", "cge_decode", "cge_walk",
+              "cge_mat_answers_validate", "cge_grpc_core::Executor::ThreadMain",
+              "cge_mat_score_compute"):
         n.setdefault(k, "?")
     r = rp.get("pgbench", "get_organization", 16)
     n["pg_get_organization_16_tps"] = fmt(r["tps"]) if r else "—"
