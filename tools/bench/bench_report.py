@@ -153,12 +153,12 @@ client and PostgreSQL run on other machines, where only maturityd's own CPU (her
 `--workers` (profile section) does not close the gap either: the CPU per call, not the number of
 handlers, is the limit on two cores.
 
-### EvaluateAnswers: at the target, give or take the noise
+### EvaluateAnswers: met, close to the line
 
 EvaluateAnswers runs on the poller (no database) and went from ÷E 0.50 to %(evaluate_64_ratio)s in this run
 (by hand, between runs: 0.70–0.77). What remains above the bare server's %(base_evaluate_64_server)s µs is decoding
-the request (`decode` %(cge_decode)s %%, into the call's arena), checking it (`walk` %(cge_walk)s %%, `mat_answers_validate`
-%(cge_mat_answers_validate)s %%), the reply and its log line, and grpc's executor (%(cge_grpc_core::Executor::ThreadMain)s %%, see above) — the scoring
+the request (`decode` %(cge_decode)s %%, into the call's arena), checking it (`walk` %(cge_walk)s %%; the practice lookups,
+`mat_model_practice_index`, %(cge_mat_model_practice_index)s %%), the reply and its log line, and grpc's executor (%(cge_grpc_core::Executor::ThreadMain)s %%, see above) — the scoring
 itself (`mat_score_compute`) is %(cge_mat_score_compute)s %%.
 
 ### Open-loop tail latency
@@ -888,7 +888,7 @@ def analysis_numbers(rp, prof):
         n["cge_" + name] = "%.1f" % v if v < 1 else "%.0f" % v
     for k in ("cg_grpc_pollset_work", "cg_grpc_core::Executor::ThreadMain", "cg_PQpipelineSync",
               "cg_next_result", "cg_grpc_call_start_batch", "cge_decode", "cge_walk",
-              "cge_mat_answers_validate", "cge_grpc_core::Executor::ThreadMain",
+              "cge_mat_model_practice_index", "cge_grpc_core::Executor::ThreadMain",
               "cge_mat_score_compute"):
         n.setdefault(k, "?")
     r = rp.get("pgbench", "get_organization", 16)
