@@ -1,9 +1,11 @@
 /* maturity-loadgen baseline: a bare grpc-core server that does no work, to measure what the
  * transport alone can do on this machine (E, the ceiling for maturityd's calls/s). It uses
- * maturityd's TLS mode (client certificate required and verified), its transport channel
- * arguments and its worker layout (W threads, each with its own completion queue), and
- * answers grpc.health.v1.Health/Check (SERVING) and ScoringService/EvaluateAnswers (a fixed,
- * realistically sized score) from bytes packed once; anything else gets UNIMPLEMENTED. */
+ * maturityd's TLS mode (client certificate required and verified) and its transport channel
+ * arguments; W threads (default two per core: 4 here) each drain a completion queue of their
+ * own, as maturityd's pollers do (one per core, at most 4: 2 here; 1, 2 or 4 pollers measured
+ * no different for maturityd, docs/benchmarks.md). It answers grpc.health.v1.Health/Check
+ * (SERVING) and ScoringService/EvaluateAnswers (a fixed, realistically sized score) from bytes
+ * packed once; anything else gets UNIMPLEMENTED. */
 #include "loadgen.h"
 
 #include <getopt.h>
