@@ -79,7 +79,8 @@ static struct {
 	size_t n;           /* bytes in d[cur] */
 	int cur;
 	bool writing;
-} g_out = {.mu = PTHREAD_MUTEX_INITIALIZER};
+	pthread_cond_t drained; /* the writer took d[cur]: there is room again */
+} g_out = {.mu = PTHREAD_MUTEX_INITIALIZER, .drained = PTHREAD_COND_INITIALIZER};
 
 static void write_all(const char *p, size_t n)
 {
@@ -99,12 +100,11 @@ static void write_all(const char *p, size_t n)
 static void emit_bytes(const char *p, size_t n)
 {
 	pthread_mutex_lock(&g_out.mu);
-	if (g_out.n + n > OUT_CAP) {
-		/* Full while the writer drains the other half: these lines go out on their own. */
-		pthread_mutex_unlock(&g_out.mu);
-		write_all(p, n);
-		return;
-	}
+	/* Full while the writer drains the other half: wait for it rather than write beside it
+	 * (on a pipe, writes over PIPE_BUF from two threads can interleave inside a line). The
+	 * buffer is only full while a writer is at work, and each of its rounds empties it. */
+	while (g_out.n + n > OUT_CAP)
+		pthread_cond_wait(&g_out.drained, &g_out.mu);
 	memcpy(g_out.d[g_out.cur] + g_out.n, p, n);
 	g_out.n += n;
 	if (g_out.writing) {
@@ -118,6 +118,7 @@ static void emit_bytes(const char *p, size_t n)
 
 		g_out.cur ^= 1;
 		g_out.n = 0;
+		pthread_cond_broadcast(&g_out.drained);
 		pthread_mutex_unlock(&g_out.mu);
 		write_all(g_out.d[k], len);
 		pthread_mutex_lock(&g_out.mu);
