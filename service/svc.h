@@ -81,6 +81,39 @@ enum mat_code svc_stream_send(struct svc_ctx *ctx, const ProtobufCMessage *msg) 
 enum mat_code svc_stream_recv(struct svc_ctx *ctx, const ProtobufCMessageDescriptor *desc,
                               ProtobufCMessage **out) MAT_MUSTCHECK;
 
+/* Server streams driven by the engine: a stream holds no thread. Its handler decodes, authorizes
+ * and validates as usual, then hands the rest to the engine with svc_stream_start and returns
+ * MAT_OK. The engine then calls `fetch` on a handler thread (it may block on storage) whenever
+ * the previous batch has left, and `encode` for one record at a time on whichever thread saw the
+ * previous message leave, one message in flight: a reader that stops reading costs one batch of
+ * memory and no thread. docs/architecture.md draws the states. */
+enum svc_fetch {
+	SVC_FETCH_MORE, /* after this batch is sent, fetch again */
+	SVC_FETCH_LAST, /* this batch (possibly empty) is the last: the stream ends with OK */
+	SVC_FETCH_PARK, /* after this batch is sent, wait for svc_server_wake_streams */
+};
+struct svc_stream_ops {
+	/* The next batch into `state`: *n records and what comes after them. An error ends the
+	 * stream with it (ctx->err filled). */
+	enum mat_code (*fetch)(struct svc_ctx *ctx, void *state, size_t *n, enum svc_fetch *next);
+	/* The message for record i (< n) of the current batch; memory from svc_alloc, which is
+	 * reset for every message. */
+	const ProtobufCMessage *(*encode)(struct svc_ctx *ctx, void *state, size_t i);
+	/* Frees the current batch; called after its last record was sent or when the stream ends
+	 * early. Must accept a state without a batch. */
+	void (*release)(void *state);
+	/* Frees the state itself (after a last release). */
+	void (*free)(void *state);
+};
+
+/* Hands the rest of a server stream to the engine; the handler then returns MAT_OK. Takes
+ * ownership of `state` (freed with ops->free whatever happens). Only from a SVC_SERVER_STREAM
+ * handler, at most once. */
+void svc_stream_start(struct svc_ctx *ctx, const struct svc_stream_ops *ops, void *state);
+
+/* Wakes every parked stream (SVC_FETCH_PARK): each fetches again. Any thread. */
+void svc_server_wake_streams(struct svc_server *srv);
+
 /* A store_call for this call's queries. */
 void svc_store_call(struct svc_ctx *ctx, struct store_call *out);
 

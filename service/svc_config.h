@@ -30,6 +30,7 @@ struct svc_config {
 	/* Transport limits (one table, svc_config.c); flags change them. */
 	int max_recv_bytes;
 	int max_concurrent_streams;
+	int max_streams; /* server streams in progress on this replica; each holds no thread */
 	int max_metadata_bytes;
 	int keepalive_min_ping_ms;
 	int max_connection_idle_ms;

@@ -131,6 +131,18 @@ struct svc_call {
 	char *peer;
 	bool authorized;       /* svc_authorize ran and allowed */
 	struct svc_call *next; /* handler queue */
+	/* Engine-driven server stream (svc_stream_start): FETCHING (queued for, or in, fetch on a
+	 * handler thread) -> SENDING (one message in flight, no thread) -> FETCHING ... or PARKED
+	 * (in srv->parked, waiting for svc_server_wake_streams) -> DONE. */
+	const struct svc_stream_ops *sops;
+	void *sstate;
+	size_t s_n, s_i;
+	enum svc_fetch s_next;
+	grpc_byte_buffer *send_bb;
+	unsigned park_gen;                  /* srv->wake_gen when the fetch started */
+	bool parked;                        /* under srv->park_mu */
+	struct svc_call *park_prev, *park_next;
+	bool stream_counted; /* holds one of srv->streams */
 	char generic_path[200];
 };
 
@@ -152,10 +164,14 @@ struct svc_server {
 	struct svc_call *q_head, *q_tail;
 	bool q_closed;
 	int q_len;
-	/* Streams hold a handler thread for their whole life: at most half the handlers may, so
-	 * unary calls always have threads left. */
+	/* Server streams in progress (--max-streams): they hold no thread, only their call and at
+	 * most one batch, so the bound is memory, not threads. */
 	atomic_int streams;
 	int max_streams;
+	/* Streams waiting for a wake-up (SVC_FETCH_PARK), e.g. health Watch between changes. */
+	pthread_mutex_t park_mu;
+	struct svc_call *parked;
+	unsigned wake_gen;
 	atomic_int shutting_down;
 	atomic_int in_flight;
 	/* TLS material: `pem` is what the config fetcher hands grpc next; reload sets the flag. */
@@ -199,6 +215,11 @@ bool svc_server_serving(const struct svc_server *srv)
 struct svc_health *svc_server_health(const struct svc_server *srv)
 {
 	return srv->health;
+}
+
+static void wake_streams_cb(void *arg)
+{
+	svc_server_wake_streams(arg);
 }
 
 static bool serving_cb(void *arg)
@@ -346,6 +367,12 @@ static void call_free(struct svc_call *c)
 		grpc_byte_buffer_destroy(c->reply_bb);
 	if (c->recv_bb)
 		grpc_byte_buffer_destroy(c->recv_bb);
+	if (c->send_bb)
+		grpc_byte_buffer_destroy(c->send_bb);
+	if (c->sops != NULL) {
+		c->sops->release(c->sstate);
+		c->sops->free(c->sstate);
+	}
 	svc_arena_free(c->ctx.arena);
 	drop_bindings(&c->ctx);
 	gpr_free(c->peer);
@@ -362,6 +389,10 @@ static void call_release(struct svc_call *c)
 }
 
 /* A batch of a call completed (on its poller). */
+static void stream_sent(struct svc_call *c, int success);
+static bool stream_unpark(struct svc_call *c);
+static void stream_end(struct svc_call *c, enum mat_code rc);
+
 static void on_call_event(struct svc_tag *t, int success)
 {
 	struct svc_call *c = t->p;
@@ -370,12 +401,21 @@ static void on_call_event(struct svc_tag *t, int success)
 	case TAG_CLOSE:
 		if (c->close_cancelled)
 			atomic_store(&c->ctx.cancelled, 1);
+		/* A parked stream has no batch in flight to fail: its close ends it. */
+		if (stream_unpark(c)) {
+			mat_error_set(&c->ctx.err, MAT_CANCELLED, "the call was cancelled");
+			stream_end(c, MAT_CANCELLED);
+		}
 		pthread_mutex_lock(&c->mu);
 		pthread_cond_broadcast(&c->cv);
 		pthread_mutex_unlock(&c->mu);
 		call_release(c);
 		break;
 	case TAG_OP:
+		if (c->sops != NULL) {
+			stream_sent(c, success);
+			break;
+		}
 		pthread_mutex_lock(&c->mu);
 		c->op_done = true;
 		c->op_ok = success != 0;
@@ -818,6 +858,10 @@ static void finish(struct svc_call *c, enum mat_code code)
 	double ms = elapsed_ms(&c->start);
 	const char *method = c->m ? c->m->path : c->ctx.method;
 
+	if (c->stream_counted) {
+		c->stream_counted = false;
+		atomic_fetch_sub(&srv->streams, 1);
+	}
 	svc_status_build(code, &c->ctx.err, &st);
 	if (code == MAT_INTERNAL)
 		svc_log_event("error", "%s: internal error: %s", method, c->ctx.err.message);
@@ -857,6 +901,189 @@ static void finish(struct svc_call *c, enum mat_code code)
 	}
 	svc_status_cleanup(&st);
 	svc_log_line_write(&line); /* after the reply left: the write never delays it */
+}
+
+/* --- the stream driver ------------------------------------------------------------------ */
+
+static bool enqueue(struct svc_server *srv, struct svc_call *c, bool force);
+
+void svc_stream_start(struct svc_ctx *ctx, const struct svc_stream_ops *ops, void *state)
+{
+	struct svc_call *c = ctx->call;
+
+	assert(c->sops == NULL && c->m != NULL && c->m->kind == SVC_SERVER_STREAM);
+	c->sops = ops;
+	c->sstate = state;
+}
+
+/* The stream is over (any thread): its batch goes, then its status. */
+static void stream_end(struct svc_call *c, enum mat_code rc)
+{
+	if (rc == MAT_UNAVAILABLE || rc == MAT_TIMEOUT)
+		svc_health_db_failed(c->w->srv->health, rc);
+	c->sops->release(c->sstate);
+	c->s_n = c->s_i = 0;
+	finish(c, rc);
+}
+
+/* SENDING: record s_i of the batch leaves (any thread); stream_sent continues. */
+static void stream_send(struct svc_call *c)
+{
+	const ProtobufCMessage *msg;
+	grpc_op ops[2];
+	size_t n = 0;
+
+	svc_scratch_reset(&c->ctx);
+	msg = c->sops->encode(&c->ctx, c->sstate, c->s_i);
+	c->send_bb = pack(msg);
+	memset(ops, 0, sizeof(ops));
+	if (!c->initial_md_sent) {
+		ops[n].op = GRPC_OP_SEND_INITIAL_METADATA;
+		n++;
+		c->initial_md_sent = true;
+	}
+	ops[n].op = GRPC_OP_SEND_MESSAGE;
+	ops[n].data.send_message.send_message = c->send_bb;
+	n++;
+	if (grpc_call_start_batch(c->call, ops, n, &c->op_tag, NULL) != GRPC_CALL_OK) {
+		grpc_byte_buffer_destroy(c->send_bb);
+		c->send_bb = NULL;
+		mat_error_set(&c->ctx.err, MAT_CANCELLED, "the client went away");
+		stream_end(c, MAT_CANCELLED);
+	}
+}
+
+/* PARKED, unless a wake-up came since the fetch started (then it fetches again at once). */
+static void stream_park(struct svc_call *c)
+{
+	struct svc_server *srv = c->w->srv;
+	bool woken;
+
+	pthread_mutex_lock(&srv->park_mu);
+	woken = srv->wake_gen != c->park_gen || atomic_load(&c->ctx.cancelled);
+	if (!woken) {
+		c->parked = true;
+		c->park_prev = NULL;
+		c->park_next = srv->parked;
+		if (srv->parked != NULL)
+			srv->parked->park_prev = c;
+		srv->parked = c;
+	}
+	pthread_mutex_unlock(&srv->park_mu);
+	if (woken && !enqueue(srv, c, true)) {
+		mat_error_set(&c->ctx.err, MAT_UNAVAILABLE, "the server is shutting down");
+		stream_end(c, MAT_UNAVAILABLE);
+	}
+}
+
+/* Takes c out of the parked list; false if it was not there. */
+static bool stream_unpark(struct svc_call *c)
+{
+	struct svc_server *srv = c->w->srv;
+	bool was;
+
+	if (c->sops == NULL)
+		return false;
+	pthread_mutex_lock(&srv->park_mu);
+	was = c->parked;
+	if (was) {
+		if (c->park_prev != NULL)
+			c->park_prev->park_next = c->park_next;
+		else
+			srv->parked = c->park_next;
+		if (c->park_next != NULL)
+			c->park_next->park_prev = c->park_prev;
+		c->parked = false;
+		c->park_prev = c->park_next = NULL;
+	}
+	pthread_mutex_unlock(&srv->park_mu);
+	return was;
+}
+
+void svc_server_wake_streams(struct svc_server *srv)
+{
+	struct svc_call *list;
+
+	pthread_mutex_lock(&srv->park_mu);
+	srv->wake_gen++;
+	list = srv->parked;
+	srv->parked = NULL;
+	for (struct svc_call *c = list; c != NULL; c = c->park_next)
+		c->parked = false;
+	pthread_mutex_unlock(&srv->park_mu);
+	while (list != NULL) {
+		struct svc_call *c = list;
+		list = c->park_next;
+		c->park_prev = c->park_next = NULL;
+		if (!enqueue(srv, c, true)) {
+			mat_error_set(&c->ctx.err, MAT_UNAVAILABLE, "the server is shutting down");
+			stream_end(c, MAT_UNAVAILABLE);
+		}
+	}
+}
+
+/* FETCHING, on a handler thread: the next batch, then its first message. */
+static void stream_fetch(struct svc_call *c)
+{
+	enum mat_code rc;
+
+	if (atomic_load(&c->ctx.cancelled)) {
+		mat_error_set(&c->ctx.err, MAT_CANCELLED, "the call was cancelled");
+		stream_end(c, MAT_CANCELLED);
+		return;
+	}
+	c->s_n = c->s_i = 0;
+	c->s_next = SVC_FETCH_LAST;
+	pthread_mutex_lock(&c->w->srv->park_mu);
+	c->park_gen = c->w->srv->wake_gen;
+	pthread_mutex_unlock(&c->w->srv->park_mu);
+	rc = c->sops->fetch(&c->ctx, c->sstate, &c->s_n, &c->s_next);
+	if (rc != MAT_OK) {
+		stream_end(c, rc);
+		return;
+	}
+	if (c->s_n > 0) {
+		stream_send(c);
+		return;
+	}
+	if (c->s_next == SVC_FETCH_PARK)
+		stream_park(c);
+	else
+		stream_end(c, MAT_OK); /* an empty batch is the end, whatever it said */
+}
+
+/* A message of the stream left, or could not (on a poller). */
+static void stream_sent(struct svc_call *c, int success)
+{
+	struct svc_server *srv = c->w->srv;
+
+	grpc_byte_buffer_destroy(c->send_bb);
+	c->send_bb = NULL;
+	if (!success) {
+		mat_error_set(&c->ctx.err, MAT_CANCELLED, "the client went away");
+		stream_end(c, MAT_CANCELLED);
+		return;
+	}
+	if (++c->s_i < c->s_n) {
+		stream_send(c);
+		return;
+	}
+	c->sops->release(c->sstate);
+	c->s_n = c->s_i = 0;
+	switch (c->s_next) {
+	case SVC_FETCH_MORE:
+		if (!enqueue(srv, c, true)) {
+			mat_error_set(&c->ctx.err, MAT_UNAVAILABLE, "the server is shutting down");
+			stream_end(c, MAT_UNAVAILABLE);
+		}
+		break;
+	case SVC_FETCH_PARK:
+		stream_park(c);
+		break;
+	case SVC_FETCH_LAST:
+		finish(c, MAT_OK);
+		break;
+	}
 }
 
 /* Calls that never block (no storage) run on the poller itself. */
@@ -1005,10 +1232,14 @@ static void run_call(struct svc_call *c)
 			                  srv->max_streams);
 			goto out;
 		}
-		rc = m->fn(&c->ctx, req);
-		atomic_fetch_sub(&srv->streams, 1);
-	} else {
-		rc = m->fn(&c->ctx, req);
+		c->stream_counted = true; /* released by finish() */
+	}
+	rc = m->fn(&c->ctx, req);
+	if (c->sops != NULL && rc == MAT_OK && c->authorized) {
+		/* The engine drives the rest of the stream: the request is no longer needed. */
+		svc_arena_free(req_arena);
+		stream_fetch(c);
+		return;
 	}
 	/* A handler that skipped svc_authorize for a guarded method is a bug: never send data. */
 	if (rc == MAT_OK && !c->authorized) {
@@ -1040,10 +1271,10 @@ out:
  * resetting streams in a loop, CVE-2023-44487's pattern). */
 #define MAX_QUEUED 2048
 
-static bool enqueue(struct svc_server *srv, struct svc_call *c)
+static bool enqueue(struct svc_server *srv, struct svc_call *c, bool force)
 {
 	pthread_mutex_lock(&srv->q_mu);
-	if (srv->q_len >= MAX_QUEUED) {
+	if (srv->q_closed || (srv->q_len >= MAX_QUEUED && !force)) {
 		pthread_mutex_unlock(&srv->q_mu);
 		return false;
 	}
@@ -1086,9 +1317,12 @@ static void *handler_main(void *arg)
 		pthread_mutex_unlock(&srv->q_mu);
 		if (c == NULL)
 			break; /* closed and drained */
-		if (c->m != NULL &&
-		    (c->m->kind == SVC_SERVER_STREAM || c->m->kind == SVC_BIDI_STREAM))
-			svc_log_flush(); /* a stream may hold this thread for long */
+		if (c->sops != NULL) {
+			stream_fetch(c); /* a stream's next batch */
+			continue;
+		}
+		if (c->m != NULL && c->m->kind == SVC_BIDI_STREAM)
+			svc_log_flush(); /* a bidi stream holds this thread for long */
 		run_call(c);
 	}
 	svc_log_flush();
@@ -1142,7 +1376,7 @@ static void *poller_main(void *arg)
 			continue;
 		if (runs_inline(c->m)) {
 			run_call(c);
-		} else if (!enqueue(srv, c)) {
+		} else if (!enqueue(srv, c, false)) {
 			mat_error_set(&c->ctx.err, MAT_LIMIT,
 			              "the server is overloaded: too many calls waiting");
 			finish(c, MAT_LIMIT);
@@ -1184,6 +1418,7 @@ struct svc_server *svc_server_new(const struct svc_config *cfg, struct store_poo
 	srv->pem = *pem;
 	memset(pem, 0, sizeof(*pem));
 	pthread_mutex_init(&srv->pem_mu, NULL);
+	pthread_mutex_init(&srv->park_mu, NULL);
 	atomic_init(&srv->reload_requested, 1); /* the first fetch hands grpc the initial files */
 	atomic_init(&srv->shutting_down, 0);
 	atomic_init(&srv->in_flight, 0);
@@ -1196,6 +1431,7 @@ struct svc_server *svc_server_new(const struct svc_config *cfg, struct store_poo
 	srv->health = svc_health_new(pool);
 	if (srv->metrics == NULL || srv->health == NULL)
 		goto fail;
+	svc_health_on_change(srv->health, wake_streams_cb, srv);
 
 	args[na++] = int_arg(GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH, cfg->max_recv_bytes);
 	args[na++] = int_arg(GRPC_ARG_MAX_CONCURRENT_STREAMS, cfg->max_concurrent_streams);
@@ -1217,7 +1453,7 @@ struct svc_server *svc_server_new(const struct svc_config *cfg, struct store_poo
 	}
 	srv->workers = calloc((size_t)srv->n_workers, sizeof(*srv->workers));
 	srv->n_handlers = cfg->workers;
-	srv->max_streams = cfg->workers / 2 > 0 ? cfg->workers / 2 : 1;
+	srv->max_streams = cfg->max_streams > 0 ? cfg->max_streams : 1;
 	atomic_init(&srv->streams, 0);
 	srv->handlers = calloc((size_t)srv->n_handlers, sizeof(*srv->handlers));
 	pthread_mutex_init(&srv->q_mu, NULL);
@@ -1383,5 +1619,6 @@ void svc_server_free(struct svc_server *srv)
 	free(srv->methods);
 	auth_pem_cleanup(&srv->pem);
 	pthread_mutex_destroy(&srv->pem_mu);
+	pthread_mutex_destroy(&srv->park_mu);
 	free(srv);
 }
