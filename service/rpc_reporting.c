@@ -98,7 +98,8 @@ struct export_kind {
 	void (*cleanup)(struct export *e, size_t i);
 };
 
-struct export {
+struct export
+{
 	const struct export_kind *kind;
 	char org_buf[MAT_MAX_ORG_ID + 1];
 	const char *org;                 /* NULL = every organization the caller sees */
@@ -121,8 +122,7 @@ static enum mat_code fetch_assessments(struct svc_ctx *ctx, struct export *e)
 	                                &e->assessments, &e->cursors, &e->n, &ctx->err);
 }
 
-static const ProtobufCMessage *encode_assessment(struct svc_ctx *ctx, struct export *e,
-                                                 size_t i)
+static const ProtobufCMessage *encode_assessment(struct svc_ctx *ctx, struct export *e, size_t i)
 {
 	Mlops__Maturity__V1__ExportAssessmentsResponse *msg = svc_alloc(ctx, sizeof(*msg));
 	Mlops__Maturity__V1__Assessment *a = svc_alloc(ctx, sizeof(*a));
@@ -187,8 +187,7 @@ static void export_release(void *state)
 	e->n = 0;
 }
 
-static enum mat_code export_fetch(struct svc_ctx *ctx, void *state, size_t *n,
-                                  enum svc_fetch *next)
+static enum mat_code export_fetch(struct svc_ctx *ctx, void *state, size_t *n, enum svc_fetch *next)
 {
 	struct export *e = state;
 	enum mat_code rc = e->kind->fetch(ctx, e);
@@ -209,8 +208,7 @@ static const ProtobufCMessage *export_encode(struct svc_ctx *ctx, void *state, s
 	return e->kind->encode(ctx, e, i);
 }
 
-static const struct svc_stream_ops export_ops = {export_fetch, export_encode, export_release,
-                                                 free};
+static const struct svc_stream_ops export_ops = {export_fetch, export_encode, export_release, free};
 
 /* The part both exports share: organization, authorization, cursor. NULL with ctx->err set. */
 static struct export *export_open(struct svc_ctx *ctx, const struct export_kind *kind,

@@ -185,8 +185,7 @@ struct watch {
 	int last; /* the state last sent: -1 none, 0 NOT_SERVING, 1 SERVING */
 };
 
-static enum mat_code watch_fetch(struct svc_ctx *ctx, void *state, size_t *n,
-                                 enum svc_fetch *next)
+static enum mat_code watch_fetch(struct svc_ctx *ctx, void *state, size_t *n, enum svc_fetch *next)
 {
 	struct watch *w = state;
 	int serving = svc_health_serving(w->h);

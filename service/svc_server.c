@@ -139,8 +139,8 @@ struct svc_call {
 	size_t s_n, s_i;
 	enum svc_fetch s_next;
 	grpc_byte_buffer *send_bb;
-	unsigned park_gen;                  /* srv->wake_gen when the fetch started */
-	bool parked;                        /* under srv->park_mu */
+	unsigned park_gen; /* srv->wake_gen when the fetch started */
+	bool parked;       /* under srv->park_mu */
 	struct svc_call *park_prev, *park_next;
 	bool stream_counted; /* holds one of srv->streams */
 	char generic_path[200];
@@ -161,7 +161,11 @@ struct svc_server {
 	int n_handlers;
 	pthread_mutex_t q_mu;
 	pthread_cond_t q_cv;
-	struct svc_call *q_head, *q_tail;
+	struct svc_call *q_head, *q_tail; /* new calls */
+	/* Streams waiting for their next fetch: served after new calls (a unary call should not
+	 * wait behind a reporting job's batches), but at least every STREAM_TURN-th pick. */
+	struct svc_call *s_head, *s_tail;
+	unsigned picks;
 	bool q_closed;
 	int q_len;
 	/* Server streams in progress (--max-streams): they hold no thread, only their call and at
@@ -1271,23 +1275,60 @@ out:
  * resetting streams in a loop, CVE-2023-44487's pattern). */
 #define MAX_QUEUED 2048
 
-static bool enqueue(struct svc_server *srv, struct svc_call *c, bool force)
+#define STREAM_TURN 4
+
+static void list_push(struct svc_call **head, struct svc_call **tail, struct svc_call *c)
+{
+	c->next = NULL;
+	if (*tail != NULL)
+		(*tail)->next = c;
+	else
+		*head = c;
+	*tail = c;
+}
+
+static struct svc_call *list_pop(struct svc_call **head, struct svc_call **tail)
+{
+	struct svc_call *c = *head;
+	if (c != NULL) {
+		*head = c->next;
+		if (*head == NULL)
+			*tail = NULL;
+	}
+	return c;
+}
+
+/* A new call (stream = false: bounded by MAX_QUEUED) or a stream's next fetch (stream = true:
+ * bounded by --max-streams already). False when full, or closed at shutdown. */
+static bool enqueue(struct svc_server *srv, struct svc_call *c, bool stream)
 {
 	pthread_mutex_lock(&srv->q_mu);
-	if (srv->q_closed || (srv->q_len >= MAX_QUEUED && !force)) {
+	if (srv->q_closed || (!stream && srv->q_len >= MAX_QUEUED)) {
 		pthread_mutex_unlock(&srv->q_mu);
 		return false;
 	}
-	srv->q_len++;
-	c->next = NULL;
-	if (srv->q_tail != NULL)
-		srv->q_tail->next = c;
-	else
-		srv->q_head = c;
-	srv->q_tail = c;
+	if (stream) {
+		list_push(&srv->s_head, &srv->s_tail, c);
+	} else {
+		srv->q_len++;
+		list_push(&srv->q_head, &srv->q_tail, c);
+	}
 	pthread_cond_signal(&srv->q_cv);
 	pthread_mutex_unlock(&srv->q_mu);
 	return true;
+}
+
+/* The next call for a handler (under q_mu); NULL when both queues are empty. */
+static struct svc_call *dequeue(struct svc_server *srv)
+{
+	struct svc_call *c = NULL;
+
+	if (srv->s_head != NULL && (srv->q_head == NULL || ++srv->picks % STREAM_TURN == 0))
+		return list_pop(&srv->s_head, &srv->s_tail);
+	c = list_pop(&srv->q_head, &srv->q_tail);
+	if (c != NULL)
+		srv->q_len--;
+	return c;
 }
 
 static void *handler_main(void *arg)
@@ -1298,7 +1339,7 @@ static void *handler_main(void *arg)
 	for (;;) {
 		struct svc_call *c;
 		pthread_mutex_lock(&srv->q_mu);
-		while (srv->q_head == NULL && !srv->q_closed) {
+		while (srv->q_head == NULL && srv->s_head == NULL && !srv->q_closed) {
 			if (svc_log_pending()) { /* out of work: the collected lines go out now */
 				pthread_mutex_unlock(&srv->q_mu);
 				svc_log_flush();
@@ -1307,13 +1348,7 @@ static void *handler_main(void *arg)
 			}
 			pthread_cond_wait(&srv->q_cv, &srv->q_mu);
 		}
-		c = srv->q_head;
-		if (c != NULL) {
-			srv->q_len--;
-			srv->q_head = c->next;
-			if (srv->q_head == NULL)
-				srv->q_tail = NULL;
-		}
+		c = dequeue(srv);
 		pthread_mutex_unlock(&srv->q_mu);
 		if (c == NULL)
 			break; /* closed and drained */
