@@ -20,7 +20,17 @@ struct auth_rule;
 
 /* SVC_UNARY_INLINE: a unary handler that never blocks (no storage): it runs on the poller
  * thread, skipping the hand-off to the handler pool. */
-enum svc_kind { SVC_UNARY = 0, SVC_UNARY_INLINE, SVC_SERVER_STREAM, SVC_BIDI_STREAM };
+/* SVC_UNARY_ASYNC: a unary handler whose storage step runs on the storage loop (store_*_async):
+ * it runs on the poller, starts the step with svc_async_begin and returns MAT_OK; its
+ * continuation finishes the call when the step completes, on the storage loop's thread (or on a
+ * handler thread when it may block: bindings to read, a refusal to audit). No thread waits. */
+enum svc_kind {
+	SVC_UNARY = 0,
+	SVC_UNARY_INLINE,
+	SVC_SERVER_STREAM,
+	SVC_BIDI_STREAM,
+	SVC_UNARY_ASYNC
+};
 
 /* What a handler sees of its call. Owned by the server loop; valid until the handler returns. */
 struct svc_ctx {
@@ -113,6 +123,16 @@ void svc_stream_start(struct svc_ctx *ctx, const struct svc_stream_ops *ops, voi
 
 /* Wakes every parked stream (SVC_FETCH_PARK): each fetches again. Any thread. */
 void svc_server_wake_streams(struct svc_server *srv);
+
+/* The continuation of an asynchronous storage step: gets the step's result, returns the call's
+ * (after svc_reply on MAT_OK), like a handler. */
+typedef enum mat_code (*svc_cont_fn)(struct svc_ctx *ctx, void *arg, enum mat_code rc);
+/* Arms `then` (with `arg`, which must live until it ran: e.g. svc_alloc memory) as the
+ * continuation; then start the storage step with svc_async_done as its completion and ctx as its
+ * argument, and return MAT_OK. SVC_UNARY_ASYNC handlers only, at most once. */
+void svc_async_begin(struct svc_ctx *ctx, svc_cont_fn then, void *arg);
+/* The store_done_fn of that step (arg = the svc_ctx). */
+void svc_async_done(void *ctx, enum mat_code rc);
 
 /* A store_call for this call's queries. */
 void svc_store_call(struct svc_ctx *ctx, struct store_call *out);

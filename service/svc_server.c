@@ -45,6 +45,11 @@
 
 enum tag_type { TAG_REQUEST, TAG_CLOSE, TAG_OP, TAG_FINAL, TAG_SHUTDOWN };
 
+/* The storage step of an SVC_UNARY_ASYNC call: started in the handler (IN_HANDLER); it may
+ * complete before the handler returns (DONE_EARLY: the handler's thread continues) or after
+ * (WAITING: the storage loop's thread continues); RESUMING once handed to a handler thread. */
+enum async_state { ASYNC_NONE, ASYNC_IN_HANDLER, ASYNC_DONE_EARLY, ASYNC_WAITING, ASYNC_RESUMING };
+
 struct svc_tag {
 	enum tag_type type;
 	void *p;
@@ -143,6 +148,12 @@ struct svc_call {
 	bool parked;       /* under srv->park_mu */
 	struct svc_call *park_prev, *park_next;
 	bool stream_counted; /* holds one of srv->streams */
+	/* SVC_UNARY_ASYNC: the continuation of the storage step (svc_async_begin). */
+	svc_cont_fn async_then;
+	void *async_arg;
+	atomic_int async_state; /* enum async_state */
+	enum mat_code async_rc;
+	const struct svc_authz *async_az; /* the decision svc_authorize_with armed, or NULL */
 	char generic_path[200];
 };
 
@@ -688,6 +699,7 @@ void svc_authorize_with(struct svc_ctx *ctx, const char *org_id, struct store_ca
 	a->az.decide = decide_in_store;
 	a->az.arg = a;
 	sc->authz = &a->az;
+	ctx->call->async_az = a;
 }
 
 enum mat_code svc_authorized(struct svc_ctx *ctx, const char *org_id, enum mat_code rc)
@@ -1093,7 +1105,7 @@ static void stream_sent(struct svc_call *c, int success)
 /* Calls that never block (no storage) run on the poller itself. */
 static bool runs_inline(const struct svc_method *m)
 {
-	return m == NULL || m->kind == SVC_UNARY_INLINE;
+	return m == NULL || m->kind == SVC_UNARY_INLINE || m->kind == SVC_UNARY_ASYNC;
 }
 
 /* RECEIVED, on the poller: the call leaves its slot (which is re-armed right after) for a
@@ -1171,6 +1183,67 @@ static struct svc_call *accept_call(struct svc_slot *s)
 	return c;
 }
 
+static void complete(struct svc_call *c, enum mat_code rc);
+
+/* --- asynchronous storage steps (SVC_UNARY_ASYNC) ----------------------------------------------
+ */
+
+void svc_async_begin(struct svc_ctx *ctx, svc_cont_fn then, void *arg)
+{
+	struct svc_call *c = ctx->call;
+
+	assert(c->m != NULL && c->m->kind == SVC_UNARY_ASYNC && c->async_then == NULL);
+	c->async_then = then;
+	c->async_arg = arg;
+	atomic_store(&c->async_state, ASYNC_IN_HANDLER);
+}
+
+/* Whether the continuation might block: it must then run on a handler thread. Only the
+ * authorization can: bindings the step could not read are read then, and a refusal is audited
+ * (a write). Everything else a continuation does is decoding and encoding. */
+static bool continuation_blocks(struct svc_call *c)
+{
+	struct svc_ctx *ctx = &c->ctx;
+	const struct svc_authz *a = c->async_az;
+	enum mat_code rc = c->async_rc;
+
+	if (a == NULL || !needs_bindings(ctx))
+		return false;
+	if (!ctx->bindings_loaded)
+		return !(rc == MAT_UNAVAILABLE || rc == MAT_TIMEOUT || rc == MAT_CANCELLED);
+	return !allowed(ctx, a->org_id);
+}
+
+/* Runs the continuation and completes the call (any thread that may block as it needs). */
+static void async_continue(struct svc_call *c)
+{
+	enum mat_code rc = c->async_then(&c->ctx, c->async_arg, c->async_rc);
+	complete(c, rc);
+}
+
+static void async_resume(struct svc_call *c)
+{
+	if (continuation_blocks(c)) {
+		atomic_store(&c->async_state, ASYNC_RESUMING);
+		if (enqueue(c->w->srv, c, true))
+			return;
+		/* Shutting down: nothing waits any more; the refusal is still audited here. */
+	}
+	async_continue(c);
+}
+
+void svc_async_done(void *arg, enum mat_code rc)
+{
+	struct svc_ctx *ctx = arg;
+	struct svc_call *c = ctx->call;
+	int expect = ASYNC_IN_HANDLER;
+
+	c->async_rc = rc;
+	if (atomic_compare_exchange_strong(&c->async_state, &expect, ASYNC_DONE_EARLY))
+		return; /* the handler has not returned yet: run_call continues */
+	async_resume(c);
+}
+
 /* HANDLED: authenticate, decode, run the handler, send the status (any thread). */
 static void run_call(struct svc_call *c)
 {
@@ -1245,12 +1318,36 @@ static void run_call(struct svc_call *c)
 		stream_fetch(c);
 		return;
 	}
+	if (c->async_then != NULL && rc == MAT_OK) {
+		/* The storage step holds what it needs; the request is no longer needed. */
+		int expect = ASYNC_IN_HANDLER;
+		svc_arena_free(req_arena);
+		if (!atomic_compare_exchange_strong(&c->async_state, &expect, ASYNC_WAITING))
+			async_resume(c); /* it completed already, on this thread */
+		return;
+	}
+	complete(c, rc);
+	svc_arena_free(req_arena);
+	return;
+out:
+	svc_arena_free(req_arena); /* the request, whole */
+	finish(c, rc);
+}
+
+/* After the handler (and its continuation): the checks every unary call passes, then the
+ * status. */
+static void complete(struct svc_call *c, enum mat_code rc)
+{
+	struct svc_server *srv = c->w->srv;
+	const struct svc_method *m = c->m;
+
 	/* A handler that skipped svc_authorize for a guarded method is a bug: never send data. */
 	if (rc == MAT_OK && !c->authorized) {
 		rc = mat_error_set(&c->ctx.err, MAT_INTERNAL, "%s returned without authorizing",
 		                   c->ctx.method);
 	}
-	if (rc == MAT_OK && (m->kind == SVC_UNARY || m->kind == SVC_UNARY_INLINE) &&
+	if (rc == MAT_OK &&
+	    (m->kind == SVC_UNARY || m->kind == SVC_UNARY_INLINE || m->kind == SVC_UNARY_ASYNC) &&
 	    c->reply_bb == NULL)
 		rc =
 		    mat_error_set(&c->ctx.err, MAT_INTERNAL, "%s produced no reply", c->ctx.method);
@@ -1265,8 +1362,6 @@ static void run_call(struct svc_call *c)
 		if (store_audit_denied(&sc, c->ctx.resource, 7, &ignored) != MAT_OK)
 			svc_log_event("error", "audit of a denial failed: %s", ignored.message);
 	}
-out:
-	svc_arena_free(req_arena); /* the request, whole */
 	finish(c, rc);
 }
 
@@ -1354,6 +1449,10 @@ static void *handler_main(void *arg)
 			break; /* closed and drained */
 		if (c->sops != NULL) {
 			stream_fetch(c); /* a stream's next batch */
+			continue;
+		}
+		if (atomic_load(&c->async_state) == ASYNC_RESUMING) {
+			async_continue(c); /* a continuation that may block */
 			continue;
 		}
 		if (c->m != NULL && c->m->kind == SVC_BIDI_STREAM)
@@ -1549,6 +1648,16 @@ int svc_server_port(const struct svc_server *srv)
 
 int svc_server_start(struct svc_server *srv)
 {
+	struct mat_error err;
+
+	mat_error_clear(&err);
+	/* Two pipelined connections keep both cores' backends busy; more only spread the same
+	 * reads thinner (docs/architecture.md). */
+	if (store_pool_start_loop(srv->pool, srv->cfg->db_pool < 2 ? srv->cfg->db_pool : 2, &err) !=
+	    MAT_OK) {
+		svc_log_event("error", "%s", err.message);
+		return -1;
+	}
 	grpc_server_start(srv->server);
 	svc_health_start(srv->health);
 	if (srv->cfg->health_listen != NULL) {
@@ -1620,6 +1729,9 @@ void svc_server_shutdown(struct svc_server *srv)
 	pthread_mutex_unlock(&srv->q_mu);
 	for (int i = 0; i < srv->n_handlers; i++)
 		pthread_join(srv->handlers[i], NULL);
+	/* Reads still on the storage loop complete (UNAVAILABLE) and send their status while the
+	 * pollers still drain their queues. */
+	store_pool_stop_loop(srv->pool);
 	/* Nothing starts a batch any more: the pollers' queues drain to SHUTDOWN. */
 	for (int i = 0; i < srv->n_workers; i++)
 		grpc_completion_queue_shutdown(srv->workers[i].cq);

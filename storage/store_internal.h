@@ -241,6 +241,65 @@ PGresult *store__pq_get_result(struct store__conn *cn);
 /* True when an injected fault was the last failure on this thread (for error messages). */
 bool store__pq_fault_hit(void);
 
+/* --- for store_exec.c and store_loop.c ---------------------------------------------------------
+ */
+
+/* The slot (prepared statement "s<slot>") of st, assigned on first use. Any thread. */
+int store__stmt_slot(struct store__stmt *st);
+bool store__bit_get(const uint64_t *bits, int i);
+void store__bit_set(uint64_t *bits, int i);
+/* Maps a failed result into err/diag (SQLSTATE mapping; connection-class errors mark cn lost). */
+enum mat_code store__result_error(struct store__conn *cn, const PGresult *r,
+                                  struct store__diag *diag, struct mat_error *err);
+/* statement_timeout for the time left, as the parameter of store__st_timeout(). False when no
+ * time is left. */
+bool store__timeout_param(const struct store_call *c, char buf[24]);
+struct store__stmt *store__st_begin_ro(void);
+struct store__stmt *store__st_commit(void);
+struct store__stmt *store__st_timeout(void);
+/* The pool's connection parameters (NULL-terminated arrays) and connect timeout. */
+void store__pool_params(const struct store_pool *p, const char *const **keywords,
+                        const char *const **values, int *connect_timeout_ms);
+struct store_loop;
+/* The pool's storage loop (store_loop.c), NULL until store_pool_start_loop. */
+struct store_loop *store__pool_loop(const struct store_pool *p);
+void store__pool_set_loop(struct store_pool *p, struct store_loop *l);
+
+/* A read run by the storage loop (store_loop.c) instead of the calling thread: the same commands
+ * and the same semantics as store__read (statement_timeout from the deadline, the binding read of
+ * c->authz decided before results are handed out, several commands in one read-only snapshot, a
+ * connection found dead on first use replaced and the read retried once), but pipelined with the
+ * reads of other calls on a shared connection, and finished by a callback instead of a return.
+ *
+ * The caller fills c, cmds (at most 8), n, err and complete, and keeps all of them (and what
+ * they point to) alive until complete runs. complete(r, rc) runs exactly once, on the loop thread
+ * (or, before store_pool_start_loop, on the calling thread): on MAT_OK the caller owns each
+ * cmds[i].res, else they are NULL and err says why. It must not block. */
+struct store__aread {
+	const struct store_call *c;
+	struct store__cmd *cmds;
+	size_t n;
+	struct mat_error *err;
+	void (*complete)(struct store__aread *r, enum mat_code rc);
+	/* The loop's. */
+	struct store__cmd all[12];
+	size_t n_all, first, authz_at;
+	bool authz;
+	char tbuf[24];
+	const char *tparams[1];
+	struct store__aop {
+		struct store__cmd *cmd; /* NULL for a Prepare */
+		int slot;
+	} ops[24];
+	size_t n_ops, at;
+	bool want_null, was_used;
+	int attempt;
+	enum mat_code first_rc;
+	struct store__diag diag;
+	struct store__aread *next;
+};
+void store__read_async(struct store_pool *pool, struct store__aread *r);
+
 /* --- shared decoders ------------------------------------------------------------------------- */
 
 /* Labels as the JSON object stored in organizations.labels and used for `labels @> $1`
