@@ -1214,11 +1214,25 @@ static bool continuation_blocks(struct svc_call *c)
 	return !allowed(ctx, a->org_id);
 }
 
-/* Runs the continuation and completes the call (any thread that may block as it needs). */
+static void async_resume(struct svc_call *c);
+
+/* Runs the continuation, then completes the call — unless the continuation started a next
+ * step (svc_async_begin again), which then continues the call when it completes. */
 static void async_continue(struct svc_call *c)
 {
-	enum mat_code rc = c->async_then(&c->ctx, c->async_arg, c->async_rc);
-	complete(c, rc);
+	svc_cont_fn then = c->async_then;
+	enum mat_code rc;
+	int expect = ASYNC_IN_HANDLER;
+
+	c->async_then = NULL;
+	atomic_store(&c->async_state, ASYNC_NONE);
+	rc = then(&c->ctx, c->async_arg, c->async_rc);
+	if (c->async_then == NULL || rc != MAT_OK) {
+		complete(c, rc);
+		return;
+	}
+	if (!atomic_compare_exchange_strong(&c->async_state, &expect, ASYNC_WAITING))
+		async_resume(c); /* the next step completed already */
 }
 
 static void async_resume(struct svc_call *c)

@@ -151,6 +151,10 @@ enum mat_code store_assessment_create_with_answers(const struct store_call *c, c
                                                    struct mat_error *err) MAT_MUSTCHECK;
 enum mat_code store_assessment_get(const struct store_call *c, const char *org_id, const char *id,
                                    struct mat_assessment *out, struct mat_error *err) MAT_MUSTCHECK;
+/* store_assessment_get on the storage loop; see store_org_get_async. */
+void store_assessment_get_async(const struct store_call *c, const char *org_id, const char *id,
+                                struct mat_assessment *out, struct mat_error *err,
+                                store_done_fn done, void *arg);
 /* Newest first (id descending). state UNSPECIFIED = all. Answers included. */
 enum mat_code store_assessment_list(const struct store_call *c, const char *org_id,
                                     enum mat_assessment_state state, int page_size,

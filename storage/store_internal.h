@@ -300,6 +300,25 @@ struct store__aread {
 };
 void store__read_async(struct store_pool *pool, struct store__aread *r);
 
+/* The usual shape of an asynchronous read function: one allocation holding the read, its
+ * commands, copies of its parameters and the caller's completion; `decode` turns the results
+ * into the caller's output on the loop thread, then `done` runs and everything is freed. */
+struct store__aget {
+	struct store__aread r;
+	struct store__cmd cmds[4];
+	const char *params[4];
+	char keys[4][72]; /* copies of short parameters (ids, names) */
+	enum mat_code (*decode)(struct store__aget *g, struct mat_error *err);
+	void *out;
+	store_done_fn done;
+	void *arg;
+};
+/* A zeroed store__aget for c, or NULL after done(arg, MAT_INTERNAL) (out of memory). */
+struct store__aget *store__aget_new(const struct store_call *c, struct mat_error *err,
+                                    store_done_fn done, void *arg);
+/* Sends g's first n commands (cmds[i].st and params set by the caller). */
+void store__aget_start(struct store__aget *g, size_t n);
+
 /* --- shared decoders ------------------------------------------------------------------------- */
 
 /* Labels as the JSON object stored in organizations.labels and used for `labels @> $1`

@@ -711,3 +711,42 @@ void store__read_async(struct store_pool *pool, struct store__aread *r)
 	uv_async_send(&l->wake);
 	pthread_mutex_unlock(&l->mu);
 }
+
+/* --- the usual shape of an asynchronous read -----------------------------------------------------
+ */
+
+static void aget_complete(struct store__aread *r, enum mat_code rc)
+{
+	struct store__aget *g = (struct store__aget *)r;
+
+	if (rc == MAT_OK) {
+		rc = g->decode(g, r->err);
+		store__cmds_clear(g->cmds, r->n);
+	}
+	g->done(g->arg, rc);
+	free(g);
+}
+
+struct store__aget *store__aget_new(const struct store_call *c, struct mat_error *err,
+                                    store_done_fn done, void *arg)
+{
+	struct store__aget *g = calloc(1, sizeof(*g));
+
+	if (g == NULL) {
+		done(arg, store__oom(err));
+		return NULL;
+	}
+	g->r.c = c;
+	g->r.err = err;
+	g->r.cmds = g->cmds;
+	g->r.complete = aget_complete;
+	g->done = done;
+	g->arg = arg;
+	return g;
+}
+
+void store__aget_start(struct store__aget *g, size_t n)
+{
+	g->r.n = n;
+	store__read_async(g->r.c->pool, &g->r);
+}

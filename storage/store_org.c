@@ -269,61 +269,33 @@ enum mat_code store_org_get(const struct store_call *c, const char *org_id,
 	return rc;
 }
 
-/* The asynchronous read: the command, its parameter and the caller's completion live in one
- * allocation until the storage loop has answered. */
-struct org_get_async {
-	struct store__aread r;
-	struct store__cmd cmd;
-	const char *params[1];
-	char org_id[MAT_MAX_ORG_ID + 1];
-	struct mat_organization *out;
-	store_done_fn done;
-	void *arg;
-};
-
-static void org_get_complete(struct store__aread *r, enum mat_code rc)
+static enum mat_code org_get_decode(struct store__aget *g, struct mat_error *err)
 {
-	struct org_get_async *op = (struct org_get_async *)r;
-
-	if (rc == MAT_OK) {
-		if (PQntuples(op->cmd.res) == 0)
-			rc = not_found(r->err, op->org_id);
-		else
-			rc = org_from_row(op->cmd.res, 0, op->out, r->err);
-		store__cmds_clear(&op->cmd, 1);
-	}
-	op->done(op->arg, rc);
-	free(op);
+	if (PQntuples(g->cmds[0].res) == 0)
+		return not_found(err, g->keys[0]);
+	return org_from_row(g->cmds[0].res, 0, g->out, err);
 }
 
 void store_org_get_async(const struct store_call *c, const char *org_id,
                          struct mat_organization *out, struct mat_error *err, store_done_fn done,
                          void *arg)
 {
-	struct org_get_async *op;
+	struct store__aget *g;
 
 	memset(out, 0, sizeof(*out));
 	if (!id_ok(org_id)) {
 		done(arg, not_found(err, org_id != NULL ? org_id : ""));
 		return;
 	}
-	op = calloc(1, sizeof(*op));
-	if (op == NULL) {
-		done(arg, store__oom(err));
+	g = store__aget_new(c, err, done, arg);
+	if (g == NULL)
 		return;
-	}
-	snprintf(op->org_id, sizeof(op->org_id), "%s", org_id);
-	op->params[0] = op->org_id;
-	op->cmd = (struct store__cmd){.st = &st_org_get, .params = op->params};
-	op->out = out;
-	op->done = done;
-	op->arg = arg;
-	op->r.c = c;
-	op->r.cmds = &op->cmd;
-	op->r.n = 1;
-	op->r.err = err;
-	op->r.complete = org_get_complete;
-	store__read_async(c->pool, &op->r);
+	snprintf(g->keys[0], sizeof(g->keys[0]), "%s", org_id);
+	g->params[0] = g->keys[0];
+	g->cmds[0] = (struct store__cmd){.st = &st_org_get, .params = g->params};
+	g->decode = org_get_decode;
+	g->out = out;
+	store__aget_start(g, 1);
 }
 
 static uint64_t org_list_filter(void)
