@@ -288,4 +288,24 @@ enum mat_code store_audit_list(const struct store_call *c, const char *principal
                                const char *page_token, struct mat_audit_event **out, size_t *n_out,
                                char **next_token, struct mat_error *err) MAT_MUSTCHECK;
 
+/* --- evidence and the live score --------------------------------------------------------- */
+
+/* Everything the live score needs, read in one round trip where possible. */
+struct store_live_inputs {
+	struct mat_organization org;
+	struct mat_assessment submitted; /* zeroed (id NULL) when the organization has no submitted
+	                                    assessment */
+	struct mat_evidence *evidence;   /* candidate evidence at `now` (at most the current one per
+	                                    practice is enough) */
+	size_t n_evidence;
+};
+
+/* The organization, its last submitted assessment (with answers) and its evidence in force at
+ * `now`. Unknown organization -> MAT_NOT_FOUND. `out` is zeroed on entry; the caller frees it
+ * with store_live_inputs_cleanup whatever the result. */
+enum mat_code store_live_inputs_get(const struct store_call *c, const char *org_id, mat_time_us now,
+                                    struct store_live_inputs *out,
+                                    struct mat_error *err) MAT_MUSTCHECK;
+void store_live_inputs_cleanup(struct store_live_inputs *in);
+
 #endif
