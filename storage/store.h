@@ -290,6 +290,30 @@ enum mat_code store_audit_list(const struct store_call *c, const char *principal
 
 /* --- evidence and the live score --------------------------------------------------------- */
 
+/* Records `n` pieces (1..MAT_MAX_EVIDENCE_BATCH, validated by the caller: practice_id, status,
+ * source, observe_time, expire_time, uri, digest and note are read, the rest is ignored) for
+ * organization `org_id` in one transaction, all or nothing, with new UUIDv7 ids, reporter =
+ * c->principal and one audit event: resource = the piece's name, or, when `batch`, the
+ * organization's name. request_id as for organizations (a retry returns the first call's pieces;
+ * ReportEvidence and BatchReportEvidence keep separate keys). Unknown organization ->
+ * MAT_NOT_FOUND. On MAT_OK *out holds *n_out pieces in request order; the caller frees each with
+ * mat_evidence_cleanup, then free(*out). */
+enum mat_code store_evidence_report(const struct store_call *c, const char *org_id,
+                                    const struct mat_evidence *in, size_t n, bool batch,
+                                    const char *request_id, struct mat_evidence **out,
+                                    size_t *n_out, struct mat_error *err) MAT_MUSTCHECK;
+/* By id (canonical UUID, any case); anything else, or another organization's -> MAT_NOT_FOUND. */
+enum mat_code store_evidence_get(const struct store_call *c, const char *org_id, const char *id,
+                                 struct mat_evidence *out, struct mat_error *err) MAT_MUSTCHECK;
+/* Newest observe_time first, then id descending. practice_id NULL or "" = every practice;
+ * without include_expired only pieces with expire_time > now. Keyset page token bound to the
+ * filters; page_size as for store_org_list. Unknown organization -> MAT_NOT_FOUND. */
+enum mat_code store_evidence_list(const struct store_call *c, const char *org_id,
+                                  const char *practice_id, bool include_expired, mat_time_us now,
+                                  int page_size, const char *page_token, struct mat_evidence **out,
+                                  size_t *n_out, char **next_token,
+                                  struct mat_error *err) MAT_MUSTCHECK;
+
 /* Everything the live score needs, read in one round trip where possible. */
 struct store_live_inputs {
 	struct mat_organization org;

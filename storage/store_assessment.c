@@ -12,13 +12,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define ASM_COLS                                                                                  \
-	"a.org_id, a.id::text, a.title, a.model_id, a.state, a.creator, a.submitter, "            \
-	"mat_epoch_us(a.create_time), mat_epoch_us(a.update_time), mat_epoch_us(a.submit_time), " \
-	"a.version"
-#define ANS_COLS                                                                   \
-	"x.assessment_id::text, x.practice_id, x.status, x.note, x.evidence_uri, " \
-	"mat_epoch_us(x.update_time), x.updated_by"
+#define ASM_COLS STORE__ASM_COLS
+#define ANS_COLS STORE__ANS_COLS
 /* The page of ListAssessments: newest first, state 0 = any, strictly before the cursor. */
 #define ASM_PAGE                                                                                   \
 	"FROM assessments a WHERE a.org_id = $1 AND ($2::smallint = 0 OR a.state = $2::smallint) " \
