@@ -3,7 +3,10 @@
  * cost is linear in the evidence given (storage hands over at most one per practice). */
 #include "mat_live.h"
 
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 static bool evidence_in_force(const struct mat_evidence *e, mat_time_us now)
 {
@@ -109,4 +112,40 @@ void mat_live_compute(const struct mat_model *m, const struct mat_evidence *ev, 
 
 	mat_score_compute(m, status, &out->score);
 	out->confidence = satisfied > 0 ? (double)satisfied_by_evidence / (double)satisfied : 0.0;
+}
+
+void mat_time_rfc3339(mat_time_us t, char out[MAT_RFC3339_LEN])
+{
+	int64_t secs = t / 1000000;
+	time_t tt;
+	struct tm tm;
+
+	if (t % 1000000 < 0)
+		secs--; /* floor: before 1970 the second starts earlier */
+	tt = (time_t)secs;
+	if (gmtime_r(&tt, &tm) == NULL) {
+		snprintf(out, MAT_RFC3339_LEN, "%s", "invalid-time");
+		return;
+	}
+	snprintf(out, MAT_RFC3339_LEN, "%04d-%02d-%02dT%02d:%02d:%02dZ", tm.tm_year + 1900,
+	         tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
+}
+
+char *mat_evidence_prefill_note(const struct mat_evidence *e)
+{
+	static const char fmt[] = "evidence organizations/%s/evidence/%s from %s, observed %s";
+	const char *org = e->org_id != NULL ? e->org_id : "", *id = e->id != NULL ? e->id : "";
+	const char *source = e->source != NULL ? e->source : "";
+	char when[MAT_RFC3339_LEN];
+	char *note;
+	int len;
+
+	mat_time_rfc3339(e->observe_time, when);
+	len = snprintf(NULL, 0, fmt, org, id, source, when);
+	if (len < 0)
+		return NULL;
+	note = malloc((size_t)len + 1);
+	if (note != NULL)
+		snprintf(note, (size_t)len + 1, fmt, org, id, source, when);
+	return note;
 }

@@ -1,7 +1,7 @@
 /* The live status of an organization: what automation currently observes (evidence), falling
  * back to the last submitted assessment's answers, scored by the same engine as assessments
- * (mat_score.h). Pure functions: no allocation, no I/O, thread-safe. docs/evidence.md explains
- * the rule for users. */
+ * (mat_score.h). Pure functions: no I/O, thread-safe; only the prefill note allocates.
+ * docs/evidence.md explains the rule for users. */
 #ifndef MAT_LIVE_H
 #define MAT_LIVE_H
 
@@ -47,5 +47,14 @@ const struct mat_evidence *mat_evidence_current(const struct mat_evidence *ev, s
 void mat_live_compute(const struct mat_model *m, const struct mat_evidence *ev, size_t n,
                       const struct mat_assessment *submitted, mat_time_us now,
                       struct mat_live *out);
+
+/* RFC 3339 in UTC to the second with "Z" ("2026-05-01T12:00:00Z"); t is floored to its second. */
+#define MAT_RFC3339_LEN 80 /* room for any int fields (the compiler checks) */
+void mat_time_rfc3339(mat_time_us t, char out[MAT_RFC3339_LEN]);
+
+/* The note of an answer prefilled from evidence `e` by CreateAssessment: "evidence
+ * organizations/{org}/evidence/{id} from {source}, observed {observe_time, mat_time_rfc3339}".
+ * Malloc'd; NULL when out of memory. */
+char *mat_evidence_prefill_note(const struct mat_evidence *e);
 
 #endif

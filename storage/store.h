@@ -129,6 +129,15 @@ enum mat_code store_assessment_create_with_answers(const struct store_call *c, c
                                                    size_t n_answers, const char *request_id,
                                                    struct mat_assessment *out,
                                                    struct mat_error *err) MAT_MUSTCHECK;
+/* The same, and when prefill_now is not 0, every practice of the model that has current evidence
+ * at prefill_now and no answer in `answers` is answered from that evidence (status, evidence_uri
+ * = its uri, note = mat_evidence_prefill_note), read in the creating transaction. */
+enum mat_code store_assessment_create_prefilled(const struct store_call *c, const char *org_id,
+                                                const char *title, const char *model_id,
+                                                const struct mat_answer *answers, size_t n_answers,
+                                                mat_time_us prefill_now, const char *request_id,
+                                                struct mat_assessment *out,
+                                                struct mat_error *err) MAT_MUSTCHECK;
 enum mat_code store_assessment_get(const struct store_call *c, const char *org_id, const char *id,
                                    struct mat_assessment *out, struct mat_error *err) MAT_MUSTCHECK;
 /* Newest first (id descending). state UNSPECIFIED = all. Answers included. */
