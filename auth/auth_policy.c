@@ -47,6 +47,13 @@ static const struct auth_rule rules[] = {
     {MLOPS "ReportingService/ExportAssessments", AUTH_PERM_VIEW_OR_GLOBAL, AUTH_ORG_FIELD},
     {MLOPS "ReportingService/ExportTransitions", AUTH_PERM_VIEW_OR_GLOBAL, AUTH_ORG_FIELD},
 
+    /* Automation reports what it observes; people who may edit assessments may report too. */
+    {MLOPS "EvidenceService/ReportEvidence", AUTH_PERM_REPORT_EVIDENCE, AUTH_ORG_PARENT},
+    {MLOPS "EvidenceService/BatchReportEvidence", AUTH_PERM_REPORT_EVIDENCE, AUTH_ORG_PARENT},
+    {MLOPS "EvidenceService/GetEvidence", AUTH_PERM_VIEW, AUTH_ORG_NAME},
+    {MLOPS "EvidenceService/ListEvidence", AUTH_PERM_VIEW, AUTH_ORG_PARENT},
+    {MLOPS "EvidenceService/GetLiveScore", AUTH_PERM_VIEW, AUTH_ORG_FIELD},
+
     {MLOPS "AccessService/WhoAmI", AUTH_PERM_ANY, AUTH_ORG_NONE},
     {MLOPS "AccessService/CreateRoleBinding", AUTH_PERM_ADMIN, AUTH_ORG_NONE},
     {MLOPS "AccessService/DeleteRoleBinding", AUTH_PERM_ADMIN, AUTH_ORG_NONE},
@@ -98,6 +105,8 @@ const char *auth_perm_name(enum auth_perm perm)
 		return "GLOBAL_ANY";
 	case AUTH_PERM_VIEW_OR_GLOBAL:
 		return "VIEW_OR_GLOBAL";
+	case AUTH_PERM_REPORT_EVIDENCE:
+		return "REPORT_EVIDENCE";
 	}
 	return "UNKNOWN_PERM";
 }
@@ -167,6 +176,8 @@ static bool role_grants(enum mat_role role, enum auth_perm perm)
 		return role == MAT_ROLE_EDITOR;
 	case AUTH_PERM_REVIEW:
 		return role == MAT_ROLE_REVIEWER;
+	case AUTH_PERM_REPORT_EVIDENCE:
+		return role == MAT_ROLE_EVIDENCE_WRITER || role == MAT_ROLE_EDITOR;
 	case AUTH_PERM_ANY:
 	case AUTH_PERM_ADMIN:
 	case AUTH_PERM_GLOBAL_ANY:
@@ -176,7 +187,7 @@ static bool role_grants(enum mat_role role, enum auth_perm perm)
 	return false;
 }
 
-/* VIEW, EDIT or REVIEW on one organization (org_id not "no organization"). */
+/* VIEW, EDIT, REVIEW or REPORT_EVIDENCE on one organization (org_id not "no organization"). */
 static bool allows_on_org(enum auth_perm perm, const char *org_id,
                           const struct mat_role_binding *bindings, size_t n)
 {
@@ -229,6 +240,7 @@ bool auth_policy_allows(enum auth_perm perm, const char *org_id,
 	case AUTH_PERM_VIEW:
 	case AUTH_PERM_EDIT:
 	case AUTH_PERM_REVIEW:
+	case AUTH_PERM_REPORT_EVIDENCE:
 		if (is_admin(bindings, n_bindings, bootstrap_admin))
 			return true;
 		/* No single organization: a read is a filtered list (the handler omits what the
@@ -268,6 +280,9 @@ enum mat_code auth_policy_check(const struct auth_rule *rule, const char *org_id
 		break;
 	case AUTH_PERM_REVIEW:
 		role = "reviewer";
+		break;
+	case AUTH_PERM_REPORT_EVIDENCE:
+		role = "evidence_writer or editor";
 		break;
 	case AUTH_PERM_GLOBAL_ANY:
 		return mat_error_set(err, MAT_DENIED, "%s needs a global role binding",

@@ -11,13 +11,15 @@
 #include <stddef.h>
 
 enum auth_perm {
-	AUTH_PERM_ANY = 0,       /* any verified certificate */
-	AUTH_PERM_ADMIN,         /* global admin */
-	AUTH_PERM_VIEW,          /* viewer (or a role that includes it) on the organization */
-	AUTH_PERM_EDIT,          /* editor on the organization */
-	AUTH_PERM_REVIEW,        /* reviewer on the organization */
-	AUTH_PERM_GLOBAL_ANY,    /* any global binding */
-	AUTH_PERM_VIEW_OR_GLOBAL /* exports: viewer on the org when one is named, else any global */
+	AUTH_PERM_ANY = 0,        /* any verified certificate */
+	AUTH_PERM_ADMIN,          /* global admin */
+	AUTH_PERM_VIEW,           /* viewer (or a role that includes it) on the organization */
+	AUTH_PERM_EDIT,           /* editor on the organization */
+	AUTH_PERM_REVIEW,         /* reviewer on the organization */
+	AUTH_PERM_GLOBAL_ANY,     /* any global binding */
+	AUTH_PERM_VIEW_OR_GLOBAL, /* exports: viewer on the org when one is named, else any global
+	                           */
+	AUTH_PERM_REPORT_EVIDENCE /* evidence_writer or editor on the organization; admin */
 };
 
 /* Where the organization that the permission applies to is found in the request. */

@@ -85,3 +85,18 @@ void mat_audit_event_cleanup(struct mat_audit_event *e)
 	free(e->request_id);
 	memset(e, 0, sizeof(*e));
 }
+
+void mat_evidence_cleanup(struct mat_evidence *e)
+{
+	if (e == NULL)
+		return;
+	free(e->org_id);
+	free(e->id);
+	free(e->practice_id);
+	free(e->source);
+	free(e->reporter);
+	free(e->uri);
+	free(e->digest);
+	free(e->note);
+	memset(e, 0, sizeof(*e));
+}

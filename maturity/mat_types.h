@@ -26,6 +26,7 @@
 #define MAT_PAGE_SIZE_DEFAULT 50
 #define MAT_PAGE_SIZE_MAX 1000
 #define MAT_MAX_LEVEL 4
+#define MAT_MAX_EVIDENCE_BATCH 100 /* pieces in one BatchReportEvidence request */
 
 enum mat_status {
 	MAT_STATUS_UNSPECIFIED = 0,
@@ -159,11 +160,28 @@ struct mat_audit_event {
 	char *request_id;
 };
 
+/* An immutable observation of one practice of one organization, reported by automation. */
+struct mat_evidence {
+	char *org_id;
+	char *id; /* UUIDv7, lower-case canonical text */
+	char *practice_id;
+	enum mat_status status; /* NOT_IMPLEMENTED, PARTIAL or IMPLEMENTED */
+	char *source;
+	char *reporter;
+	mat_time_us observe_time;
+	mat_time_us expire_time;
+	char *uri;    /* "" when none */
+	char *digest; /* "" when none */
+	char *note;   /* "" when none */
+	mat_time_us create_time;
+};
+
 void mat_organization_cleanup(struct mat_organization *o);
 void mat_answer_cleanup(struct mat_answer *a);
 void mat_assessment_cleanup(struct mat_assessment *a);
 void mat_transition_cleanup(struct mat_transition *t);
 void mat_role_binding_cleanup(struct mat_role_binding *b);
 void mat_audit_event_cleanup(struct mat_audit_event *e);
+void mat_evidence_cleanup(struct mat_evidence *e);
 
 #endif

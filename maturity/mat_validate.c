@@ -359,3 +359,141 @@ void mat_answers_to_status(const struct mat_model *m, const struct mat_answer *a
 		status[idx] = a->status;
 	}
 }
+
+/* --- evidence ------------------------------------------------------------------------------- */
+
+bool mat_evidence_source_valid(const char *s)
+{
+	size_t i;
+
+	if (s == NULL || !is_lower(s[0]))
+		return false;
+	for (i = 1; s[i] != '\0'; i++) {
+		char c = s[i];
+		if (i >= MAT_MAX_EVIDENCE_SOURCE)
+			return false;
+		if (!(is_lower(c) || is_digit(c) || c == '.' || c == '_' || c == '/' || c == '-'))
+			return false;
+	}
+	return true;
+}
+
+bool mat_evidence_digest_valid(const char *s)
+{
+	static const char prefix[] = "sha256:";
+	size_t i;
+
+	if (s == NULL || strncmp(s, prefix, sizeof(prefix) - 1) != 0)
+		return false;
+	s += sizeof(prefix) - 1;
+	for (i = 0; s[i] != '\0'; i++) {
+		if (!(is_digit(s[i]) || (s[i] >= 'a' && s[i] <= 'f')))
+			return false;
+	}
+	return i == 64;
+}
+
+static const char *evidence_field(char *buf, size_t size, const char *prefix, const char *name)
+{
+	snprintf(buf, size, "%s.%s", prefix, name);
+	return buf;
+}
+
+bool mat_evidence_validate(const struct mat_evidence *e, mat_time_us now, const char *prefix,
+                           struct mat_error *err)
+{
+	const struct mat_model *m = mat_model_find("mlops-v1");
+	char field[sizeof(err->violations[0].field)];
+	char quoted[QUOTE_BUF];
+	const char *pid = e->practice_id != NULL ? e->practice_id : "";
+	const char *source = e->source != NULL ? e->source : "";
+	bool ok = true;
+
+	if (prefix == NULL)
+		prefix = "evidence";
+	/* Evidence belongs to the organization, not to an assessment: its practices are those of
+	 * the default catalog, which every live score is computed against. */
+	if (pid[0] == '\0') {
+		mat_error_field(err, evidence_field(field, sizeof(field), prefix, "practice_id"),
+		                "must not be empty");
+		ok = false;
+	} else if (!mat_utf8_valid(pid, strlen(pid))) {
+		mat_error_field(err, evidence_field(field, sizeof(field), prefix, "practice_id"),
+		                "must be valid UTF-8");
+		ok = false;
+	} else if (m == NULL || mat_model_practice_index(m, pid, strlen(pid)) < 0) {
+		quote_excerpt(quoted, pid);
+		mat_error_field(err, evidence_field(field, sizeof(field), prefix, "practice_id"),
+		                "unknown practice \"%s\" in model mlops-v1", quoted);
+		ok = false;
+	}
+
+	switch (e->status) {
+	case MAT_STATUS_NOT_IMPLEMENTED:
+	case MAT_STATUS_PARTIAL:
+	case MAT_STATUS_IMPLEMENTED:
+		break;
+	case MAT_STATUS_UNSPECIFIED:
+		mat_error_field(err, evidence_field(field, sizeof(field), prefix, "status"),
+		                "must be set: NOT_IMPLEMENTED, PARTIAL or IMPLEMENTED");
+		ok = false;
+		break;
+	case MAT_STATUS_NOT_APPLICABLE:
+		mat_error_field(err, evidence_field(field, sizeof(field), prefix, "status"),
+		                "NOT_APPLICABLE is a human judgement: answer it in an assessment");
+		ok = false;
+		break;
+	default:
+		mat_error_field(err, evidence_field(field, sizeof(field), prefix, "status"),
+		                "unknown status %d", (int)e->status);
+		ok = false;
+		break;
+	}
+
+	if (source[0] == '\0') {
+		mat_error_field(err, evidence_field(field, sizeof(field), prefix, "source"),
+		                "must not be empty");
+		ok = false;
+	} else if (!mat_evidence_source_valid(source)) {
+		mat_error_field(err, evidence_field(field, sizeof(field), prefix, "source"),
+		                "must match [a-z][a-z0-9._/-]{0,127}");
+		ok = false;
+	}
+
+	if (e->observe_time == 0) {
+		mat_error_field(err, evidence_field(field, sizeof(field), prefix, "observe_time"),
+		                "must be set");
+		ok = false;
+	} else if (e->observe_time > now + MAT_EVIDENCE_MAX_FUTURE_US) {
+		mat_error_field(err, evidence_field(field, sizeof(field), prefix, "observe_time"),
+		                "must not be more than 5 minutes in the future");
+		ok = false;
+	}
+	if (e->expire_time == 0) {
+		mat_error_field(err, evidence_field(field, sizeof(field), prefix, "expire_time"),
+		                "must be set");
+		ok = false;
+	} else if (e->observe_time != 0 && e->expire_time <= e->observe_time) {
+		mat_error_field(err, evidence_field(field, sizeof(field), prefix, "expire_time"),
+		                "must be after observe_time");
+		ok = false;
+	} else if (e->observe_time != 0 &&
+	           e->expire_time - e->observe_time > MAT_EVIDENCE_MAX_LIFE_US) {
+		mat_error_field(err, evidence_field(field, sizeof(field), prefix, "expire_time"),
+		                "must be at most 400 days after observe_time");
+		ok = false;
+	}
+
+	if (!mat_check_string(err, evidence_field(field, sizeof(field), prefix, "uri"), e->uri,
+	                      MAT_MAX_EVIDENCE_URI, false))
+		ok = false;
+	if (e->digest != NULL && e->digest[0] != '\0' && !mat_evidence_digest_valid(e->digest)) {
+		mat_error_field(err, evidence_field(field, sizeof(field), prefix, "digest"),
+		                "must be \"sha256:\" and 64 lower-case hex digits");
+		ok = false;
+	}
+	if (!mat_check_string(err, evidence_field(field, sizeof(field), prefix, "note"), e->note,
+	                      MAT_MAX_EVIDENCE_NOTE, false))
+		ok = false;
+	return ok;
+}

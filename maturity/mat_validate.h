@@ -9,6 +9,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 /* Well-formed UTF-8 (no overlongs, no surrogates, <= U+10FFFF). NUL bytes are rejected too:
  * they cannot be stored in PostgreSQL text. */
@@ -46,5 +47,27 @@ bool mat_answers_validate_status(const struct mat_model *m, const struct mat_ans
  * `status` has m->n_practices entries. */
 void mat_answers_to_status(const struct mat_model *m, const struct mat_answer *answers, size_t n,
                            enum mat_status *status);
+
+/* Evidence limits and windows (docs/evidence.md). */
+#define MAT_MAX_EVIDENCE_SOURCE 128
+#define MAT_MAX_EVIDENCE_NOTE 4000
+#define MAT_EVIDENCE_MAX_FUTURE_US (5 * 60 * INT64_C(1000000))    /* observe_time skew */
+#define MAT_EVIDENCE_MAX_LIFE_US (400 * 86400 * INT64_C(1000000)) /* expire - observe */
+
+/* [a-z][a-z0-9._/-]{0,127}: who observed a piece of evidence, e.g. "mlflow/registry". */
+bool mat_evidence_source_valid(const char *s);
+
+/* "sha256:" and 64 lower-case hex digits. */
+bool mat_evidence_digest_valid(const char *s);
+
+/* Validates one piece of evidence as a client reports it, at `now`: practice_id known in
+ * mlops-v1; status NOT_IMPLEMENTED, PARTIAL or IMPLEMENTED (NOT_APPLICABLE is a human judgement,
+ * refused); source syntax; observe_time set and at most 5 minutes after `now`; expire_time after
+ * observe_time and at most 400 days after it; uri (<= 2048 bytes), digest ("" or sha256 form) and
+ * note (<= 4000 bytes) valid UTF-8. Output-only fields (org_id, id, reporter, create_time) are
+ * not looked at. Violations name `prefix.field` ("evidence.status", "evidence[3].source").
+ * Returns true when valid. */
+bool mat_evidence_validate(const struct mat_evidence *e, mat_time_us now, const char *prefix,
+                           struct mat_error *err);
 
 #endif

@@ -8,6 +8,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 typedef Mlops__Maturity__V1__Assessment Assessment;
 
@@ -22,6 +23,16 @@ static enum mat_code reply_assessment(struct svc_ctx *ctx, struct mat_assessment
 	return rc;
 }
 
+static mat_time_us wall_now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (mat_time_us)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+/* With prefill_from_evidence, practices the request leaves unanswered are answered from the
+ * organization's current evidence (docs/evidence.md), in the creating transaction. */
 static enum mat_code create_assessment(struct svc_ctx *ctx, const ProtobufCMessage *req_)
 {
 	const Mlops__Maturity__V1__CreateAssessmentRequest *req = (const void *)req_;
@@ -63,8 +74,9 @@ static enum mat_code create_assessment(struct svc_ctx *ctx, const ProtobufCMessa
 		n_answers = req->assessment->n_answers;
 	}
 	svc_store_call(ctx, &sc);
-	rc = store_assessment_create_with_answers(&sc, org, title, m->id, answers, n_answers, rid,
-	                                          &out, &ctx->err);
+	rc = store_assessment_create_prefilled(&sc, org, title, m->id, answers, n_answers,
+	                                       req->prefill_from_evidence ? wall_now() : 0, rid,
+	                                       &out, &ctx->err);
 	free(answers);
 	if (rc != MAT_OK)
 		return rc;

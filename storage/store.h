@@ -149,6 +149,15 @@ enum mat_code store_assessment_create_with_answers(const struct store_call *c, c
                                                    size_t n_answers, const char *request_id,
                                                    struct mat_assessment *out,
                                                    struct mat_error *err) MAT_MUSTCHECK;
+/* The same, and when prefill_now is not 0, every practice of the model that has current evidence
+ * at prefill_now and no answer in `answers` is answered from that evidence (status, evidence_uri
+ * = its uri, note = mat_evidence_prefill_note), read in the creating transaction. */
+enum mat_code store_assessment_create_prefilled(const struct store_call *c, const char *org_id,
+                                                const char *title, const char *model_id,
+                                                const struct mat_answer *answers, size_t n_answers,
+                                                mat_time_us prefill_now, const char *request_id,
+                                                struct mat_assessment *out,
+                                                struct mat_error *err) MAT_MUSTCHECK;
 enum mat_code store_assessment_get(const struct store_call *c, const char *org_id, const char *id,
                                    struct mat_assessment *out, struct mat_error *err) MAT_MUSTCHECK;
 /* store_assessment_get on the storage loop; see store_org_get_async. */
@@ -311,5 +320,49 @@ enum mat_code store_audit_list(const struct store_call *c, const char *principal
                                mat_time_us start_time, mat_time_us end_time, int page_size,
                                const char *page_token, struct mat_audit_event **out, size_t *n_out,
                                char **next_token, struct mat_error *err) MAT_MUSTCHECK;
+
+/* --- evidence and the live score --------------------------------------------------------- */
+
+/* Records `n` pieces (1..MAT_MAX_EVIDENCE_BATCH, validated by the caller: practice_id, status,
+ * source, observe_time, expire_time, uri, digest and note are read, the rest is ignored) for
+ * organization `org_id` in one transaction, all or nothing, with new UUIDv7 ids, reporter =
+ * c->principal and one audit event: resource = the piece's name, or, when `batch`, the
+ * organization's name. request_id as for organizations (a retry returns the first call's pieces;
+ * ReportEvidence and BatchReportEvidence keep separate keys). Unknown organization ->
+ * MAT_NOT_FOUND. On MAT_OK *out holds *n_out pieces in request order; the caller frees each with
+ * mat_evidence_cleanup, then free(*out). */
+enum mat_code store_evidence_report(const struct store_call *c, const char *org_id,
+                                    const struct mat_evidence *in, size_t n, bool batch,
+                                    const char *request_id, struct mat_evidence **out,
+                                    size_t *n_out, struct mat_error *err) MAT_MUSTCHECK;
+/* By id (canonical UUID, any case); anything else, or another organization's -> MAT_NOT_FOUND. */
+enum mat_code store_evidence_get(const struct store_call *c, const char *org_id, const char *id,
+                                 struct mat_evidence *out, struct mat_error *err) MAT_MUSTCHECK;
+/* Newest observe_time first, then id descending. practice_id NULL or "" = every practice;
+ * without include_expired only pieces with expire_time > now. Keyset page token bound to the
+ * filters; page_size as for store_org_list. Unknown organization -> MAT_NOT_FOUND. */
+enum mat_code store_evidence_list(const struct store_call *c, const char *org_id,
+                                  const char *practice_id, bool include_expired, mat_time_us now,
+                                  int page_size, const char *page_token, struct mat_evidence **out,
+                                  size_t *n_out, char **next_token,
+                                  struct mat_error *err) MAT_MUSTCHECK;
+
+/* Everything the live score needs, read in one round trip where possible. */
+struct store_live_inputs {
+	struct mat_organization org;
+	struct mat_assessment submitted; /* zeroed (id NULL) when the organization has no submitted
+	                                    assessment */
+	struct mat_evidence *evidence;   /* candidate evidence at `now` (at most the current one per
+	                                    practice is enough) */
+	size_t n_evidence;
+};
+
+/* The organization, its last submitted assessment (with answers) and its evidence in force at
+ * `now`. Unknown organization -> MAT_NOT_FOUND. `out` is zeroed on entry; the caller frees it
+ * with store_live_inputs_cleanup whatever the result. */
+enum mat_code store_live_inputs_get(const struct store_call *c, const char *org_id, mat_time_us now,
+                                    struct store_live_inputs *out,
+                                    struct mat_error *err) MAT_MUSTCHECK;
+void store_live_inputs_cleanup(struct store_live_inputs *in);
 
 #endif

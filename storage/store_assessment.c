@@ -2,6 +2,7 @@
  * newest first (keyset on id), upsert answers all-or-nothing, submit (with the SPEC §4 level
  * transitions, in one transaction under the organization's row lock) and delete drafts. Answers
  * are returned in the catalog order of the assessment's model. */
+#include "mat_live.h"
 #include "mat_model.h"
 #include "mat_score.h"
 #include "mat_validate.h"
@@ -12,13 +13,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define ASM_COLS                                                                                  \
-	"a.org_id, a.id::text, a.title, a.model_id, a.state, a.creator, a.submitter, "            \
-	"mat_epoch_us(a.create_time), mat_epoch_us(a.update_time), mat_epoch_us(a.submit_time), " \
-	"a.version"
-#define ANS_COLS                                                                   \
-	"x.assessment_id::text, x.practice_id, x.status, x.note, x.evidence_uri, " \
-	"mat_epoch_us(x.update_time), x.updated_by"
+#define ASM_COLS STORE__ASM_COLS
+#define ANS_COLS STORE__ANS_COLS
 /* The page of ListAssessments: newest first, state 0 = any, strictly before the cursor. */
 #define ASM_PAGE                                                                                   \
 	"FROM assessments a WHERE a.org_id = $1 AND ($2::smallint = 0 OR a.state = $2::smallint) " \
@@ -152,10 +148,89 @@ struct create_args {
 	const char *title;
 	const char *model_id;
 	const char *request_id;
+	mat_time_us prefill_now; /* 0: no prefill from evidence */
 	char id[STORE_UUID_TEXT];
 	char resource[160];
 	struct mat_assessment *out;
 };
+
+/* The prefill of CreateAssessment (docs/evidence.md): the request's answers, then one answer per
+ * practice of the model that has current evidence and no answer in the request. p->answers
+ * (freed with free_prefill) stays NULL when there is no current evidence: the request's answers
+ * are then used as they are. */
+struct prefill {
+	struct mat_answer *answers; /* request answers borrowed, added ones owned */
+	size_t n, n_request;
+};
+
+static void free_prefill(struct prefill *p)
+{
+	for (size_t i = p->n_request; i < p->n; i++) {
+		free(p->answers[i].note);
+		free(p->answers[i].evidence_uri);
+	}
+	free(p->answers);
+	memset(p, 0, sizeof(*p));
+}
+
+static enum mat_code prefill_answers(struct store__tx *tx, const struct create_args *a,
+                                     struct prefill *p, struct mat_error *err)
+{
+	const struct mat_model *m = mat_model_find(a->model_id);
+	bool answered[MAT_MAX_PRACTICES] = {false};
+	struct mat_evidence *ev = NULL;
+	size_t n_ev = 0;
+	enum mat_code rc;
+
+	memset(p, 0, sizeof(*p));
+	if (m == NULL)
+		return MAT_OK;
+	rc = store__evidence_current_tx(tx, a->org_id, a->prefill_now, &ev, &n_ev, err);
+	if (rc != MAT_OK || n_ev == 0)
+		return rc;
+	p->answers = calloc(a->n_answers + m->n_practices, sizeof(*p->answers));
+	if (p->answers == NULL) {
+		rc = store__oom(err);
+		goto out;
+	}
+	for (size_t i = 0; i < a->n_answers; i++) {
+		const char *pid = a->answers[i].practice_id;
+		int k = mat_model_practice_index(m, pid, strlen(pid));
+		if (k >= 0)
+			answered[k] = true;
+		p->answers[i] = a->answers[i];
+	}
+	p->n = p->n_request = a->n_answers;
+	/* Request answers win: evidence fills only what the request leaves open. */
+	for (size_t k = 0; k < m->n_practices; k++) {
+		const struct mat_evidence *e;
+		struct mat_answer *x;
+
+		if (answered[k])
+			continue;
+		e = mat_evidence_current(ev, n_ev, m->practices[k].id, a->prefill_now);
+		if (e == NULL)
+			continue;
+		x = &p->answers[p->n];
+		x->practice_id = (char *)m->practices[k].id;
+		x->status = e->status;
+		x->note = mat_evidence_prefill_note(e);
+		x->evidence_uri = strdup(e->uri != NULL ? e->uri : "");
+		p->n++;
+		if (x->note == NULL || x->evidence_uri == NULL) {
+			rc = store__oom(err);
+			goto out;
+		}
+	}
+	rc = MAT_OK;
+out:
+	for (size_t i = 0; i < n_ev; i++)
+		mat_evidence_cleanup(&ev[i]);
+	free(ev);
+	if (rc != MAT_OK)
+		free_prefill(p);
+	return rc;
+}
 
 static enum mat_code create_body(struct store__tx *tx, void *arg, struct mat_error *err)
 {
@@ -164,6 +239,8 @@ static enum mat_code create_body(struct store__tx *tx, void *arg, struct mat_err
 	const char *params[5] = {a->org_id, a->id, a->title, a->model_id, principal};
 	struct store__audit audit;
 	size_t n = a->n_answers;
+	const struct mat_answer *answers = a->answers;
+	struct prefill pf = {0};
 	struct store__cmd *cmds = NULL;
 	struct upsert_params *up = NULL;
 	enum mat_code rc;
@@ -195,6 +272,17 @@ static enum mat_code create_body(struct store__tx *tx, void *arg, struct mat_err
 			return rc;
 		}
 	}
+	if (a->prefill_now != 0) {
+		/* Read in this transaction, so the answers are those of the evidence current when
+		 * the assessment was created. */
+		rc = prefill_answers(tx, a, &pf, err);
+		if (rc != MAT_OK)
+			return rc;
+		if (pf.answers != NULL) {
+			answers = pf.answers;
+			n = pf.n;
+		}
+	}
 	/* The row, its initial answers and the audit event: one round trip, one transaction. */
 	cmds = calloc(n + 2, sizeof(*cmds));
 	up = calloc(n ? n : 1, sizeof(*up));
@@ -204,7 +292,7 @@ static enum mat_code create_body(struct store__tx *tx, void *arg, struct mat_err
 	}
 	cmds[0] = (struct store__cmd){.st = &st_asm_insert, .params = params};
 	for (size_t i = 0; i < n; i++) {
-		const struct mat_answer *x = &a->answers[i];
+		const struct mat_answer *x = &answers[i];
 		snprintf(up[i].status, sizeof(up[i].status), "%d", (int)x->status);
 		up[i].p[0] = a->org_id;
 		up[i].p[1] = a->id;
@@ -229,6 +317,7 @@ static enum mat_code create_body(struct store__tx *tx, void *arg, struct mat_err
 out:
 	free(cmds);
 	free(up);
+	free_prefill(&pf);
 	return rc;
 }
 
@@ -248,11 +337,22 @@ enum mat_code store_assessment_create_with_answers(const struct store_call *c, c
                                                    struct mat_assessment *out,
                                                    struct mat_error *err)
 {
+	return store_assessment_create_prefilled(c, org_id, title, model_id, answers, n_answers, 0,
+	                                         request_id, out, err);
+}
+
+enum mat_code store_assessment_create_prefilled(const struct store_call *c, const char *org_id,
+                                                const char *title, const char *model_id,
+                                                const struct mat_answer *answers, size_t n_answers,
+                                                mat_time_us prefill_now, const char *request_id,
+                                                struct mat_assessment *out, struct mat_error *err)
+{
 	struct create_args a = {.org_id = org_id,
 	                        .title = title != NULL ? title : "",
 	                        .out = out,
 	                        .answers = answers,
-	                        .n_answers = n_answers};
+	                        .n_answers = n_answers,
+	                        .prefill_now = prefill_now};
 	const struct mat_model *m;
 	char rid[STORE_UUID_TEXT];
 	enum mat_code rc;

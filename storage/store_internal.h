@@ -325,7 +325,16 @@ void store__aget_start(struct store__aget *g, size_t n);
  * (malloc'd; NULL when out of memory). One encoding everywhere, so containment compares like
  * with like. */
 char *store__labels_json(const struct mat_label *labels, size_t n);
-/* An assessment (without answers) from a row of the assessment columns of store_assessment.c. */
+/* The columns of an assessment (table alias a), as store__assessment_from_row reads them, and of
+ * its answers (alias x): assessment id, then what store__answers_from_rows reads from column 1. */
+#define STORE__ASM_COLS                                                                           \
+	"a.org_id, a.id::text, a.title, a.model_id, a.state, a.creator, a.submitter, "            \
+	"mat_epoch_us(a.create_time), mat_epoch_us(a.update_time), mat_epoch_us(a.submit_time), " \
+	"a.version"
+#define STORE__ANS_COLS                                                            \
+	"x.assessment_id::text, x.practice_id, x.status, x.note, x.evidence_uri, " \
+	"mat_epoch_us(x.update_time), x.updated_by"
+/* An assessment (without answers) from a row of STORE__ASM_COLS. */
 enum mat_code store__assessment_from_row(const PGresult *res, int row, struct mat_assessment *a,
                                          struct mat_error *err);
 /* a->answers from answer rows [from, to) whose practice_id is column `col` (then status, note,
@@ -333,6 +342,26 @@ enum mat_code store__assessment_from_row(const PGresult *res, int row, struct ma
  * last). */
 enum mat_code store__answers_from_rows(const PGresult *res, int from, int to, int col,
                                        struct mat_assessment *a, struct mat_error *err);
+
+/* The columns of an organization (alias o), as store__org_from_row reads them. */
+#define STORE__ORG_COLS                                                                        \
+	"o.id, o.display_name, o.description, "                                                \
+	"(SELECT coalesce(string_agg(octet_length(l.k) || ':' || l.k || octet_length(l.v) || " \
+	"':' || l.v, '' ORDER BY l.k COLLATE \"C\"), '') FROM jsonb_each_text(o.labels) "      \
+	"AS l(k, v)), "                                                                        \
+	"o.current_level, o.target_level, o.transition_policy, o.last_assessment_id::text, "   \
+	"mat_epoch_us(o.create_time), mat_epoch_us(o.update_time), o.version"
+enum mat_code store__org_from_row(const PGresult *res, int row, struct mat_organization *o,
+                                  struct mat_error *err) MAT_MUSTCHECK;
+
+/* --- evidence (store_evidence.c), for the prefill of CreateAssessment ------------------------ */
+
+/* The current evidence of every practice of organization `org_id` at `now` (at most one per
+ * practice of mlops-v1), read inside `tx`. *out (caller frees each with mat_evidence_cleanup,
+ * then free()) is NULL and *n 0 when there is none. */
+enum mat_code store__evidence_current_tx(struct store__tx *tx, const char *org_id, mat_time_us now,
+                                         struct mat_evidence **out, size_t *n,
+                                         struct mat_error *err) MAT_MUSTCHECK;
 
 /* --- fault injection (storage tests) -------------------------------------------------------- */
 

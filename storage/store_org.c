@@ -9,13 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define ORG_COLS                                                                               \
-	"o.id, o.display_name, o.description, "                                                \
-	"(SELECT coalesce(string_agg(octet_length(l.k) || ':' || l.k || octet_length(l.v) || " \
-	"':' || l.v, '' ORDER BY l.k COLLATE \"C\"), '') FROM jsonb_each_text(o.labels) "      \
-	"AS l(k, v)), "                                                                        \
-	"o.current_level, o.target_level, o.transition_policy, o.last_assessment_id::text, "   \
-	"mat_epoch_us(o.create_time), mat_epoch_us(o.update_time), o.version"
+#define ORG_COLS STORE__ORG_COLS
 
 STORE__STMT(st_org_insert, 6,
             "INSERT INTO organizations AS o (id, display_name, description, labels, "
@@ -114,7 +108,7 @@ static bool labels_parse(const char *s, struct mat_organization *o)
 
 /* --- rows ----------------------------------------------------------------------------------- */
 
-static enum mat_code org_from_row(const PGresult *res, int row, struct mat_organization *o,
+enum mat_code store__org_from_row(const PGresult *res, int row, struct mat_organization *o,
                                   struct mat_error *err)
 {
 	struct store__row r = {.res = res, .row = row};
@@ -197,7 +191,7 @@ static enum mat_code create_body(struct store__tx *tx, void *arg, struct mat_err
 				    err, MAT_NOT_FOUND,
 				    "%s, created by this request_id, no longer exists", prior);
 			if (rc == MAT_OK)
-				rc = org_from_row(r, 0, a->out, err);
+				rc = store__org_from_row(r, 0, a->out, err);
 			PQclear(r);
 			free(prior);
 			return rc;
@@ -214,7 +208,7 @@ static enum mat_code create_body(struct store__tx *tx, void *arg, struct mat_err
 	if (rc == MAT_CONFLICT)
 		return mat_error_set(err, MAT_CONFLICT, "%s already exists", a->resource);
 	if (rc == MAT_OK)
-		rc = org_from_row(cmds[0].res, 0, a->out, err);
+		rc = store__org_from_row(cmds[0].res, 0, a->out, err);
 	store__cmds_clear(cmds, 2);
 	return rc;
 }
@@ -264,7 +258,7 @@ enum mat_code store_org_get(const struct store_call *c, const char *org_id,
 	if (PQntuples(cmd.res) == 0)
 		rc = not_found(err, org_id);
 	else
-		rc = org_from_row(cmd.res, 0, out, err);
+		rc = store__org_from_row(cmd.res, 0, out, err);
 	store__cmds_clear(&cmd, 1);
 	return rc;
 }
@@ -352,7 +346,7 @@ enum mat_code store_org_list(const struct store_call *c, int page_size, const ch
 		goto out;
 	}
 	for (; n < (size_t)rows; n++) {
-		rc = org_from_row(cmd.res, (int)n, &list[n], err);
+		rc = store__org_from_row(cmd.res, (int)n, &list[n], err);
 		if (rc != MAT_OK)
 			goto out;
 	}
@@ -434,7 +428,7 @@ static enum mat_code update_body(struct store__tx *tx, void *arg, struct mat_err
 		PGresult *r = NULL;
 		rc = STORE__EXEC(tx, &st_org_get, &r, err, in->id);
 		if (rc == MAT_OK)
-			rc = org_from_row(r, 0, a->out, err);
+			rc = store__org_from_row(r, 0, a->out, err);
 		PQclear(r);
 		return rc;
 	}
@@ -448,7 +442,7 @@ static enum mat_code update_body(struct store__tx *tx, void *arg, struct mat_err
 		return rc;
 	rc = store__tx_run(tx, cmds, 2, err);
 	if (rc == MAT_OK)
-		rc = org_from_row(cmds[0].res, 0, a->out, err);
+		rc = store__org_from_row(cmds[0].res, 0, a->out, err);
 	store__cmds_clear(cmds, 2);
 	return rc;
 }

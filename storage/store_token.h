@@ -29,6 +29,7 @@ enum store__list {
 	 * names its export, so one export's cursor is refused by the other. */
 	STORE_LIST_EXPORT_ASSESSMENTS = 6,
 	STORE_LIST_EXPORT_TRANSITIONS = 7,
+	STORE_LIST_EVIDENCE = 8,
 };
 
 #define STORE_TOKEN_MAX_KEY 128

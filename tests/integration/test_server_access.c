@@ -14,12 +14,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "google/protobuf/empty.pb-c.h"
 #include "google/protobuf/field_mask.pb-c.h"
 #include "grpc/health/v1/health.pb-c.h"
 #include "mlops/maturity/v1/access.pb-c.h"
 #include "mlops/maturity/v1/assessment.pb-c.h"
+#include "mlops/maturity/v1/evidence.pb-c.h"
 #include "mlops/maturity/v1/model.pb-c.h"
 #include "mlops/maturity/v1/organization.pb-c.h"
 #include "mlops/maturity/v1/reporting.pb-c.h"
@@ -31,7 +33,7 @@
 #define OWN "own-org"
 #define OTHER "other-org"
 
-enum perm { P_ANY, P_ADMIN, P_VIEW, P_EDIT, P_REVIEW, P_GLOBAL, P_VIEW_OR_GLOBAL };
+enum perm { P_ANY, P_ADMIN, P_VIEW, P_EDIT, P_REVIEW, P_GLOBAL, P_VIEW_OR_GLOBAL, P_EVIDENCE };
 
 static int counter;
 
@@ -383,6 +385,84 @@ static grpc_status_code r_whoami(const char *who, const char *org)
 	REQ(Mlops__Maturity__V1__WhoAmIRequest, MLOPS__MATURITY__V1__WHO_AM_IREQUEST__INIT);
 	return call(who, M("AccessService", "WhoAmI"), &req);
 }
+/* One piece of evidence observed a minute ago, in force for a day. */
+static void evidence_init(Mlops__Maturity__V1__Evidence *e, Google__Protobuf__Timestamp *obs,
+                          Google__Protobuf__Timestamp *exp)
+{
+	mlops__maturity__v1__evidence__init(e);
+	google__protobuf__timestamp__init(obs);
+	google__protobuf__timestamp__init(exp);
+	obs->seconds = (int64_t)time(NULL) - 60;
+	exp->seconds = obs->seconds + 86400;
+	e->practice_id = (char *)"model_creation.experiment_tracking";
+	e->status = MLOPS__MATURITY__V1__PRACTICE_STATUS__PRACTICE_STATUS_IMPLEMENTED;
+	e->source = (char *)"ci/matrix";
+	e->observe_time = obs;
+	e->expire_time = exp;
+}
+static grpc_status_code r_report_evidence(const char *who, const char *org)
+{
+	REQ(Mlops__Maturity__V1__ReportEvidenceRequest,
+	    MLOPS__MATURITY__V1__REPORT_EVIDENCE_REQUEST__INIT);
+	Mlops__Maturity__V1__Evidence e;
+	Google__Protobuf__Timestamp o, x;
+	char n[96];
+	evidence_init(&e, &o, &x);
+	req.parent = orgname(org, n);
+	req.evidence = &e;
+	return call(who, M("EvidenceService", "ReportEvidence"), &req);
+}
+static grpc_status_code r_batch_report_evidence(const char *who, const char *org)
+{
+	REQ(Mlops__Maturity__V1__BatchReportEvidenceRequest,
+	    MLOPS__MATURITY__V1__BATCH_REPORT_EVIDENCE_REQUEST__INIT);
+	Mlops__Maturity__V1__Evidence e[2], *p[2] = {&e[0], &e[1]};
+	Google__Protobuf__Timestamp o[2], x[2];
+	char n[96];
+	evidence_init(&e[0], &o[0], &x[0]);
+	evidence_init(&e[1], &o[1], &x[1]);
+	e[1].practice_id = (char *)"people.regular_communication";
+	req.parent = orgname(org, n);
+	req.evidence = p;
+	req.n_evidence = 2;
+	return call(who, M("EvidenceService", "BatchReportEvidence"), &req);
+}
+static grpc_status_code r_get_evidence(const char *who, const char *org)
+{
+	REQ(Mlops__Maturity__V1__ReportEvidenceRequest,
+	    MLOPS__MATURITY__V1__REPORT_EVIDENCE_REQUEST__INIT);
+	Mlops__Maturity__V1__GetEvidenceRequest g = MLOPS__MATURITY__V1__GET_EVIDENCE_REQUEST__INIT;
+	Mlops__Maturity__V1__Evidence e, *made;
+	Google__Protobuf__Timestamp o, x;
+	grpc_status_code st;
+	char n[96];
+	evidence_init(&e, &o, &x);
+	req.parent = orgname(org, n);
+	req.evidence = &e;
+	made = itest_call("admin", M("EvidenceService", "ReportEvidence"), &req,
+	                  &mlops__maturity__v1__evidence__descriptor, GRPC_STATUS_OK);
+	g.name = made->name;
+	st = call(who, M("EvidenceService", "GetEvidence"), &g);
+	protobuf_c_message_free_unpacked(&made->base, NULL);
+	return st;
+}
+static grpc_status_code r_list_evidence(const char *who, const char *org)
+{
+	REQ(Mlops__Maturity__V1__ListEvidenceRequest,
+	    MLOPS__MATURITY__V1__LIST_EVIDENCE_REQUEST__INIT);
+	char n[96];
+	req.parent = orgname(org, n);
+	req.page_size = 2;
+	return call(who, M("EvidenceService", "ListEvidence"), &req);
+}
+static grpc_status_code r_live_score(const char *who, const char *org)
+{
+	REQ(Mlops__Maturity__V1__GetLiveScoreRequest,
+	    MLOPS__MATURITY__V1__GET_LIVE_SCORE_REQUEST__INIT);
+	char n[96];
+	req.organization = orgname(org, n);
+	return call(who, M("EvidenceService", "GetLiveScore"), &req);
+}
 static grpc_status_code bind(const char *who, const char *principal, int role, const char *org,
                              char *name_out)
 {
@@ -477,6 +557,11 @@ static const struct rpc_case {
     {"ExportAssessments(all)", P_GLOBAL, r_export_assessments_all},
     {"ExportTransitions", P_VIEW, r_export_transitions},
     {"ExportTransitions(all)", P_GLOBAL, r_export_transitions_all},
+    {"ReportEvidence", P_EVIDENCE, r_report_evidence},
+    {"BatchReportEvidence", P_EVIDENCE, r_batch_report_evidence},
+    {"GetEvidence", P_VIEW, r_get_evidence},
+    {"ListEvidence", P_VIEW, r_list_evidence},
+    {"GetLiveScore", P_VIEW, r_live_score},
     {"WhoAmI", P_ANY, r_whoami},
     {"CreateRoleBinding", P_ADMIN, r_create_binding},
     {"DeleteRoleBinding", P_ADMIN, r_delete_binding},
@@ -508,6 +593,9 @@ static bool allowed(enum perm perm, int role, bool global, bool bootstrap, const
 		return role != 0 && global;
 	case P_VIEW_OR_GLOBAL:
 		return in_scope;
+	case P_EVIDENCE:
+		return in_scope && (role == MLOPS__MATURITY__V1__ROLE__ROLE_EDITOR ||
+		                    role == MLOPS__MATURITY__V1__ROLE__ROLE_EVIDENCE_WRITER);
 	}
 	return false;
 }

@@ -45,6 +45,11 @@ static const struct auth_rule expected_rules[] = {
     {M "ReportingService/GetPortfolioSummary", AUTH_PERM_GLOBAL_ANY, AUTH_ORG_NONE},
     {M "ReportingService/ExportAssessments", AUTH_PERM_VIEW_OR_GLOBAL, AUTH_ORG_FIELD},
     {M "ReportingService/ExportTransitions", AUTH_PERM_VIEW_OR_GLOBAL, AUTH_ORG_FIELD},
+    {M "EvidenceService/ReportEvidence", AUTH_PERM_REPORT_EVIDENCE, AUTH_ORG_PARENT},
+    {M "EvidenceService/BatchReportEvidence", AUTH_PERM_REPORT_EVIDENCE, AUTH_ORG_PARENT},
+    {M "EvidenceService/GetEvidence", AUTH_PERM_VIEW, AUTH_ORG_NAME},
+    {M "EvidenceService/ListEvidence", AUTH_PERM_VIEW, AUTH_ORG_PARENT},
+    {M "EvidenceService/GetLiveScore", AUTH_PERM_VIEW, AUTH_ORG_FIELD},
     {M "AccessService/WhoAmI", AUTH_PERM_ANY, AUTH_ORG_NONE},
     {M "AccessService/CreateRoleBinding", AUTH_PERM_ADMIN, AUTH_ORG_NONE},
     {M "AccessService/DeleteRoleBinding", AUTH_PERM_ADMIN, AUTH_ORG_NONE},
@@ -108,8 +113,8 @@ static void test_policy_rules_unique(void **state)
 enum scope { GLOBAL, OWN, OTHER }; /* global, on "acme" (the target), on "globex" */
 
 static const enum auth_perm perms[] = {
-    AUTH_PERM_ANY,    AUTH_PERM_ADMIN,      AUTH_PERM_VIEW,          AUTH_PERM_EDIT,
-    AUTH_PERM_REVIEW, AUTH_PERM_GLOBAL_ANY, AUTH_PERM_VIEW_OR_GLOBAL};
+    AUTH_PERM_ANY,    AUTH_PERM_ADMIN,      AUTH_PERM_VIEW,           AUTH_PERM_EDIT,
+    AUTH_PERM_REVIEW, AUTH_PERM_GLOBAL_ANY, AUTH_PERM_VIEW_OR_GLOBAL, AUTH_PERM_REPORT_EVIDENCE};
 #define N_PERMS (sizeof(perms) / sizeof(perms[0]))
 
 /* One binding, and whether each perm (in the order of perms[], as "Y"/"N") is allowed on
@@ -121,29 +126,29 @@ struct decision_case {
 	const char *no_org;
 };
 
-/*                               ANY ADMIN VIEW EDIT REVIEW GLOBAL_ANY VIEW_OR_GLOBAL */
-#define NOTHING_ON_ACME "YNNNNNN"
-#define NOTHING_NO_ORG "YNYNNNN" /* VIEW without an organization: the filtered list */
+/*                         ANY ADMIN VIEW EDIT REVIEW GLOBAL_ANY VIEW_OR_GLOBAL REPORT_EVIDENCE */
+#define NOTHING_ON_ACME "YNNNNNNN"
+#define NOTHING_NO_ORG "YNYNNNNN" /* VIEW without an organization: the filtered list */
 
 static const struct decision_case decision_cases[] = {
-    {MAT_ROLE_ADMIN, GLOBAL, "YYYYYYY", "YYYYYYY"},
+    {MAT_ROLE_ADMIN, GLOBAL, "YYYYYYYY", "YYYYYYYY"},
     /* admin and reporter cannot be bound to one organization; such a row grants nothing. */
     {MAT_ROLE_ADMIN, OWN, NOTHING_ON_ACME, NOTHING_NO_ORG},
     {MAT_ROLE_ADMIN, OTHER, NOTHING_ON_ACME, NOTHING_NO_ORG},
-    {MAT_ROLE_EDITOR, GLOBAL, "YNYYNYY", "YNYNNYY"},
-    {MAT_ROLE_EDITOR, OWN, "YNYYNNY", NOTHING_NO_ORG},
+    {MAT_ROLE_EDITOR, GLOBAL, "YNYYNYYY", "YNYNNYYN"},
+    {MAT_ROLE_EDITOR, OWN, "YNYYNNYY", NOTHING_NO_ORG},
     {MAT_ROLE_EDITOR, OTHER, NOTHING_ON_ACME, NOTHING_NO_ORG},
-    {MAT_ROLE_REVIEWER, GLOBAL, "YNYNYYY", "YNYNNYY"},
-    {MAT_ROLE_REVIEWER, OWN, "YNYNYNY", NOTHING_NO_ORG},
+    {MAT_ROLE_REVIEWER, GLOBAL, "YNYNYYYN", "YNYNNYYN"},
+    {MAT_ROLE_REVIEWER, OWN, "YNYNYNYN", NOTHING_NO_ORG},
     {MAT_ROLE_REVIEWER, OTHER, NOTHING_ON_ACME, NOTHING_NO_ORG},
-    {MAT_ROLE_VIEWER, GLOBAL, "YNYNNYY", "YNYNNYY"},
-    {MAT_ROLE_VIEWER, OWN, "YNYNNNY", NOTHING_NO_ORG},
+    {MAT_ROLE_VIEWER, GLOBAL, "YNYNNYYN", "YNYNNYYN"},
+    {MAT_ROLE_VIEWER, OWN, "YNYNNNYN", NOTHING_NO_ORG},
     {MAT_ROLE_VIEWER, OTHER, NOTHING_ON_ACME, NOTHING_NO_ORG},
-    {MAT_ROLE_REPORTER, GLOBAL, "YNYNNYY", "YNYNNYY"},
+    {MAT_ROLE_REPORTER, GLOBAL, "YNYNNYYN", "YNYNNYYN"},
     {MAT_ROLE_REPORTER, OWN, NOTHING_ON_ACME, NOTHING_NO_ORG},
     {MAT_ROLE_REPORTER, OTHER, NOTHING_ON_ACME, NOTHING_NO_ORG},
-    {MAT_ROLE_EVIDENCE_WRITER, GLOBAL, "YNYNNYY", "YNYNNYY"},
-    {MAT_ROLE_EVIDENCE_WRITER, OWN, "YNYNNNY", NOTHING_NO_ORG},
+    {MAT_ROLE_EVIDENCE_WRITER, GLOBAL, "YNYNNYYY", "YNYNNYYN"},
+    {MAT_ROLE_EVIDENCE_WRITER, OWN, "YNYNNNYY", NOTHING_NO_ORG},
     {MAT_ROLE_EVIDENCE_WRITER, OTHER, NOTHING_ON_ACME, NOTHING_NO_ORG},
     /* Bad data grants nothing. */
     {MAT_ROLE_UNSPECIFIED, GLOBAL, NOTHING_ON_ACME, NOTHING_NO_ORG},
@@ -207,9 +212,9 @@ static void test_policy_allows_bootstrap_and_unbound(void **state)
 {
 	struct mat_role_binding viewer_other = {.role = MAT_ROLE_VIEWER, .org_id = "globex"};
 
-	check_row("bootstrap admin", "acme", "YYYYYYY", NULL, 0, true);
-	check_row("bootstrap admin", NULL, "YYYYYYY", NULL, 0, true);
-	check_row("bootstrap admin with a binding", "acme", "YYYYYYY", &viewer_other, 1, true);
+	check_row("bootstrap admin", "acme", "YYYYYYYY", NULL, 0, true);
+	check_row("bootstrap admin", NULL, "YYYYYYYY", NULL, 0, true);
+	check_row("bootstrap admin with a binding", "acme", "YYYYYYYY", &viewer_other, 1, true);
 	check_row("unbound", "acme", NOTHING_ON_ACME, NULL, 0, false);
 	check_row("unbound", NULL, NOTHING_NO_ORG, NULL, 0, false);
 }

@@ -1,0 +1,303 @@
+/* EvidenceService: automation reports what it observes about an organization's practices, and
+ * the live score combines the current evidence with the last submitted assessment
+ * (docs/evidence.md). Reports are validated here against the server's clock (observe_time may
+ * not lie in the future beyond a small skew); the live rule itself is maturity/mat_live.c. */
+#include "mat_live.h"
+#include "mat_model.h"
+#include "mat_validate.h"
+#include "mlops/maturity/v1/evidence.pb-c.h"
+#include "svc.h"
+#include "svc_convert.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+typedef Mlops__Maturity__V1__Evidence Evidence;
+
+static mat_time_us wall_now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (mat_time_us)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+static char *evidence_name(struct svc_ctx *ctx, const struct mat_evidence *e)
+{
+	size_t len = strlen(e->org_id) + strlen(e->id) + sizeof("organizations//evidence/");
+	char *s = svc_alloc(ctx, len);
+
+	snprintf(s, len, "organizations/%s/evidence/%s", e->org_id, e->id);
+	return s;
+}
+
+static void evidence_to_proto(struct svc_ctx *ctx, const struct mat_evidence *e, Evidence *out)
+{
+	mlops__maturity__v1__evidence__init(out);
+	out->name = evidence_name(ctx, e);
+	out->practice_id = svc_strdup(ctx, e->practice_id);
+	out->status = (Mlops__Maturity__V1__PracticeStatus)e->status;
+	out->source = svc_strdup(ctx, e->source);
+	out->reporter = svc_strdup(ctx, e->reporter);
+	out->observe_time = svc_ts(ctx, e->observe_time);
+	out->expire_time = svc_ts(ctx, e->expire_time);
+	out->uri = svc_strdup(ctx, e->uri);
+	out->digest = svc_strdup(ctx, e->digest);
+	out->note = svc_strdup(ctx, e->note);
+	out->create_time = svc_ts(ctx, e->create_time);
+}
+
+/* A reported piece as a domain record borrowing the request's strings, validated at `now`.
+ * Output-only fields of the request (name, reporter, create_time) are ignored (AIP-203). */
+static bool evidence_in(const Evidence *in, mat_time_us now, const char *prefix,
+                        struct mat_evidence *out, struct mat_error *err)
+{
+	char field[64];
+	bool ok = true;
+
+	memset(out, 0, sizeof(*out));
+	out->practice_id = in->practice_id;
+	out->status = (enum mat_status)in->status;
+	out->source = in->source;
+	out->uri = in->uri;
+	out->digest = in->digest;
+	out->note = in->note;
+	snprintf(field, sizeof(field), "%s.observe_time", prefix);
+	ok &= svc_ts_in(in->observe_time, field, &out->observe_time, err);
+	snprintf(field, sizeof(field), "%s.expire_time", prefix);
+	ok &= svc_ts_in(in->expire_time, field, &out->expire_time, err);
+	if (!ok)
+		return false;
+	return mat_evidence_validate(out, now, prefix, err);
+}
+
+static enum mat_code report(struct svc_ctx *ctx, const char *parent, Evidence *const *pieces,
+                            size_t n, bool batch, const char *request_id)
+{
+	Mlops__Maturity__V1__BatchReportEvidenceResponse resp =
+	    MLOPS__MATURITY__V1__BATCH_REPORT_EVIDENCE_RESPONSE__INIT;
+	char org[MAT_MAX_ORG_ID + 1], rid_buf[40];
+	const char *rid = NULL;
+	mat_time_us now = wall_now();
+	struct mat_evidence *in = NULL, *out = NULL;
+	size_t n_out = 0;
+	struct store_call sc;
+	struct svc_authz az;
+	enum mat_code rc;
+
+	if (!svc_parse_org_name(parent, "parent", false, org, &ctx->err))
+		return MAT_INVALID;
+	svc_request_id(request_id, rid_buf, &rid, &ctx->err);
+	if (n == 0 && batch)
+		mat_error_field(&ctx->err, "evidence", "must hold 1 to %d pieces (got none)",
+		                MAT_MAX_EVIDENCE_BATCH);
+	else if (n == 0)
+		mat_error_field(&ctx->err, "evidence", "is required");
+	else if (n > MAT_MAX_EVIDENCE_BATCH)
+		mat_error_field(&ctx->err, "evidence", "must hold 1 to %d pieces (got %zu)",
+		                MAT_MAX_EVIDENCE_BATCH, n);
+	if (ctx->err.code == MAT_OK) {
+		in = calloc(n, sizeof(*in));
+		if (in == NULL)
+			return mat_error_set(&ctx->err, MAT_INTERNAL, "out of memory");
+		for (size_t i = 0; i < n; i++) {
+			char prefix[32];
+
+			if (batch)
+				snprintf(prefix, sizeof(prefix), "evidence[%zu]", i);
+			else
+				snprintf(prefix, sizeof(prefix), "evidence");
+			(void)evidence_in(pieces[i], now, prefix, &in[i], &ctx->err);
+		}
+	}
+	if (ctx->err.code != MAT_OK) {
+		free(in);
+		return svc_authorized(ctx, org, ctx->err.code); /* a refusal comes first */
+	}
+	svc_store_call(ctx, &sc);
+	svc_authorize_with(ctx, org, &sc, &az);
+	rc = svc_authorized(
+	    ctx, org, store_evidence_report(&sc, org, in, n, batch, rid, &out, &n_out, &ctx->err));
+	free(in);
+	if (rc != MAT_OK)
+		return rc;
+	resp.n_evidence = n_out;
+	resp.evidence = svc_alloc(ctx, (n_out ? n_out : 1) * sizeof(*resp.evidence));
+	for (size_t i = 0; i < n_out; i++) {
+		resp.evidence[i] = svc_alloc(ctx, sizeof(Evidence));
+		evidence_to_proto(ctx, &out[i], resp.evidence[i]);
+		mat_evidence_cleanup(&out[i]);
+	}
+	free(out);
+	if (batch)
+		return svc_reply(ctx, &resp.base);
+	if (n_out != 1)
+		return mat_error_set(&ctx->err, MAT_INTERNAL, "report returned %zu pieces", n_out);
+	return svc_reply(ctx, &resp.evidence[0]->base);
+}
+
+static enum mat_code report_evidence(struct svc_ctx *ctx, const ProtobufCMessage *req_)
+{
+	const Mlops__Maturity__V1__ReportEvidenceRequest *req = (const void *)req_;
+
+	return report(ctx, req->parent, req->evidence != NULL ? &req->evidence : NULL,
+	              req->evidence != NULL ? 1 : 0, false, req->request_id);
+}
+
+static enum mat_code batch_report_evidence(struct svc_ctx *ctx, const ProtobufCMessage *req_)
+{
+	const Mlops__Maturity__V1__BatchReportEvidenceRequest *req = (const void *)req_;
+
+	return report(ctx, req->parent, req->evidence, req->n_evidence, true, req->request_id);
+}
+
+static enum mat_code get_evidence(struct svc_ctx *ctx, const ProtobufCMessage *req_)
+{
+	const Mlops__Maturity__V1__GetEvidenceRequest *req = (const void *)req_;
+	char org[MAT_MAX_ORG_ID + 1], id[40];
+	struct mat_evidence e = {0};
+	struct store_call sc;
+	struct svc_authz az;
+	Evidence out;
+	enum mat_code rc;
+
+	if (!svc_parse_child_name(req->name, "evidence", "name", org, id, &ctx->err))
+		return MAT_INVALID;
+	svc_store_call(ctx, &sc);
+	svc_authorize_with(ctx, org, &sc, &az);
+	rc = svc_authorized(ctx, org, store_evidence_get(&sc, org, id, &e, &ctx->err));
+	if (rc != MAT_OK) {
+		mat_evidence_cleanup(&e);
+		return rc;
+	}
+	evidence_to_proto(ctx, &e, &out);
+	mat_evidence_cleanup(&e);
+	return svc_reply(ctx, &out.base);
+}
+
+static enum mat_code list_evidence(struct svc_ctx *ctx, const ProtobufCMessage *req_)
+{
+	const Mlops__Maturity__V1__ListEvidenceRequest *req = (const void *)req_;
+	Mlops__Maturity__V1__ListEvidenceResponse resp =
+	    MLOPS__MATURITY__V1__LIST_EVIDENCE_RESPONSE__INIT;
+	const struct mat_model *m = mat_model_find("mlops-v1");
+	char org[MAT_MAX_ORG_ID + 1];
+	struct mat_evidence *list = NULL;
+	size_t n = 0;
+	char *next = NULL;
+	struct store_call sc;
+	struct svc_authz az;
+	int page_size;
+	enum mat_code rc;
+
+	if (!svc_parse_org_name(req->parent, "parent", false, org, &ctx->err))
+		return MAT_INVALID;
+	svc_page_size(req->page_size, &page_size, &ctx->err);
+	if (req->practice_id[0] != '\0' &&
+	    (!mat_utf8_valid(req->practice_id, strlen(req->practice_id)) ||
+	     mat_model_practice_index(m, req->practice_id, strlen(req->practice_id)) < 0))
+		mat_error_field(&ctx->err, "practice_id", "is not a practice of mlops-v1");
+	if (ctx->err.code != MAT_OK)
+		return svc_authorized(ctx, org, ctx->err.code);
+	svc_store_call(ctx, &sc);
+	svc_authorize_with(ctx, org, &sc, &az);
+	rc = svc_authorized(ctx, org,
+	                    store_evidence_list(&sc, org, req->practice_id, req->include_expired,
+	                                        wall_now(), page_size, req->page_token, &list, &n,
+	                                        &next, &ctx->err));
+	if (rc != MAT_OK)
+		return rc;
+	resp.n_evidence = n;
+	resp.evidence = svc_alloc(ctx, (n ? n : 1) * sizeof(*resp.evidence));
+	for (size_t i = 0; i < n; i++) {
+		resp.evidence[i] = svc_alloc(ctx, sizeof(Evidence));
+		evidence_to_proto(ctx, &list[i], resp.evidence[i]);
+		mat_evidence_cleanup(&list[i]);
+	}
+	free(list);
+	resp.next_page_token = svc_strdup(ctx, next);
+	free(next);
+	return svc_reply(ctx, &resp.base);
+}
+
+static enum mat_code get_live_score(struct svc_ctx *ctx, const ProtobufCMessage *req_)
+{
+	const Mlops__Maturity__V1__GetLiveScoreRequest *req = (const void *)req_;
+	Mlops__Maturity__V1__LiveScore out = MLOPS__MATURITY__V1__LIVE_SCORE__INIT;
+	char org[MAT_MAX_ORG_ID + 1];
+	struct store_live_inputs in;
+	const struct mat_model *m = NULL;
+	struct mat_live *live;
+	mat_time_us now = wall_now();
+	struct store_call sc;
+	struct svc_authz az;
+	enum mat_code rc;
+
+	if (!svc_parse_org_name(req->organization, "organization", false, org, &ctx->err))
+		return MAT_INVALID;
+	svc_store_call(ctx, &sc);
+	svc_authorize_with(ctx, org, &sc, &az);
+	rc = svc_authorized(ctx, org, store_live_inputs_get(&sc, org, now, &in, &ctx->err));
+	if (rc != MAT_OK) {
+		store_live_inputs_cleanup(&in);
+		return rc;
+	}
+	/* The model of the last submitted assessment, else the default one. */
+	if (in.submitted.id != NULL)
+		m = mat_model_find(in.submitted.model_id);
+	if (m == NULL)
+		m = mat_model_find("mlops-v1");
+	live = svc_alloc(ctx, sizeof(*live));
+	mat_live_compute(m, in.evidence, in.n_evidence,
+	                 in.submitted.id != NULL ? &in.submitted : NULL, now, live);
+
+	out.organization = svc_org_name(ctx, org);
+	out.model = svc_alloc(ctx, strlen(m->id) + sizeof("models/"));
+	snprintf(out.model, strlen(m->id) + sizeof("models/"), "models/%s", m->id);
+	out.score = svc_score_to_proto(ctx, m, &live->score);
+	out.confidence = live->confidence;
+	if (in.submitted.id != NULL) {
+		size_t len =
+		    strlen(org) + strlen(in.submitted.id) + sizeof("organizations//assessments/");
+		out.assessment = svc_alloc(ctx, len);
+		snprintf(out.assessment, len, "organizations/%s/assessments/%s", org,
+		         in.submitted.id);
+	}
+	out.compute_time = svc_ts(ctx, now);
+	out.n_practices = live->n_practices;
+	out.practices =
+	    svc_alloc(ctx, (live->n_practices ? live->n_practices : 1) * sizeof(*out.practices));
+	for (size_t i = 0; i < live->n_practices; i++) {
+		const struct mat_live_practice *p = &live->practices[i];
+		Mlops__Maturity__V1__PracticeState *ps = svc_alloc(ctx, sizeof(*ps));
+
+		mlops__maturity__v1__practice_state__init(ps);
+		ps->practice_id = (char *)m->practices[i].id;
+		ps->status = (Mlops__Maturity__V1__PracticeStatus)p->status;
+		ps->basis = (Mlops__Maturity__V1__PracticeState__Basis)p->basis;
+		if (p->evidence != NULL) {
+			ps->evidence = evidence_name(ctx, p->evidence);
+			ps->expire_time = svc_ts(ctx, p->evidence->expire_time);
+		}
+		ps->assessed_status = (Mlops__Maturity__V1__PracticeStatus)p->assessed_status;
+		ps->drift = p->drift;
+		out.practices[i] = ps;
+	}
+	rc = svc_reply(ctx, &out.base);
+	store_live_inputs_cleanup(&in);
+	return rc;
+}
+
+static const struct svc_method_impl methods[] = {
+    {"ReportEvidence", report_evidence, SVC_UNARY},
+    {"BatchReportEvidence", batch_report_evidence, SVC_UNARY},
+    {"GetEvidence", get_evidence, SVC_UNARY},
+    {"ListEvidence", list_evidence, SVC_UNARY},
+    {"GetLiveScore", get_live_score, SVC_UNARY},
+};
+
+const struct svc_service_impl svc_evidence_service = {
+    &mlops__maturity__v1__evidence_service__descriptor, methods,
+    sizeof(methods) / sizeof(methods[0])};

@@ -1,0 +1,560 @@
+/* Evidence: immutable observations of one practice of one organization (docs/evidence.md).
+ * Reports write 1..100 rows in one transaction with their audit event (request_id idempotency:
+ * a replay reads back the rows of the first call through their shared batch_id); reads get one
+ * piece, list newest observe_time first (keyset on (observe_time, id)), and gather the inputs of
+ * the live score in one round trip. The current evidence of a practice is read per practice of
+ * mlops-v1 from the index evidence_current, from the newest observation down, bounded to the last
+ * 400 days (no piece observed earlier can still be in force), so its cost does not grow with the
+ * organization's history. */
+#include "mat_model.h"
+#include "store_internal.h"
+#include "store_token.h"
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define EV_COLS                                                                                \
+	"e.org_id, e.id::text, e.practice_id, e.status, e.source, e.reporter, "                \
+	"mat_epoch_us(e.observe_time), mat_epoch_us(e.expire_time), e.uri, e.digest, e.note, " \
+	"mat_epoch_us(e.create_time)"
+
+STORE__STMT(st_ev_insert, 13,
+            "INSERT INTO evidence AS e (org_id, id, practice_id, status, source, reporter, "
+            "observe_time, expire_time, uri, digest, note, batch_id, batch_index) "
+            "VALUES ($1, $2::uuid, $3, $4::smallint, $5, $6, $7::timestamptz, $8::timestamptz, "
+            "$9, $10, $11, $12::uuid, $13::smallint) RETURNING " EV_COLS);
+STORE__STMT(st_ev_get, 2,
+            "SELECT " EV_COLS " FROM evidence e WHERE e.org_id = $1 AND e.id = $2::uuid");
+STORE__STMT(st_ev_batch, 2,
+            "SELECT " EV_COLS " FROM evidence e WHERE e.org_id = $1 AND e.batch_id = $2::uuid "
+            "ORDER BY e.batch_index");
+/* $2: the practice ids, $3: now. One short index scan per practice (LIMIT 1). */
+#define EV_CURRENT                                                                 \
+	"SELECT " EV_COLS " FROM unnest($2::text[]) AS p(id) CROSS JOIN LATERAL (" \
+	"SELECT * FROM evidence e WHERE e.org_id = $1 AND e.practice_id = p.id "   \
+	"AND e.observe_time <= $3::timestamptz "                                   \
+	"AND e.observe_time > $3::timestamptz - interval '400 days' "              \
+	"AND e.expire_time > $3::timestamptz "                                     \
+	"ORDER BY e.observe_time DESC, e.create_time DESC, e.id DESC LIMIT 1) e"
+STORE__STMT(st_ev_current, 3, EV_CURRENT);
+STORE__STMT(st_ev_org_exists, 1, "SELECT 1 FROM organizations WHERE id = $1");
+/* Newest first, strictly after the position ($5, $6) in (observe_time, id) descending order;
+ * $3: include expired, $4: now. Two statements so each has a plan on the right index. */
+#define EV_PAGE_WHERE                                                      \
+	"e.org_id = $1 AND ($3::bool OR e.expire_time > $4::timestamptz) " \
+	"AND (e.observe_time, e.id) < ($5::timestamptz, $6::uuid) "
+STORE__STMT(st_ev_page, 7,
+            "SELECT " EV_COLS " FROM evidence e WHERE " EV_PAGE_WHERE "AND $2::text = '' "
+            "ORDER BY e.observe_time DESC, e.id DESC LIMIT $7::int");
+STORE__STMT(st_ev_page_of, 7,
+            "SELECT " EV_COLS " FROM evidence e WHERE " EV_PAGE_WHERE "AND e.practice_id = $2 "
+            "ORDER BY e.observe_time DESC, e.id DESC LIMIT $7::int");
+/* The inputs of the live score, with st_ev_current, in one snapshot. */
+STORE__STMT(st_live_org, 1, "SELECT " STORE__ORG_COLS " FROM organizations o WHERE o.id = $1");
+STORE__STMT(st_live_asm, 1,
+            "SELECT " STORE__ASM_COLS " FROM organizations o JOIN assessments a "
+            "ON a.org_id = o.id AND a.id = o.last_assessment_id WHERE o.id = $1");
+STORE__STMT(st_live_ans, 1,
+            "SELECT " STORE__ANS_COLS " FROM organizations o JOIN answers x "
+            "ON x.org_id = o.id AND x.assessment_id = o.last_assessment_id WHERE o.id = $1 "
+            "ORDER BY x.practice_id");
+
+/* --- names and rows ------------------------------------------------------------------------- */
+
+static bool org_ok(const char *org_id)
+{
+	return org_id != NULL && org_id[0] != '\0' && strlen(org_id) <= MAT_MAX_ORG_ID;
+}
+
+static enum mat_code org_not_found(struct mat_error *err, const char *org_id)
+{
+	return mat_error_set(err, MAT_NOT_FOUND, "organizations/%s not found",
+	                     org_id != NULL ? org_id : "");
+}
+
+static enum mat_code evidence_from_row(const PGresult *res, int row, struct mat_evidence *e,
+                                       struct mat_error *err)
+{
+	struct store__row r = {.res = res, .row = row};
+
+	mat_evidence_cleanup(e);
+	e->org_id = store__text0(&r, 0);
+	e->id = store__text0(&r, 1);
+	e->practice_id = store__text0(&r, 2);
+	e->status = (enum mat_status)store__int(&r, 3);
+	e->source = store__text0(&r, 4);
+	e->reporter = store__text0(&r, 5);
+	e->observe_time = store__int(&r, 6);
+	e->expire_time = store__int(&r, 7);
+	e->uri = store__text0(&r, 8);
+	e->digest = store__text0(&r, 9);
+	e->note = store__text0(&r, 10);
+	e->create_time = store__int(&r, 11);
+	if (r.oom) {
+		mat_evidence_cleanup(e);
+		return store__oom(err);
+	}
+	return MAT_OK;
+}
+
+static void evidence_free(struct mat_evidence *list, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		mat_evidence_cleanup(&list[i]);
+	free(list);
+}
+
+/* Every row of `res` as evidence (a fresh array; NULL with *n 0 when there is none). */
+static enum mat_code evidence_from_rows(const PGresult *res, struct mat_evidence **out, size_t *n,
+                                        struct mat_error *err)
+{
+	size_t rows = (size_t)PQntuples(res);
+	struct mat_evidence *list;
+	enum mat_code rc;
+
+	*out = NULL;
+	*n = 0;
+	if (rows == 0)
+		return MAT_OK;
+	list = calloc(rows, sizeof(*list));
+	if (list == NULL)
+		return store__oom(err);
+	for (size_t i = 0; i < rows; i++) {
+		rc = evidence_from_row(res, (int)i, &list[i], err);
+		if (rc != MAT_OK) {
+			evidence_free(list, i);
+			return rc;
+		}
+	}
+	*out = list;
+	*n = rows;
+	return MAT_OK;
+}
+
+/* The practice ids of mlops-v1 as a text[] literal, built once: evidence is validated against
+ * that catalog, so these are the only practices that can have current evidence. Ids are
+ * [a-z0-9._] only, which needs no quoting in an array literal. */
+static char practice_array_buf[MAT_MAX_PRACTICES * 130 + 3];
+static pthread_once_t practice_array_once = PTHREAD_ONCE_INIT;
+
+static void practice_array_build(void)
+{
+	const struct mat_model *m = mat_model_find("mlops-v1");
+	char *buf = practice_array_buf;
+	size_t o = 0, cap = sizeof(practice_array_buf);
+
+	buf[o++] = '{';
+	for (size_t i = 0; m != NULL && i < m->n_practices; i++)
+		o += (size_t)snprintf(buf + o, cap - o, "%s%s", i ? "," : "", m->practices[i].id);
+	snprintf(buf + o, cap - o, "}");
+}
+
+static const char *practice_array(void)
+{
+	pthread_once(&practice_array_once, practice_array_build);
+	return practice_array_buf;
+}
+
+enum mat_code store__evidence_current_tx(struct store__tx *tx, const char *org_id, mat_time_us now,
+                                         struct mat_evidence **out, size_t *n,
+                                         struct mat_error *err)
+{
+	char t[STORE_TIME_TEXT];
+	PGresult *r = NULL;
+	enum mat_code rc;
+
+	*out = NULL;
+	*n = 0;
+	store__time_text(now, t);
+	rc = STORE__EXEC(tx, &st_ev_current, &r, err, org_id, practice_array(), t);
+	if (rc != MAT_OK)
+		return rc;
+	rc = evidence_from_rows(r, out, n, err);
+	PQclear(r);
+	return rc;
+}
+
+/* --- report --------------------------------------------------------------------------------- */
+
+struct insert_params {
+	char id[STORE_UUID_TEXT];
+	char status[8];
+	char observe[STORE_TIME_TEXT];
+	char expire[STORE_TIME_TEXT];
+	char index[8];
+	const char *p[13];
+};
+
+struct report_args {
+	const char *org_id;
+	const struct mat_evidence *in;
+	size_t n;
+	bool batch;
+	const char *request_id;    /* "" for none */
+	struct insert_params *ins; /* n of them, ids generated once: a retried body reuses them */
+	char resource[160];        /* audited: the piece, or the organization for a batch */
+	char first[160];           /* the first piece's name, what request_id remembers */
+	struct mat_evidence *out;  /* n of them */
+	size_t n_out;
+};
+
+static void report_out_clear(struct report_args *a)
+{
+	for (size_t i = 0; i < a->n_out; i++)
+		mat_evidence_cleanup(&a->out[i]);
+	a->n_out = 0;
+}
+
+/* A replay: the pieces of the first call, from the name of its first piece. */
+static enum mat_code replay(struct store__tx *tx, struct report_args *a, const char *prior,
+                            struct mat_error *err)
+{
+	char org[MAT_MAX_ORG_ID + 1] = "", id[STORE_UUID_TEXT] = "";
+	const char *slash = strstr(prior, "/evidence/");
+	PGresult *r = NULL;
+	enum mat_code rc;
+	size_t rows;
+
+	if (strncmp(prior, "organizations/", 14) == 0 && slash != NULL &&
+	    (size_t)(slash - prior - 14) <= MAT_MAX_ORG_ID) {
+		memcpy(org, prior + 14, (size_t)(slash - prior - 14));
+		snprintf(id, sizeof(id), "%s", slash + 10);
+	}
+	rc = STORE__EXEC(tx, &st_ev_batch, &r, err, org, id);
+	if (rc != MAT_OK)
+		return rc;
+	rows = (size_t)PQntuples(r);
+	if (rows == 0) {
+		PQclear(r);
+		return mat_error_set(err, MAT_NOT_FOUND,
+		                     "%s, reported by this request_id, no longer exists", prior);
+	}
+	if (rows > a->n) {
+		/* The same request_id was used for a larger batch: its pieces do not fit the
+		 * output of this one, and this call is not a retry of that one. */
+		PQclear(r);
+		return mat_error_field(err, "request_id",
+		                       "was used for another report of %zu pieces", rows);
+	}
+	for (size_t i = 0; i < rows && rc == MAT_OK; i++) {
+		rc = evidence_from_row(r, (int)i, &a->out[i], err);
+		if (rc == MAT_OK)
+			a->n_out = i + 1;
+	}
+	PQclear(r);
+	return rc;
+}
+
+static enum mat_code report_body(struct store__tx *tx, void *arg, struct mat_error *err)
+{
+	struct report_args *a = arg;
+	const char *reporter = tx->c->principal != NULL ? tx->c->principal : "";
+	struct store__cmd *cmds = NULL;
+	struct store__audit audit;
+	enum mat_code rc;
+
+	report_out_clear(a);
+	if (a->request_id[0] != '\0') {
+		bool claimed = false;
+		char *prior = NULL;
+
+		rc = store__idem_claim(tx, a->request_id, a->batch ? "evidence_batch" : "evidence",
+		                       a->first, &claimed, &prior, err);
+		if (rc != MAT_OK)
+			return rc;
+		if (!claimed) {
+			rc = replay(tx, a, prior, err);
+			free(prior);
+			return rc;
+		}
+	}
+	/* Every piece and the one audit event of the call: one round trip, one transaction. */
+	cmds = calloc(a->n + 1, sizeof(*cmds));
+	if (cmds == NULL)
+		return store__oom(err);
+	for (size_t i = 0; i < a->n; i++) {
+		struct insert_params *x = &a->ins[i];
+
+		x->p[5] = reporter;
+		cmds[i] = (struct store__cmd){.st = &st_ev_insert, .params = x->p};
+	}
+	/* EVIDENCE_REPORTED events (one per piece) are to be written here, in this transaction,
+	 * once the event log exists. */
+	rc = store__audit_cmd(&audit, tx->c, a->resource, 0, &cmds[a->n], err);
+	if (rc != MAT_OK)
+		goto out;
+	rc = store__tx_run(tx, cmds, a->n + 1, err);
+	if (rc == MAT_NOT_FOUND) /* the foreign key: no such organization */
+		rc = org_not_found(err, a->org_id);
+	if (rc == MAT_INVALID && tx->diag.index >= 0 && (size_t)tx->diag.index < a->n) {
+		/* A CHECK the caller's validation should have caught: still name the piece. */
+		char field[48], msg[sizeof(err->message)];
+		snprintf(field, sizeof(field), a->batch ? "evidence[%d]" : "evidence",
+		         tx->diag.index);
+		snprintf(msg, sizeof(msg), "%s", err->message);
+		mat_error_clear(err);
+		mat_error_field(err, field, "%s", msg);
+	}
+	for (size_t i = 0; rc == MAT_OK && i < a->n; i++) {
+		rc = evidence_from_row(cmds[i].res, 0, &a->out[i], err);
+		if (rc == MAT_OK)
+			a->n_out = i + 1;
+	}
+	store__cmds_clear(cmds, a->n + 1);
+out:
+	free(cmds);
+	return rc;
+}
+
+enum mat_code store_evidence_report(const struct store_call *c, const char *org_id,
+                                    const struct mat_evidence *in, size_t n, bool batch,
+                                    const char *request_id, struct mat_evidence **out,
+                                    size_t *n_out, struct mat_error *err)
+{
+	struct report_args a = {.org_id = org_id, .in = in, .n = n, .batch = batch};
+	char rid[STORE_UUID_TEXT];
+	enum mat_code rc;
+
+	*out = NULL;
+	*n_out = 0;
+	if (!org_ok(org_id))
+		return org_not_found(err, org_id);
+	if (n == 0 || in == NULL)
+		return mat_error_field(err, "evidence", "must hold at least one piece");
+	if (n > MAT_MAX_EVIDENCE_BATCH)
+		return mat_error_field(err, "evidence", "must hold at most %d pieces (got %zu)",
+		                       MAT_MAX_EVIDENCE_BATCH, n);
+	rc = store__request_id(request_id, rid, err);
+	if (rc != MAT_OK)
+		return rc;
+	a.request_id = rid;
+	a.ins = calloc(n, sizeof(*a.ins));
+	a.out = calloc(n, sizeof(*a.out));
+	if (a.ins == NULL || a.out == NULL) {
+		rc = store__oom(err);
+		goto out;
+	}
+	for (size_t i = 0; i < n; i++) {
+		struct insert_params *x = &a.ins[i];
+		const struct mat_evidence *e = &in[i];
+
+		rc = store__uuid7(x->id);
+		if (rc != MAT_OK) {
+			rc = mat_error_set(err, rc, "no randomness for an evidence id");
+			goto out;
+		}
+		snprintf(x->status, sizeof(x->status), "%d", (int)e->status);
+		store__time_text(e->observe_time, x->observe);
+		store__time_text(e->expire_time, x->expire);
+		snprintf(x->index, sizeof(x->index), "%zu", i);
+		x->p[0] = org_id;
+		x->p[1] = x->id;
+		x->p[2] = e->practice_id != NULL ? e->practice_id : "";
+		x->p[3] = x->status;
+		x->p[4] = e->source != NULL ? e->source : "";
+		x->p[5] = ""; /* the reporter: set in the body */
+		x->p[6] = x->observe;
+		x->p[7] = x->expire;
+		x->p[8] = e->uri != NULL ? e->uri : "";
+		x->p[9] = e->digest != NULL ? e->digest : "";
+		x->p[10] = e->note != NULL ? e->note : "";
+		x->p[11] = a.ins[0].id;
+		x->p[12] = x->index;
+	}
+	snprintf(a.first, sizeof(a.first), "organizations/%s/evidence/%s", org_id, a.ins[0].id);
+	if (batch)
+		snprintf(a.resource, sizeof(a.resource), "organizations/%s", org_id);
+	else
+		snprintf(a.resource, sizeof(a.resource), "%s", a.first);
+	rc = store__transact(c, report_body, &a, err);
+out:
+	if (rc != MAT_OK) {
+		report_out_clear(&a);
+		free(a.out);
+	} else {
+		*out = a.out;
+		*n_out = a.n_out;
+	}
+	free(a.ins);
+	return rc;
+}
+
+/* --- get and list --------------------------------------------------------------------------- */
+
+enum mat_code store_evidence_get(const struct store_call *c, const char *org_id, const char *id,
+                                 struct mat_evidence *out, struct mat_error *err)
+{
+	char nid[STORE_UUID_TEXT];
+	uint8_t b[16];
+	const char *params[2] = {org_id, nid};
+	struct store__cmd cmd = {.st = &st_ev_get, .params = params};
+	enum mat_code rc;
+
+	memset(out, 0, sizeof(*out));
+	if (!org_ok(org_id) || id == NULL || !store__uuid_parse(id, b))
+		return mat_error_set(err, MAT_NOT_FOUND, "organizations/%s/evidence/%s not found",
+		                     org_id != NULL ? org_id : "", id != NULL ? id : "");
+	store__uuid_format(b, nid);
+	rc = store__read(c, &cmd, 1, err);
+	if (rc != MAT_OK)
+		return rc;
+	if (PQntuples(cmd.res) == 0)
+		rc = mat_error_set(err, MAT_NOT_FOUND, "organizations/%s/evidence/%s not found",
+		                   org_id, nid);
+	else
+		rc = evidence_from_row(cmd.res, 0, out, err);
+	store__cmds_clear(&cmd, 1);
+	return rc;
+}
+
+static uint64_t list_filter(const char *org_id, const char *practice_id, bool include_expired)
+{
+	uint8_t x = include_expired ? 1 : 0;
+	uint64_t h = store__fnv64(STORE_FNV64_INIT, "evidence", 9); /* with the NUL */
+
+	h = store__fnv64(h, org_id, strlen(org_id) + 1);
+	h = store__fnv64(h, practice_id, strlen(practice_id) + 1);
+	return store__fnv64(h, &x, 1);
+}
+
+enum mat_code store_evidence_list(const struct store_call *c, const char *org_id,
+                                  const char *practice_id, bool include_expired, mat_time_us now,
+                                  int page_size, const char *page_token, struct mat_evidence **out,
+                                  size_t *n_out, char **next_token, struct mat_error *err)
+{
+	const char *pid = practice_id != NULL ? practice_id : "";
+	char now_t[STORE_TIME_TEXT], before_t[STORE_TIME_TEXT] = "infinity";
+	char before_id[STORE_UUID_TEXT] = "ffffffff-ffff-ffff-ffff-ffffffffffff";
+	char limit[16];
+	const char *params[7] = {
+	    org_id, pid, include_expired ? "true" : "false", now_t, before_t, before_id, limit};
+	struct store__cmd cmds[2] = {
+	    {.st = &st_ev_org_exists, .params = params},
+	    {.st = pid[0] != '\0' ? &st_ev_page_of : &st_ev_page, .params = params}};
+	char token[STORE_TOKEN_MAX_TEXT] = "";
+	struct mat_evidence *list = NULL;
+	size_t n = 0;
+	int rows;
+	enum mat_code rc;
+
+	*out = NULL;
+	*n_out = 0;
+	*next_token = NULL;
+	if (!org_ok(org_id))
+		return org_not_found(err, org_id);
+	if (page_size <= 0)
+		page_size = MAT_PAGE_SIZE_DEFAULT;
+	if (page_size > MAT_PAGE_SIZE_MAX)
+		page_size = MAT_PAGE_SIZE_MAX;
+	if (page_token != NULL && page_token[0] != '\0') {
+		uint8_t key[STORE_TOKEN_MAX_KEY], uuid[16];
+		char text[1];
+		size_t klen;
+		int64_t t;
+		rc =
+		    store__token_decode(page_token, STORE_LIST_EVIDENCE,
+		                        list_filter(org_id, pid, include_expired), key, &klen, err);
+		if (rc != MAT_OK)
+			return rc;
+		if (!store__key_pos_unpack(key, klen, &t, uuid, text, sizeof(text)))
+			return mat_error_field(err, "page_token", "invalid page token");
+		store__time_text(t, before_t);
+		store__uuid_format(uuid, before_id);
+	}
+	store__time_text(now, now_t);
+	/* One row more than the page tells whether there is a next page. */
+	snprintf(limit, sizeof(limit), "%d", page_size + 1);
+	rc = store__read(c, cmds, 2, err);
+	if (rc != MAT_OK)
+		return rc;
+	if (PQntuples(cmds[0].res) == 0) {
+		rc = org_not_found(err, org_id);
+		goto out;
+	}
+	rows = PQntuples(cmds[1].res);
+	if (rows > page_size)
+		rows = page_size;
+	list = calloc(rows > 0 ? (size_t)rows : 1, sizeof(*list));
+	if (list == NULL) {
+		rc = store__oom(err);
+		goto out;
+	}
+	for (; n < (size_t)rows; n++) {
+		rc = evidence_from_row(cmds[1].res, (int)n, &list[n], err);
+		if (rc != MAT_OK)
+			goto out;
+	}
+	if (PQntuples(cmds[1].res) > page_size) {
+		uint8_t key[STORE_TOKEN_MAX_KEY], uuid[16];
+		size_t klen;
+		(void)store__uuid_parse(list[n - 1].id, uuid);
+		klen = store__key_pos_pack(list[n - 1].observe_time, uuid, "", key);
+		store__token_encode(STORE_LIST_EVIDENCE, list_filter(org_id, pid, include_expired),
+		                    key, klen, token);
+	}
+	*next_token = strdup(token);
+	rc = *next_token != NULL ? MAT_OK : store__oom(err);
+out:
+	store__cmds_clear(cmds, 2);
+	if (rc != MAT_OK) {
+		evidence_free(list, n);
+		return rc;
+	}
+	*out = list;
+	*n_out = n;
+	return MAT_OK;
+}
+
+/* --- live score inputs ---------------------------------------------------------------------- */
+
+void store_live_inputs_cleanup(struct store_live_inputs *in)
+{
+	if (in == NULL)
+		return;
+	mat_organization_cleanup(&in->org);
+	mat_assessment_cleanup(&in->submitted);
+	evidence_free(in->evidence, in->n_evidence);
+	memset(in, 0, sizeof(*in));
+}
+
+enum mat_code store_live_inputs_get(const struct store_call *c, const char *org_id, mat_time_us now,
+                                    struct store_live_inputs *out, struct mat_error *err)
+{
+	char t[STORE_TIME_TEXT];
+	const char *params[3] = {org_id, practice_array(), t};
+	struct store__cmd cmds[4] = {{.st = &st_live_org, .params = params},
+	                             {.st = &st_live_asm, .params = params},
+	                             {.st = &st_live_ans, .params = params},
+	                             {.st = &st_ev_current, .params = params}};
+	enum mat_code rc;
+
+	memset(out, 0, sizeof(*out));
+	if (!org_ok(org_id))
+		return org_not_found(err, org_id);
+	store__time_text(now, t);
+	/* One round trip, one snapshot: the organization, its last submitted assessment with its
+	 * answers, and the current evidence of each practice. */
+	rc = store__read(c, cmds, 4, err);
+	if (rc != MAT_OK)
+		return rc;
+	if (PQntuples(cmds[0].res) == 0) {
+		rc = org_not_found(err, org_id);
+		goto out;
+	}
+	rc = store__org_from_row(cmds[0].res, 0, &out->org, err);
+	if (rc == MAT_OK && PQntuples(cmds[1].res) > 0) {
+		rc = store__assessment_from_row(cmds[1].res, 0, &out->submitted, err);
+		if (rc == MAT_OK)
+			rc = store__answers_from_rows(cmds[2].res, 0, PQntuples(cmds[2].res), 1,
+			                              &out->submitted, err);
+	}
+	if (rc == MAT_OK)
+		rc = evidence_from_rows(cmds[3].res, &out->evidence, &out->n_evidence, err);
+out:
+	store__cmds_clear(cmds, 4);
+	if (rc != MAT_OK)
+		store_live_inputs_cleanup(out);
+	return rc;
+}
