@@ -267,7 +267,7 @@ static enum mat_code org_get_decode(struct store__aget *g, struct mat_error *err
 {
 	if (PQntuples(g->cmds[0].res) == 0)
 		return not_found(err, g->keys[0]);
-	return org_from_row(g->cmds[0].res, 0, g->out, err);
+	return store__org_from_row(g->cmds[0].res, 0, g->out, err);
 }
 
 void store_org_get_async(const struct store_call *c, const char *org_id,
