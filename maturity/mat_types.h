@@ -157,6 +157,7 @@ struct mat_audit_event {
 	char *resource;
 	int code; /* gRPC status code */
 	char *request_id;
+	char *delegator; /* who asserted `principal` for an end user; "" when no one did */
 };
 
 void mat_organization_cleanup(struct mat_organization *o);
