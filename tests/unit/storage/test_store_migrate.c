@@ -3,6 +3,7 @@
 
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
@@ -97,6 +98,17 @@ static void test_store_migrations_plan_rejects_duplicates(void **state)
 	assert_int_equal(store__migrations_plan(badname, 2, out, &err), MAT_INVALID);
 }
 
+/* Versions reserved by work developed in parallel (0004 by another branch while 0005 landed
+ * first): delete an entry once its migration is in. */
+static bool version_pending(int version)
+{
+	static const int pending[] = {4};
+	for (size_t i = 0; i < sizeof(pending) / sizeof(pending[0]); i++)
+		if (pending[i] == version)
+			return true;
+	return false;
+}
+
 static void test_store_migrations_embedded_are_contiguous(void **state)
 {
 	struct store__migration *plan;
@@ -110,8 +122,11 @@ static void test_store_migrations_embedded_are_contiguous(void **state)
 	assert_int_equal(
 	    store__migrations_plan(store__migration_files, store__n_migration_files, plan, &err),
 	    MAT_OK);
-	for (size_t i = 0; i < store__n_migration_files; i++) {
-		assert_int_equal(plan[i].version, (int)i + 1);
+	for (size_t i = 0, want = 1; i < store__n_migration_files; i++, want++) {
+		/* A version taken by a branch not merged yet may be missing here, never reused. */
+		while ((int)want < plan[i].version && version_pending((int)want))
+			want++;
+		assert_int_equal(plan[i].version, (int)want);
 		assert_true(strlen(plan[i].sql) > 0);
 	}
 	assert_string_equal(plan[0].name, "init");
