@@ -523,6 +523,35 @@ static void test_call_log_names_both(void **state)
 	assert_true(log_has("\"request_id\":\"deleg-log-1\""));
 }
 
+/* MATURITYD_DELEGATORS: a comma-separated list, spaces allowed around the commas. */
+static void test_delegators_from_environment(void **state)
+{
+	static const char *const env[] = {
+	    "MATURITYD_DELEGATORS=spiffe://corp.example/other , " GATEWAY, NULL};
+	Mlops__Maturity__V1__WhoAmIRequest req = MLOPS__MATURITY__V1__WHO_AM_IREQUEST__INIT;
+	Mlops__Maturity__V1__WhoAmIResponse *w = NULL;
+	struct tserver second;
+	struct tclient *c;
+	struct tresult r;
+
+	(void)state;
+	if (!tenv_available())
+		skip();
+	assert_int_equal(tserver_start_env(&second, g_dburl, NULL, env), 0);
+	c = tserver_client(&second, "gateway");
+	tclient_add_metadata(c, "x-on-behalf-of", CAROL, strlen(CAROL));
+	assert_int_equal(tclient_call(c, M("AccessService", "WhoAmI"), &req.base,
+	                              &mlops__maturity__v1__who_am_iresponse__descriptor,
+	                              (ProtobufCMessage **)&w, 10000, &r),
+	                 GRPC_STATUS_OK);
+	assert_string_equal(w->principal, CAROL);
+	assert_string_equal(w->delegator, GATEWAY);
+	protobuf_c_message_free_unpacked(&w->base, NULL);
+	tresult_cleanup(&r);
+	tclient_free(c);
+	assert_int_equal(tserver_stop(&second), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -534,6 +563,7 @@ int main(void)
 	    cmocka_unit_test(test_bad_values),
 	    cmocka_unit_test(test_bootstrap_admin_cannot_be_asserted),
 	    cmocka_unit_test(test_call_log_names_both),
+	    cmocka_unit_test(test_delegators_from_environment),
 	};
 	itest_server_args = server_args;
 	return cmocka_run_group_tests(tests, itest_setup, itest_teardown);
