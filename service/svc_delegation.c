@@ -31,6 +31,7 @@ enum mat_code svc_principal_resolve(struct svc_ctx *ctx, const struct svc_config
 	const grpc_metadata *found = NULL;
 	size_t times = 0, len;
 	const char *value;
+	char asserted[MAT_MAX_PRINCIPAL + 1];
 	enum mat_code rc;
 
 	ctx->delegator[0] = '\0';
@@ -65,7 +66,6 @@ enum mat_code svc_principal_resolve(struct svc_ctx *ctx, const struct svc_config
 		return rc;
 
 	/* auth_principal_check bounds len to MAT_MAX_PRINCIPAL: it fits, with its NUL. */
-	char asserted[MAT_MAX_PRINCIPAL + 1];
 	memcpy(asserted, value, len);
 	asserted[len] = '\0';
 	if (svc_config_is_admin(cfg, asserted)) {
