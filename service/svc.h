@@ -37,7 +37,12 @@ struct svc_ctx {
 	struct svc_server *srv;
 	struct svc_call *call;
 	const char *method; /* full path "/pkg.Service/Method" */
+	/* The effective principal: the client certificate's, or the end user a delegator asserted
+	 * with x-on-behalf-of (svc_principal_resolve). Authorization, ownership and audit use it.
+	 */
 	char principal[MAT_MAX_PRINCIPAL + 1];
+	/* The certificate principal of the delegator that asserted `principal`; "" otherwise. */
+	char delegator[MAT_MAX_PRINCIPAL + 1];
 	bool bootstrap_admin; /* principal named by --admin-principal */
 	char request_id[64];  /* x-request-id from metadata, else generated */
 	int64_t deadline_ms;  /* store_now_ms() clock; STORE_NO_DEADLINE if none */

@@ -22,6 +22,7 @@
 #include "mat_validate.h"
 #include "svc.h"
 #include "svc_convert.h"
+#include "svc_delegation.h"
 #include "svc_health.h"
 #include "svc_health_port.h"
 #include "svc_log.h"
@@ -602,6 +603,7 @@ void svc_store_call(struct svc_ctx *ctx, struct store_call *out)
 	out->pool = ctx->srv->pool;
 	out->deadline_ms = ctx->deadline_ms;
 	out->principal = ctx->principal;
+	out->delegator = ctx->delegator;
 	out->method = ctx->method;
 	out->request_id = ctx->request_id;
 	out->cancelled = (volatile const int *)&ctx->cancelled;
@@ -882,8 +884,8 @@ static void finish(struct svc_call *c, enum mat_code code)
 	svc_status_build(code, &c->ctx.err, &st);
 	if (code == MAT_INTERNAL)
 		svc_log_event("error", "%s: internal error: %s", method, c->ctx.err.message);
-	svc_log_call_format(&line, method, c->ctx.principal, svc_status_code_name(st.code), ms,
-	                    c->ctx.request_id, c->peer,
+	svc_log_call_format(&line, method, c->ctx.principal, c->ctx.delegator,
+	                    svc_status_code_name(st.code), ms, c->ctx.request_id, c->peer,
 	                    st.code == GRPC_STATUS_OK ? NULL : c->ctx.err.message);
 	svc_metrics_handled(srv->metrics, c->m ? c->m->metrics_index : -1, st.code, ms / 1e3);
 
@@ -1292,6 +1294,11 @@ static void run_call(struct svc_call *c)
 		                   "the client certificate carries no usable identity");
 		goto out;
 	}
+	/* The certificate's principal becomes the end user's when a delegator asserts one. After
+	 * principal_of, so its cache only ever holds certificate principals. */
+	rc = svc_principal_resolve(&c->ctx, srv->cfg, &c->req_md);
+	if (rc != MAT_OK)
+		goto out;
 	c->ctx.bootstrap_admin = svc_config_is_admin(srv->cfg, c->ctx.principal);
 	/* No shutdown check here: grpc stops matching new calls at shutdown, so every call that
 	 * reached us was accepted before and gets to finish within the grace period. */

@@ -79,7 +79,8 @@ struct store_authz {
 struct store_call {
 	struct store_pool *pool;
 	int64_t deadline_ms;    /* store_now_ms() clock; STORE_NO_DEADLINE for none */
-	const char *principal;  /* the verified caller */
+	const char *principal;  /* the verified caller, or the end user a delegator asserted */
+	const char *delegator;  /* the delegator that asserted `principal`; NULL or "" for none */
 	const char *method;     /* full gRPC method path, for audit events */
 	const char *request_id; /* x-request-id of the call, for audit events; may be NULL */
 	volatile const int

@@ -176,7 +176,7 @@ bool store__etag_matches(const char *etag, int64_t version, int64_t create_us);
 struct store__audit {
 	char id[STORE_UUID_TEXT];
 	char code[8];
-	const char *params[6];
+	const char *params[7];
 };
 enum mat_code store__audit_cmd(struct store__audit *a, const struct store_call *c,
                                const char *resource, int grpc_code, struct store__cmd *cmd,
