@@ -125,6 +125,11 @@ void store_org_get_async(const struct store_call *c, const char *org_id,
 enum mat_code store_org_list(const struct store_call *c, int page_size, const char *page_token,
                              struct mat_organization **out, size_t *n_out, char **next_token,
                              struct mat_error *err) MAT_MUSTCHECK;
+/* store_org_list on the storage loop; see store_org_get_async. out, n_out and next_token are
+ * borrowed until done runs. */
+void store_org_list_async(const struct store_call *c, int page_size, const char *page_token,
+                          struct mat_organization **out, size_t *n_out, char **next_token,
+                          struct mat_error *err, store_done_fn done, void *arg);
 /* Updates the fields in `fields` (enum store_org_field bits) from `in`. etag NULL or "" = no check;
  * mismatch -> MAT_ABORTED. Unknown org -> MAT_NOT_FOUND. */
 enum mat_code store_org_update(const struct store_call *c, const struct mat_organization *in,

@@ -724,6 +724,8 @@ static void aget_complete(struct store__aread *r, enum mat_code rc)
 		store__cmds_clear(g->cmds, r->n);
 	}
 	g->done(g->arg, rc);
+	if (g->free_out != NULL)
+		g->free_out(g->out);
 	free(g);
 }
 
