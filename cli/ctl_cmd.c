@@ -241,6 +241,8 @@ static int list_all(struct ctl *ctx, const struct ctl_args *a, const char *metho
 {
 	json_t *all = json_array(), *out = NULL;
 	const char *token = ctl_opt(a, "page-token");
+	/* Paging by hand (either flag) gets one page and its next token; else every page. */
+	bool one_page = token != NULL || ctl_opt(a, "page-size") != NULL;
 	int rc = 0;
 
 	if (put_int(req, "pageSize", "page-size", ctl_opt(a, "page-size"))) {
@@ -257,11 +259,11 @@ static int list_all(struct ctl *ctx, const struct ctl_args *a, const char *metho
 			break;
 		json_array_extend(all, json_object_get(resp, items));
 		next = json_string_value(json_object_get(resp, "nextPageToken"));
-		if (token != NULL || next == NULL || next[0] == '\0') {
+		if (one_page || next == NULL || next[0] == '\0') {
 			/* One page asked for: keep its token so the caller can go on. */
 			out = json_object();
 			json_object_set(out, items, all);
-			if (token != NULL && next != NULL)
+			if (one_page && next != NULL)
 				put_str(out, "nextPageToken", next);
 			json_decref(resp);
 			break;
@@ -272,10 +274,14 @@ static int list_all(struct ctl *ctx, const struct ctl_args *a, const char *metho
 	json_decref(req);
 	json_decref(all);
 	if (rc == 0) {
-		if (ctx->json)
+		const char *next = json_string_value(json_object_get(out, "nextPageToken"));
+		if (ctx->json) {
 			rc = ctl_print_json(out);
-		else
+		} else {
 			table(ctx, out);
+			if (next != NULL && next[0] != '\0')
+				fprintf(stderr, "more: --page-token %s\n", next);
+		}
 	}
 	json_decref(out);
 	return rc;
@@ -1657,7 +1663,8 @@ const struct ctl_command ctl_commands[] = {
      cmd_model_show},
     {"org", "list", "page-size= page-token=", "[--page-size N] [--page-token T]",
      "List organizations with their current and target levels.\n"
-     "All pages are fetched unless --page-token is given.", cmd_org_list},
+     "All pages are fetched unless --page-size or --page-token is given (then one page\n"
+     "and its next page token, in -o json).", cmd_org_list},
     {"org", "get", "", "ORG",
      "Show one organization. ORG is an id or a full name (acme, organizations/acme).",
      cmd_org_get},
