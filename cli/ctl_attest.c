@@ -72,7 +72,10 @@ int ctl_attest_verify(const char *key_pem_file, const char *file)
 	}
 	j = json_load_file(file, 0, &je);
 	if (j == NULL) {
-		ctl_usage_error("%s: invalid JSON at line %d: %s", file, je.line, je.text);
+		if (je.line < 0) /* jansson could not open it: the text says why */
+			ctl_usage_error("%s", je.text);
+		else
+			ctl_usage_error("%s: invalid JSON at line %d: %s", file, je.line, je.text);
 		goto out;
 	}
 	/* The envelope's proto3 JSON form is the DSSE JSON form: the same converter reads it. */

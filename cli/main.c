@@ -189,6 +189,41 @@ static bool flag_known(const char *flags, const char *name, bool *takes_value, b
 	return false;
 }
 
+/* Which connection setting the argument `--name[=value]` (or -o) sets: its index, S_N for
+ * --config, -1 for none. *inline_value is set for the --name=value form. */
+static int global_option(const char *s, const char **inline_value)
+{
+	const char *eq;
+	size_t len;
+	int which = -1;
+
+	*inline_value = NULL;
+	if (strcmp(s, "-o") == 0)
+		return S_OUTPUT;
+	if (strncmp(s, "--", 2) != 0)
+		return -1;
+	eq = strchr(s, '=');
+	len = eq ? (size_t)(eq - s - 2) : strlen(s + 2);
+	if (len == 6 && strncmp(s + 2, "config", 6) == 0)
+		which = S_N;
+	for (int k = 0; k < S_N && which < 0; k++)
+		if (strlen(settings[k].flag) == len && strncmp(s + 2, settings[k].flag, len) == 0)
+			which = k;
+	if (which >= 0 && eq != NULL)
+		*inline_value = eq + 1;
+	return which;
+}
+
+/* The command named by `group [verb]`, or NULL. */
+static const struct ctl_command *lookup_command(const char *w0, const char *w1)
+{
+	for (const struct ctl_command *c = ctl_commands; w0 != NULL && c->group != NULL; c++)
+		if (strcmp(c->group, w0) == 0 &&
+		    (c->verb == NULL || (w1 != NULL && strcmp(c->verb, w1) == 0)))
+			return c;
+	return NULL;
+}
+
 int main(int argc, char **argv)
 {
 	static const char *rest[256];
@@ -206,11 +241,28 @@ int main(int argc, char **argv)
 	 * failed write, which the commands handle, not through a signal. */
 	signal(SIGPIPE, SIG_IGN);
 
+	/* The command, found first: a flag of its own wins over a global option of the same name
+	 * (`attestation verify --key PUBLIC.pem` is not the client's key). */
+	const char *words[2] = {NULL, NULL};
+	int nwords = 0;
+	for (int i = 1; i < argc && nwords < 2; i++) {
+		const char *iv;
+		if (strcmp(argv[i], "--") == 0)
+			break;
+		if (global_option(argv[i], &iv) >= 0) {
+			i += iv == NULL;
+			continue;
+		}
+		if (argv[i][0] != '-')
+			words[nwords++] = argv[i];
+	}
+	const struct ctl_command *hint = lookup_command(words[0], words[1]);
+
 	/* Global options may come anywhere; everything else is the command's. */
 	for (int i = 1; i < argc; i++) {
 		const char *s = argv[i];
 		const char *v = NULL;
-		int which = -1;
+		int which;
 
 		if (strcmp(s, "--") == 0) {
 			while (++i < argc && nrest < 255)
@@ -221,21 +273,13 @@ int main(int argc, char **argv)
 			help = true;
 			continue;
 		}
-		if (strcmp(s, "-o") == 0) {
-			which = S_OUTPUT;
-		} else if (strncmp(s, "--", 2) == 0) {
-			const char *eq = strchr(s, '=');
-			size_t len = eq ? (size_t)(eq - s - 2) : strlen(s + 2);
-			if (len == 6 && strncmp(s + 2, "config", 6) == 0) {
-				which = S_N;
-			} else {
-				for (int k = 0; k < S_N; k++)
-					if (strlen(settings[k].flag) == len &&
-					    strncmp(s + 2, settings[k].flag, len) == 0)
-						which = k;
-			}
-			if (eq != NULL)
-				v = eq + 1;
+		which = global_option(s, &v);
+		if (which >= 0 && which != S_N && hint != NULL && s[1] == '-') {
+			char name[64];
+			bool tv, rep;
+			snprintf(name, sizeof(name), "%.*s", (int)strcspn(s + 2, "="), s + 2);
+			if (flag_known(hint->flags, name, &tv, &rep))
+				which = -1;
 		}
 		if (which < 0) {
 			if (nrest < 255)

@@ -675,6 +675,12 @@ static void test_cli_round_two_commands_reach_the_server(void **state)
 	          "bad age");
 	expect_rc(CTL("gate", "check", "acme", "--min-level", "1", "--out", "/tmp/x"), 2,
 	          "--out without --attest");
+	/* A watch ends only when told: here by its deadline, or at once on a server without it.
+	 * Neither is a dropped connection, so it does not resume. */
+	int wrc = CTL("events", "watch", "acme", "--timeout", "2s");
+	expect_rc(wrc, 1, "events watch");
+	if (strstr(err, "UNIMPLEMENTED") == NULL)
+		expect_err("DEADLINE_EXCEEDED");
 	/* Delegation: the header is sent; a server that knows it refuses a non-delegator. */
 	int rc = CTL("whoami", "--on-behalf-of", "user:alice@corp.example");
 	if (rc == 1)
