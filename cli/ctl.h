@@ -36,6 +36,7 @@ struct ctl {
 	struct ctl_conn_opts conn_opts;
 	struct ctl_conn *conn; /* opened on the first call */
 	bool json;             /* -o json */
+	bool name_only;        /* -o name: just the resource names, one a line (for scripts) */
 	/* Level names of the model, for "2 Automated Training" (fetched once, when a table needs
 	 * them; empty when the model could not be read). */
 	bool levels_loaded;

@@ -227,7 +227,9 @@ static int show(struct ctl *ctx, const char *method, json_t *req,
 
 	if (rc != 0)
 		return rc;
-	if (ctx->json || table == NULL)
+	if (ctx->name_only && json_is_string(json_object_get(resp, "name")))
+		printf("%s\n", json_string_value(json_object_get(resp, "name")));
+	else if (ctx->json || ctx->name_only || table == NULL)
 		rc = ctl_print_json(resp);
 	else
 		table(ctx, resp);
@@ -275,7 +277,12 @@ static int list_all(struct ctl *ctx, const struct ctl_args *a, const char *metho
 	json_decref(all);
 	if (rc == 0) {
 		const char *next = json_string_value(json_object_get(out, "nextPageToken"));
-		if (ctx->json) {
+		if (ctx->name_only) {
+			size_t i;
+			json_t *o;
+			json_array_foreach(json_object_get(out, items), i, o)
+			    printf("%s\n", json_string_value(json_object_get(o, "name")) ?: "");
+		} else if (ctx->json) {
 			rc = ctl_print_json(out);
 		} else {
 			table(ctx, out);

@@ -61,7 +61,8 @@ static const char *global_help =
     "                         else ~/.config/maturityctl/config): `key = value` lines with\n"
     "                         the keys server, cacert, cert, key, server-name, timeout,\n"
     "                         on-behalf-of, output; # starts a comment\n"
-    "  -o, --output FORMAT    table (default) or json (proto3 JSON; JSON lines for streams)\n"
+    "  -o, --output FORMAT    table (default), json (proto3 JSON; JSON lines for streams),\n"
+    "                         or name (the resource names only, e.g. for $(...))\n"
     "\n"
     "Commands:\n";
 
@@ -406,8 +407,10 @@ int main(int argc, char **argv)
 	if (settings[S_OUTPUT].value != NULL) {
 		if (strcmp(settings[S_OUTPUT].value, "json") == 0)
 			ctx.json = true;
+		else if (strcmp(settings[S_OUTPUT].value, "name") == 0)
+			ctx.name_only = true;
 		else if (strcmp(settings[S_OUTPUT].value, "table") != 0)
-			return ctl_usage_error("--output: want table or json, not \"%s\"",
+			return ctl_usage_error("--output: want table, json or name, not \"%s\"",
 			                       settings[S_OUTPUT].value);
 	}
 

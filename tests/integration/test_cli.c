@@ -118,6 +118,15 @@ static const char *jstr(json_t *o, const char *key)
 	return s != NULL ? s : "";
 }
 
+static size_t count_lines(const char *s)
+{
+	size_t n = 0;
+
+	for (; *s; s++)
+		n += *s == '\n';
+	return n;
+}
+
 static char pki_file[8][600];
 
 /* The connection for `who` in the environment (the usual way scripts set it). */
@@ -307,9 +316,12 @@ static void test_cli_assessment_transition_flow(void **state)
 	expect_out("editor");
 
 	use_env("portal");
-	expect_rc(CTL("assessment", "create", "acme", "--title", "Q1", "-o", "json"), 0,
+	/* -o name: just the name, for $(...) in scripts. */
+	expect_rc(CTL("assessment", "create", "acme", "--title", "Q1", "-o", "name"), 0,
 	          "assessment create");
-	out_field("name", a, sizeof(a));
+	assert_true(strncmp(out, "organizations/acme/assessments/", 31) == 0);
+	assert_int_equal(count_lines(out), 1);
+	snprintf(a, sizeof(a), "%.*s", (int)strcspn(out, "\n"), out);
 	/* An unknown practice: INVALID_ARGUMENT naming the answer's index. */
 	expect_rc(CTL("assessment", "answer", a, "people.bogus=implemented"), 1, "bad answer");
 	expect_err("INVALID_ARGUMENT: ");
@@ -418,15 +430,6 @@ static void test_cli_score_and_portfolio(void **state)
 	j = out_json();
 	assert_string_equal(jstr(j, "organizationCount"), "1"); /* int64: a string */
 	json_decref(j);
-}
-
-static size_t count_lines(const char *s)
-{
-	size_t n = 0;
-
-	for (; *s; s++)
-		n += *s == '\n';
-	return n;
 }
 
 static void test_cli_export_resume_and_closed_pipe(void **state)
