@@ -30,6 +30,7 @@ struct ctl_args {
 		const char *name;  /* without the leading dashes */
 		const char *value; /* NULL for a switch */
 	} opt[CTL_MAX_ARGS];
+	char names[CTL_MAX_ARGS][64]; /* the names of --name=value options */
 };
 
 struct ctl {

@@ -307,7 +307,6 @@ grpc_status_code ctl_call(struct ctl_conn *c, const char *path, const ProtobufCM
 		pluck(c, (void *)3);
 	else
 		code = GRPC_STATUS_INTERNAL;
-	grpc_call_unref(call);
 
 	st->code = stopped && code == GRPC_STATUS_CANCELLED ? GRPC_STATUS_CANCELLED : code;
 	st->message = malloc(GRPC_SLICE_LENGTH(details) + 1);
@@ -327,6 +326,8 @@ grpc_status_code ctl_call(struct ctl_conn *c, const char *path, const ProtobufCM
 		else
 			st->details_len = 0;
 	}
+	/* Only now: the received metadata's slices belong to the call. */
+	grpc_call_unref(call);
 out:
 	grpc_slice_unref(details);
 	grpc_metadata_array_destroy(&initial_md);

@@ -367,8 +367,12 @@ int main(int argc, char **argv)
 				return ctl_usage_error("too many options");
 			if (!repeat && ctl_has(&a, buf))
 				return ctl_usage_error("%s given twice", s);
-			/* Points into argv: the name is matched by flag_known's list entry. */
-			a.opt[a.nopt].name = eq ? strndup(name, (size_t)(eq - name)) : name;
+			if (eq != NULL) {
+				snprintf(a.names[a.nopt], sizeof(a.names[a.nopt]), "%s", buf);
+				a.opt[a.nopt].name = a.names[a.nopt];
+			} else {
+				a.opt[a.nopt].name = name;
+			}
 			a.opt[a.nopt].value = NULL;
 			if (takes_value) {
 				if (eq != NULL)
