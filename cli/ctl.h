@@ -109,7 +109,7 @@ void ctl_table_free(struct ctl_table *t);
 
 /* Offline DSSE verification (ctl_attest.c). Returns CTL_EXIT_OK and prints the statement when
  * a signature of the envelope in `file` verifies with the public key in `key_pem_file`; else
- * prints why on stderr and returns CTL_EXIT_FAILED (CTL_EXIT_USAGE for unreadable files). */
+ * prints why on stderr and returns CTL_EXIT_FAILED (unreadable or malformed files too). */
 int ctl_attest_verify(const char *key_pem_file, const char *file);
 
 #endif

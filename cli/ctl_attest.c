@@ -58,9 +58,12 @@ int ctl_attest_verify(const char *key_pem_file, const char *file)
 	char err[512];
 	unsigned char *buf = NULL;
 	size_t len = 0;
-	int rc = CTL_EXIT_USAGE;
+	/* Anything short of a good signature is a failed verification (1), bad files included:
+	 * a pipeline asks one question. */
+	int rc = CTL_EXIT_FAILED;
 
 	if (kf == NULL) {
+		/* ctl_usage_error only prints here: the status stays CTL_EXIT_FAILED. */
 		ctl_usage_error("cannot read %s", key_pem_file);
 		goto out;
 	}
@@ -85,7 +88,6 @@ int ctl_attest_verify(const char *key_pem_file, const char *file)
 		goto out;
 	}
 	env = (Mlops__Maturity__V1__Envelope *)msg;
-	rc = CTL_EXIT_FAILED;
 	buf = pae(env->payload_type, env->payload.data, env->payload.len, &len);
 	if (buf == NULL)
 		goto out;

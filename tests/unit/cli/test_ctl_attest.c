@@ -1,7 +1,7 @@
 /* `maturityctl attestation verify --key PUBLIC.pem FILE`, offline: envelopes signed here over
  * DSSE's PAE with Ed25519 and with ECDSA P-256 / SHA-256 verify (exit 0, the statement on
- * stdout); a changed payload, another key or a changed payload type do not (exit 1); unreadable
- * input is a usage error (exit 2). Runs the binary; needs no server. */
+ * stdout); a changed payload, another key or a changed payload type do not (exit 1), and
+ * neither do unreadable or malformed files (exit 1). Runs the binary; needs no server. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -147,19 +147,19 @@ static void test_verify_ecdsa_p256(void **state)
 	EVP_PKEY_free(o);
 }
 
-static void test_verify_unreadable_input_is_usage_error(void **state)
+static void test_verify_unreadable_input_fails(void **state)
 {
 	char out[256];
 	FILE *f = fopen(path("junk.json"), "w");
 
 	fputs("{\"payload\": 3}", f);
 	fclose(f);
-	assert_int_equal(verify(path("missing.pem"), path("junk.json"), out, sizeof(out)), 2);
+	assert_int_equal(verify(path("missing.pem"), path("junk.json"), out, sizeof(out)), 1);
 	EVP_PKEY *k = EVP_PKEY_Q_keygen(NULL, NULL, "ED25519");
 	write_public(k, path("key.pem"));
 	EVP_PKEY_free(k);
-	assert_int_equal(verify(path("key.pem"), path("junk.json"), out, sizeof(out)), 2);
-	assert_int_equal(verify(path("key.pem"), path("missing.json"), out, sizeof(out)), 2);
+	assert_int_equal(verify(path("key.pem"), path("junk.json"), out, sizeof(out)), 1);
+	assert_int_equal(verify(path("key.pem"), path("missing.json"), out, sizeof(out)), 1);
 }
 
 static int setup(void **state)
@@ -181,7 +181,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_verify_ed25519),
 	    cmocka_unit_test(test_verify_ecdsa_p256),
-	    cmocka_unit_test(test_verify_unreadable_input_is_usage_error),
+	    cmocka_unit_test(test_verify_unreadable_input_fails),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
