@@ -164,6 +164,23 @@ static json_t *load_json(const char *path)
 
 /* Answers from text: a JSON array of answers, an object with "answers", or lines of
  * `PRACTICE_ID STATUS` / `PRACTICE_ID=STATUS` (# comments). NULL (and a message) when bad. */
+/* Lets JSON answers say "implemented" as the command line does; full names pass through. */
+static void normalize_statuses(json_t *answers)
+{
+	size_t i;
+	json_t *an;
+
+	json_array_foreach(answers, i, an)
+	{
+		const char *st = json_string_value(json_object_get(an, "status"));
+		char buf[160];
+		if (st != NULL)
+			json_object_set_new(
+			    an, "status",
+			    json_string(ctl_enum_arg("PRACTICE_STATUS_", st, buf, sizeof(buf))));
+	}
+}
+
 static json_t *parse_answers(const char *path)
 {
 	char *text = read_input(path), *p, *save = NULL;
@@ -189,8 +206,10 @@ static json_t *parse_answers(const char *path)
 				    "%s: want an array of answers or {\"answers\": [...]}", path);
 				return NULL;
 			}
+			normalize_statuses(arr);
 			return arr;
 		}
+		normalize_statuses(j);
 		return j;
 	}
 	arr = json_array();
@@ -1661,6 +1680,81 @@ static int cmd_call(struct ctl *ctx, const struct ctl_args *a)
 	return show(ctx, a->pos[0], req, NULL);
 }
 
+/* Prints the words of a command's flag list ("a= b=* c") as "--a --b --c". */
+static void print_flags(const char *flags)
+{
+	const char *p = flags;
+
+	while (*p != '\0') {
+		size_t len = strcspn(p, " =");
+		if (len > 1)
+			printf(" --%.*s", (int)len, p);
+		else if (len == 1)
+			printf(" -%.*s", (int)len, p);
+		p += strcspn(p, " ");
+		p += strspn(p, " ");
+	}
+}
+
+/* A bash completion script made from the command table, so it never falls behind it. */
+static int cmd_completion(struct ctl *ctx, const struct ctl_args *a)
+{
+	const char *globals = "--server --cacert --cert --key --server-name --timeout "
+	                      "--on-behalf-of --output -o --config --help";
+
+	(void)ctx;
+	if (need_pos(a, 1, "SHELL (bash)"))
+		return CTL_EXIT_USAGE;
+	if (strcmp(a->pos[0], "bash") != 0)
+		return ctl_usage_error("completion: only bash is supported");
+	printf(
+	    "# bash completion for maturityctl: . <(maturityctl completion bash)\n"
+	    "_maturityctl() {\n"
+	    "  local cur=${COMP_WORDS[COMP_CWORD]} prev=${COMP_WORDS[COMP_CWORD-1]}\n"
+	    "  local w1=${COMP_WORDS[1]} w2=${COMP_WORDS[2]} flags=\"\"\n"
+	    "  case \"$prev\" in\n"
+	    "    -o|--output) COMPREPLY=($(compgen -W \"table json name\" -- \"$cur\")); return;;\n"
+	    "    --cacert|--cert|--key|--config|--out|--file) COMPREPLY=($(compgen -f -- "
+	    "\"$cur\")); return;;\n"
+	    "  esac\n"
+	    "  if [ \"$COMP_CWORD\" -eq 1 ]; then\n"
+	    "    COMPREPLY=($(compgen -W \"");
+	for (const struct ctl_command *c = ctl_commands; c->group != NULL; c++)
+		if (c == ctl_commands || strcmp(c[-1].group, c->group) != 0)
+			printf("%s ", c->group);
+	printf("%s\" -- \"$cur\")); return\n  fi\n  case \"$w1\" in\n", globals);
+	for (const struct ctl_command *c = ctl_commands; c->group != NULL; c++) {
+		if (c->verb == NULL || (c != ctl_commands && strcmp(c[-1].group, c->group) == 0))
+			continue;
+		printf("    %s) if [ \"$COMP_CWORD\" -eq 2 ]; then COMPREPLY=($(compgen -W \"",
+		       c->group);
+		for (const struct ctl_command *v = c;
+		     v->group != NULL && strcmp(v->group, c->group) == 0; v++)
+			printf("%s ", v->verb);
+		printf("\" -- \"$cur\")); return; fi;;\n");
+	}
+	printf("  esac\n  case \"$w1 $w2\" in\n");
+	for (const struct ctl_command *c = ctl_commands; c->group != NULL; c++) {
+		if (c->verb != NULL)
+			printf("    \"%s %s\")", c->group, c->verb);
+		else
+			printf("    \"%s \"*)", c->group);
+		printf(" flags=\"");
+		print_flags(c->flags);
+		printf("\";;\n");
+	}
+	printf("  esac\n"
+	       "  if [[ \"$cur\" == -* ]]; then\n"
+	       "    COMPREPLY=($(compgen -W \"$flags %s\" -- \"$cur\"))\n"
+	       "  else\n"
+	       "    COMPREPLY=($(compgen -f -- \"$cur\"))\n"
+	       "  fi\n"
+	       "}\n"
+	       "complete -F _maturityctl maturityctl\n",
+	       globals);
+	return fflush(stdout) == 0 ? CTL_EXIT_OK : CTL_EXIT_FAILED;
+}
+
 /* clang-format off */
 const struct ctl_command ctl_commands[] = {
     {"whoami", NULL, "", "",
@@ -1785,6 +1879,8 @@ const struct ctl_command ctl_commands[] = {
      "  maturityctl call mlops.maturity.v1.OrganizationService/GetOrganization \\\n"
      "      -d '{\"name\": \"organizations/acme\"}'\n"
      "Streaming methods print JSON lines.", cmd_call},
+    {"completion", NULL, "", "bash",
+     "Print a bash completion script: . <(maturityctl completion bash)", cmd_completion},
     {NULL, NULL, NULL, NULL, NULL, NULL},
 };
 /* clang-format on */

@@ -194,6 +194,9 @@ static void test_cli_help_and_usage(void **state)
 	expect_rc(CTL("gate", "check", "acme"), 2, "gate check without --min-level");
 	expect_rc(CTL("-o", "yaml", "whoami"), 2, "bad output format");
 	expect_rc(CTL("--timeout", "soon", "whoami"), 2, "bad timeout");
+	expect_rc(CTL("completion", "bash"), 0, "completion bash");
+	expect_out("complete -F _maturityctl maturityctl");
+	expect_out("\"gate check\") flags=\" --min-level --dimension --require");
 }
 
 static void test_cli_whoami_and_model(void **state)
@@ -412,10 +415,12 @@ static void test_cli_score_and_portfolio(void **state)
 	expect_rc(CTL_IN("people.regular_communication implemented\n", "score"), 0, "score stdin");
 	expect_out("overall level:");
 	expect_out("people");
-	expect_rc(CTL_IN("[{\"practiceId\":\"people.regular_communication\","
-	                 "\"status\":\"PRACTICE_STATUS_IMPLEMENTED\"}]",
-	                 "score", "-", "-o", "json"),
-	          0, "score JSON");
+	expect_rc(
+	    CTL_IN("[{\"practiceId\":\"people.regular_communication\","
+	           "\"status\":\"PRACTICE_STATUS_IMPLEMENTED\"},"
+	           "{\"practiceId\":\"model_creation.managed_compute\",\"status\":\"partial\"}]",
+	           "score", "-", "-o", "json"),
+	    0, "score JSON");
 	j = out_json();
 	assert_int_equal(
 	    json_integer_value(json_object_get(json_object_get(j, "score"), "satisfiedCount")), 1);
