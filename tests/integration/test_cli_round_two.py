@@ -13,6 +13,7 @@ misbehaving server to show.
   and with `--attest --out FILE` writes the DSSE envelope that `attestation verify` then checks
   with the key from `attestation keys` (a changed payload fails).
 - `evidence report` sends the observation with a 30-day lifetime by default.
+- `--on-behalf-of` / MATURITYCTL_ON_BEHALF_OF send the `x-on-behalf-of` header.
 
 Usage: test_cli_round_two.py MATURITYCTL DESCRIPTOR_SET (needs MATURITY_TEST_PKI; else exit 77).
 """
@@ -132,7 +133,11 @@ def check_gate(request, context):
     return d
 
 
+delegations = []
+
+
 def list_keys(request, context):
+    delegations.append(dict(context.invocation_metadata()).get("x-on-behalf-of"))
     r = KeysResp()
     r.keys.add(keyid=keyid, algorithm="ed25519", public_key_pem=pem, active=True)
     return r
@@ -253,6 +258,16 @@ try:
     with open(f"{tmp}/forged.json", "w") as f:
         json.dump(envelope, f)
     run("attestation", "verify", "--key", f"{tmp}/key.pem", f"{tmp}/forged.json", want=1)
+
+    # --on-behalf-of (and its environment variable) sends x-on-behalf-of; without it, nothing.
+    delegations.clear()
+    run("attestation", "keys", "--on-behalf-of", "user:alice@corp.example", want=0)
+    env["MATURITYCTL_ON_BEHALF_OF"] = "user:bob@corp.example"
+    run("attestation", "keys", want=0)
+    del env["MATURITYCTL_ON_BEHALF_OF"]
+    run("attestation", "keys", want=0)
+    if delegations != ["user:alice@corp.example", "user:bob@corp.example", None]:
+        failures.append(f"x-on-behalf-of sent: {delegations}")
 
     # evidence report
     p = run("evidence", "report", "acme", "--practice", "people.regular_communication",
