@@ -1794,8 +1794,8 @@ const struct ctl_command ctl_commands[] = {
      "Start a draft assessment.", cmd_assessment_create},
     {"assessment", "answer", "file= note= evidence-uri= etag=",
      "NAME [PRACTICE_ID=STATUS]... [--file FILE|-] [--note TEXT] [--evidence-uri URI] [--etag E]",
-     "Record answers in a draft. STATUS: implemented, partial, not-implemented,\n"
-     "not-applicable. --note and --evidence-uri apply to the answers on the command line.\n"
+     "Record answers in a draft.\n"
+     "STATUS: implemented, partial, not-implemented, not-applicable. --note and --evidence-uri apply to the answers on the command line.\n"
      "--file: a JSON array of answers, {\"answers\": [...]}, or `PRACTICE_ID STATUS` lines.",
      cmd_assessment_answer},
     {"assessment", "submit", "etag=", "NAME [--etag ETAG]",
@@ -1804,15 +1804,16 @@ const struct ctl_command ctl_commands[] = {
     {"assessment", "delete", "etag=", "NAME [--etag ETAG]", "Delete a draft assessment.",
      cmd_assessment_delete},
     {"score", NULL, "model=", "[FILE|-] [--model MODEL]",
-     "Score answers without storing them. Answers come from FILE or stdin: a JSON array,\n"
+     "Score answers without storing them.\n"
+     "Answers come from FILE or stdin: a JSON array,\n"
      "{\"answers\": [...]}, or `PRACTICE_ID STATUS` lines.", cmd_score},
     {"roadmap", NULL, "assessment= target-level=",
      "ORG [--assessment NAME] [--target-level N]",
      "What to do next: the practices each level up to the target still needs.", cmd_roadmap},
     {"transition", "list", "state= since= until= page-size= page-token=",
      "[ORG] [--state proposed|applied|rejected|superseded] [--since TIME] [--until TIME]",
-     "List level transitions (all organizations you may see, or one). TIME is RFC 3339,\n"
-     "e.g. 2026-01-31T00:00:00Z; the window is on the proposal time.", cmd_transition_list},
+     "List level transitions (all organizations you may see, or one).\n"
+     "TIME is RFC 3339, e.g. 2026-01-31T00:00:00Z; the window is on the proposal time.", cmd_transition_list},
     {"transition", "get", "", "NAME", "Show a level transition.", cmd_transition_get},
     {"transition", "approve", "etag=", "NAME [--etag ETAG]",
      "Approve a proposed transition (reviewers; not the submitter of its assessment).",
@@ -1853,14 +1854,16 @@ const struct ctl_command ctl_commands[] = {
      "ORG [--practice ID] [--include-expired]", "List an organization's evidence.",
      cmd_evidence_list},
     {"evidence", "live", "", "ORG",
-     "The live score: each practice's status from current evidence, else the last\n"
-     "submitted assessment.", cmd_evidence_live},
+     "The live score of an organization.\n"
+     "Each practice's status comes from current evidence, else from the last submitted\n"
+     "assessment.", cmd_evidence_live},
     {"events", "list", "type=* page-size= page-token=", "[ORG] [--type TYPE]...",
      "Recent events, newest first. TYPE e.g. assessment-submitted, transition-applied.",
      cmd_events_list},
     {"events", "watch", "type=* after= since=", "[ORG] [--type TYPE]... [--after CURSOR] [--since TIME]",
-     "Follow events as they happen (-o json: JSON lines with cursors). Resumes by itself\n"
-     "from the last cursor when the connection drops.", cmd_events_watch},
+     "Follow events as they happen.\n"
+     "-o json: JSON lines with cursors. Resumes by itself from the last cursor when the\n"
+     "connection drops.", cmd_events_watch},
     {"gate", "check", "min-level= dimension=* require=* max-evidence-age= live subject=* attest out=",
      "ORG --min-level N [--dimension ID=N]... [--require PRACTICE]...\n"
      "       [--max-evidence-age DURATION] [--live] [--subject NAME@sha256:HEX]...\n"
@@ -1871,11 +1874,13 @@ const struct ctl_command ctl_commands[] = {
     {"attestation", "keys", "", "", "The public keys attestations are signed with.",
      cmd_attestation_keys},
     {"attestation", "verify", "key=", "--key PUBLIC.pem FILE",
-     "Verify a saved DSSE envelope offline; prints its statement and exits 0 when a\n"
-     "signature verifies with the key (Ed25519 or ECDSA P-256), else exits 1.",
+     "Verify a saved signed gate decision (DSSE envelope) offline.\n"
+     "Prints its statement and exits 0 when a signature verifies with the key (Ed25519 or\n"
+     "ECDSA P-256), else exits 1.",
      cmd_attestation_verify},
     {"call", NULL, "d= data=", "SERVICE/METHOD [-d JSON|@FILE|-]",
-     "Call any method by its full name with a proto3 JSON request (default {}), e.g.\n"
+     "Call any method by its full name.\n"
+     "The request is proto3 JSON (default {}), e.g.\n"
      "  maturityctl call mlops.maturity.v1.OrganizationService/GetOrganization \\\n"
      "      -d '{\"name\": \"organizations/acme\"}'\n"
      "Streaming methods print JSON lines.", cmd_call},
