@@ -49,6 +49,15 @@ enum mat_code store_pool_start_loop(struct store_pool *pool, int n_conns,
  * store_pool_free calls it. */
 void store_pool_stop_loop(struct store_pool *pool);
 
+/* A thread that starts many reads in a burst (a grpc poller) may defer them: they are queued
+ * in the thread until store_reads_flush hands them to the loop together — one wake-up and one
+ * write to the database for the whole burst. A deferring thread must flush before it blocks
+ * (store_reads_pending tells whether there is anything to flush). store_reads_defer(false)
+ * flushes and stops deferring. These act on the calling thread only. */
+void store_reads_defer(bool on);
+bool store_reads_pending(void);
+void store_reads_flush(void);
+
 /* True when a pooled connection answers `SELECT 1` before the deadline (health checks). */
 bool store_pool_ping(struct store_pool *pool, int64_t deadline_ms);
 
