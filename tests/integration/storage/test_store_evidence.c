@@ -300,6 +300,23 @@ static void test_list_order_pages_filters(void **state)
 	assert_int_equal(np, 7);
 	free_list(page, np);
 	free(next);
+	/* Old history (observed 450 days ago, expired 350 days ago) is listed only when asked. */
+	in[0] = piece(P2, MAT_STATUS_PARTIAL, now - 450 * DAY, now - 350 * DAY);
+	out = report("ev-list", in, 1, false, NULL, MAT_OK, &n, &err);
+	free_list(out, n);
+	assert_int_equal(
+	    store_evidence_list(&c, "ev-list", "", true, now, 100, "", &page, &np, &next, &err),
+	    MAT_OK);
+	assert_int_equal(np, 8);
+	assert_true(page[7].observe_time == now - 450 * DAY);
+	free_list(page, np);
+	free(next);
+	assert_int_equal(
+	    store_evidence_list(&c, "ev-list", "", false, now, 100, "", &page, &np, &next, &err),
+	    MAT_OK);
+	assert_int_equal(np, 6);
+	free_list(page, np);
+	free(next);
 	/* Practice filter. */
 	assert_int_equal(
 	    store_evidence_list(&c, "ev-list", P1, false, now, 2, "", &page, &np, &next, &err),
