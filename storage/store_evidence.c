@@ -36,7 +36,7 @@ STORE__STMT(st_ev_batch, 2,
 	"SELECT " EV_COLS " FROM unnest($2::text[]) AS p(id) CROSS JOIN LATERAL (" \
 	"SELECT * FROM evidence e WHERE e.org_id = $1 AND e.practice_id = p.id "   \
 	"AND e.observe_time <= $3::timestamptz "                                   \
-	"AND e.observe_time > $3::timestamptz - interval '400 days' "              \
+	"AND e.observe_time > $3::timestamptz - interval '9600 hours' "            \
 	"AND e.expire_time > $3::timestamptz "                                     \
 	"ORDER BY e.observe_time DESC, e.create_time DESC, e.id DESC LIMIT 1) e"
 STORE__STMT(st_ev_current, 3, EV_CURRENT);
