@@ -184,6 +184,7 @@ static enum mat_code list_evidence(struct svc_ctx *ctx, const ProtobufCMessage *
 	    MLOPS__MATURITY__V1__LIST_EVIDENCE_RESPONSE__INIT;
 	const struct mat_model *m = mat_model_find("mlops-v1");
 	char org[MAT_MAX_ORG_ID + 1];
+	const char *org_id;
 	struct mat_evidence *list = NULL;
 	size_t n = 0;
 	char *next = NULL;
@@ -192,21 +193,34 @@ static enum mat_code list_evidence(struct svc_ctx *ctx, const ProtobufCMessage *
 	int page_size;
 	enum mat_code rc;
 
-	if (!svc_parse_org_name(req->parent, "parent", false, org, &ctx->err))
+	if (!svc_parse_org_name(req->parent, "parent", true, org, &ctx->err))
 		return MAT_INVALID;
+	/* organizations/-: the evidence of every organization the caller can see. */
+	org_id = strcmp(org, "-") == 0 ? NULL : org;
 	svc_page_size(req->page_size, &page_size, &ctx->err);
 	if (req->practice_id[0] != '\0' &&
 	    (!mat_utf8_valid(req->practice_id, strlen(req->practice_id)) ||
 	     mat_model_practice_index(m, req->practice_id, strlen(req->practice_id)) < 0))
 		mat_error_field(&ctx->err, "practice_id", "is not a practice of mlops-v1");
 	if (ctx->err.code != MAT_OK)
-		return svc_authorized(ctx, org, ctx->err.code);
+		return svc_authorized(ctx, org_id, ctx->err.code);
 	svc_store_call(ctx, &sc);
-	svc_authorize_with(ctx, org, &sc, &az);
-	rc = svc_authorized(ctx, org,
-	                    store_evidence_list(&sc, org, req->practice_id, req->include_expired,
-	                                        wall_now(), page_size, req->page_token, &list, &n,
-	                                        &next, &ctx->err));
+	if (org_id == NULL) {
+		rc = svc_authorize(ctx, NULL);
+		if (rc != MAT_OK)
+			return rc;
+		sc.only_visible = !svc_sees_all(ctx);
+		rc = store_evidence_list(&sc, NULL, req->practice_id, req->include_expired,
+		                         wall_now(), page_size, req->page_token, &list, &n, &next,
+		                         &ctx->err);
+	} else {
+		svc_authorize_with(ctx, org_id, &sc, &az);
+		rc = svc_authorized(ctx, org_id,
+		                    store_evidence_list(&sc, org_id, req->practice_id,
+		                                        req->include_expired, wall_now(), page_size,
+		                                        req->page_token, &list, &n, &next,
+		                                        &ctx->err));
+	}
 	if (rc != MAT_OK)
 		return rc;
 	resp.n_evidence = n;

@@ -353,9 +353,11 @@ enum mat_code store_evidence_report(const struct store_call *c, const char *org_
 /* By id (canonical UUID, any case); anything else, or another organization's -> MAT_NOT_FOUND. */
 enum mat_code store_evidence_get(const struct store_call *c, const char *org_id, const char *id,
                                  struct mat_evidence *out, struct mat_error *err) MAT_MUSTCHECK;
-/* Newest observe_time first, then id descending. practice_id NULL or "" = every practice;
- * without include_expired only pieces with expire_time > now. Keyset page token bound to the
- * filters; page_size as for store_org_list. Unknown organization -> MAT_NOT_FOUND. */
+/* Newest observe_time first, then name descending. org_id NULL = every organization
+ * (organizations/-), restricted by c->only_visible as for lists; else one organization (unknown
+ * -> MAT_NOT_FOUND). practice_id NULL or "" = every practice; without include_expired only
+ * pieces with expire_time > now. Keyset page token bound to the filters; page_size as for
+ * store_org_list. */
 enum mat_code store_evidence_list(const struct store_call *c, const char *org_id,
                                   const char *practice_id, bool include_expired, mat_time_us now,
                                   int page_size, const char *page_token, struct mat_evidence **out,

@@ -7,6 +7,7 @@
  * 400 days (no piece observed earlier can still be in force), so its cost does not grow with the
  * organization's history. */
 #include "mat_model.h"
+#include "mat_validate.h"
 #include "store_internal.h"
 #include "store_token.h"
 
@@ -35,22 +36,46 @@ STORE__STMT(st_ev_batch, 2,
 	"SELECT " EV_COLS " FROM unnest($2::text[]) AS p(id) CROSS JOIN LATERAL (" \
 	"SELECT * FROM evidence e WHERE e.org_id = $1 AND e.practice_id = p.id "   \
 	"AND e.observe_time <= $3::timestamptz "                                   \
-	"AND e.observe_time > $3::timestamptz - interval '400 days' "              \
+	"AND e.observe_time > $3::timestamptz - interval '9600 hours' "            \
 	"AND e.expire_time > $3::timestamptz "                                     \
 	"ORDER BY e.observe_time DESC, e.create_time DESC, e.id DESC LIMIT 1) e"
 STORE__STMT(st_ev_current, 3, EV_CURRENT);
 STORE__STMT(st_ev_org_exists, 1, "SELECT 1 FROM organizations WHERE id = $1");
 /* Newest first, strictly after the position ($5, $6) in (observe_time, id) descending order;
- * $3: include expired, $4: now. Two statements so each has a plan on the right index. */
+ * $3: include expired, $4: now. $8 bounds the walk down the index: without expired pieces,
+ * nothing observed 400 days before now can be in force, so a long expired history is never read
+ * (it is "-infinity" with include_expired). Two statements so each has a plan on the right
+ * index. */
 #define EV_PAGE_WHERE                                                      \
 	"e.org_id = $1 AND ($3::bool OR e.expire_time > $4::timestamptz) " \
-	"AND (e.observe_time, e.id) < ($5::timestamptz, $6::uuid) "
-STORE__STMT(st_ev_page, 7,
+	"AND (e.observe_time, e.id) < ($5::timestamptz, $6::uuid) "        \
+	"AND e.observe_time > $8::timestamptz "
+STORE__STMT(st_ev_page, 8,
             "SELECT " EV_COLS " FROM evidence e WHERE " EV_PAGE_WHERE "AND $2::text = '' "
             "ORDER BY e.observe_time DESC, e.id DESC LIMIT $7::int");
-STORE__STMT(st_ev_page_of, 7,
+STORE__STMT(st_ev_page_of, 8,
             "SELECT " EV_COLS " FROM evidence e WHERE " EV_PAGE_WHERE "AND e.practice_id = $2 "
             "ORDER BY e.observe_time DESC, e.id DESC LIMIT $7::int");
+/* organizations/-: the same order across organizations, ties on observe_time broken by name
+ * descending, i.e. by (org_id || '/', id): "/" sorts the way the rest of a name does, so
+ * "acme" < "acme-x" in ids but "organizations/acme/..." > "organizations/acme-x/..." in names.
+ * Each organization the caller may see contributes at most one page from evidence_list (its
+ * newest pieces after the position), and the pages are merged: no index across organizations to
+ * maintain on every report. $1 is NULL (no organization), $9: the position's organization, $10:
+ * only visible, $11: principal. */
+#define EV_NAME_KEY "(e.org_id || '/') COLLATE \"C\""
+STORE__STMT(st_ev_page_all, 11,
+            "SELECT " EV_COLS " FROM organizations o CROSS JOIN LATERAL ("
+            "SELECT * FROM evidence e WHERE e.org_id = o.id "
+            "AND ($3::bool OR e.expire_time > $4::timestamptz) "
+            "AND e.observe_time <= $5::timestamptz AND e.observe_time > $8::timestamptz "
+            "AND (e.observe_time, " EV_NAME_KEY ", e.id) < "
+            "($5::timestamptz, ($9::text || '/') COLLATE \"C\", $6::uuid) "
+            "AND ($2::text = '' OR e.practice_id = $2::text) "
+            "ORDER BY e.observe_time DESC, e.id DESC LIMIT $7::int) e "
+            "WHERE $1::text IS NULL AND (NOT $10::bool OR EXISTS (SELECT 1 FROM role_bindings b "
+            "WHERE b.principal = $11 AND (b.org_id IS NULL OR b.org_id = o.id))) "
+            "ORDER BY e.observe_time DESC, " EV_NAME_KEY " DESC, e.id DESC LIMIT $7::int");
 /* The inputs of the live score, with st_ev_current, in one snapshot. */
 STORE__STMT(st_live_org, 1, "SELECT " STORE__ORG_COLS " FROM organizations o WHERE o.id = $1");
 STORE__STMT(st_live_asm, 1,
@@ -409,12 +434,15 @@ enum mat_code store_evidence_get(const struct store_call *c, const char *org_id,
 	return rc;
 }
 
+/* Binds a page token to what selects rows (not to visibility, re-applied on every page). */
 static uint64_t list_filter(const char *org_id, const char *practice_id, bool include_expired)
 {
-	uint8_t x = include_expired ? 1 : 0;
+	uint8_t x = include_expired ? 1 : 0, all = org_id == NULL;
 	uint64_t h = store__fnv64(STORE_FNV64_INIT, "evidence", 9); /* with the NUL */
 
-	h = store__fnv64(h, org_id, strlen(org_id) + 1);
+	h = store__fnv64(h, &all, 1);
+	if (!all)
+		h = store__fnv64(h, org_id, strlen(org_id) + 1);
 	h = store__fnv64(h, practice_id, strlen(practice_id) + 1);
 	return store__fnv64(h, &x, 1);
 }
@@ -427,12 +455,24 @@ enum mat_code store_evidence_list(const struct store_call *c, const char *org_id
 	const char *pid = practice_id != NULL ? practice_id : "";
 	char now_t[STORE_TIME_TEXT], before_t[STORE_TIME_TEXT] = "infinity";
 	char before_id[STORE_UUID_TEXT] = "ffffffff-ffff-ffff-ffff-ffffffffffff";
-	char limit[16];
-	const char *params[7] = {
-	    org_id, pid, include_expired ? "true" : "false", now_t, before_t, before_id, limit};
+	char limit[16], floor_t[STORE_TIME_TEXT] = "-infinity";
+	char before_org[MAT_MAX_ORG_ID + 1] = "~"; /* after every id: [a-z][a-z0-9-] */
+	const char *params[11] = {org_id,
+	                          pid,
+	                          include_expired ? "true" : "false",
+	                          now_t,
+	                          before_t,
+	                          before_id,
+	                          limit,
+	                          floor_t,
+	                          before_org,
+	                          c->only_visible ? "true" : "false",
+	                          c->principal != NULL ? c->principal : ""};
 	struct store__cmd cmds[2] = {
 	    {.st = &st_ev_org_exists, .params = params},
 	    {.st = pid[0] != '\0' ? &st_ev_page_of : &st_ev_page, .params = params}};
+	struct store__cmd *page_cmd = &cmds[1];
+	size_t n_cmds = 2;
 	char token[STORE_TOKEN_MAX_TEXT] = "";
 	struct mat_evidence *list = NULL;
 	size_t n = 0;
@@ -442,15 +482,20 @@ enum mat_code store_evidence_list(const struct store_call *c, const char *org_id
 	*out = NULL;
 	*n_out = 0;
 	*next_token = NULL;
-	if (!org_ok(org_id))
+	if (org_id == NULL) {
+		/* Every organization the caller may see: no existence check to make. */
+		cmds[0] = (struct store__cmd){.st = &st_ev_page_all, .params = params};
+		page_cmd = &cmds[0];
+		n_cmds = 1;
+	} else if (!org_ok(org_id)) {
 		return org_not_found(err, org_id);
+	}
 	if (page_size <= 0)
 		page_size = MAT_PAGE_SIZE_DEFAULT;
 	if (page_size > MAT_PAGE_SIZE_MAX)
 		page_size = MAT_PAGE_SIZE_MAX;
 	if (page_token != NULL && page_token[0] != '\0') {
 		uint8_t key[STORE_TOKEN_MAX_KEY], uuid[16];
-		char text[1];
 		size_t klen;
 		int64_t t;
 		rc =
@@ -458,22 +503,24 @@ enum mat_code store_evidence_list(const struct store_call *c, const char *org_id
 		                        list_filter(org_id, pid, include_expired), key, &klen, err);
 		if (rc != MAT_OK)
 			return rc;
-		if (!store__key_pos_unpack(key, klen, &t, uuid, text, sizeof(text)))
+		if (!store__key_pos_unpack(key, klen, &t, uuid, before_org, sizeof(before_org)))
 			return mat_error_field(err, "page_token", "invalid page token");
 		store__time_text(t, before_t);
 		store__uuid_format(uuid, before_id);
 	}
 	store__time_text(now, now_t);
+	if (!include_expired)
+		store__time_text(now - MAT_EVIDENCE_MAX_LIFE_US, floor_t);
 	/* One row more than the page tells whether there is a next page. */
 	snprintf(limit, sizeof(limit), "%d", page_size + 1);
-	rc = store__read(c, cmds, 2, err);
+	rc = store__read(c, cmds, n_cmds, err);
 	if (rc != MAT_OK)
 		return rc;
-	if (PQntuples(cmds[0].res) == 0) {
+	if (org_id != NULL && PQntuples(cmds[0].res) == 0) {
 		rc = org_not_found(err, org_id);
 		goto out;
 	}
-	rows = PQntuples(cmds[1].res);
+	rows = PQntuples(page_cmd->res);
 	if (rows > page_size)
 		rows = page_size;
 	list = calloc(rows > 0 ? (size_t)rows : 1, sizeof(*list));
@@ -482,22 +529,23 @@ enum mat_code store_evidence_list(const struct store_call *c, const char *org_id
 		goto out;
 	}
 	for (; n < (size_t)rows; n++) {
-		rc = evidence_from_row(cmds[1].res, (int)n, &list[n], err);
+		rc = evidence_from_row(page_cmd->res, (int)n, &list[n], err);
 		if (rc != MAT_OK)
 			goto out;
 	}
-	if (PQntuples(cmds[1].res) > page_size) {
+	if (PQntuples(page_cmd->res) > page_size) {
 		uint8_t key[STORE_TOKEN_MAX_KEY], uuid[16];
 		size_t klen;
 		(void)store__uuid_parse(list[n - 1].id, uuid);
-		klen = store__key_pos_pack(list[n - 1].observe_time, uuid, "", key);
+		klen = store__key_pos_pack(list[n - 1].observe_time, uuid,
+		                           org_id == NULL ? list[n - 1].org_id : "", key);
 		store__token_encode(STORE_LIST_EVIDENCE, list_filter(org_id, pid, include_expired),
 		                    key, klen, token);
 	}
 	*next_token = strdup(token);
 	rc = *next_token != NULL ? MAT_OK : store__oom(err);
 out:
-	store__cmds_clear(cmds, 2);
+	store__cmds_clear(cmds, n_cmds);
 	if (rc != MAT_OK) {
 		evidence_free(list, n);
 		return rc;

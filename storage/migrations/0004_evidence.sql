@@ -21,7 +21,9 @@ CREATE TABLE evidence (
     batch_id     uuid NOT NULL,
     batch_index  smallint NOT NULL CHECK (batch_index BETWEEN 0 AND 99),
     PRIMARY KEY (org_id, id),
-    CHECK (expire_time > observe_time AND expire_time <= observe_time + interval '400 days')
+    -- 400 days as 9600 hours: '400 days' added to a timestamptz follows the session's time zone
+    -- and would be an hour shorter or longer across a daylight-saving change.
+    CHECK (expire_time > observe_time AND expire_time <= observe_time + interval '9600 hours')
 );
 -- Current evidence of a practice: the newest observation in force. Read per practice, walking
 -- this index from the newest observe_time down; expire_time is carried so expired entries are

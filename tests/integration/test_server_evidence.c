@@ -379,8 +379,15 @@ static void test_list_order_and_pages(void **state)
 	bad.page_size = -1;
 	itest_expect_violation("admin", ES "ListEvidence", &bad, "page_size");
 	bad.page_size = 0;
-	bad.parent = (char *)"organizations/-";
+	bad.parent = (char *)"organizations";
 	itest_expect_violation("admin", ES "ListEvidence", &bad, "parent");
+	/* organizations/-: across organizations (the admin sees them all). */
+	l = list("-", NULL, 0, 1000, NULL);
+	assert_true(l->n_evidence >= 6);
+	for (size_t i = 1; i < l->n_evidence; i++)
+		assert_true(l->evidence[i]->observe_time->seconds <=
+		            l->evidence[i - 1]->observe_time->seconds);
+	free_msg(l);
 	bad.parent = (char *)"organizations/ev-none";
 	itest_call("admin", ES "ListEvidence", &bad, LIST_DESC, GRPC_STATUS_NOT_FOUND);
 }
@@ -625,6 +632,21 @@ static void test_permissions(void **state)
 	/* editor: may report. */
 	free_msg(
 	    report_as("dnsclient", "ev-perm", piece(&p, P2, IMPL, -60, DAY), NULL, GRPC_STATUS_OK));
+	/* organizations/-: only what the caller can see. */
+	{
+		Mlops__Maturity__V1__ListEvidenceResponse *r;
+		lr.parent = (char *)"organizations/-";
+		r = itest_call("portal", ES "ListEvidence", &lr, LIST_DESC, GRPC_STATUS_OK);
+		assert_int_equal(r->n_evidence, 2);
+		for (size_t i = 0; i < r->n_evidence; i++)
+			assert_int_equal(
+			    strncmp(r->evidence[i]->name, "organizations/ev-perm/", 22), 0);
+		free_msg(r);
+		r = itest_call("cnclient", ES "ListEvidence", &lr, LIST_DESC, GRPC_STATUS_OK);
+		assert_int_equal(r->n_evidence, 0);
+		free_msg(r);
+		lr.parent = (char *)"organizations/ev-perm";
+	}
 	/* unbound: nothing. */
 	report_as("cnclient", "ev-perm", piece(&p, P1, IMPL, -60, DAY), NULL,
 	          GRPC_STATUS_PERMISSION_DENIED);

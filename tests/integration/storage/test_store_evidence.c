@@ -300,6 +300,23 @@ static void test_list_order_pages_filters(void **state)
 	assert_int_equal(np, 7);
 	free_list(page, np);
 	free(next);
+	/* Old history (observed 450 days ago, expired 350 days ago) is listed only when asked. */
+	in[0] = piece(P2, MAT_STATUS_PARTIAL, now - 450 * DAY, now - 350 * DAY);
+	out = report("ev-list", in, 1, false, NULL, MAT_OK, &n, &err);
+	free_list(out, n);
+	assert_int_equal(
+	    store_evidence_list(&c, "ev-list", "", true, now, 100, "", &page, &np, &next, &err),
+	    MAT_OK);
+	assert_int_equal(np, 8);
+	assert_true(page[7].observe_time == now - 450 * DAY);
+	free_list(page, np);
+	free(next);
+	assert_int_equal(
+	    store_evidence_list(&c, "ev-list", "", false, now, 100, "", &page, &np, &next, &err),
+	    MAT_OK);
+	assert_int_equal(np, 6);
+	free_list(page, np);
+	free(next);
 	/* Practice filter. */
 	assert_int_equal(
 	    store_evidence_list(&c, "ev-list", P1, false, now, 2, "", &page, &np, &next, &err),
@@ -334,6 +351,102 @@ static void test_list_order_pages_filters(void **state)
 	assert_int_equal(
 	    store_evidence_list(&c, "ev-none", NULL, false, now, 2, NULL, &page, &np, &next, &err),
 	    MAT_NOT_FOUND);
+}
+
+static void test_list_across_organizations(void **state)
+{
+	mat_time_us now = now_us();
+	/* "ev-x" < "ev-x-a" as ids, but organizations/ev-x/... > organizations/ev-x-a/... as
+	 * names ('/' > '-'): name descending lists ev-x first on equal observe_time. */
+	static const char *const orgs[] = {"ev-x-a", "ev-x", "ev-y"};
+	struct mat_evidence in = piece(P1, MAT_STATUS_IMPLEMENTED, now - 60 * SEC, now + DAY);
+	struct mat_evidence *out, *page;
+	struct mat_role_binding b = {.principal = (char *)"spiffe://corp.example/narrow",
+	                             .role = MAT_ROLE_VIEWER,
+	                             .org_id = (char *)"ev-y"},
+	                        made;
+	struct store_call c = tdb_call(db, "spiffe://corp.example/wide", 5000);
+	struct mat_error err;
+	char *next = NULL, names[8][160];
+	size_t n, np, total = 0;
+
+	(void)state;
+	TDB_SKIP_IF_NONE(db);
+	for (size_t i = 0; i < 3; i++) {
+		create_org(orgs[i]);
+		out = report(orgs[i], &in, 1, false, NULL, MAT_OK, &n, &err);
+		free_list(out, n);
+		out = report(orgs[i], &in, 1, false, NULL, MAT_OK, &n, &err);
+		free_list(out, n);
+	}
+	/* An older one, to see observe_time order win over names. */
+	in.observe_time -= SEC;
+	out = report("ev-x-a", &in, 1, false, NULL, MAT_OK, &n, &err);
+	free_list(out, n);
+
+	/* Pages of one across every organization (of this test: others are older or newer). */
+	do {
+		char *tok = next;
+		mat_error_clear(&err);
+		assert_int_equal(
+		    store_evidence_list(&c, NULL, P1, false, now, 1, tok, &page, &np, &next, &err),
+		    MAT_OK);
+		free(tok);
+		for (size_t i = 0; i < np; i++) {
+			if (strncmp(page[i].org_id, "ev-x", 4) != 0 &&
+			    strcmp(page[i].org_id, "ev-y"))
+				continue;
+			if (total < 8)
+				snprintf(names[total], sizeof(names[total]),
+				         "%lld organizations/%s/evidence/%s",
+				         (long long)(now - page[i].observe_time), page[i].org_id,
+				         page[i].id);
+			total++;
+		}
+		free_list(page, np);
+	} while (next[0] != '\0');
+	free(next);
+	assert_int_equal(total, 7);
+	/* Newest first, then name descending: ev-y, ev-y, ev-x, ev-x, ev-x-a, ev-x-a, then the
+	 * older ev-x-a. */
+	for (size_t i = 0; i + 1 < 6; i++) {
+		const char *a = strchr(names[i], ' '), *bb = strchr(names[i + 1], ' ');
+		assert_true(strcmp(a, bb) > 0);
+	}
+	assert_non_null(strstr(names[0], "/ev-y/"));
+	assert_non_null(strstr(names[2], "/ev-x/"));
+	assert_non_null(strstr(names[4], "/ev-x-a/"));
+	assert_non_null(strstr(names[6], "/ev-x-a/"));
+
+	/* only_visible: a principal bound to ev-y sees ev-y's evidence only. */
+	c = tdb_call(db, "admin", 5000);
+	mat_error_clear(&err);
+	assert_int_equal(store_binding_create(&c, &b, NULL, &made, &err), MAT_OK);
+	mat_role_binding_cleanup(&made);
+	c = tdb_call(db, "spiffe://corp.example/narrow", 5000);
+	c.only_visible = true;
+	assert_int_equal(
+	    store_evidence_list(&c, NULL, "", true, now, 1000, "", &page, &np, &next, &err),
+	    MAT_OK);
+	assert_int_equal(np, 2);
+	for (size_t i = 0; i < np; i++)
+		assert_string_equal(page[i].org_id, "ev-y");
+	free_list(page, np);
+	free(next);
+	/* A token of one organization's list does not page the other list. */
+	c.only_visible = false;
+	assert_int_equal(
+	    store_evidence_list(&c, "ev-y", "", true, now, 1, "", &page, &np, &next, &err), MAT_OK);
+	free_list(page, np);
+	{
+		char *tok = next;
+		mat_error_clear(&err);
+		assert_int_equal(
+		    store_evidence_list(&c, NULL, "", true, now, 1, tok, &page, &np, &next, &err),
+		    MAT_INVALID);
+		assert_string_equal(err.violations[0].field, "page_token");
+		free(tok);
+	}
 }
 
 static void test_live_inputs(void **state)
@@ -496,6 +609,7 @@ int main(void)
 	    cmocka_unit_test(test_report_get_and_audit),
 	    cmocka_unit_test(test_batch_all_or_nothing_and_replay),
 	    cmocka_unit_test(test_list_order_pages_filters),
+	    cmocka_unit_test(test_list_across_organizations),
 	    cmocka_unit_test(test_live_inputs),
 	    cmocka_unit_test(test_immutable),
 	    cmocka_unit_test(test_prefill),
