@@ -236,50 +236,51 @@ static enum mat_code list_evidence(struct svc_ctx *ctx, const ProtobufCMessage *
 	return svc_reply(ctx, &resp.base);
 }
 
-static enum mat_code get_live_score(struct svc_ctx *ctx, const ProtobufCMessage *req_)
-{
-	const Mlops__Maturity__V1__GetLiveScoreRequest *req = (const void *)req_;
-	Mlops__Maturity__V1__LiveScore out = MLOPS__MATURITY__V1__LIVE_SCORE__INIT;
+/* GetLiveScore: one pipelined read on the storage loop (the caller's bindings, the
+ * organization, its last submitted assessment with answers and the current evidence of each
+ * practice, in one round trip and one snapshot); the live rule and the reply run on the loop. */
+struct live_step {
 	char org[MAT_MAX_ORG_ID + 1];
-	struct store_live_inputs in;
-	const struct mat_model *m = NULL;
-	struct mat_live *live;
-	mat_time_us now = wall_now();
+	mat_time_us now;
 	struct store_call sc;
 	struct svc_authz az;
-	enum mat_code rc;
+	struct store_live_inputs in;
+};
 
-	if (!svc_parse_org_name(req->organization, "organization", false, org, &ctx->err))
-		return MAT_INVALID;
-	svc_store_call(ctx, &sc);
-	svc_authorize_with(ctx, org, &sc, &az);
-	rc = svc_authorized(ctx, org, store_live_inputs_get(&sc, org, now, &in, &ctx->err));
+static enum mat_code get_live_score_then(struct svc_ctx *ctx, void *arg, enum mat_code rc)
+{
+	struct live_step *st = arg;
+	Mlops__Maturity__V1__LiveScore out = MLOPS__MATURITY__V1__LIVE_SCORE__INIT;
+	const struct mat_model *m = NULL;
+	struct mat_live *live;
+
+	rc = svc_authorized(ctx, st->org, rc);
 	if (rc != MAT_OK) {
-		store_live_inputs_cleanup(&in);
+		store_live_inputs_cleanup(&st->in);
 		return rc;
 	}
 	/* The model of the last submitted assessment, else the default one. */
-	if (in.submitted.id != NULL)
-		m = mat_model_find(in.submitted.model_id);
+	if (st->in.submitted.id != NULL)
+		m = mat_model_find(st->in.submitted.model_id);
 	if (m == NULL)
 		m = mat_model_find("mlops-v1");
 	live = svc_alloc(ctx, sizeof(*live));
-	mat_live_compute(m, in.evidence, in.n_evidence,
-	                 in.submitted.id != NULL ? &in.submitted : NULL, now, live);
+	mat_live_compute(m, st->in.evidence, st->in.n_evidence,
+	                 st->in.submitted.id != NULL ? &st->in.submitted : NULL, st->now, live);
 
-	out.organization = svc_org_name(ctx, org);
+	out.organization = svc_org_name(ctx, st->org);
 	out.model = svc_alloc(ctx, strlen(m->id) + sizeof("models/"));
 	snprintf(out.model, strlen(m->id) + sizeof("models/"), "models/%s", m->id);
 	out.score = svc_score_to_proto(ctx, m, &live->score);
 	out.confidence = live->confidence;
-	if (in.submitted.id != NULL) {
-		size_t len =
-		    strlen(org) + strlen(in.submitted.id) + sizeof("organizations//assessments/");
+	if (st->in.submitted.id != NULL) {
+		size_t len = strlen(st->org) + strlen(st->in.submitted.id) +
+		             sizeof("organizations//assessments/");
 		out.assessment = svc_alloc(ctx, len);
-		snprintf(out.assessment, len, "organizations/%s/assessments/%s", org,
-		         in.submitted.id);
+		snprintf(out.assessment, len, "organizations/%s/assessments/%s", st->org,
+		         st->in.submitted.id);
 	}
-	out.compute_time = svc_ts(ctx, now);
+	out.compute_time = svc_ts(ctx, st->now);
 	out.n_practices = live->n_practices;
 	out.practices =
 	    svc_alloc(ctx, (live->n_practices ? live->n_practices : 1) * sizeof(*out.practices));
@@ -300,8 +301,24 @@ static enum mat_code get_live_score(struct svc_ctx *ctx, const ProtobufCMessage 
 		out.practices[i] = ps;
 	}
 	rc = svc_reply(ctx, &out.base);
-	store_live_inputs_cleanup(&in);
+	store_live_inputs_cleanup(&st->in);
 	return rc;
+}
+
+static enum mat_code get_live_score(struct svc_ctx *ctx, const ProtobufCMessage *req_)
+{
+	const Mlops__Maturity__V1__GetLiveScoreRequest *req = (const void *)req_;
+	struct live_step *st = svc_alloc(ctx, sizeof(*st));
+
+	if (!svc_parse_org_name(req->organization, "organization", false, st->org, &ctx->err))
+		return MAT_INVALID;
+	st->now = wall_now();
+	svc_store_call(ctx, &st->sc);
+	svc_authorize_with(ctx, st->org, &st->sc, &st->az);
+	svc_async_begin(ctx, get_live_score_then, st);
+	store_live_inputs_get_async(&st->sc, st->org, st->now, &st->in, &ctx->err, svc_async_done,
+	                            ctx);
+	return MAT_OK;
 }
 
 static const struct svc_method_impl methods[] = {
@@ -309,7 +326,7 @@ static const struct svc_method_impl methods[] = {
     {"BatchReportEvidence", batch_report_evidence, SVC_UNARY},
     {"GetEvidence", get_evidence, SVC_UNARY},
     {"ListEvidence", list_evidence, SVC_UNARY},
-    {"GetLiveScore", get_live_score, SVC_UNARY},
+    {"GetLiveScore", get_live_score, SVC_UNARY_ASYNC},
 };
 
 const struct svc_service_impl svc_evidence_service = {

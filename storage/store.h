@@ -380,6 +380,10 @@ struct store_live_inputs {
 enum mat_code store_live_inputs_get(const struct store_call *c, const char *org_id, mat_time_us now,
                                     struct store_live_inputs *out,
                                     struct mat_error *err) MAT_MUSTCHECK;
+/* store_live_inputs_get on the storage loop; see store_org_get_async. */
+void store_live_inputs_get_async(const struct store_call *c, const char *org_id, mat_time_us now,
+                                 struct store_live_inputs *out, struct mat_error *err,
+                                 store_done_fn done, void *arg);
 void store_live_inputs_cleanup(struct store_live_inputs *in);
 
 #endif

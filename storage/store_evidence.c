@@ -567,30 +567,16 @@ void store_live_inputs_cleanup(struct store_live_inputs *in)
 	memset(in, 0, sizeof(*in));
 }
 
-enum mat_code store_live_inputs_get(const struct store_call *c, const char *org_id, mat_time_us now,
-                                    struct store_live_inputs *out, struct mat_error *err)
+/* The live-score inputs from the results of the four commands below (one round trip, one
+ * snapshot: the organization, its last submitted assessment with its answers, and the current
+ * evidence of each practice). */
+static enum mat_code live_decode(struct store__cmd *cmds, const char *org_id,
+                                 struct store_live_inputs *out, struct mat_error *err)
 {
-	char t[STORE_TIME_TEXT];
-	const char *params[3] = {org_id, practice_array(), t};
-	struct store__cmd cmds[4] = {{.st = &st_live_org, .params = params},
-	                             {.st = &st_live_asm, .params = params},
-	                             {.st = &st_live_ans, .params = params},
-	                             {.st = &st_ev_current, .params = params}};
 	enum mat_code rc;
 
-	memset(out, 0, sizeof(*out));
-	if (!org_ok(org_id))
+	if (PQntuples(cmds[0].res) == 0)
 		return org_not_found(err, org_id);
-	store__time_text(now, t);
-	/* One round trip, one snapshot: the organization, its last submitted assessment with its
-	 * answers, and the current evidence of each practice. */
-	rc = store__read(c, cmds, 4, err);
-	if (rc != MAT_OK)
-		return rc;
-	if (PQntuples(cmds[0].res) == 0) {
-		rc = org_not_found(err, org_id);
-		goto out;
-	}
 	rc = store__org_from_row(cmds[0].res, 0, &out->org, err);
 	if (rc == MAT_OK && PQntuples(cmds[1].res) > 0) {
 		rc = store__assessment_from_row(cmds[1].res, 0, &out->submitted, err);
@@ -600,9 +586,66 @@ enum mat_code store_live_inputs_get(const struct store_call *c, const char *org_
 	}
 	if (rc == MAT_OK)
 		rc = evidence_from_rows(cmds[3].res, &out->evidence, &out->n_evidence, err);
-out:
-	store__cmds_clear(cmds, 4);
 	if (rc != MAT_OK)
 		store_live_inputs_cleanup(out);
 	return rc;
+}
+
+static void live_cmds(struct store__cmd cmds[4], const char *const *params)
+{
+	cmds[0] = (struct store__cmd){.st = &st_live_org, .params = params};
+	cmds[1] = (struct store__cmd){.st = &st_live_asm, .params = params};
+	cmds[2] = (struct store__cmd){.st = &st_live_ans, .params = params};
+	cmds[3] = (struct store__cmd){.st = &st_ev_current, .params = params};
+}
+
+enum mat_code store_live_inputs_get(const struct store_call *c, const char *org_id, mat_time_us now,
+                                    struct store_live_inputs *out, struct mat_error *err)
+{
+	char t[STORE_TIME_TEXT];
+	const char *params[3] = {org_id, practice_array(), t};
+	struct store__cmd cmds[4];
+	enum mat_code rc;
+
+	memset(out, 0, sizeof(*out));
+	if (!org_ok(org_id))
+		return org_not_found(err, org_id);
+	store__time_text(now, t);
+	live_cmds(cmds, params);
+	rc = store__read(c, cmds, 4, err);
+	if (rc != MAT_OK)
+		return rc;
+	rc = live_decode(cmds, org_id, out, err);
+	store__cmds_clear(cmds, 4);
+	return rc;
+}
+
+static enum mat_code live_adecode(struct store__aget *g, struct mat_error *err)
+{
+	return live_decode(g->cmds, g->keys[0], g->out, err);
+}
+
+void store_live_inputs_get_async(const struct store_call *c, const char *org_id, mat_time_us now,
+                                 struct store_live_inputs *out, struct mat_error *err,
+                                 store_done_fn done, void *arg)
+{
+	struct store__aget *g;
+
+	memset(out, 0, sizeof(*out));
+	if (!org_ok(org_id)) {
+		done(arg, org_not_found(err, org_id));
+		return;
+	}
+	g = store__aget_new(c, err, done, arg);
+	if (g == NULL)
+		return;
+	snprintf(g->keys[0], sizeof(g->keys[0]), "%s", org_id);
+	store__time_text(now, g->keys[1]);
+	g->params[0] = g->keys[0];
+	g->params[1] = practice_array();
+	g->params[2] = g->keys[1];
+	live_cmds(g->cmds, g->params);
+	g->decode = live_adecode;
+	g->out = out;
+	store__aget_start(g, 4);
 }

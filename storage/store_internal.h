@@ -307,7 +307,7 @@ struct store__aget {
 	struct store__aread r;
 	struct store__cmd cmds[4];
 	const char *params[4];
-	char keys[4][72]; /* copies of short parameters (ids, names) */
+	char keys[4][96]; /* copies of short parameters (ids, names, times) */
 	enum mat_code (*decode)(struct store__aget *g, struct mat_error *err);
 	void *out;
 	void (*free_out)(void *out); /* NULL, or frees `out` with g (when the output is g's own) */
