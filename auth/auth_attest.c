@@ -192,6 +192,7 @@ char *auth_attest_statement(const struct auth_attest_decision *d, size_t *len)
 	char *out = NULL;
 	bool ok = true;
 
+	*len = 0;
 	rfc3339(d->decide_time, when);
 	/* Insertion order is the output order (JSON_PRESERVE_ORDER): the layout below is the
 	 * documented one. */
