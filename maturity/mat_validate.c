@@ -460,11 +460,14 @@ bool mat_evidence_validate(const struct mat_evidence *e, mat_time_us now, const 
 		ok = false;
 	}
 
+	/* Time differences are taken in unsigned arithmetic: exact for any two ordered times, and
+	 * never a signed overflow whatever a client sends. */
 	if (e->observe_time == 0) {
 		mat_error_field(err, evidence_field(field, sizeof(field), prefix, "observe_time"),
 		                "must be set");
 		ok = false;
-	} else if (e->observe_time > now + MAT_EVIDENCE_MAX_FUTURE_US) {
+	} else if (e->observe_time > now &&
+	           (uint64_t)e->observe_time - (uint64_t)now > MAT_EVIDENCE_MAX_FUTURE_US) {
 		mat_error_field(err, evidence_field(field, sizeof(field), prefix, "observe_time"),
 		                "must not be more than 5 minutes in the future");
 		ok = false;
@@ -477,8 +480,8 @@ bool mat_evidence_validate(const struct mat_evidence *e, mat_time_us now, const 
 		mat_error_field(err, evidence_field(field, sizeof(field), prefix, "expire_time"),
 		                "must be after observe_time");
 		ok = false;
-	} else if (e->observe_time != 0 &&
-	           e->expire_time - e->observe_time > MAT_EVIDENCE_MAX_LIFE_US) {
+	} else if (e->observe_time != 0 && (uint64_t)e->expire_time - (uint64_t)e->observe_time >
+	                                       MAT_EVIDENCE_MAX_LIFE_US) {
 		mat_error_field(err, evidence_field(field, sizeof(field), prefix, "expire_time"),
 		                "must be at most 400 days after observe_time");
 		ok = false;

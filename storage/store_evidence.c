@@ -7,6 +7,7 @@
  * 400 days (no piece observed earlier can still be in force), so its cost does not grow with the
  * organization's history. */
 #include "mat_model.h"
+#include "mat_validate.h"
 #include "store_internal.h"
 #include "store_token.h"
 
@@ -41,14 +42,18 @@ STORE__STMT(st_ev_batch, 2,
 STORE__STMT(st_ev_current, 3, EV_CURRENT);
 STORE__STMT(st_ev_org_exists, 1, "SELECT 1 FROM organizations WHERE id = $1");
 /* Newest first, strictly after the position ($5, $6) in (observe_time, id) descending order;
- * $3: include expired, $4: now. Two statements so each has a plan on the right index. */
+ * $3: include expired, $4: now. $8 bounds the walk down the index: without expired pieces,
+ * nothing observed 400 days before now can be in force, so a long expired history is never read
+ * (it is "-infinity" with include_expired). Two statements so each has a plan on the right
+ * index. */
 #define EV_PAGE_WHERE                                                      \
 	"e.org_id = $1 AND ($3::bool OR e.expire_time > $4::timestamptz) " \
-	"AND (e.observe_time, e.id) < ($5::timestamptz, $6::uuid) "
-STORE__STMT(st_ev_page, 7,
+	"AND (e.observe_time, e.id) < ($5::timestamptz, $6::uuid) "        \
+	"AND e.observe_time > $8::timestamptz "
+STORE__STMT(st_ev_page, 8,
             "SELECT " EV_COLS " FROM evidence e WHERE " EV_PAGE_WHERE "AND $2::text = '' "
             "ORDER BY e.observe_time DESC, e.id DESC LIMIT $7::int");
-STORE__STMT(st_ev_page_of, 7,
+STORE__STMT(st_ev_page_of, 8,
             "SELECT " EV_COLS " FROM evidence e WHERE " EV_PAGE_WHERE "AND e.practice_id = $2 "
             "ORDER BY e.observe_time DESC, e.id DESC LIMIT $7::int");
 /* The inputs of the live score, with st_ev_current, in one snapshot. */
@@ -427,9 +432,10 @@ enum mat_code store_evidence_list(const struct store_call *c, const char *org_id
 	const char *pid = practice_id != NULL ? practice_id : "";
 	char now_t[STORE_TIME_TEXT], before_t[STORE_TIME_TEXT] = "infinity";
 	char before_id[STORE_UUID_TEXT] = "ffffffff-ffff-ffff-ffff-ffffffffffff";
-	char limit[16];
-	const char *params[7] = {
-	    org_id, pid, include_expired ? "true" : "false", now_t, before_t, before_id, limit};
+	char limit[16], floor_t[STORE_TIME_TEXT] = "-infinity";
+	const char *params[8] = {org_id, pid,      include_expired ? "true" : "false",
+	                         now_t,  before_t, before_id,
+	                         limit,  floor_t};
 	struct store__cmd cmds[2] = {
 	    {.st = &st_ev_org_exists, .params = params},
 	    {.st = pid[0] != '\0' ? &st_ev_page_of : &st_ev_page, .params = params}};
@@ -464,6 +470,8 @@ enum mat_code store_evidence_list(const struct store_call *c, const char *org_id
 		store__uuid_format(uuid, before_id);
 	}
 	store__time_text(now, now_t);
+	if (!include_expired)
+		store__time_text(now - MAT_EVIDENCE_MAX_LIFE_US, floor_t);
 	/* One row more than the page tells whether there is a next page. */
 	snprintf(limit, sizeof(limit), "%d", page_size + 1);
 	rc = store__read(c, cmds, 2, err);

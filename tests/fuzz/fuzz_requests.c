@@ -9,6 +9,7 @@
 #include "mat_validate.h"
 #include "mlops/maturity/v1/access.pb-c.h"
 #include "mlops/maturity/v1/assessment.pb-c.h"
+#include "mlops/maturity/v1/evidence.pb-c.h"
 #include "mlops/maturity/v1/model.pb-c.h"
 #include "mlops/maturity/v1/organization.pb-c.h"
 #include "mlops/maturity/v1/reporting.pb-c.h"
@@ -50,6 +51,11 @@ static const ProtobufCMessageDescriptor *const requests[] = {
     &mlops__maturity__v1__list_audit_events_request__descriptor,
     &grpc__health__v1__health_check_request__descriptor,
     &grpc__reflection__v1__server_reflection_request__descriptor,
+    &mlops__maturity__v1__report_evidence_request__descriptor,
+    &mlops__maturity__v1__batch_report_evidence_request__descriptor,
+    &mlops__maturity__v1__get_evidence_request__descriptor,
+    &mlops__maturity__v1__list_evidence_request__descriptor,
+    &mlops__maturity__v1__get_live_score_request__descriptor,
 };
 #define N_REQUESTS (sizeof(requests) / sizeof(requests[0]))
 
@@ -71,6 +77,29 @@ static void answers(Mlops__Maturity__V1__Answer **in, size_t n, struct mat_error
 	if (mat_answers_validate(m, a, n, "answers", err))
 		mat_answers_to_status(m, a, n, st);
 	free(a);
+}
+
+/* Evidence as the handler validates it (timestamps converted as svc_ts_in does, unchecked). */
+static void evidence(Mlops__Maturity__V1__Evidence *const *in, size_t n, struct mat_error *err)
+{
+	for (size_t i = 0; i < n && i <= MAT_MAX_EVIDENCE_BATCH; i++) {
+		struct mat_evidence e = {0};
+		const Mlops__Maturity__V1__Evidence *x = in[i];
+		if (x == NULL)
+			continue;
+		e.practice_id = x->practice_id;
+		e.status = (enum mat_status)x->status;
+		e.source = x->source;
+		e.uri = x->uri;
+		e.digest = x->digest;
+		e.note = x->note;
+		if (x->observe_time != NULL)
+			e.observe_time =
+			    (mat_time_us)((uint64_t)x->observe_time->seconds * 1000000u);
+		if (x->expire_time != NULL)
+			e.expire_time = (mat_time_us)((uint64_t)x->expire_time->seconds * 1000000u);
+		(void)mat_evidence_validate(&e, 0, i ? "evidence[1]" : "evidence", err);
+	}
 }
 
 static void name_checks(const char *s, struct mat_error *err)
@@ -110,6 +139,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		if (d == &mlops__maturity__v1__update_answers_request__descriptor) {
 			Mlops__Maturity__V1__UpdateAnswersRequest *r = (void *)m;
 			answers(r->answers, r->n_answers, &err);
+		} else if (d == &mlops__maturity__v1__report_evidence_request__descriptor) {
+			Mlops__Maturity__V1__ReportEvidenceRequest *r = (void *)m;
+			evidence(&r->evidence, r->evidence != NULL, &err);
+		} else if (d == &mlops__maturity__v1__batch_report_evidence_request__descriptor) {
+			Mlops__Maturity__V1__BatchReportEvidenceRequest *r = (void *)m;
+			evidence(r->evidence, r->n_evidence, &err);
 		} else if (d == &mlops__maturity__v1__evaluate_answers_request__descriptor) {
 			Mlops__Maturity__V1__EvaluateAnswersRequest *r = (void *)m;
 			answers(r->answers, r->n_answers, &err);

@@ -16,6 +16,9 @@ P = "mlops.maturity.v1."
 ANS = [{"practice_id": "people.regular_communication", "status": "PRACTICE_STATUS_IMPLEMENTED"},
        {"practice_id": "model_release.ab_testing", "status": "PRACTICE_STATUS_NOT_APPLICABLE", "note": "no traffic"},
        {"practice_id": "model_creation.managed_compute", "status": "PRACTICE_STATUS_PARTIAL", "evidence_uri": "https://ci/x"}]
+EV = {"practice_id": "model_creation.experiment_tracking", "status": "PRACTICE_STATUS_IMPLEMENTED",
+      "source": "mlflow/registry", "observe_time": "2026-01-01T00:00:00Z", "expire_time": "2026-02-01T00:00:00Z",
+      "uri": "https://mlflow/x", "digest": "sha256:" + "0" * 64, "note": "seen"}
 A = "organizations/acme/assessments/01890a5d-ac96-774b-bcce-b302099a8057"
 seeds = [
     (P + "GetMaturityModelRequest", {"name": "models/mlops-v1"}),
@@ -49,6 +52,13 @@ seeds = [
     (P + "ListAuditEventsRequest", {"page_size": 5}),
     ("grpc.health.v1.HealthCheckRequest", {"service": "mlops.maturity.v1.ScoringService"}),
     ("grpc.reflection.v1.ServerReflectionRequest", {"list_services": ""}),
+    (P + "ReportEvidenceRequest", {"parent": "organizations/acme", "request_id": "0f8e4c1a-1111-4abc-8def-0123456789ab",
+                                   "evidence": EV}),
+    (P + "BatchReportEvidenceRequest", {"parent": "organizations/acme", "evidence": [EV, EV]}),
+    (P + "GetEvidenceRequest", {"name": "organizations/acme/evidence/01890a5d-ac96-774b-bcce-b302099a8057"}),
+    (P + "ListEvidenceRequest", {"parent": "organizations/acme", "practice_id": "people.regular_communication",
+                                 "include_expired": True, "page_size": 10}),
+    (P + "GetLiveScoreRequest", {"organization": "organizations/acme"}),
 ]
 os.makedirs(sys.argv[2], exist_ok=True)
 for i, (name, value) in enumerate(seeds):

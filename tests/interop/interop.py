@@ -5,12 +5,19 @@ Messages come from the descriptor set embedded in maturityd (built from our .pro
 Debian's python3-protobuf, so the bytes on the wire are produced and parsed by Google's protobuf
 runtime, not by protobuf-c. Usage: interop.py HOST:PORT PKI_DIR DESCRIPTOR_SET
 """
+import base64
+import hashlib
+import json
+import os
+import signal
 import sys
 import time
 import uuid
 
 import grpc
-from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519
+from google.protobuf import descriptor_pb2, descriptor_pool, json_format, message_factory
 
 target, pki, dset = sys.argv[1], sys.argv[2], sys.argv[3]
 
@@ -158,20 +165,63 @@ check("roadmap levels", rm.current_level == 1 and rm.target_level == 3, f"{rm.cu
 check("roadmap stages", [st.level for st in rm.stages] == [2, 3], str([st.level for st in rm.stages]))
 check("roadmap assessment", rm.assessment == a.name)
 
+# Evidence: automation reports what it observes; the live score combines it with the submitted
+# assessment above (every level-1 practice IMPLEMENTED).
+Ts = msg("google.protobuf.Timestamp")
+Ev = msg("mlops.maturity.v1.Evidence")
+RepEv, BatchEv, BatchEvResp = (msg("mlops.maturity.v1.ReportEvidenceRequest"),
+                               msg("mlops.maturity.v1.BatchReportEvidenceRequest"),
+                               msg("mlops.maturity.v1.BatchReportEvidenceResponse"))
+LiveReq, Live = msg("mlops.maturity.v1.GetLiveScoreRequest"), msg("mlops.maturity.v1.LiveScore")
+now = int(time.time())
+report_ev = unary(admin, "/mlops.maturity.v1.EvidenceService/ReportEvidence", None, Ev)
+e = report_ev(RepEv(parent="organizations/py-org", request_id=str(uuid.uuid4()),
+                    evidence=Ev(practice_id="model_creation.experiment_tracking", status=IMPL,
+                                source="mlflow/tracking", observe_time=Ts(seconds=now - 60),
+                                expire_time=Ts(seconds=now + 86400),
+                                digest="sha256:" + "ab" * 32)), timeout=10)
+check("evidence name", e.name.startswith("organizations/py-org/evidence/"), e.name)
+check("evidence reporter", e.reporter == "spiffe://maturityd.dev/admin", e.reporter)
+b = unary(admin, "/mlops.maturity.v1.EvidenceService/BatchReportEvidence", None, BatchEvResp)(
+    BatchEv(parent="organizations/py-org", evidence=[
+        Ev(practice_id="people.regular_communication", status=2, source="slack/bot",
+           observe_time=Ts(seconds=now - 30), expire_time=Ts(seconds=now + 3600)),
+        Ev(practice_id="model_creation.managed_compute", status=3, source="k8s/operator",
+           observe_time=Ts(seconds=now - 3 * 86400), expire_time=Ts(seconds=now - 86400)),
+    ]), timeout=10)
+check("batch evidence", len(b.evidence) == 2)
+try:
+    report_ev(RepEv(parent="organizations/py-org",
+                    evidence=Ev(practice_id="people.regular_communication", status=4,
+                                source="slack/bot", observe_time=Ts(seconds=now),
+                                expire_time=Ts(seconds=now + 60))), timeout=10)
+    check("evidence NOT_APPLICABLE refused", False)
+except grpc.RpcError as err:
+    check("evidence NOT_APPLICABLE refused", err.code() == grpc.StatusCode.INVALID_ARGUMENT, str(err.code()))
+lv = unary(portal, "/mlops.maturity.v1.EvidenceService/GetLiveScore", None, Live)
+try:
+    lv(LiveReq(organization="organizations/py-org"), timeout=10)
+    check("portal may not read the live score", False)
+except grpc.RpcError as err:
+    check("portal may not read the live score", err.code() == grpc.StatusCode.PERMISSION_DENIED, str(err.code()))
+ls = unary(admin, "/mlops.maturity.v1.EvidenceService/GetLiveScore", None, Live)(
+    LiveReq(organization="organizations/py-org"), timeout=10)
+st = {p.practice_id: p for p in ls.practices}
+check("live practices", len(ls.practices) == 30, str(len(ls.practices)))
+check("live assessment", ls.assessment == a.name, ls.assessment)
+check("live evidence basis", st["model_creation.experiment_tracking"].basis == 1
+      and st["model_creation.experiment_tracking"].evidence == e.name)
+check("live drift", st["people.regular_communication"].drift
+      and st["people.regular_communication"].status == 2 and st["people.regular_communication"].assessed_status == IMPL)
+check("live expired evidence ignored", st["model_creation.managed_compute"].basis == 3)
+check("live assessment basis", st["model_release.versioned_scoring_scripts"].basis == 2)
+check("live level", ls.score.overall_level == 0, str(ls.score.overall_level))
+check("live confidence", abs(ls.confidence - 1 / 7) < 1e-9, str(ls.confidence))
+
 # Gates: a signed decision verified by Python's `cryptography` (an implementation we did not
 # write) from the envelope's proto3 JSON form, which is a DSSE JSON envelope, with the public key
 # ListAttestationKeys gives; once with the Ed25519 key maturityd starts with, once after a SIGHUP
 # rotation to an ECDSA P-256 key (the run script passes the key files and the server's pid).
-import base64
-import hashlib
-import json
-import os
-import signal
-
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec, ed25519
-from google.protobuf import json_format
-
 CheckReq, Decision = msg("mlops.maturity.v1.CheckGateRequest"), msg("mlops.maturity.v1.GateDecision")
 ListKeysReq, ListKeys = (msg("mlops.maturity.v1.ListAttestationKeysRequest"),
                          msg("mlops.maturity.v1.ListAttestationKeysResponse"))

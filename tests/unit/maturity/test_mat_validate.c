@@ -645,6 +645,139 @@ static void test_mat_answers_to_status_maps_by_practice(void **state)
 		assert_int_equal(st[i], MAT_STATUS_UNSPECIFIED);
 }
 
+/* ---- evidence ---- */
+
+#define EV_NOW (INT64_C(1767225600) * 1000000) /* 2026-01-01T00:00:00Z */
+#define EV_MIN (INT64_C(60) * 1000000)
+#define EV_DAY (INT64_C(86400) * 1000000)
+
+static struct mat_evidence good_evidence(void)
+{
+	struct mat_evidence e = {0};
+	e.practice_id = (char *)"model_creation.experiment_tracking";
+	e.status = MAT_STATUS_IMPLEMENTED;
+	e.source = (char *)"mlflow/registry";
+	e.observe_time = EV_NOW - EV_MIN;
+	e.expire_time = EV_NOW + EV_DAY;
+	e.uri = (char *)"https://mlflow.example/runs/1";
+	e.digest = (char *)"sha256:"
+	                   "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+	e.note = (char *)"";
+	return e;
+}
+
+/* Validates e and expects exactly one violation, on `field`. */
+static void expect_evidence_violation(const struct mat_evidence *e, const char *prefix,
+                                      const char *field)
+{
+	struct mat_error err;
+	mat_error_clear(&err);
+	assert_false(mat_evidence_validate(e, EV_NOW, prefix, &err));
+	assert_int_equal(err.code, MAT_INVALID);
+	if (err.n_violations != 1 || strcmp(err.violations[0].field, field) != 0)
+		fail_msg("want one violation on %s, got %zu (first %s: %s)", field,
+		         err.n_violations, err.n_violations ? err.violations[0].field : "-",
+		         err.n_violations ? err.violations[0].description : "-");
+}
+
+static void test_mat_evidence_validate_accepts_good(void **state)
+{
+	struct mat_evidence e = good_evidence();
+	struct mat_error err;
+	(void)state;
+	mat_error_clear(&err);
+	assert_true(mat_evidence_validate(&e, EV_NOW, "evidence", &err));
+	/* Optional fields empty or NULL; the edges of every window. */
+	e.uri = e.digest = e.note = NULL;
+	e.observe_time = EV_NOW + 5 * EV_MIN;
+	e.expire_time = e.observe_time + 400 * EV_DAY;
+	assert_true(mat_evidence_validate(&e, EV_NOW, "evidence", &err));
+	e.expire_time = e.observe_time + 1;
+	assert_true(mat_evidence_validate(&e, EV_NOW, "evidence", &err));
+	assert_int_equal(err.code, MAT_OK);
+}
+
+static void test_mat_evidence_validate_each_field(void **state)
+{
+	char *long_uri = repeat('u', MAT_MAX_EVIDENCE_URI + 1);
+	char *long_note = repeat('n', MAT_MAX_EVIDENCE_NOTE + 1);
+	char long_source[130];
+	struct mat_evidence e;
+	(void)state;
+
+	e = good_evidence(), e.practice_id = (char *)"";
+	expect_evidence_violation(&e, "evidence", "evidence.practice_id");
+	e = good_evidence(), e.practice_id = (char *)"people.no_such_practice";
+	expect_evidence_violation(&e, "evidence", "evidence.practice_id");
+	e = good_evidence(), e.status = MAT_STATUS_NOT_APPLICABLE;
+	expect_evidence_violation(&e, "evidence", "evidence.status");
+	e = good_evidence(), e.status = MAT_STATUS_UNSPECIFIED;
+	expect_evidence_violation(&e, "evidence", "evidence.status");
+	e = good_evidence(), e.status = (enum mat_status)9;
+	expect_evidence_violation(&e, "evidence", "evidence.status");
+	e = good_evidence(), e.source = (char *)"";
+	expect_evidence_violation(&e, "evidence", "evidence.source");
+	e = good_evidence(), e.source = (char *)"Mlflow";
+	expect_evidence_violation(&e, "evidence", "evidence.source");
+	e = good_evidence(), e.source = (char *)"1ci";
+	expect_evidence_violation(&e, "evidence", "evidence.source");
+	e = good_evidence(), e.source = (char *)"ci job";
+	expect_evidence_violation(&e, "evidence", "evidence.source");
+	memset(long_source, 'a', 129);
+	long_source[129] = '\0';
+	e = good_evidence(), e.source = long_source;
+	expect_evidence_violation(&e, "evidence", "evidence.source");
+	long_source[128] = '\0'; /* 128 bytes: the limit */
+	e = good_evidence(), e.source = long_source;
+	assert_true(mat_evidence_validate(&e, EV_NOW, "evidence", NULL));
+	e = good_evidence(), e.source = (char *)"a.b_c/d-e9";
+	assert_true(mat_evidence_validate(&e, EV_NOW, "evidence", NULL));
+	e = good_evidence(), e.observe_time = 0;
+	expect_evidence_violation(&e, "evidence", "evidence.observe_time");
+	e = good_evidence(), e.observe_time = EV_NOW + 5 * EV_MIN + 1;
+	expect_evidence_violation(&e, "evidence", "evidence.observe_time");
+	e = good_evidence(), e.expire_time = 0;
+	expect_evidence_violation(&e, "evidence", "evidence.expire_time");
+	e = good_evidence(), e.expire_time = e.observe_time;
+	expect_evidence_violation(&e, "evidence", "evidence.expire_time");
+	e = good_evidence(), e.expire_time = e.observe_time + 400 * EV_DAY + 1;
+	expect_evidence_violation(&e, "evidence", "evidence.expire_time");
+	e = good_evidence(), e.uri = long_uri;
+	expect_evidence_violation(&e, "evidence", "evidence.uri");
+	e = good_evidence(), e.uri = (char *)"\xff";
+	expect_evidence_violation(&e, "evidence", "evidence.uri");
+	e = good_evidence(), e.digest = (char *)"sha256:abc";
+	expect_evidence_violation(&e, "evidence", "evidence.digest");
+	e = good_evidence(), e.digest = (char *)"sha256:"
+	                                        "0123456789ABCDEF0123456789abcdef0123456789abcdef"
+	                                        "0123456789abcdef";
+	expect_evidence_violation(&e, "evidence", "evidence.digest");
+	e = good_evidence(), e.digest = (char *)"md5:0123456789abcdef0123456789abcdef";
+	expect_evidence_violation(&e, "evidence", "evidence.digest");
+	e = good_evidence(), e.note = long_note;
+	expect_evidence_violation(&e, "evidence[7]", "evidence[7].note");
+	e = good_evidence(), e.note = (char *)"caf\xc3";
+	expect_evidence_violation(&e, "evidence[0]", "evidence[0].note");
+	free(long_uri);
+	free(long_note);
+}
+
+static void test_mat_evidence_validate_reports_every_problem(void **state)
+{
+	struct mat_evidence e = {0};
+	struct mat_error err;
+	(void)state;
+	mat_error_clear(&err);
+	assert_false(mat_evidence_validate(&e, EV_NOW, "evidence[3]", &err));
+	/* practice_id, status, source, observe_time, expire_time */
+	assert_int_equal(err.n_violations, 5);
+	assert_string_equal(err.violations[0].field, "evidence[3].practice_id");
+	assert_string_equal(err.violations[1].field, "evidence[3].status");
+	assert_string_equal(err.violations[2].field, "evidence[3].source");
+	assert_string_equal(err.violations[3].field, "evidence[3].observe_time");
+	assert_string_equal(err.violations[4].field, "evidence[3].expire_time");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -664,6 +797,9 @@ int main(void)
 	    cmocka_unit_test(test_mat_answers_validate_long_unknown_id_is_cut),
 	    cmocka_unit_test(test_mat_answers_validate_too_many_answers),
 	    cmocka_unit_test(test_mat_answers_to_status_maps_by_practice),
+	    cmocka_unit_test(test_mat_evidence_validate_accepts_good),
+	    cmocka_unit_test(test_mat_evidence_validate_each_field),
+	    cmocka_unit_test(test_mat_evidence_validate_reports_every_problem),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
