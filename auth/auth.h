@@ -37,4 +37,14 @@ void auth_pem_cleanup(struct auth_pem *pem);
 enum mat_code auth_principal_from_pem(const char *pem, size_t len, char *out, size_t out_size,
                                       struct mat_error *err) MAT_MUSTCHECK;
 
+/* Whether `s` (`len` bytes, not necessarily NUL-terminated; NULL only with len 0) has the syntax
+ * of a principal when one is asserted rather than read from a certificate: a scheme (a letter,
+ * then letters, digits, '+', '-' or '.') and ':' followed by at least one byte, so a URI SAN
+ * as is, "dns:...", "cn:..." or "user:..."; valid UTF-8; no control character (C0, DEL, C1);
+ * at most MAT_MAX_PRINCIPAL bytes. MAT_OK, or MAT_INVALID with one field violation on `field`
+ * (borrowed, e.g. the name of the header that carried it) saying what is wrong. Pure: no I/O,
+ * any thread. */
+enum mat_code auth_principal_check(const char *s, size_t len, const char *field,
+                                   struct mat_error *err) MAT_MUSTCHECK;
+
 #endif

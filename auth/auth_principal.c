@@ -1,7 +1,9 @@
 /* The principal of a client: derived from the peer's leaf certificate (grpc's x509_pem_cert
  * property), which the TLS handshake has already verified against the client CA. This file does
  * not verify anything itself; it only names the peer, strictly, per SPEC §6. grpc's own
- * peer_spiffe_id is not used: it is absent when a certificate has two URI SANs and unvalidated. */
+ * peer_spiffe_id is not used: it is absent when a certificate has two URI SANs and unvalidated.
+ * It also checks the syntax of a principal that a trusted delegator asserts for an end user
+ * (auth_principal_check), which never comes from a certificate. */
 #include "auth.h"
 #include "mat_validate.h"
 
@@ -140,4 +142,50 @@ out:
 	 * grpc's TLS code to misread after its next call. */
 	ERR_clear_error();
 	return rc;
+}
+
+static bool scheme_char(unsigned char c, bool first)
+{
+	if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'))
+		return true;
+	return !first && ((c >= '0' && c <= '9') || c == '+' || c == '-' || c == '.');
+}
+
+enum mat_code auth_principal_check(const char *s, size_t len, const char *field,
+                                   struct mat_error *err)
+{
+	const unsigned char *u = (const unsigned char *)s;
+	size_t colon = 0;
+
+	if (len == 0)
+		return mat_error_field(err, field,
+		                       "is empty; want a principal such as "
+		                       "user:alice@corp.example");
+	if (len > MAT_MAX_PRINCIPAL)
+		return mat_error_field(err, field,
+		                       "is %zu bytes, over the %d-byte limit of a principal", len,
+		                       MAT_MAX_PRINCIPAL);
+	/* Control characters first: a value with a NUL or a newline must never reach the logs or
+	 * the audit table, whatever else is wrong with it. */
+	for (size_t i = 0; i < len; i++) {
+		if (u[i] < 0x20 || u[i] == 0x7f)
+			return mat_error_field(err, field,
+			                       "contains a control character (byte %zu)", i);
+		/* C1 controls U+0080..U+009F are C2 80..C2 9F in UTF-8. */
+		if (u[i] == 0xc2 && i + 1 < len && u[i + 1] >= 0x80 && u[i + 1] <= 0x9f)
+			return mat_error_field(err, field,
+			                       "contains a control character (byte %zu)", i);
+	}
+	if (!mat_utf8_valid(s, len))
+		return mat_error_field(err, field, "is not valid UTF-8");
+	while (colon < len && scheme_char(u[colon], colon == 0))
+		colon++;
+	if (colon == 0 || colon == len || u[colon] != ':')
+		return mat_error_field(
+		    err, field,
+		    "has no scheme: want scheme:rest, e.g. user:alice@corp.example, "
+		    "dns:host or a URI");
+	if (colon + 1 == len)
+		return mat_error_field(err, field, "names no one after \"%.*s:\"", (int)colon, s);
+	return MAT_OK;
 }

@@ -83,6 +83,7 @@ void mat_audit_event_cleanup(struct mat_audit_event *e)
 	free(e->method);
 	free(e->resource);
 	free(e->request_id);
+	free(e->delegator);
 	memset(e, 0, sizeof(*e));
 }
 

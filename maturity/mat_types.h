@@ -158,6 +158,7 @@ struct mat_audit_event {
 	char *resource;
 	int code; /* gRPC status code */
 	char *request_id;
+	char *delegator; /* who asserted `principal` for an end user; "" when no one did */
 };
 
 /* An immutable observation of one practice of one organization, reported by automation. */

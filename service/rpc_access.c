@@ -50,6 +50,7 @@ static enum mat_code who_am_i(struct svc_ctx *ctx, const ProtobufCMessage *req_)
 		ctx->bindings_loaded = true;
 	}
 	resp.principal = ctx->principal;
+	resp.delegator = ctx->delegator;
 	resp.bootstrap_admin = ctx->bootstrap_admin;
 	resp.n_role_bindings = ctx->n_bindings;
 	resp.role_bindings =
@@ -217,6 +218,7 @@ static enum mat_code list_audit(struct svc_ctx *ctx, const ProtobufCMessage *req
 		e->resource = svc_strdup(ctx, list[i].resource);
 		e->code = list[i].code;
 		e->request_id = svc_strdup(ctx, list[i].request_id);
+		e->delegator = svc_strdup(ctx, list[i].delegator);
 		resp.audit_events[i] = e;
 		mat_audit_event_cleanup(&list[i]);
 	}

@@ -88,25 +88,40 @@ static bool parse_name(struct svc_ctx *ctx, const char *name, char *org, char *i
 	return svc_parse_child_name(name, "assessments", "name", org, id, &ctx->err);
 }
 
+/* GetAssessment: one pipelined read on the storage loop (bindings, the assessment and its
+ * answers in one round trip and one snapshot). */
+struct get_assessment_step {
+	char org[MAT_MAX_ORG_ID + 1], id[40];
+	struct store_call sc;
+	struct svc_authz az;
+	struct mat_assessment out;
+};
+
+static enum mat_code get_assessment_then(struct svc_ctx *ctx, void *arg, enum mat_code rc)
+{
+	struct get_assessment_step *st = arg;
+
+	rc = svc_authorized(ctx, st->org, rc);
+	if (rc != MAT_OK) {
+		mat_assessment_cleanup(&st->out);
+		return rc;
+	}
+	return reply_assessment(ctx, &st->out);
+}
+
 static enum mat_code get_assessment(struct svc_ctx *ctx, const ProtobufCMessage *req_)
 {
 	const Mlops__Maturity__V1__GetAssessmentRequest *req = (const void *)req_;
-	char org[MAT_MAX_ORG_ID + 1], id[40];
-	struct mat_assessment out = {0};
-	struct store_call sc;
-	struct svc_authz az;
-	enum mat_code rc;
+	struct get_assessment_step *st = svc_alloc(ctx, sizeof(*st));
 
-	if (!parse_name(ctx, req->name, org, id))
+	if (!parse_name(ctx, req->name, st->org, st->id))
 		return MAT_INVALID;
-	svc_store_call(ctx, &sc);
-	svc_authorize_with(ctx, org, &sc, &az);
-	rc = svc_authorized(ctx, org, store_assessment_get(&sc, org, id, &out, &ctx->err));
-	if (rc != MAT_OK) {
-		mat_assessment_cleanup(&out);
-		return rc;
-	}
-	return reply_assessment(ctx, &out);
+	svc_store_call(ctx, &st->sc);
+	svc_authorize_with(ctx, st->org, &st->sc, &st->az);
+	svc_async_begin(ctx, get_assessment_then, st);
+	store_assessment_get_async(&st->sc, st->org, st->id, &st->out, &ctx->err, svc_async_done,
+	                           ctx);
+	return MAT_OK;
 }
 
 static enum mat_code list_assessments(struct svc_ctx *ctx, const ProtobufCMessage *req_)
@@ -222,7 +237,7 @@ static enum mat_code delete_assessment(struct svc_ctx *ctx, const ProtobufCMessa
 
 static const struct svc_method_impl methods[] = {
     {"CreateAssessment", create_assessment, SVC_UNARY},
-    {"GetAssessment", get_assessment, SVC_UNARY},
+    {"GetAssessment", get_assessment, SVC_UNARY_ASYNC},
     {"ListAssessments", list_assessments, SVC_UNARY},
     {"UpdateAnswers", update_answers, SVC_UNARY},
     {"SubmitAssessment", submit_assessment, SVC_UNARY},

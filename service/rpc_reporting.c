@@ -1,7 +1,9 @@
-/* ReportingService: the portfolio summary and the two exports. Exports stream keyset batches
- * (bounded memory on both sides: one batch of records, one message in flight), each message
- * carrying the cursor that resumes right after it; they stop at the first failed send, which is
- * how a cancelled call or a passed deadline shows. */
+/* ReportingService: the portfolio summary and the two exports. Exports are engine-driven streams
+ * (svc_stream_start): keyset batches fetched one at a time, each only when the previous one has
+ * been sent (bounded memory on both sides: one batch of records, one message in flight, no
+ * thread held while the client reads), each message carrying the cursor that resumes right after
+ * it; they stop at the first failed send, which is how a cancelled call or a passed deadline
+ * shows. */
 #include "mat_model.h"
 #include "mat_validate.h"
 #include "mlops/maturity/v1/reporting.pb-c.h"
@@ -87,116 +89,182 @@ static bool optional_org(struct svc_ctx *ctx, const char *name, char *org, const
 	return true;
 }
 
-static void free_cursors(char **cursors, size_t n)
+/* The exports: one stream driver for both, with a per-kind pair (fetch a keyset batch, encode a
+ * record). The state copies what it needs from the request, which does not outlive the handler. */
+struct export;
+struct export_kind {
+	enum mat_code (*fetch)(struct svc_ctx *ctx, struct export *e);
+	const ProtobufCMessage *(*encode)(struct svc_ctx *ctx, struct export *e, size_t i);
+	void (*cleanup)(struct export *e, size_t i);
+};
+
+struct export
 {
-	for (size_t i = 0; i < n; i++)
-		free(cursors[i]);
-	free(cursors);
+	const struct export_kind *kind;
+	char org_buf[MAT_MAX_ORG_ID + 1];
+	const char *org;                 /* NULL = every organization the caller sees */
+	enum mat_assessment_state state; /* assessments */
+	mat_time_us since;               /* updated_after (assessments), start_time (transitions) */
+	char cursor[512];                /* resumes after the last record fetched */
+	/* The current batch. */
+	struct mat_assessment *assessments;
+	struct mat_transition *transitions;
+	char **cursors;
+	size_t n;
+};
+
+static enum mat_code fetch_assessments(struct svc_ctx *ctx, struct export *e)
+{
+	struct store_call sc;
+
+	svc_store_call(ctx, &sc);
+	return store_export_assessments(&sc, e->org, e->state, e->since, e->cursor, EXPORT_BATCH,
+	                                &e->assessments, &e->cursors, &e->n, &ctx->err);
+}
+
+static const ProtobufCMessage *encode_assessment(struct svc_ctx *ctx, struct export *e, size_t i)
+{
+	Mlops__Maturity__V1__ExportAssessmentsResponse *msg = svc_alloc(ctx, sizeof(*msg));
+	Mlops__Maturity__V1__Assessment *a = svc_alloc(ctx, sizeof(*a));
+
+	mlops__maturity__v1__export_assessments_response__init(msg);
+	svc_assessment_to_proto(ctx, &e->assessments[i], a);
+	msg->assessment = a;
+	msg->cursor = e->cursors[i];
+	return &msg->base;
+}
+
+static void cleanup_assessment(struct export *e, size_t i)
+{
+	mat_assessment_cleanup(&e->assessments[i]);
+}
+
+static enum mat_code fetch_transitions(struct svc_ctx *ctx, struct export *e)
+{
+	struct store_call sc;
+
+	svc_store_call(ctx, &sc);
+	return store_export_transitions(&sc, e->org, e->since, e->cursor, EXPORT_BATCH,
+	                                &e->transitions, &e->cursors, &e->n, &ctx->err);
+}
+
+static const ProtobufCMessage *encode_transition(struct svc_ctx *ctx, struct export *e, size_t i)
+{
+	Mlops__Maturity__V1__ExportTransitionsResponse *msg = svc_alloc(ctx, sizeof(*msg));
+	Mlops__Maturity__V1__LevelTransition *t = svc_alloc(ctx, sizeof(*t));
+
+	mlops__maturity__v1__export_transitions_response__init(msg);
+	svc_transition_to_proto(ctx, &e->transitions[i], t);
+	msg->transition = t;
+	msg->cursor = e->cursors[i];
+	return &msg->base;
+}
+
+static void cleanup_transition(struct export *e, size_t i)
+{
+	mat_transition_cleanup(&e->transitions[i]);
+}
+
+static const struct export_kind assessments_kind = {fetch_assessments, encode_assessment,
+                                                    cleanup_assessment};
+static const struct export_kind transitions_kind = {fetch_transitions, encode_transition,
+                                                    cleanup_transition};
+
+static void export_release(void *state)
+{
+	struct export *e = state;
+
+	for (size_t i = 0; i < e->n; i++) {
+		e->kind->cleanup(e, i);
+		free(e->cursors[i]);
+	}
+	free(e->assessments);
+	free(e->transitions);
+	free(e->cursors);
+	e->assessments = NULL;
+	e->transitions = NULL;
+	e->cursors = NULL;
+	e->n = 0;
+}
+
+static enum mat_code export_fetch(struct svc_ctx *ctx, void *state, size_t *n, enum svc_fetch *next)
+{
+	struct export *e = state;
+	enum mat_code rc = e->kind->fetch(ctx, e);
+
+	if (rc != MAT_OK)
+		return rc;
+	if (e->n > 0)
+		snprintf(e->cursor, sizeof(e->cursor), "%s", e->cursors[e->n - 1]);
+	*n = e->n;
+	/* A short batch is the end: fewer records than asked for exist past the cursor. */
+	*next = e->n < EXPORT_BATCH ? SVC_FETCH_LAST : SVC_FETCH_MORE;
+	return MAT_OK;
+}
+
+static const ProtobufCMessage *export_encode(struct svc_ctx *ctx, void *state, size_t i)
+{
+	struct export *e = state;
+	return e->kind->encode(ctx, e, i);
+}
+
+static const struct svc_stream_ops export_ops = {export_fetch, export_encode, export_release, free};
+
+/* The part both exports share: organization, authorization, cursor. NULL with ctx->err set. */
+static struct export *export_open(struct svc_ctx *ctx, const struct export_kind *kind,
+                                  const char *organization, const char *cursor)
+{
+	struct export *e = calloc(1, sizeof(*e));
+
+	if (e == NULL) {
+		mat_error_set(&ctx->err, MAT_INTERNAL, "out of memory");
+		return NULL;
+	}
+	e->kind = kind;
+	if (!optional_org(ctx, organization, e->org_buf, &e->org) ||
+	    svc_authorize(ctx, e->org) != MAT_OK) {
+		free(e);
+		return NULL;
+	}
+	if (strlen(cursor) >= sizeof(e->cursor))
+		mat_error_field(&ctx->err, "cursor", "is not a cursor this method returned");
+	snprintf(e->cursor, sizeof(e->cursor), "%s", cursor);
+	return e;
+}
+
+static enum mat_code export_begin(struct svc_ctx *ctx, struct export *e)
+{
+	if (ctx->err.code != MAT_OK) {
+		free(e);
+		return ctx->err.code;
+	}
+	svc_stream_start(ctx, &export_ops, e);
+	return MAT_OK;
 }
 
 static enum mat_code export_assessments(struct svc_ctx *ctx, const ProtobufCMessage *req_)
 {
 	const Mlops__Maturity__V1__ExportAssessmentsRequest *req = (const void *)req_;
-	char org_buf[MAT_MAX_ORG_ID + 1], cursor[512];
-	const char *org;
-	mat_time_us after = 0;
-	struct store_call sc;
-	enum mat_code rc;
+	struct export *e = export_open(ctx, &assessments_kind, req->organization, req->cursor);
 
-	if (!optional_org(ctx, req->organization, org_buf, &org))
-		return MAT_INVALID;
-	rc = svc_authorize(ctx, org);
-	if (rc != MAT_OK)
-		return rc;
+	if (e == NULL)
+		return ctx->err.code;
 	if ((int)req->state < 0 || (int)req->state > MAT_ASSESSMENT_SUBMITTED)
 		mat_error_field(&ctx->err, "state", "is not an Assessment.State value");
-	svc_ts_in(req->updated_after, "updated_after", &after, &ctx->err);
-	if (strlen(req->cursor) >= sizeof(cursor))
-		mat_error_field(&ctx->err, "cursor", "is not a cursor this method returned");
-	if (ctx->err.code != MAT_OK)
-		return ctx->err.code;
-	snprintf(cursor, sizeof(cursor), "%s", req->cursor);
-	svc_store_call(ctx, &sc);
-	for (;;) {
-		struct mat_assessment *batch = NULL;
-		char **cursors = NULL;
-		size_t n = 0;
-
-		rc =
-		    store_export_assessments(&sc, org, (enum mat_assessment_state)req->state, after,
-		                             cursor, EXPORT_BATCH, &batch, &cursors, &n, &ctx->err);
-		if (rc != MAT_OK)
-			return rc;
-		for (size_t i = 0; i < n && rc == MAT_OK; i++) {
-			Mlops__Maturity__V1__ExportAssessmentsResponse msg =
-			    MLOPS__MATURITY__V1__EXPORT_ASSESSMENTS_RESPONSE__INIT;
-			Mlops__Maturity__V1__Assessment a;
-			svc_assessment_to_proto(ctx, &batch[i], &a);
-			msg.assessment = &a;
-			msg.cursor = cursors[i];
-			rc = svc_stream_send(ctx, &msg.base);
-			svc_scratch_reset(ctx);
-		}
-		if (n > 0)
-			snprintf(cursor, sizeof(cursor), "%s", cursors[n - 1]);
-		for (size_t i = 0; i < n; i++)
-			mat_assessment_cleanup(&batch[i]);
-		free(batch);
-		free_cursors(cursors, n);
-		if (rc != MAT_OK || n < EXPORT_BATCH)
-			return rc;
-	}
+	e->state = (enum mat_assessment_state)req->state;
+	svc_ts_in(req->updated_after, "updated_after", &e->since, &ctx->err);
+	return export_begin(ctx, e);
 }
 
 static enum mat_code export_transitions(struct svc_ctx *ctx, const ProtobufCMessage *req_)
 {
 	const Mlops__Maturity__V1__ExportTransitionsRequest *req = (const void *)req_;
-	char org_buf[MAT_MAX_ORG_ID + 1], cursor[512];
-	const char *org;
-	mat_time_us start = 0;
-	struct store_call sc;
-	enum mat_code rc;
+	struct export *e = export_open(ctx, &transitions_kind, req->organization, req->cursor);
 
-	if (!optional_org(ctx, req->organization, org_buf, &org))
-		return MAT_INVALID;
-	rc = svc_authorize(ctx, org);
-	if (rc != MAT_OK)
-		return rc;
-	svc_ts_in(req->start_time, "start_time", &start, &ctx->err);
-	if (strlen(req->cursor) >= sizeof(cursor))
-		mat_error_field(&ctx->err, "cursor", "is not a cursor this method returned");
-	if (ctx->err.code != MAT_OK)
+	if (e == NULL)
 		return ctx->err.code;
-	snprintf(cursor, sizeof(cursor), "%s", req->cursor);
-	svc_store_call(ctx, &sc);
-	for (;;) {
-		struct mat_transition *batch = NULL;
-		char **cursors = NULL;
-		size_t n = 0;
-
-		rc = store_export_transitions(&sc, org, start, cursor, EXPORT_BATCH, &batch,
-		                              &cursors, &n, &ctx->err);
-		if (rc != MAT_OK)
-			return rc;
-		for (size_t i = 0; i < n && rc == MAT_OK; i++) {
-			Mlops__Maturity__V1__ExportTransitionsResponse msg =
-			    MLOPS__MATURITY__V1__EXPORT_TRANSITIONS_RESPONSE__INIT;
-			Mlops__Maturity__V1__LevelTransition t;
-			svc_transition_to_proto(ctx, &batch[i], &t);
-			msg.transition = &t;
-			msg.cursor = cursors[i];
-			rc = svc_stream_send(ctx, &msg.base);
-			svc_scratch_reset(ctx);
-		}
-		if (n > 0)
-			snprintf(cursor, sizeof(cursor), "%s", cursors[n - 1]);
-		for (size_t i = 0; i < n; i++)
-			mat_transition_cleanup(&batch[i]);
-		free(batch);
-		free_cursors(cursors, n);
-		if (rc != MAT_OK || n < EXPORT_BATCH)
-			return rc;
-	}
+	svc_ts_in(req->start_time, "start_time", &e->since, &ctx->err);
+	return export_begin(ctx, e);
 }
 
 static const struct svc_method_impl methods[] = {

@@ -77,54 +77,35 @@ static Mlops__Maturity__V1__RoadmapStep *step(struct svc_ctx *ctx, const struct 
 	return s;
 }
 
-static enum mat_code roadmap(struct svc_ctx *ctx, const ProtobufCMessage *req_)
+/* GetRoadmap: a chain of two pipelined reads on the storage loop, no thread held between them:
+ * the organization (with the caller's bindings), then the assessment it names (or the one the
+ * request names). */
+struct roadmap_step {
+	char org[MAT_MAX_ORG_ID + 1], aid[40];
+	const char *org_name; /* the request's, copied: the request does not outlive the handler */
+	bool explicit_assessment, invalid;
+	int requested;
+	struct store_call sc;
+	struct svc_authz az;
+	struct mat_error serr; /* the storage steps' (ctx->err may hold the request's violations) */
+	struct mat_organization o;
+	struct mat_assessment a;
+};
+
+static enum mat_code roadmap_reply(struct svc_ctx *ctx, struct roadmap_step *rs,
+                                   bool have_assessment)
 {
-	const Mlops__Maturity__V1__GetRoadmapRequest *req = (const void *)req_;
 	Mlops__Maturity__V1__Roadmap out = MLOPS__MATURITY__V1__ROADMAP__INIT;
-	char org[MAT_MAX_ORG_ID + 1], aorg[MAT_MAX_ORG_ID + 1], aid[40];
-	struct mat_organization o = {0};
-	struct mat_assessment a = {0};
-	bool have_assessment = false;
+	const char *org = rs->org;
+	struct mat_assessment a = rs->a;
+	struct mat_organization o = rs->o;
+	int requested = rs->requested;
 	const struct mat_model *m = mat_model_find("mlops-v1");
 	enum mat_status status[MAT_MAX_PRACTICES];
 	struct mat_roadmap rm;
-	struct store_call sc;
-	struct svc_authz az;
-	int requested = -1;
-	enum mat_code rc;
+	enum mat_code rc = MAT_OK;
 
-	if (!svc_parse_org_name(req->organization, "organization", false, org, &ctx->err))
-		return MAT_INVALID;
-	if (req->assessment[0] != '\0') {
-		if (svc_parse_child_name(req->assessment, "assessments", "assessment", aorg, aid,
-		                         &ctx->err) &&
-		    strcmp(aorg, org) != 0)
-			mat_error_field(&ctx->err, "assessment", "belongs to another organization");
-	}
-	if (req->_target_level_case ==
-	    MLOPS__MATURITY__V1__GET_ROADMAP_REQUEST___TARGET_LEVEL_TARGET_LEVEL) {
-		if (req->target_level < 0 || req->target_level > MAT_MAX_LEVEL)
-			mat_error_field(&ctx->err, "target_level", "must be a level from 0 to 4");
-		requested = req->target_level;
-	}
-	if (ctx->err.code != MAT_OK)
-		return svc_authorized(ctx, org, ctx->err.code); /* a refusal comes first */
-	svc_store_call(ctx, &sc);
-	svc_authorize_with(ctx, org, &sc, &az);
-	rc = svc_authorized(ctx, org, store_org_get(&sc, org, &o, &ctx->err));
-	if (rc != MAT_OK) {
-		mat_organization_cleanup(&o);
-		return rc;
-	}
-	if (req->assessment[0] != '\0') {
-		rc = store_assessment_get(&sc, org, aid, &a, &ctx->err);
-		have_assessment = rc == MAT_OK;
-	} else if (o.last_assessment_id != NULL && o.last_assessment_id[0] != '\0') {
-		rc = store_assessment_get(&sc, org, o.last_assessment_id, &a, &ctx->err);
-		have_assessment = rc == MAT_OK;
-	}
-	if (rc != MAT_OK)
-		goto out;
+	out.organization = (char *)rs->org_name;
 	if (have_assessment) {
 		m = mat_model_find(a.model_id);
 		if (m == NULL) {
@@ -140,7 +121,6 @@ static enum mat_code roadmap(struct svc_ctx *ctx, const ProtobufCMessage *req_)
 	}
 	mat_roadmap_compute(m, status, requested, o.target_level, &rm);
 
-	out.organization = svc_strdup(ctx, req->organization);
 	if (have_assessment) {
 		size_t len = strlen(org) + strlen(a.id) + sizeof("organizations//assessments/");
 		out.assessment = svc_alloc(ctx, len);
@@ -175,14 +155,89 @@ static enum mat_code roadmap(struct svc_ctx *ctx, const ProtobufCMessage *req_)
 		out.ahead[k] = step(ctx, m, have_assessment ? &a : NULL, status, rm.ahead[k]);
 	rc = svc_reply(ctx, &out.base);
 out:
-	mat_organization_cleanup(&o);
-	mat_assessment_cleanup(&a);
+	mat_organization_cleanup(&rs->o);
+	mat_assessment_cleanup(&rs->a);
 	return rc;
+}
+
+static enum mat_code roadmap_assessment_then(struct svc_ctx *ctx, void *arg, enum mat_code rc)
+{
+	struct roadmap_step *rs = arg;
+
+	if (rc != MAT_OK) {
+		ctx->err = rs->serr;
+		mat_organization_cleanup(&rs->o);
+		mat_assessment_cleanup(&rs->a);
+		return rc;
+	}
+	return roadmap_reply(ctx, rs, true);
+}
+
+static enum mat_code roadmap_org_then(struct svc_ctx *ctx, void *arg, enum mat_code rc)
+{
+	struct roadmap_step *rs = arg;
+	const char *aid = NULL;
+
+	if (rs->invalid) { /* the request's violations, unless the caller may not call at all */
+		mat_organization_cleanup(&rs->o);
+		return svc_authorized(ctx, rs->org, ctx->err.code);
+	}
+	if (rc != MAT_OK)
+		ctx->err = rs->serr;
+	rc = svc_authorized(ctx, rs->org, rc);
+	if (rc != MAT_OK) {
+		mat_organization_cleanup(&rs->o);
+		return rc;
+	}
+	if (rs->explicit_assessment)
+		aid = rs->aid;
+	else if (rs->o.last_assessment_id != NULL && rs->o.last_assessment_id[0] != '\0')
+		aid = rs->o.last_assessment_id;
+	if (aid == NULL) /* no submitted assessment: level 0, every practice unsatisfied */
+		return roadmap_reply(ctx, rs, false);
+	mat_error_clear(&rs->serr);
+	svc_async_begin(ctx, roadmap_assessment_then, rs);
+	store_assessment_get_async(&rs->sc, rs->org, aid, &rs->a, &rs->serr, svc_async_done, ctx);
+	return MAT_OK;
+}
+
+static enum mat_code roadmap(struct svc_ctx *ctx, const ProtobufCMessage *req_)
+{
+	const Mlops__Maturity__V1__GetRoadmapRequest *req = (const void *)req_;
+	struct roadmap_step *rs = svc_alloc(ctx, sizeof(*rs));
+	char aorg[MAT_MAX_ORG_ID + 1];
+
+	rs->requested = -1;
+	if (!svc_parse_org_name(req->organization, "organization", false, rs->org, &ctx->err))
+		return MAT_INVALID;
+	rs->org_name = svc_strdup(ctx, req->organization);
+	if (req->assessment[0] != '\0') {
+		rs->explicit_assessment = true;
+		if (svc_parse_child_name(req->assessment, "assessments", "assessment", aorg,
+		                         rs->aid, &ctx->err) &&
+		    strcmp(aorg, rs->org) != 0)
+			mat_error_field(&ctx->err, "assessment", "belongs to another organization");
+	}
+	if (req->_target_level_case ==
+	    MLOPS__MATURITY__V1__GET_ROADMAP_REQUEST___TARGET_LEVEL_TARGET_LEVEL) {
+		if (req->target_level < 0 || req->target_level > MAT_MAX_LEVEL)
+			mat_error_field(&ctx->err, "target_level", "must be a level from 0 to 4");
+		rs->requested = req->target_level;
+	}
+	/* Invalid: the first step still reads the caller's bindings, so that a refusal comes
+	 * first (decided without blocking this thread). */
+	rs->invalid = ctx->err.code != MAT_OK;
+	mat_error_clear(&rs->serr);
+	svc_store_call(ctx, &rs->sc);
+	svc_authorize_with(ctx, rs->org, &rs->sc, &rs->az);
+	svc_async_begin(ctx, roadmap_org_then, rs);
+	store_org_get_async(&rs->sc, rs->org, &rs->o, &rs->serr, svc_async_done, ctx);
+	return MAT_OK;
 }
 
 static const struct svc_method_impl methods[] = {
     {"EvaluateAnswers", evaluate, SVC_UNARY_INLINE},
-    {"GetRoadmap", roadmap, SVC_UNARY},
+    {"GetRoadmap", roadmap, SVC_UNARY_ASYNC},
 };
 
 const struct svc_service_impl svc_scoring_service = {

@@ -20,14 +20,29 @@ struct auth_rule;
 
 /* SVC_UNARY_INLINE: a unary handler that never blocks (no storage): it runs on the poller
  * thread, skipping the hand-off to the handler pool. */
-enum svc_kind { SVC_UNARY = 0, SVC_UNARY_INLINE, SVC_SERVER_STREAM, SVC_BIDI_STREAM };
+/* SVC_UNARY_ASYNC: a unary handler whose storage step runs on the storage loop (store_*_async):
+ * it runs on the poller, starts the step with svc_async_begin and returns MAT_OK; its
+ * continuation finishes the call when the step completes, on the storage loop's thread (or on a
+ * handler thread when it may block: bindings to read, a refusal to audit). No thread waits. */
+enum svc_kind {
+	SVC_UNARY = 0,
+	SVC_UNARY_INLINE,
+	SVC_SERVER_STREAM,
+	SVC_BIDI_STREAM,
+	SVC_UNARY_ASYNC
+};
 
 /* What a handler sees of its call. Owned by the server loop; valid until the handler returns. */
 struct svc_ctx {
 	struct svc_server *srv;
 	struct svc_call *call;
 	const char *method; /* full path "/pkg.Service/Method" */
+	/* The effective principal: the client certificate's, or the end user a delegator asserted
+	 * with x-on-behalf-of (svc_principal_resolve). Authorization, ownership and audit use it.
+	 */
 	char principal[MAT_MAX_PRINCIPAL + 1];
+	/* The certificate principal of the delegator that asserted `principal`; "" otherwise. */
+	char delegator[MAT_MAX_PRINCIPAL + 1];
 	bool bootstrap_admin; /* principal named by --admin-principal */
 	char request_id[64];  /* x-request-id from metadata, else generated */
 	int64_t deadline_ms;  /* store_now_ms() clock; STORE_NO_DEADLINE if none */
@@ -80,6 +95,51 @@ enum mat_code svc_stream_send(struct svc_ctx *ctx, const ProtobufCMessage *msg) 
  * Caller frees with protobuf_c_message_free_unpacked. */
 enum mat_code svc_stream_recv(struct svc_ctx *ctx, const ProtobufCMessageDescriptor *desc,
                               ProtobufCMessage **out) MAT_MUSTCHECK;
+
+/* Server streams driven by the engine: a stream holds no thread. Its handler decodes, authorizes
+ * and validates as usual, then hands the rest to the engine with svc_stream_start and returns
+ * MAT_OK. The engine then calls `fetch` on a handler thread (it may block on storage) whenever
+ * the previous batch has left, and `encode` for one record at a time on whichever thread saw the
+ * previous message leave, one message in flight: a reader that stops reading costs one batch of
+ * memory and no thread. docs/architecture.md draws the states. */
+enum svc_fetch {
+	SVC_FETCH_MORE, /* after this batch is sent, fetch again */
+	SVC_FETCH_LAST, /* this batch (possibly empty) is the last: the stream ends with OK */
+	SVC_FETCH_PARK, /* after this batch is sent, wait for svc_server_wake_streams */
+};
+struct svc_stream_ops {
+	/* The next batch into `state`: *n records and what comes after them. An error ends the
+	 * stream with it (ctx->err filled). */
+	enum mat_code (*fetch)(struct svc_ctx *ctx, void *state, size_t *n, enum svc_fetch *next);
+	/* The message for record i (< n) of the current batch; memory from svc_alloc, which is
+	 * reset for every message. */
+	const ProtobufCMessage *(*encode)(struct svc_ctx *ctx, void *state, size_t i);
+	/* Frees the current batch; called after its last record was sent or when the stream ends
+	 * early. Must accept a state without a batch. */
+	void (*release)(void *state);
+	/* Frees the state itself (after a last release). */
+	void (*free)(void *state);
+};
+
+/* Hands the rest of a server stream to the engine; the handler then returns MAT_OK. Takes
+ * ownership of `state` (freed with ops->free whatever happens). Only from a SVC_SERVER_STREAM
+ * handler, at most once. */
+void svc_stream_start(struct svc_ctx *ctx, const struct svc_stream_ops *ops, void *state);
+
+/* Wakes every parked stream (SVC_FETCH_PARK): each fetches again. Any thread. */
+void svc_server_wake_streams(struct svc_server *srv);
+
+/* The continuation of an asynchronous storage step: gets the step's result, returns the call's
+ * (after svc_reply on MAT_OK), like a handler. */
+typedef enum mat_code (*svc_cont_fn)(struct svc_ctx *ctx, void *arg, enum mat_code rc);
+/* Arms `then` (with `arg`, which must live until it ran: e.g. svc_alloc memory) as the
+ * continuation; then start the storage step with svc_async_done as its completion and ctx as its
+ * argument, and return MAT_OK. SVC_UNARY_ASYNC handlers only. A continuation may do the same
+ * for a next step (and return MAT_OK): a call is a chain of steps, none of which holds a
+ * thread. */
+void svc_async_begin(struct svc_ctx *ctx, svc_cont_fn then, void *arg);
+/* The store_done_fn of that step (arg = the svc_ctx). */
+void svc_async_done(void *ctx, enum mat_code rc);
 
 /* A store_call for this call's queries. */
 void svc_store_call(struct svc_ctx *ctx, struct store_call *out);

@@ -2,6 +2,9 @@
  * and bounds; parsing, --help and validation all read it, so a new limit is one row. */
 #include "svc_config.h"
 
+#include "auth.h"
+
+#include <assert.h>
 #include <ctype.h>
 #include <errno.h>
 #include <limits.h>
@@ -43,6 +46,10 @@ static const struct flag flags[] = {
      "CA bundle client certificates must chain to (PEM)", F_TLS | F_FILE},
     {"admin-principal", "MATURITYD_ADMIN_PRINCIPALS", K_LIST, OFF(admins), 0, 0, NULL,
      "bootstrap admin principal (repeatable; env: comma-separated)", 0},
+    {"delegator", "MATURITYD_DELEGATORS", K_LIST, OFF(delegators), 0, 0, NULL,
+     "principal trusted to act for end users with x-on-behalf-of (repeatable; env: "
+     "comma-separated)",
+     0},
     {"metrics-listen", "MATURITYD_METRICS_LISTEN", K_STR, OFF(metrics_listen), 0, 0, NULL,
      "address for Prometheus /metrics over HTTP (off by default)", F_ADDR},
     {"health-listen", "MATURITYD_HEALTH_LISTEN", K_STR, OFF(health_listen), 0, 0, NULL,
@@ -61,6 +68,8 @@ static const struct flag flags[] = {
      "do not apply migrations at start", 0},
     {"max-recv-bytes", "MATURITYD_MAX_RECV_BYTES", K_INT, OFF(max_recv_bytes), 1024,
      64 * 1024 * 1024, "4194304", "largest request message accepted", 0},
+    {"max-streams", "MATURITYD_MAX_STREAMS", K_INT, OFF(max_streams), 1, 1000000, "10000",
+     "server-streaming calls in progress at once on this replica (beyond: RESOURCE_EXHAUSTED)", 0},
     {"max-concurrent-streams", "MATURITYD_MAX_CONCURRENT_STREAMS", K_INT,
      OFF(max_concurrent_streams), 1, 65536, "256", "concurrent calls per connection", 0},
     {"max-metadata-bytes", "MATURITYD_MAX_METADATA_BYTES", K_INT, OFF(max_metadata_bytes), 1024,
@@ -104,6 +113,23 @@ static bool addr_valid(const char *a)
 		if (isspace((unsigned char)*p))
 			return false;
 	return true;
+}
+
+/* A K_LIST flag's array in cfg, its count and capacity. */
+struct list_ref {
+	char **v;
+	size_t *n;
+	size_t cap;
+	const char *what; /* for messages */
+};
+
+static struct list_ref list_of(struct svc_config *cfg, const struct flag *f)
+{
+	if (f->off == OFF(delegators))
+		return (struct list_ref){cfg->delegators, &cfg->n_delegators, SVC_MAX_DELEGATORS,
+		                         "delegators"};
+	assert(f->off == OFF(admins));
+	return (struct list_ref){cfg->admins, &cfg->n_admins, SVC_MAX_ADMINS, "admin principals"};
 }
 
 static int set_value(struct svc_config *cfg, const struct flag *f, const char *v, bool from_env,
@@ -170,13 +196,13 @@ static int set_value(struct svc_config *cfg, const struct flag *f, const char *v
 			while (len > 0 && isspace((unsigned char)p[len - 1]))
 				len--;
 			if (len > 0) {
-				if (cfg->n_admins >= SVC_MAX_ADMINS) {
-					fprintf(errout,
-					        "maturityd: %s%s: more than %d admin principals\n",
-					        pre, src, SVC_MAX_ADMINS);
+				struct list_ref l = list_of(cfg, f);
+				if (*l.n >= l.cap) {
+					fprintf(errout, "maturityd: %s%s: more than %zu %s\n", pre,
+					        src, l.cap, l.what);
 					return 2;
 				}
-				cfg->admins[cfg->n_admins++] = strndup(p, len);
+				l.v[(*l.n)++] = strndup(p, len);
 			}
 			p = comma ? comma + 1 : NULL;
 		} while (p != NULL);
@@ -212,7 +238,7 @@ void svc_config_usage(FILE *out)
 
 int svc_config_parse(struct svc_config *cfg, int argc, char **argv, FILE *errout)
 {
-	bool admins_from_flag = false;
+	bool list_from_flag[N_FLAGS] = {false};
 	long cores;
 	int rc;
 
@@ -288,11 +314,12 @@ int svc_config_parse(struct svc_config *cfg, int argc, char **argv, FILE *errout
 			fprintf(errout, "maturityd: --%s needs a value\n", f->name);
 			return 2;
 		}
-		if (f->kind == K_LIST && !admins_from_flag) {
-			for (size_t k = 0; k < cfg->n_admins; k++)
-				free(cfg->admins[k]);
-			cfg->n_admins = 0;
-			admins_from_flag = true;
+		if (f->kind == K_LIST && !list_from_flag[f - flags]) {
+			struct list_ref l = list_of(cfg, f);
+			for (size_t k = 0; k < *l.n; k++)
+				free(l.v[k]);
+			*l.n = 0;
+			list_from_flag[f - flags] = true;
 		}
 		rc = set_value(cfg, f, val, false, errout);
 		if (rc != 0)
@@ -348,6 +375,17 @@ int svc_config_parse(struct svc_config *cfg, int argc, char **argv, FILE *errout
 			return 2;
 		}
 	}
+	for (size_t k = 0; k < cfg->n_delegators; k++) {
+		struct mat_error err;
+		mat_error_clear(&err);
+		/* The certificate principal of a portal: a value without a scheme could never
+		 * match one, so it is a typo worth stopping for. */
+		if (auth_principal_check(cfg->delegators[k], strlen(cfg->delegators[k]),
+		                         "--delegator", &err) != MAT_OK) {
+			fprintf(errout, "maturityd: %s\n", err.message);
+			return 2;
+		}
+	}
 	return 0;
 }
 
@@ -367,6 +405,8 @@ void svc_config_cleanup(struct svc_config *cfg)
 	free(cfg->attestation_issuer);
 	for (size_t k = 0; k < cfg->n_admins; k++)
 		free(cfg->admins[k]);
+	for (size_t k = 0; k < cfg->n_delegators; k++)
+		free(cfg->delegators[k]);
 	memset(cfg, 0, sizeof(*cfg));
 }
 
@@ -374,6 +414,14 @@ bool svc_config_is_admin(const struct svc_config *cfg, const char *principal)
 {
 	for (size_t k = 0; k < cfg->n_admins; k++)
 		if (strcmp(cfg->admins[k], principal) == 0)
+			return true;
+	return false;
+}
+
+bool svc_config_is_delegator(const struct svc_config *cfg, const char *principal)
+{
+	for (size_t k = 0; k < cfg->n_delegators; k++)
+		if (strcmp(cfg->delegators[k], principal) == 0)
 			return true;
 	return false;
 }

@@ -11,6 +11,7 @@ enum svc_command { SVC_CMD_SERVE = 0, SVC_CMD_MIGRATE, SVC_CMD_HELP, SVC_CMD_VER
 enum svc_log_format { SVC_LOG_JSON = 0, SVC_LOG_TEXT };
 
 #define SVC_MAX_ADMINS 64
+#define SVC_MAX_DELEGATORS 64
 
 struct svc_config {
 	enum svc_command command;
@@ -19,6 +20,9 @@ struct svc_config {
 	char *tls_cert, *tls_key, *tls_client_ca;
 	char *admins[SVC_MAX_ADMINS];
 	size_t n_admins;
+	/* Principals trusted to act for others with x-on-behalf-of (portals); fixed at start. */
+	char *delegators[SVC_MAX_DELEGATORS];
+	size_t n_delegators;
 	char *metrics_listen; /* NULL = off */
 	char *health_listen;  /* NULL = off */
 	int db_wait_s;
@@ -30,6 +34,7 @@ struct svc_config {
 	/* Transport limits (one table, svc_config.c); flags change them. */
 	int max_recv_bytes;
 	int max_concurrent_streams;
+	int max_streams; /* server streams in progress on this replica; each holds no thread */
 	int max_metadata_bytes;
 	int keepalive_min_ping_ms;
 	int max_connection_idle_ms;
@@ -47,5 +52,7 @@ int svc_config_parse(struct svc_config *cfg, int argc, char **argv, FILE *errout
 void svc_config_cleanup(struct svc_config *cfg);
 void svc_config_usage(FILE *out);
 bool svc_config_is_admin(const struct svc_config *cfg, const char *principal);
+/* Whether `principal` was named by --delegator. */
+bool svc_config_is_delegator(const struct svc_config *cfg, const char *principal);
 
 #endif

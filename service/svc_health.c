@@ -21,7 +21,9 @@ struct svc_health {
 	pthread_cond_t cv;
 	bool stop;
 	bool recheck;
-	atomic_int watchers; /* Watch calls on the main port, each holding a worker */
+	/* Told of every change of the serving state (the engine wakes parked Watch streams). */
+	void (*on_change)(void *arg);
+	void *on_change_arg;
 };
 
 struct svc_health *svc_health_new(struct store_pool *pool)
@@ -32,7 +34,6 @@ struct svc_health *svc_health_new(struct store_pool *pool)
 	h->pool = pool;
 	atomic_init(&h->db_ok, 1); /* start-up waited for the database */
 	atomic_init(&h->shutting_down, 0);
-	atomic_init(&h->watchers, 0);
 	pthread_mutex_init(&h->mu, NULL);
 	pthread_cond_init(&h->cv, NULL);
 	return h;
@@ -49,9 +50,12 @@ static void *monitor(void *arg)
 
 		pthread_mutex_unlock(&h->mu);
 		ok = store_pool_ping(h->pool, store_now_ms() + 1000);
-		if (ok != (atomic_exchange(&h->db_ok, ok) != 0))
+		if (ok != (atomic_exchange(&h->db_ok, ok) != 0)) {
 			svc_log_event(ok ? "info" : "warn", "database %s",
 			              ok ? "reachable again: SERVING" : "unreachable: NOT_SERVING");
+			if (h->on_change != NULL)
+				h->on_change(h->on_change_arg);
+		}
 		pthread_mutex_lock(&h->mu);
 		if (h->stop)
 			break;
@@ -123,22 +127,14 @@ void svc_health_set_shutting_down(struct svc_health *h)
 	pthread_mutex_lock(&h->mu);
 	pthread_cond_broadcast(&h->cv);
 	pthread_mutex_unlock(&h->mu);
+	if (h->on_change != NULL)
+		h->on_change(h->on_change_arg);
 }
 
-/* Waits up to ms for a state change or shutdown. */
-static void wait_change(struct svc_health *h, int ms)
+void svc_health_on_change(struct svc_health *h, void (*fn)(void *arg), void *arg)
 {
-	struct timespec until;
-
-	clock_gettime(CLOCK_REALTIME, &until);
-	until.tv_nsec += (long)ms * 1000000L;
-	while (until.tv_nsec >= 1000000000L) {
-		until.tv_sec++;
-		until.tv_nsec -= 1000000000L;
-	}
-	pthread_mutex_lock(&h->mu);
-	pthread_cond_timedwait(&h->cv, &h->mu, &until);
-	pthread_mutex_unlock(&h->mu);
+	h->on_change = fn;
+	h->on_change_arg = arg;
 }
 
 bool svc_health_serving(const struct svc_health *h)
@@ -183,49 +179,61 @@ static enum mat_code health_check(struct svc_ctx *ctx, const ProtobufCMessage *r
 	return svc_reply(ctx, &resp.base);
 }
 
-/* Watch on the main port holds a worker for the life of the stream (handlers block), so at
- * most a quarter of the workers may watch at once; probes should use --health-listen, whose
- * Watch holds no thread. */
+/* Watch on the main port is an engine-driven stream: it sends the state, then parks until the
+ * state changes (the monitor wakes it through svc_health_on_change); a parked watch holds no
+ * thread, so --max-streams is its only bound. Shutdown sends NOT_SERVING and ends it with OK. */
+struct watch {
+	struct svc_health *h;
+	int last; /* the state last sent: -1 none, 0 NOT_SERVING, 1 SERVING */
+};
+
+static enum mat_code watch_fetch(struct svc_ctx *ctx, void *state, size_t *n, enum svc_fetch *next)
+{
+	struct watch *w = state;
+	int serving = svc_health_serving(w->h);
+	bool down = atomic_load(&w->h->shutting_down) != 0;
+
+	(void)ctx;
+	*n = serving != w->last ? 1 : 0;
+	w->last = serving;
+	*next = down ? SVC_FETCH_LAST : (*n ? SVC_FETCH_MORE : SVC_FETCH_PARK);
+	return MAT_OK;
+}
+
+static const ProtobufCMessage *watch_encode(struct svc_ctx *ctx, void *state, size_t i)
+{
+	struct watch *w = state;
+	Grpc__Health__V1__HealthCheckResponse *r = svc_alloc(ctx, sizeof(*r));
+
+	(void)i;
+	grpc__health__v1__health_check_response__init(r);
+	r->status = w->last ? GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__SERVING
+	                    : GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__NOT_SERVING;
+	return &r->base;
+}
+
+static void watch_release(void *state)
+{
+	(void)state; /* a watch's batch is its `last` field */
+}
+
+static const struct svc_stream_ops watch_ops = {watch_fetch, watch_encode, watch_release, free};
+
 static enum mat_code health_watch(struct svc_ctx *ctx, const ProtobufCMessage *req_)
 {
 	const Grpc__Health__V1__HealthCheckRequest *req = (const void *)req_;
-	struct svc_health *h = svc_server_health(ctx->srv);
-	int limit = svc_server_config(ctx->srv)->workers / 4;
-	int last = -1;
-	enum mat_code rc = MAT_OK;
+	struct watch *w;
 
 	if (!known_service(req->service))
 		return mat_error_set(&ctx->err, MAT_NOT_FOUND, "unknown service \"%s\"",
 		                     req->service);
-	if (atomic_fetch_add(&h->watchers, 1) >= (limit > 0 ? limit : 1)) {
-		atomic_fetch_sub(&h->watchers, 1);
-		return mat_error_set(&ctx->err, MAT_LIMIT,
-		                     "too many Watch calls on this port; use --health-listen");
-	}
-	for (;;) {
-		Grpc__Health__V1__HealthCheckResponse resp =
-		    GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__INIT;
-		int serving = svc_health_serving(h);
-		if (serving != last) {
-			resp.status =
-			    serving
-			        ? GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__SERVING
-			        : GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__NOT_SERVING;
-			rc = svc_stream_send(ctx, &resp.base);
-			if (rc != MAT_OK)
-				break;
-			last = serving;
-		}
-		if (atomic_load(&h->shutting_down))
-			break; /* NOT_SERVING was sent: the stream ends with OK */
-		if (atomic_load(&ctx->cancelled)) {
-			rc = mat_error_set(&ctx->err, MAT_CANCELLED, "cancelled");
-			break;
-		}
-		wait_change(h, 500);
-	}
-	atomic_fetch_sub(&h->watchers, 1);
-	return rc;
+	w = calloc(1, sizeof(*w));
+	if (w == NULL)
+		return mat_error_set(&ctx->err, MAT_INTERNAL, "out of memory");
+	w->h = svc_server_health(ctx->srv);
+	w->last = -1;
+	svc_stream_start(ctx, &watch_ops, w);
+	return MAT_OK;
 }
 
 static const struct svc_method_impl health_methods[] = {

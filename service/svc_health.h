@@ -22,6 +22,9 @@ bool svc_health_db_ok(const struct svc_health *h);
 void svc_health_db_failed(struct svc_health *h, enum mat_code code);
 /* From now on every service is NOT_SERVING. */
 void svc_health_set_shutting_down(struct svc_health *h);
+/* fn(arg) runs on the monitor thread whenever the database state flips, and on the thread that
+ * starts shutdown. Set before svc_health_start. */
+void svc_health_on_change(struct svc_health *h, void (*fn)(void *arg), void *arg);
 /* SERVING (true) or NOT_SERVING. */
 bool svc_health_serving(const struct svc_health *h);
 

@@ -175,8 +175,8 @@ void svc_log_line_write(struct svc_log_line *l)
 }
 
 void svc_log_call_format(struct svc_log_line *out, const char *method, const char *principal,
-                         const char *code_name, double duration_ms, const char *request_id,
-                         const char *peer, const char *message)
+                         const char *delegator, const char *code_name, double duration_ms,
+                         const char *request_id, const char *peer, const char *message)
 {
 	char num[32];
 
@@ -192,6 +192,10 @@ void svc_log_call_format(struct svc_log_line *out, const char *method, const cha
 		puts_(out, num);
 		puts_(out, "ms principal=");
 		puts_(out, principal && *principal ? principal : "-");
+		if (delegator && *delegator) {
+			puts_(out, " delegator=");
+			puts_(out, delegator);
+		}
 		puts_(out, " request_id=");
 		puts_(out, request_id ? request_id : "-");
 		puts_(out, " peer=");
@@ -208,6 +212,10 @@ void svc_log_call_format(struct svc_log_line *out, const char *method, const cha
 	put_json(out, method);
 	puts_(out, "\",\"principal\":\"");
 	put_json(out, principal);
+	if (delegator && *delegator) {
+		puts_(out, "\",\"delegator\":\"");
+		put_json(out, delegator);
+	}
 	puts_(out, "\",\"code\":\"");
 	put_json(out, code_name);
 	puts_(out, "\",\"duration_ms\":");

@@ -17,10 +17,12 @@ struct svc_log_line {
 };
 
 /* One line for a finished call, in two steps: formatted while the call's data is alive, written
- * once its response is on its way (the write must not delay the reply). */
+ * once its response is on its way (the write must not delay the reply). `delegator` (NULL or ""
+ * when none) is the portal that asserted `principal` with x-on-behalf-of: the line then has a
+ * "delegator" field beside "principal" (text: delegator=...). */
 void svc_log_call_format(struct svc_log_line *out, const char *method, const char *principal,
-                         const char *code_name, double duration_ms, const char *request_id,
-                         const char *peer, const char *message);
+                         const char *delegator, const char *code_name, double duration_ms,
+                         const char *request_id, const char *peer, const char *message);
 void svc_log_line_write(struct svc_log_line *l);
 
 /* Deferred call lines, for the server's own threads: after svc_log_defer, this thread's call

@@ -22,6 +22,7 @@
 #include "mat_validate.h"
 #include "svc.h"
 #include "svc_convert.h"
+#include "svc_delegation.h"
 #include "svc_health.h"
 #include "svc_health_port.h"
 #include "svc_log.h"
@@ -44,6 +45,11 @@
 #include <unistd.h>
 
 enum tag_type { TAG_REQUEST, TAG_CLOSE, TAG_OP, TAG_FINAL, TAG_SHUTDOWN };
+
+/* The storage step of an SVC_UNARY_ASYNC call: started in the handler (IN_HANDLER); it may
+ * complete before the handler returns (DONE_EARLY: the handler's thread continues) or after
+ * (WAITING: the storage loop's thread continues); RESUMING once handed to a handler thread. */
+enum async_state { ASYNC_NONE, ASYNC_IN_HANDLER, ASYNC_DONE_EARLY, ASYNC_WAITING, ASYNC_RESUMING };
 
 struct svc_tag {
 	enum tag_type type;
@@ -131,6 +137,24 @@ struct svc_call {
 	char *peer;
 	bool authorized;       /* svc_authorize ran and allowed */
 	struct svc_call *next; /* handler queue */
+	/* Engine-driven server stream (svc_stream_start): FETCHING (queued for, or in, fetch on a
+	 * handler thread) -> SENDING (one message in flight, no thread) -> FETCHING ... or PARKED
+	 * (in srv->parked, waiting for svc_server_wake_streams) -> DONE. */
+	const struct svc_stream_ops *sops;
+	void *sstate;
+	size_t s_n, s_i;
+	enum svc_fetch s_next;
+	grpc_byte_buffer *send_bb;
+	unsigned park_gen; /* srv->wake_gen when the fetch started */
+	bool parked;       /* under srv->park_mu */
+	struct svc_call *park_prev, *park_next;
+	bool stream_counted; /* holds one of srv->streams */
+	/* SVC_UNARY_ASYNC: the continuation of the storage step (svc_async_begin). */
+	svc_cont_fn async_then;
+	void *async_arg;
+	atomic_int async_state; /* enum async_state */
+	enum mat_code async_rc;
+	const struct svc_authz *async_az; /* the decision svc_authorize_with armed, or NULL */
 	char generic_path[200];
 };
 
@@ -149,13 +173,21 @@ struct svc_server {
 	int n_handlers;
 	pthread_mutex_t q_mu;
 	pthread_cond_t q_cv;
-	struct svc_call *q_head, *q_tail;
+	struct svc_call *q_head, *q_tail; /* new calls */
+	/* Streams waiting for their next fetch: served after new calls (a unary call should not
+	 * wait behind a reporting job's batches), but at least every STREAM_TURN-th pick. */
+	struct svc_call *s_head, *s_tail;
+	unsigned picks;
 	bool q_closed;
 	int q_len;
-	/* Streams hold a handler thread for their whole life: at most half the handlers may, so
-	 * unary calls always have threads left. */
+	/* Server streams in progress (--max-streams): they hold no thread, only their call and at
+	 * most one batch, so the bound is memory, not threads. */
 	atomic_int streams;
 	int max_streams;
+	/* Streams waiting for a wake-up (SVC_FETCH_PARK), e.g. health Watch between changes. */
+	pthread_mutex_t park_mu;
+	struct svc_call *parked;
+	unsigned wake_gen;
 	atomic_int shutting_down;
 	atomic_int in_flight;
 	/* TLS material: `pem` is what the config fetcher hands grpc next; reload sets the flag. */
@@ -200,6 +232,11 @@ bool svc_server_serving(const struct svc_server *srv)
 struct svc_health *svc_server_health(const struct svc_server *srv)
 {
 	return srv->health;
+}
+
+static void wake_streams_cb(void *arg)
+{
+	svc_server_wake_streams(arg);
 }
 
 static bool serving_cb(void *arg)
@@ -347,6 +384,12 @@ static void call_free(struct svc_call *c)
 		grpc_byte_buffer_destroy(c->reply_bb);
 	if (c->recv_bb)
 		grpc_byte_buffer_destroy(c->recv_bb);
+	if (c->send_bb)
+		grpc_byte_buffer_destroy(c->send_bb);
+	if (c->sops != NULL) {
+		c->sops->release(c->sstate);
+		c->sops->free(c->sstate);
+	}
 	svc_arena_free(c->ctx.arena);
 	drop_bindings(&c->ctx);
 	gpr_free(c->peer);
@@ -363,6 +406,10 @@ static void call_release(struct svc_call *c)
 }
 
 /* A batch of a call completed (on its poller). */
+static void stream_sent(struct svc_call *c, int success);
+static bool stream_unpark(struct svc_call *c);
+static void stream_end(struct svc_call *c, enum mat_code rc);
+
 static void on_call_event(struct svc_tag *t, int success)
 {
 	struct svc_call *c = t->p;
@@ -371,12 +418,21 @@ static void on_call_event(struct svc_tag *t, int success)
 	case TAG_CLOSE:
 		if (c->close_cancelled)
 			atomic_store(&c->ctx.cancelled, 1);
+		/* A parked stream has no batch in flight to fail: its close ends it. */
+		if (stream_unpark(c)) {
+			mat_error_set(&c->ctx.err, MAT_CANCELLED, "the call was cancelled");
+			stream_end(c, MAT_CANCELLED);
+		}
 		pthread_mutex_lock(&c->mu);
 		pthread_cond_broadcast(&c->cv);
 		pthread_mutex_unlock(&c->mu);
 		call_release(c);
 		break;
 	case TAG_OP:
+		if (c->sops != NULL) {
+			stream_sent(c, success);
+			break;
+		}
 		pthread_mutex_lock(&c->mu);
 		c->op_done = true;
 		c->op_ok = success != 0;
@@ -547,6 +603,7 @@ void svc_store_call(struct svc_ctx *ctx, struct store_call *out)
 	out->pool = ctx->srv->pool;
 	out->deadline_ms = ctx->deadline_ms;
 	out->principal = ctx->principal;
+	out->delegator = ctx->delegator;
 	out->method = ctx->method;
 	out->request_id = ctx->request_id;
 	out->cancelled = (volatile const int *)&ctx->cancelled;
@@ -645,6 +702,7 @@ void svc_authorize_with(struct svc_ctx *ctx, const char *org_id, struct store_ca
 	a->az.decide = decide_in_store;
 	a->az.arg = a;
 	sc->authz = &a->az;
+	ctx->call->async_az = a;
 }
 
 enum mat_code svc_authorized(struct svc_ctx *ctx, const char *org_id, enum mat_code rc)
@@ -819,11 +877,15 @@ static void finish(struct svc_call *c, enum mat_code code)
 	double ms = elapsed_ms(&c->start);
 	const char *method = c->m ? c->m->path : c->ctx.method;
 
+	if (c->stream_counted) {
+		c->stream_counted = false;
+		atomic_fetch_sub(&srv->streams, 1);
+	}
 	svc_status_build(code, &c->ctx.err, &st);
 	if (code == MAT_INTERNAL)
 		svc_log_event("error", "%s: internal error: %s", method, c->ctx.err.message);
-	svc_log_call_format(&line, method, c->ctx.principal, svc_status_code_name(st.code), ms,
-	                    c->ctx.request_id, c->peer,
+	svc_log_call_format(&line, method, c->ctx.principal, c->ctx.delegator,
+	                    svc_status_code_name(st.code), ms, c->ctx.request_id, c->peer,
 	                    st.code == GRPC_STATUS_OK ? NULL : c->ctx.err.message);
 	svc_metrics_handled(srv->metrics, c->m ? c->m->metrics_index : -1, st.code, ms / 1e3);
 
@@ -860,10 +922,193 @@ static void finish(struct svc_call *c, enum mat_code code)
 	svc_log_line_write(&line); /* after the reply left: the write never delays it */
 }
 
+/* --- the stream driver ------------------------------------------------------------------ */
+
+static bool enqueue(struct svc_server *srv, struct svc_call *c, bool force);
+
+void svc_stream_start(struct svc_ctx *ctx, const struct svc_stream_ops *ops, void *state)
+{
+	struct svc_call *c = ctx->call;
+
+	assert(c->sops == NULL && c->m != NULL && c->m->kind == SVC_SERVER_STREAM);
+	c->sops = ops;
+	c->sstate = state;
+}
+
+/* The stream is over (any thread): its batch goes, then its status. */
+static void stream_end(struct svc_call *c, enum mat_code rc)
+{
+	if (rc == MAT_UNAVAILABLE || rc == MAT_TIMEOUT)
+		svc_health_db_failed(c->w->srv->health, rc);
+	c->sops->release(c->sstate);
+	c->s_n = c->s_i = 0;
+	finish(c, rc);
+}
+
+/* SENDING: record s_i of the batch leaves (any thread); stream_sent continues. */
+static void stream_send(struct svc_call *c)
+{
+	const ProtobufCMessage *msg;
+	grpc_op ops[2];
+	size_t n = 0;
+
+	svc_scratch_reset(&c->ctx);
+	msg = c->sops->encode(&c->ctx, c->sstate, c->s_i);
+	c->send_bb = pack(msg);
+	memset(ops, 0, sizeof(ops));
+	if (!c->initial_md_sent) {
+		ops[n].op = GRPC_OP_SEND_INITIAL_METADATA;
+		n++;
+		c->initial_md_sent = true;
+	}
+	ops[n].op = GRPC_OP_SEND_MESSAGE;
+	ops[n].data.send_message.send_message = c->send_bb;
+	n++;
+	if (grpc_call_start_batch(c->call, ops, n, &c->op_tag, NULL) != GRPC_CALL_OK) {
+		grpc_byte_buffer_destroy(c->send_bb);
+		c->send_bb = NULL;
+		mat_error_set(&c->ctx.err, MAT_CANCELLED, "the client went away");
+		stream_end(c, MAT_CANCELLED);
+	}
+}
+
+/* PARKED, unless a wake-up came since the fetch started (then it fetches again at once). */
+static void stream_park(struct svc_call *c)
+{
+	struct svc_server *srv = c->w->srv;
+	bool woken;
+
+	pthread_mutex_lock(&srv->park_mu);
+	woken = srv->wake_gen != c->park_gen || atomic_load(&c->ctx.cancelled);
+	if (!woken) {
+		c->parked = true;
+		c->park_prev = NULL;
+		c->park_next = srv->parked;
+		if (srv->parked != NULL)
+			srv->parked->park_prev = c;
+		srv->parked = c;
+	}
+	pthread_mutex_unlock(&srv->park_mu);
+	if (woken && !enqueue(srv, c, true)) {
+		mat_error_set(&c->ctx.err, MAT_UNAVAILABLE, "the server is shutting down");
+		stream_end(c, MAT_UNAVAILABLE);
+	}
+}
+
+/* Takes c out of the parked list; false if it was not there. */
+static bool stream_unpark(struct svc_call *c)
+{
+	struct svc_server *srv = c->w->srv;
+	bool was;
+
+	if (c->sops == NULL)
+		return false;
+	pthread_mutex_lock(&srv->park_mu);
+	was = c->parked;
+	if (was) {
+		if (c->park_prev != NULL)
+			c->park_prev->park_next = c->park_next;
+		else
+			srv->parked = c->park_next;
+		if (c->park_next != NULL)
+			c->park_next->park_prev = c->park_prev;
+		c->parked = false;
+		c->park_prev = c->park_next = NULL;
+	}
+	pthread_mutex_unlock(&srv->park_mu);
+	return was;
+}
+
+void svc_server_wake_streams(struct svc_server *srv)
+{
+	struct svc_call *list;
+
+	pthread_mutex_lock(&srv->park_mu);
+	srv->wake_gen++;
+	list = srv->parked;
+	srv->parked = NULL;
+	for (struct svc_call *c = list; c != NULL; c = c->park_next)
+		c->parked = false;
+	pthread_mutex_unlock(&srv->park_mu);
+	while (list != NULL) {
+		struct svc_call *c = list;
+		list = c->park_next;
+		c->park_prev = c->park_next = NULL;
+		if (!enqueue(srv, c, true)) {
+			mat_error_set(&c->ctx.err, MAT_UNAVAILABLE, "the server is shutting down");
+			stream_end(c, MAT_UNAVAILABLE);
+		}
+	}
+}
+
+/* FETCHING, on a handler thread: the next batch, then its first message. */
+static void stream_fetch(struct svc_call *c)
+{
+	enum mat_code rc;
+
+	if (atomic_load(&c->ctx.cancelled)) {
+		mat_error_set(&c->ctx.err, MAT_CANCELLED, "the call was cancelled");
+		stream_end(c, MAT_CANCELLED);
+		return;
+	}
+	c->s_n = c->s_i = 0;
+	c->s_next = SVC_FETCH_LAST;
+	pthread_mutex_lock(&c->w->srv->park_mu);
+	c->park_gen = c->w->srv->wake_gen;
+	pthread_mutex_unlock(&c->w->srv->park_mu);
+	rc = c->sops->fetch(&c->ctx, c->sstate, &c->s_n, &c->s_next);
+	if (rc != MAT_OK) {
+		stream_end(c, rc);
+		return;
+	}
+	if (c->s_n > 0) {
+		stream_send(c);
+		return;
+	}
+	if (c->s_next == SVC_FETCH_PARK)
+		stream_park(c);
+	else
+		stream_end(c, MAT_OK); /* an empty batch is the end, whatever it said */
+}
+
+/* A message of the stream left, or could not (on a poller). */
+static void stream_sent(struct svc_call *c, int success)
+{
+	struct svc_server *srv = c->w->srv;
+
+	grpc_byte_buffer_destroy(c->send_bb);
+	c->send_bb = NULL;
+	if (!success) {
+		mat_error_set(&c->ctx.err, MAT_CANCELLED, "the client went away");
+		stream_end(c, MAT_CANCELLED);
+		return;
+	}
+	if (++c->s_i < c->s_n) {
+		stream_send(c);
+		return;
+	}
+	c->sops->release(c->sstate);
+	c->s_n = c->s_i = 0;
+	switch (c->s_next) {
+	case SVC_FETCH_MORE:
+		if (!enqueue(srv, c, true)) {
+			mat_error_set(&c->ctx.err, MAT_UNAVAILABLE, "the server is shutting down");
+			stream_end(c, MAT_UNAVAILABLE);
+		}
+		break;
+	case SVC_FETCH_PARK:
+		stream_park(c);
+		break;
+	case SVC_FETCH_LAST:
+		finish(c, MAT_OK);
+		break;
+	}
+}
+
 /* Calls that never block (no storage) run on the poller itself. */
 static bool runs_inline(const struct svc_method *m)
 {
-	return m == NULL || m->kind == SVC_UNARY_INLINE;
+	return m == NULL || m->kind == SVC_UNARY_INLINE || m->kind == SVC_UNARY_ASYNC;
 }
 
 /* RECEIVED, on the poller: the call leaves its slot (which is re-armed right after) for a
@@ -941,6 +1186,81 @@ static struct svc_call *accept_call(struct svc_slot *s)
 	return c;
 }
 
+static void complete(struct svc_call *c, enum mat_code rc);
+
+/* --- asynchronous storage steps (SVC_UNARY_ASYNC) ----------------------------------------------
+ */
+
+void svc_async_begin(struct svc_ctx *ctx, svc_cont_fn then, void *arg)
+{
+	struct svc_call *c = ctx->call;
+
+	assert(c->m != NULL && c->m->kind == SVC_UNARY_ASYNC && c->async_then == NULL);
+	c->async_then = then;
+	c->async_arg = arg;
+	atomic_store(&c->async_state, ASYNC_IN_HANDLER);
+}
+
+/* Whether the continuation might block: it must then run on a handler thread. Only the
+ * authorization can: bindings the step could not read are read then, and a refusal is audited
+ * (a write). Everything else a continuation does is decoding and encoding. */
+static bool continuation_blocks(struct svc_call *c)
+{
+	struct svc_ctx *ctx = &c->ctx;
+	const struct svc_authz *a = c->async_az;
+	enum mat_code rc = c->async_rc;
+
+	if (a == NULL || !needs_bindings(ctx))
+		return false;
+	if (!ctx->bindings_loaded)
+		return !(rc == MAT_UNAVAILABLE || rc == MAT_TIMEOUT || rc == MAT_CANCELLED);
+	return !allowed(ctx, a->org_id);
+}
+
+static void async_resume(struct svc_call *c);
+
+/* Runs the continuation, then completes the call — unless the continuation started a next
+ * step (svc_async_begin again), which then continues the call when it completes. */
+static void async_continue(struct svc_call *c)
+{
+	svc_cont_fn then = c->async_then;
+	enum mat_code rc;
+	int expect = ASYNC_IN_HANDLER;
+
+	c->async_then = NULL;
+	atomic_store(&c->async_state, ASYNC_NONE);
+	rc = then(&c->ctx, c->async_arg, c->async_rc);
+	if (c->async_then == NULL || rc != MAT_OK) {
+		complete(c, rc);
+		return;
+	}
+	if (!atomic_compare_exchange_strong(&c->async_state, &expect, ASYNC_WAITING))
+		async_resume(c); /* the next step completed already */
+}
+
+static void async_resume(struct svc_call *c)
+{
+	if (continuation_blocks(c)) {
+		atomic_store(&c->async_state, ASYNC_RESUMING);
+		if (enqueue(c->w->srv, c, true))
+			return;
+		/* Shutting down: nothing waits any more; the refusal is still audited here. */
+	}
+	async_continue(c);
+}
+
+void svc_async_done(void *arg, enum mat_code rc)
+{
+	struct svc_ctx *ctx = arg;
+	struct svc_call *c = ctx->call;
+	int expect = ASYNC_IN_HANDLER;
+
+	c->async_rc = rc;
+	if (atomic_compare_exchange_strong(&c->async_state, &expect, ASYNC_DONE_EARLY))
+		return; /* the handler has not returned yet: run_call continues */
+	async_resume(c);
+}
+
 /* HANDLED: authenticate, decode, run the handler, send the status (any thread). */
 static void run_call(struct svc_call *c)
 {
@@ -974,6 +1294,11 @@ static void run_call(struct svc_call *c)
 		                   "the client certificate carries no usable identity");
 		goto out;
 	}
+	/* The certificate's principal becomes the end user's when a delegator asserts one. After
+	 * principal_of, so its cache only ever holds certificate principals. */
+	rc = svc_principal_resolve(&c->ctx, srv->cfg, &c->req_md);
+	if (rc != MAT_OK)
+		goto out;
 	c->ctx.bootstrap_admin = svc_config_is_admin(srv->cfg, c->ctx.principal);
 	/* No shutdown check here: grpc stops matching new calls at shutdown, so every call that
 	 * reached us was accepted before and gets to finish within the grace period. */
@@ -1006,17 +1331,45 @@ static void run_call(struct svc_call *c)
 			                  srv->max_streams);
 			goto out;
 		}
-		rc = m->fn(&c->ctx, req);
-		atomic_fetch_sub(&srv->streams, 1);
-	} else {
-		rc = m->fn(&c->ctx, req);
+		c->stream_counted = true; /* released by finish() */
 	}
+	rc = m->fn(&c->ctx, req);
+	if (c->sops != NULL && rc == MAT_OK && c->authorized) {
+		/* The engine drives the rest of the stream: the request is no longer needed. */
+		svc_arena_free(req_arena);
+		stream_fetch(c);
+		return;
+	}
+	if (c->async_then != NULL && rc == MAT_OK) {
+		/* The storage step holds what it needs; the request is no longer needed. */
+		int expect = ASYNC_IN_HANDLER;
+		svc_arena_free(req_arena);
+		if (!atomic_compare_exchange_strong(&c->async_state, &expect, ASYNC_WAITING))
+			async_resume(c); /* it completed already, on this thread */
+		return;
+	}
+	complete(c, rc);
+	svc_arena_free(req_arena);
+	return;
+out:
+	svc_arena_free(req_arena); /* the request, whole */
+	finish(c, rc);
+}
+
+/* After the handler (and its continuation): the checks every unary call passes, then the
+ * status. */
+static void complete(struct svc_call *c, enum mat_code rc)
+{
+	struct svc_server *srv = c->w->srv;
+	const struct svc_method *m = c->m;
+
 	/* A handler that skipped svc_authorize for a guarded method is a bug: never send data. */
 	if (rc == MAT_OK && !c->authorized) {
 		rc = mat_error_set(&c->ctx.err, MAT_INTERNAL, "%s returned without authorizing",
 		                   c->ctx.method);
 	}
-	if (rc == MAT_OK && (m->kind == SVC_UNARY || m->kind == SVC_UNARY_INLINE) &&
+	if (rc == MAT_OK &&
+	    (m->kind == SVC_UNARY || m->kind == SVC_UNARY_INLINE || m->kind == SVC_UNARY_ASYNC) &&
 	    c->reply_bb == NULL)
 		rc =
 		    mat_error_set(&c->ctx.err, MAT_INTERNAL, "%s produced no reply", c->ctx.method);
@@ -1031,8 +1384,6 @@ static void run_call(struct svc_call *c)
 		if (store_audit_denied(&sc, c->ctx.resource, 7, &ignored) != MAT_OK)
 			svc_log_event("error", "audit of a denial failed: %s", ignored.message);
 	}
-out:
-	svc_arena_free(req_arena); /* the request, whole */
 	finish(c, rc);
 }
 
@@ -1041,23 +1392,60 @@ out:
  * resetting streams in a loop, CVE-2023-44487's pattern). */
 #define MAX_QUEUED 2048
 
-static bool enqueue(struct svc_server *srv, struct svc_call *c)
+#define STREAM_TURN 4
+
+static void list_push(struct svc_call **head, struct svc_call **tail, struct svc_call *c)
+{
+	c->next = NULL;
+	if (*tail != NULL)
+		(*tail)->next = c;
+	else
+		*head = c;
+	*tail = c;
+}
+
+static struct svc_call *list_pop(struct svc_call **head, struct svc_call **tail)
+{
+	struct svc_call *c = *head;
+	if (c != NULL) {
+		*head = c->next;
+		if (*head == NULL)
+			*tail = NULL;
+	}
+	return c;
+}
+
+/* A new call (stream = false: bounded by MAX_QUEUED) or a stream's next fetch (stream = true:
+ * bounded by --max-streams already). False when full, or closed at shutdown. */
+static bool enqueue(struct svc_server *srv, struct svc_call *c, bool stream)
 {
 	pthread_mutex_lock(&srv->q_mu);
-	if (srv->q_len >= MAX_QUEUED) {
+	if (srv->q_closed || (!stream && srv->q_len >= MAX_QUEUED)) {
 		pthread_mutex_unlock(&srv->q_mu);
 		return false;
 	}
-	srv->q_len++;
-	c->next = NULL;
-	if (srv->q_tail != NULL)
-		srv->q_tail->next = c;
-	else
-		srv->q_head = c;
-	srv->q_tail = c;
+	if (stream) {
+		list_push(&srv->s_head, &srv->s_tail, c);
+	} else {
+		srv->q_len++;
+		list_push(&srv->q_head, &srv->q_tail, c);
+	}
 	pthread_cond_signal(&srv->q_cv);
 	pthread_mutex_unlock(&srv->q_mu);
 	return true;
+}
+
+/* The next call for a handler (under q_mu); NULL when both queues are empty. */
+static struct svc_call *dequeue(struct svc_server *srv)
+{
+	struct svc_call *c = NULL;
+
+	if (srv->s_head != NULL && (srv->q_head == NULL || ++srv->picks % STREAM_TURN == 0))
+		return list_pop(&srv->s_head, &srv->s_tail);
+	c = list_pop(&srv->q_head, &srv->q_tail);
+	if (c != NULL)
+		srv->q_len--;
+	return c;
 }
 
 static void *handler_main(void *arg)
@@ -1068,7 +1456,7 @@ static void *handler_main(void *arg)
 	for (;;) {
 		struct svc_call *c;
 		pthread_mutex_lock(&srv->q_mu);
-		while (srv->q_head == NULL && !srv->q_closed) {
+		while (srv->q_head == NULL && srv->s_head == NULL && !srv->q_closed) {
 			if (svc_log_pending()) { /* out of work: the collected lines go out now */
 				pthread_mutex_unlock(&srv->q_mu);
 				svc_log_flush();
@@ -1077,19 +1465,20 @@ static void *handler_main(void *arg)
 			}
 			pthread_cond_wait(&srv->q_cv, &srv->q_mu);
 		}
-		c = srv->q_head;
-		if (c != NULL) {
-			srv->q_len--;
-			srv->q_head = c->next;
-			if (srv->q_head == NULL)
-				srv->q_tail = NULL;
-		}
+		c = dequeue(srv);
 		pthread_mutex_unlock(&srv->q_mu);
 		if (c == NULL)
 			break; /* closed and drained */
-		if (c->m != NULL &&
-		    (c->m->kind == SVC_SERVER_STREAM || c->m->kind == SVC_BIDI_STREAM))
-			svc_log_flush(); /* a stream may hold this thread for long */
+		if (c->sops != NULL) {
+			stream_fetch(c); /* a stream's next batch */
+			continue;
+		}
+		if (atomic_load(&c->async_state) == ASYNC_RESUMING) {
+			async_continue(c); /* a continuation that may block */
+			continue;
+		}
+		if (c->m != NULL && c->m->kind == SVC_BIDI_STREAM)
+			svc_log_flush(); /* a bidi stream holds this thread for long */
 		run_call(c);
 	}
 	svc_log_flush();
@@ -1143,7 +1532,7 @@ static void *poller_main(void *arg)
 			continue;
 		if (runs_inline(c->m)) {
 			run_call(c);
-		} else if (!enqueue(srv, c)) {
+		} else if (!enqueue(srv, c, false)) {
 			mat_error_set(&c->ctx.err, MAT_LIMIT,
 			              "the server is overloaded: too many calls waiting");
 			finish(c, MAT_LIMIT);
@@ -1185,6 +1574,7 @@ struct svc_server *svc_server_new(const struct svc_config *cfg, struct store_poo
 	srv->pem = *pem;
 	memset(pem, 0, sizeof(*pem));
 	pthread_mutex_init(&srv->pem_mu, NULL);
+	pthread_mutex_init(&srv->park_mu, NULL);
 	atomic_init(&srv->reload_requested, 1); /* the first fetch hands grpc the initial files */
 	atomic_init(&srv->shutting_down, 0);
 	atomic_init(&srv->in_flight, 0);
@@ -1197,6 +1587,7 @@ struct svc_server *svc_server_new(const struct svc_config *cfg, struct store_poo
 	srv->health = svc_health_new(pool);
 	if (srv->metrics == NULL || srv->health == NULL)
 		goto fail;
+	svc_health_on_change(srv->health, wake_streams_cb, srv);
 
 	args[na++] = int_arg(GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH, cfg->max_recv_bytes);
 	args[na++] = int_arg(GRPC_ARG_MAX_CONCURRENT_STREAMS, cfg->max_concurrent_streams);
@@ -1218,7 +1609,7 @@ struct svc_server *svc_server_new(const struct svc_config *cfg, struct store_poo
 	}
 	srv->workers = calloc((size_t)srv->n_workers, sizeof(*srv->workers));
 	srv->n_handlers = cfg->workers;
-	srv->max_streams = cfg->workers / 2 > 0 ? cfg->workers / 2 : 1;
+	srv->max_streams = cfg->max_streams > 0 ? cfg->max_streams : 1;
 	atomic_init(&srv->streams, 0);
 	srv->handlers = calloc((size_t)srv->n_handlers, sizeof(*srv->handlers));
 	pthread_mutex_init(&srv->q_mu, NULL);
@@ -1279,6 +1670,16 @@ int svc_server_port(const struct svc_server *srv)
 
 int svc_server_start(struct svc_server *srv)
 {
+	struct mat_error err;
+
+	mat_error_clear(&err);
+	/* Two pipelined connections keep both cores' backends busy; more only spread the same
+	 * reads thinner (docs/architecture.md). */
+	if (store_pool_start_loop(srv->pool, srv->cfg->db_pool < 2 ? srv->cfg->db_pool : 2, &err) !=
+	    MAT_OK) {
+		svc_log_event("error", "%s", err.message);
+		return -1;
+	}
 	grpc_server_start(srv->server);
 	svc_health_start(srv->health);
 	if (srv->cfg->health_listen != NULL) {
@@ -1350,6 +1751,9 @@ void svc_server_shutdown(struct svc_server *srv)
 	pthread_mutex_unlock(&srv->q_mu);
 	for (int i = 0; i < srv->n_handlers; i++)
 		pthread_join(srv->handlers[i], NULL);
+	/* Reads still on the storage loop complete (UNAVAILABLE) and send their status while the
+	 * pollers still drain their queues. */
+	store_pool_stop_loop(srv->pool);
 	/* Nothing starts a batch any more: the pollers' queues drain to SHUTDOWN. */
 	for (int i = 0; i < srv->n_workers; i++)
 		grpc_completion_queue_shutdown(srv->workers[i].cq);
@@ -1384,5 +1788,6 @@ void svc_server_free(struct svc_server *srv)
 	free(srv->methods);
 	auth_pem_cleanup(&srv->pem);
 	pthread_mutex_destroy(&srv->pem_mu);
+	pthread_mutex_destroy(&srv->park_mu);
 	free(srv);
 }

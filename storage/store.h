@@ -38,6 +38,17 @@ enum mat_code store_pool_wait(struct store_pool *pool, int seconds,
  * a PostgreSQL advisory lock so replicas starting together are safe. */
 enum mat_code store_migrate(struct store_pool *pool, struct mat_error *err) MAT_MUSTCHECK;
 
+/* Starts the storage loop: a thread running a libuv event loop over `n_conns` connections of
+ * its own (opened lazily, reconnected with backoff), on which the reads of many calls travel back
+ * to back in libpq's pipeline mode, one write and one wake-up for many calls; no thread waits on
+ * them. Reads with an _async variant below use it once it runs (before: they run on the calling
+ * thread). MAT_OK, or MAT_INTERNAL when the thread cannot start. Call once. */
+enum mat_code store_pool_start_loop(struct store_pool *pool, int n_conns,
+                                    struct mat_error *err) MAT_MUSTCHECK;
+/* Stops the loop: reads still queued or in flight complete with MAT_UNAVAILABLE. Idempotent;
+ * store_pool_free calls it. */
+void store_pool_stop_loop(struct store_pool *pool);
+
 /* True when a pooled connection answers `SELECT 1` before the deadline (health checks). */
 bool store_pool_ping(struct store_pool *pool, int64_t deadline_ms);
 
@@ -68,7 +79,8 @@ struct store_authz {
 struct store_call {
 	struct store_pool *pool;
 	int64_t deadline_ms;    /* store_now_ms() clock; STORE_NO_DEADLINE for none */
-	const char *principal;  /* the verified caller */
+	const char *principal;  /* the verified caller, or the end user a delegator asserted */
+	const char *delegator;  /* the delegator that asserted `principal`; NULL or "" for none */
 	const char *method;     /* full gRPC method path, for audit events */
 	const char *request_id; /* x-request-id of the call, for audit events; may be NULL */
 	volatile const int
@@ -98,6 +110,15 @@ enum mat_code store_org_create(const struct store_call *c, const struct mat_orga
                                struct mat_error *err) MAT_MUSTCHECK;
 enum mat_code store_org_get(const struct store_call *c, const char *org_id,
                             struct mat_organization *out, struct mat_error *err) MAT_MUSTCHECK;
+/* Completion of an asynchronous storage call: runs exactly once, on the storage loop's thread
+ * (or on the calling thread when it fails at once, or before the loop runs), with the call's
+ * result; it must not block. */
+typedef void (*store_done_fn)(void *arg, enum mat_code rc);
+/* store_org_get on the storage loop (store_pool_start_loop): no thread waits for it. c, out and
+ * err are borrowed until done runs (c->authz too: decided on the loop thread). */
+void store_org_get_async(const struct store_call *c, const char *org_id,
+                         struct mat_organization *out, struct mat_error *err, store_done_fn done,
+                         void *arg);
 /* Ordered by id. page_size already clamped by the caller (1..1000). page_token "" = first page;
  * garbage -> MAT_INVALID with a violation on "page_token". *next_token is "" on the last page.
  * Caller frees *out with mat_organization_cleanup on each and free(), and free(*next_token). */
@@ -140,6 +161,10 @@ enum mat_code store_assessment_create_prefilled(const struct store_call *c, cons
                                                 struct mat_error *err) MAT_MUSTCHECK;
 enum mat_code store_assessment_get(const struct store_call *c, const char *org_id, const char *id,
                                    struct mat_assessment *out, struct mat_error *err) MAT_MUSTCHECK;
+/* store_assessment_get on the storage loop; see store_org_get_async. */
+void store_assessment_get_async(const struct store_call *c, const char *org_id, const char *id,
+                                struct mat_assessment *out, struct mat_error *err,
+                                store_done_fn done, void *arg);
 /* Newest first (id descending). state UNSPECIFIED = all. Answers included. */
 enum mat_code store_assessment_list(const struct store_call *c, const char *org_id,
                                     enum mat_assessment_state state, int page_size,

@@ -412,7 +412,7 @@ out:
 
 #define AUDIT_COLS                                                                      \
 	"e.id::text, mat_epoch_us(e.time), e.principal, e.method, e.resource, e.code, " \
-	"e.request_id"
+	"e.request_id, e.delegator"
 /* Newest first: strictly before the position ($3, $4) in (time, id) descending order. Two
  * statements, so each gets a plan on its own index (audit_events_principal / _time). */
 #define AUDIT_WINDOW                                                                   \
@@ -439,6 +439,7 @@ static enum mat_code event_from_row(const PGresult *res, int row, struct mat_aud
 	e->resource = store__text0(&r, 4);
 	e->code = (int)store__int(&r, 5);
 	e->request_id = store__text0(&r, 6);
+	e->delegator = store__text0(&r, 7);
 	if (r.oom) {
 		mat_audit_event_cleanup(e);
 		return store__oom(err);

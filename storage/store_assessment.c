@@ -413,6 +413,48 @@ enum mat_code store_assessment_get(const struct store_call *c, const char *org_i
 	return rc;
 }
 
+static enum mat_code assessment_get_decode(struct store__aget *g, struct mat_error *err)
+{
+	struct mat_assessment *out = g->out;
+	enum mat_code rc;
+
+	if (PQntuples(g->cmds[0].res) == 0)
+		return not_found(err, g->keys[0], g->keys[1]);
+	rc = store__assessment_from_row(g->cmds[0].res, 0, out, err);
+	if (rc == MAT_OK)
+		rc = store__answers_from_rows(g->cmds[1].res, 0, PQntuples(g->cmds[1].res), 1, out,
+		                              err);
+	if (rc != MAT_OK)
+		mat_assessment_cleanup(out);
+	return rc;
+}
+
+void store_assessment_get_async(const struct store_call *c, const char *org_id, const char *id,
+                                struct mat_assessment *out, struct mat_error *err,
+                                store_done_fn done, void *arg)
+{
+	char nid[STORE_UUID_TEXT];
+	struct store__aget *g;
+
+	memset(out, 0, sizeof(*out));
+	if (!org_ok(org_id) || !norm_id(id, nid)) {
+		done(arg, not_found(err, org_id, id));
+		return;
+	}
+	g = store__aget_new(c, err, done, arg);
+	if (g == NULL)
+		return;
+	snprintf(g->keys[0], sizeof(g->keys[0]), "%s", org_id);
+	snprintf(g->keys[1], sizeof(g->keys[1]), "%s", nid);
+	g->params[0] = g->keys[0];
+	g->params[1] = g->keys[1];
+	g->cmds[0] = (struct store__cmd){.st = &st_asm_get, .params = g->params};
+	g->cmds[1] = (struct store__cmd){.st = &st_ans_get, .params = g->params};
+	g->decode = assessment_get_decode;
+	g->out = out;
+	store__aget_start(g, 2);
+}
+
 static uint64_t list_filter(const char *org_id, enum mat_assessment_state state)
 {
 	uint8_t s = (uint8_t)state;

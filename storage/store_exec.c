@@ -27,11 +27,26 @@ STORE__STMT(st_rollback, 0, "ROLLBACK");
 /* is_local = true: the setting ends with the (explicit or pipeline-implicit) transaction. */
 STORE__STMT(st_timeout, 1, "SELECT set_config('statement_timeout', $1, true)");
 
+struct store__stmt *store__st_begin_ro(void)
+{
+	return &st_begin_ro;
+}
+
+struct store__stmt *store__st_commit(void)
+{
+	return &st_commit;
+}
+
+struct store__stmt *store__st_timeout(void)
+{
+	return &st_timeout;
+}
+
 static pthread_mutex_t slot_mu = PTHREAD_MUTEX_INITIALIZER;
 static int next_slot = 1;
 
 /* The statement's slot, assigned on its first use anywhere in the process. */
-static int stmt_slot(struct store__stmt *st)
+int store__stmt_slot(struct store__stmt *st)
 {
 	int s;
 
@@ -45,12 +60,12 @@ static int stmt_slot(struct store__stmt *st)
 	return s;
 }
 
-static bool bit_get(const uint64_t *bits, int i)
+bool store__bit_get(const uint64_t *bits, int i)
 {
 	return (bits[i / 64] >> (i % 64)) & 1u;
 }
 
-static void bit_set(uint64_t *bits, int i)
+void store__bit_set(uint64_t *bits, int i)
 {
 	bits[i / 64] |= (uint64_t)1 << (i % 64);
 }
@@ -191,7 +206,7 @@ static PGresult *next_result(struct store__conn *cn, const struct store_call *c,
 
 /* Maps a failed result into err/diag: the SQLSTATE mapping of store_error.c, except that anything
  * that means the connection is gone is MAT_UNAVAILABLE and marks it lost. */
-static enum mat_code result_error(struct store__conn *cn, const PGresult *r,
+enum mat_code store__result_error(struct store__conn *cn, const PGresult *r,
                                   struct store__diag *diag, struct mat_error *err)
 {
 	const char *state = PQresultErrorField(r, PG_DIAG_SQLSTATE);
@@ -273,16 +288,16 @@ enum mat_code store__run(struct store__conn *cn, const struct store_call *c,
 	}
 	for (size_t i = 0; i < n; i++) {
 		struct store__stmt *st = cmds[i].st;
-		int slot = stmt_slot(st);
+		int slot = store__stmt_slot(st);
 		char name[16];
 
 		snprintf(name, sizeof(name), "s%d", slot);
-		if (!bit_get(pending, slot)) {
+		if (!store__bit_get(pending, slot)) {
 			if (!store__pq_send_prepare(cn, name, st->sql)) {
 				rc = lost(cn, diag, err);
 				goto out;
 			}
-			bit_set(pending, slot);
+			store__bit_set(pending, slot);
 			ops[n_ops++] = (struct op){NULL, slot};
 		}
 		if (!store__pq_send_prepared(cn, name, st->nparams, cmds[i].params)) {
@@ -328,7 +343,7 @@ enum mat_code store__run(struct store__conn *cn, const struct store_call *c,
 		case PGRES_COMMAND_OK:
 		case PGRES_TUPLES_OK:
 			if (ops[i].cmd == NULL) {
-				bit_set(cn->prepared, ops[i].slot);
+				store__bit_set(cn->prepared, ops[i].slot);
 				PQclear(r);
 			} else {
 				ops[i].cmd->res = r;
@@ -339,7 +354,7 @@ enum mat_code store__run(struct store__conn *cn, const struct store_call *c,
 			break;
 		case PGRES_FATAL_ERROR:
 			if (first == MAT_OK) {
-				first = result_error(cn, r, diag, err);
+				first = store__result_error(cn, r, diag, err);
 				if (diag != NULL && ops[i].cmd != NULL)
 					diag->index = (int)(ops[i].cmd - cmds);
 			}
@@ -422,7 +437,7 @@ enum mat_code store__run_script(struct store__conn *cn, const struct store_call 
 		if (r == NULL)
 			break;
 		if (PQresultStatus(r) == PGRES_FATAL_ERROR && first == MAT_OK)
-			first = result_error(cn, r, diag, err);
+			first = store__result_error(cn, r, diag, err);
 		PQclear(r);
 		if (cn->lost)
 			return first != MAT_OK ? first : lost(cn, diag, err);
@@ -432,7 +447,7 @@ enum mat_code store__run_script(struct store__conn *cn, const struct store_call 
 
 /* statement_timeout for the time left, as the parameter of st_timeout. False when no time is
  * left. */
-static bool timeout_param(const struct store_call *c, char buf[24])
+bool store__timeout_param(const struct store_call *c, char buf[24])
 {
 	int64_t left = c->deadline_ms - store_now_ms();
 
@@ -481,7 +496,7 @@ static enum mat_code run_alone_with(const struct store_call *c, struct store__cm
 		if (n > 1)
 			all[k++] = (struct store__cmd){.st = &st_begin_ro};
 		if (c->deadline_ms != STORE_NO_DEADLINE) {
-			if (!timeout_param(c, tbuf)) {
+			if (!store__timeout_param(c, tbuf)) {
 				store__release(cn);
 				return mat_error_set(err, MAT_TIMEOUT, "deadline exceeded");
 			}
@@ -598,7 +613,7 @@ static enum mat_code tx_begin(struct store__tx *tx, struct mat_error *err)
 			return rc;
 		cmds[k++] = (struct store__cmd){.st = &st_begin};
 		if (c->deadline_ms != STORE_NO_DEADLINE) {
-			if (!timeout_param(c, tbuf))
+			if (!store__timeout_param(c, tbuf))
 				return mat_error_set(err, MAT_TIMEOUT, "deadline exceeded");
 			cmds[k++] = (struct store__cmd){.st = &st_timeout, .params = tparams};
 		}

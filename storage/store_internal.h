@@ -176,7 +176,7 @@ bool store__etag_matches(const char *etag, int64_t version, int64_t create_us);
 struct store__audit {
 	char id[STORE_UUID_TEXT];
 	char code[8];
-	const char *params[6];
+	const char *params[7];
 };
 enum mat_code store__audit_cmd(struct store__audit *a, const struct store_call *c,
                                const char *resource, int grpc_code, struct store__cmd *cmd,
@@ -240,6 +240,84 @@ int store__pq_consume(struct store__conn *cn);
 PGresult *store__pq_get_result(struct store__conn *cn);
 /* True when an injected fault was the last failure on this thread (for error messages). */
 bool store__pq_fault_hit(void);
+
+/* --- for store_exec.c and store_loop.c ---------------------------------------------------------
+ */
+
+/* The slot (prepared statement "s<slot>") of st, assigned on first use. Any thread. */
+int store__stmt_slot(struct store__stmt *st);
+bool store__bit_get(const uint64_t *bits, int i);
+void store__bit_set(uint64_t *bits, int i);
+/* Maps a failed result into err/diag (SQLSTATE mapping; connection-class errors mark cn lost). */
+enum mat_code store__result_error(struct store__conn *cn, const PGresult *r,
+                                  struct store__diag *diag, struct mat_error *err);
+/* statement_timeout for the time left, as the parameter of store__st_timeout(). False when no
+ * time is left. */
+bool store__timeout_param(const struct store_call *c, char buf[24]);
+struct store__stmt *store__st_begin_ro(void);
+struct store__stmt *store__st_commit(void);
+struct store__stmt *store__st_timeout(void);
+/* The pool's connection parameters (NULL-terminated arrays) and connect timeout. */
+void store__pool_params(const struct store_pool *p, const char *const **keywords,
+                        const char *const **values, int *connect_timeout_ms);
+struct store_loop;
+/* The pool's storage loop (store_loop.c), NULL until store_pool_start_loop. */
+struct store_loop *store__pool_loop(const struct store_pool *p);
+void store__pool_set_loop(struct store_pool *p, struct store_loop *l);
+
+/* A read run by the storage loop (store_loop.c) instead of the calling thread: the same commands
+ * and the same semantics as store__read (statement_timeout from the deadline, the binding read of
+ * c->authz decided before results are handed out, several commands in one read-only snapshot, a
+ * connection found dead on first use replaced and the read retried once), but pipelined with the
+ * reads of other calls on a shared connection, and finished by a callback instead of a return.
+ *
+ * The caller fills c, cmds (at most 8), n, err and complete, and keeps all of them (and what
+ * they point to) alive until complete runs. complete(r, rc) runs exactly once, on the loop thread
+ * (or, before store_pool_start_loop, on the calling thread): on MAT_OK the caller owns each
+ * cmds[i].res, else they are NULL and err says why. It must not block. */
+struct store__aread {
+	const struct store_call *c;
+	struct store__cmd *cmds;
+	size_t n;
+	struct mat_error *err;
+	void (*complete)(struct store__aread *r, enum mat_code rc);
+	/* The loop's. */
+	struct store__cmd all[12];
+	size_t n_all, first, authz_at;
+	bool authz;
+	char tbuf[24];
+	const char *tparams[1];
+	struct store__aop {
+		struct store__cmd *cmd; /* NULL for a Prepare */
+		int slot;
+	} ops[24];
+	size_t n_ops, at;
+	bool want_null, was_used;
+	int attempt;
+	enum mat_code first_rc;
+	struct store__diag diag;
+	struct store__aread *next;
+};
+void store__read_async(struct store_pool *pool, struct store__aread *r);
+
+/* The usual shape of an asynchronous read function: one allocation holding the read, its
+ * commands, copies of its parameters and the caller's completion; `decode` turns the results
+ * into the caller's output on the loop thread, then `done` runs and everything is freed. */
+struct store__aget {
+	struct store__aread r;
+	struct store__cmd cmds[4];
+	const char *params[4];
+	char keys[4][72]; /* copies of short parameters (ids, names) */
+	enum mat_code (*decode)(struct store__aget *g, struct mat_error *err);
+	void *out;
+	store_done_fn done;
+	void *arg;
+};
+/* A zeroed store__aget for c, or NULL after done(arg, MAT_INTERNAL) (out of memory). */
+struct store__aget *store__aget_new(const struct store_call *c, struct mat_error *err,
+                                    store_done_fn done, void *arg);
+/* Sends g's first n commands (cmds[i].st and params set by the caller). */
+void store__aget_start(struct store__aget *g, size_t n);
 
 /* --- shared decoders ------------------------------------------------------------------------- */
 

@@ -263,6 +263,35 @@ enum mat_code store_org_get(const struct store_call *c, const char *org_id,
 	return rc;
 }
 
+static enum mat_code org_get_decode(struct store__aget *g, struct mat_error *err)
+{
+	if (PQntuples(g->cmds[0].res) == 0)
+		return not_found(err, g->keys[0]);
+	return store__org_from_row(g->cmds[0].res, 0, g->out, err);
+}
+
+void store_org_get_async(const struct store_call *c, const char *org_id,
+                         struct mat_organization *out, struct mat_error *err, store_done_fn done,
+                         void *arg)
+{
+	struct store__aget *g;
+
+	memset(out, 0, sizeof(*out));
+	if (!id_ok(org_id)) {
+		done(arg, not_found(err, org_id != NULL ? org_id : ""));
+		return;
+	}
+	g = store__aget_new(c, err, done, arg);
+	if (g == NULL)
+		return;
+	snprintf(g->keys[0], sizeof(g->keys[0]), "%s", org_id);
+	g->params[0] = g->keys[0];
+	g->cmds[0] = (struct store__cmd){.st = &st_org_get, .params = g->params};
+	g->decode = org_get_decode;
+	g->out = out;
+	store__aget_start(g, 1);
+}
+
 static uint64_t org_list_filter(void)
 {
 	/* Listing organizations has no filter; visibility is re-applied on every page. */

@@ -34,8 +34,27 @@ struct store_pool {
 	int64_t next_attempt_ms;
 	bool probing;
 	char last_error[sizeof(((struct mat_error *)0)->message)];
-	uint64_t rng; /* jitter */
+	uint64_t rng;            /* jitter */
+	struct store_loop *loop; /* reads pipelined on an event loop (store_loop.c), or NULL */
 };
+
+void store__pool_params(const struct store_pool *p, const char *const **keywords,
+                        const char *const **values, int *connect_timeout_ms)
+{
+	*keywords = (const char *const *)p->keywords;
+	*values = (const char *const *)p->values;
+	*connect_timeout_ms = p->connect_timeout_ms;
+}
+
+struct store_loop *store__pool_loop(const struct store_pool *p)
+{
+	return p->loop;
+}
+
+void store__pool_set_loop(struct store_pool *p, struct store_loop *l)
+{
+	p->loop = l;
+}
 
 int64_t store_now_ms(void)
 {
@@ -189,6 +208,7 @@ void store_pool_free(struct store_pool *pool)
 {
 	if (pool == NULL)
 		return;
+	store_pool_stop_loop(pool);
 	for (int i = 0; i < pool->size; i++)
 		conn_close(&pool->conns[i]);
 	free(pool->conns);

@@ -66,9 +66,9 @@ bool store__etag_matches(const char *etag, int64_t version, int64_t create_us)
 	return strcmp(etag, want) == 0;
 }
 
-STORE__STMT(st_audit_insert, 6,
-            "INSERT INTO audit_events (id, principal, method, resource, code, request_id) "
-            "VALUES ($1::uuid, $2, $3, $4, $5::int, $6)");
+STORE__STMT(st_audit_insert, 7,
+            "INSERT INTO audit_events (id, principal, method, resource, code, request_id, "
+            "delegator) VALUES ($1::uuid, $2, $3, $4, $5::int, $6, $7)");
 
 enum mat_code store__audit_cmd(struct store__audit *a, const struct store_call *c,
                                const char *resource, int grpc_code, struct store__cmd *cmd,
@@ -85,6 +85,7 @@ enum mat_code store__audit_cmd(struct store__audit *a, const struct store_call *
 	a->params[3] = resource != NULL ? resource : "";
 	a->params[4] = a->code;
 	a->params[5] = c->request_id != NULL ? c->request_id : "";
+	a->params[6] = c->delegator != NULL ? c->delegator : "";
 	*cmd = (struct store__cmd){.st = &st_audit_insert, .params = a->params};
 	return MAT_OK;
 }

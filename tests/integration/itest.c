@@ -16,10 +16,11 @@
 
 struct tserver g_srv;
 char g_dburl[1024];
+const char *const *itest_server_args;
 
-#define N_WHO 16
+#define N_WHO 32
 static struct {
-	char who[32];
+	char who[640]; /* "gateway>" + a principal of up to 512 bytes */
 	struct tclient *c;
 } clients[N_WHO];
 
@@ -31,7 +32,7 @@ int itest_setup(void **state)
 	grpc_init();
 	if (tenv_db_create(g_dburl, sizeof(g_dburl)) != 0)
 		return -1;
-	return tserver_start(&g_srv, g_dburl, NULL);
+	return tserver_start(&g_srv, g_dburl, itest_server_args);
 }
 
 int itest_teardown(void **state)
@@ -61,8 +62,18 @@ struct tclient *itest_client(const char *who)
 			return clients[i].c;
 	for (int i = 0; i < N_WHO; i++) {
 		if (clients[i].c == NULL) {
+			const char *gt = who != NULL ? strchr(who, '>') : NULL;
 			snprintf(clients[i].who, sizeof(clients[i].who), "%s", key);
-			clients[i].c = tserver_client(&g_srv, who);
+			if (gt == NULL) {
+				clients[i].c = tserver_client(&g_srv, who);
+				return clients[i].c;
+			}
+			/* "gateway>user:alice": the certificate, then the principal it asserts. */
+			char cert[32];
+			snprintf(cert, sizeof(cert), "%.*s", (int)(gt - who), who);
+			clients[i].c = tserver_client(&g_srv, cert);
+			tclient_add_metadata(clients[i].c, "x-on-behalf-of", gt + 1,
+			                     strlen(gt + 1));
 			return clients[i].c;
 		}
 	}
@@ -119,10 +130,19 @@ void *itest_call(const char *who, const char *method, const void *req,
 void itest_expect_violation(const char *who, const char *method, const void *req, const char *field)
 {
 	struct tresult r;
+
+	call_raw(who, method, req, NULL, GRPC_STATUS_INVALID_ARGUMENT, &r);
+	itest_check_violation(&r, method, field);
+}
+
+void itest_check_violation(struct tresult *r_, const char *method, const char *field)
+{
+	struct tresult r = *r_;
 	Google__Rpc__Status *st;
 	bool found = false;
 
-	call_raw(who, method, req, NULL, GRPC_STATUS_INVALID_ARGUMENT, &r);
+	memset(r_, 0, sizeof(*r_));
+	assert_int_equal(r.code, GRPC_STATUS_INVALID_ARGUMENT);
 	assert_non_null(r.details);
 	st = google__rpc__status__unpack(NULL, r.details_len, r.details);
 	assert_non_null(st);

@@ -11,12 +11,17 @@
 
 extern struct tserver g_srv;
 extern char g_dburl[1024];
+/* Extra maturityd flags for itest_setup (NULL-terminated; NULL for none): set before
+ * cmocka_run_group_tests. */
+extern const char *const *itest_server_args;
 
 /* cmocka group setup/teardown: fresh database + server; stop asserts exit status 0. */
 int itest_setup(void **state);
 int itest_teardown(void **state);
 
-/* A client for `who` (cached per who; freed at teardown). */
+/* A client for `who` (cached per who; freed at teardown): the name of a dev PKI certificate
+ * ("admin", "portal", ...), or "CERT>PRINCIPAL" for that certificate sending x-on-behalf-of:
+ * PRINCIPAL on every call (e.g. "gateway>user:alice@corp.example"). */
 struct tclient *itest_client(const char *who);
 
 /* Unary call; asserts the status equals `want`. On OK returns the decoded response (free with
@@ -27,6 +32,8 @@ void *itest_call(const char *who, const char *method, const void *req,
 /* Unary call expecting INVALID_ARGUMENT with a BadRequest violation on `field`. */
 void itest_expect_violation(const char *who, const char *method, const void *req,
                             const char *field);
+/* The same check on a finished call's result, which it cleans up. */
+void itest_check_violation(struct tresult *r, const char *method, const char *field);
 
 const char *itest_code_name(grpc_status_code c);
 

@@ -1,7 +1,8 @@
 /* Access control over the real server (SPEC §6), table-driven: every RPC of API.md x every role,
  * bound globally and on the caller's own organization, called on its own organization and on
  * another -> OK or PERMISSION_DENIED as the table of SPEC §6 says (written out here
- * independently of auth/'s table), plus an unbound principal and a bootstrap admin. Also list
+ * independently of auth/'s table), plus an unbound principal and a bootstrap admin; then the same
+ * matrix with every principal asserted through a delegator (x-on-behalf-of). Also list
  * filtering, revocation seen on the next call, audit of mutations and denials, and four-eyes. */
 #include "itest.h"
 
@@ -30,6 +31,7 @@
 
 #define WHO "portal" /* the principal whose bindings change */
 #define WHO_PRINCIPAL "spiffe://maturityd.dev/portal"
+#define GATEWAY_PRINCIPAL "spiffe://maturityd.dev/gateway" /* --delegator */
 #define OWN "own-org"
 #define OTHER "other-org"
 
@@ -637,7 +639,9 @@ static void clear_bindings(void)
 	protobuf_c_message_free_unpacked(&r->base, NULL);
 }
 
-static void test_matrix(void **state)
+/* Every row of the matrix for `who` (whose principal is WHO_PRINCIPAL) with each role, bound
+ * globally and on OWN; `unbound` first, and `bootstrap` (a bootstrap admin) when not NULL. */
+static void matrix_rounds(const char *unbound, const char *bootstrap, const char *who)
 {
 	static const int roles[] = {MLOPS__MATURITY__V1__ROLE__ROLE_ADMIN,
 	                            MLOPS__MATURITY__V1__ROLE__ROLE_EDITOR,
@@ -646,17 +650,9 @@ static void test_matrix(void **state)
 	                            MLOPS__MATURITY__V1__ROLE__ROLE_REPORTER,
 	                            MLOPS__MATURITY__V1__ROLE__ROLE_EVIDENCE_WRITER};
 
-	(void)state;
-	if (!tenv_available())
-		skip();
-	assert_int_equal(create_org_as("admin", OWN), GRPC_STATUS_OK);
-	assert_int_equal(create_org_as("admin", OTHER), GRPC_STATUS_OK);
-	assert_int_equal(bind("admin", "dns:control-plane.maturityd.dev",
-	                      MLOPS__MATURITY__V1__ROLE__ROLE_EDITOR, NULL, NULL),
-	                 GRPC_STATUS_OK);
-	/* Unbound principal, and the bootstrap admin. */
-	run_matrix("cnclient", 0, false, false);
-	run_matrix("admin", 0, false, true);
+	run_matrix(unbound, 0, false, false);
+	if (bootstrap != NULL)
+		run_matrix(bootstrap, 0, false, true);
 	for (size_t r = 0; r < sizeof(roles) / sizeof(roles[0]); r++) {
 		for (int global = 1; global >= 0; global--) {
 			bool org_only_role = roles[r] == MLOPS__MATURITY__V1__ROLE__ROLE_ADMIN ||
@@ -671,10 +667,52 @@ static void test_matrix(void **state)
 			assert_int_equal(
 			    bind("admin", WHO_PRINCIPAL, roles[r], global ? NULL : OWN, NULL),
 			    GRPC_STATUS_OK);
-			run_matrix(WHO, roles[r], global, false);
+			run_matrix(who, roles[r], global, false);
 		}
 	}
 	clear_bindings();
+}
+
+static void test_matrix(void **state)
+{
+	(void)state;
+	if (!tenv_available())
+		skip();
+	assert_int_equal(create_org_as("admin", OWN), GRPC_STATUS_OK);
+	assert_int_equal(create_org_as("admin", OTHER), GRPC_STATUS_OK);
+	assert_int_equal(bind("admin", "dns:control-plane.maturityd.dev",
+	                      MLOPS__MATURITY__V1__ROLE__ROLE_EDITOR, NULL, NULL),
+	                 GRPC_STATUS_OK);
+	/* Unbound principal, and the bootstrap admin. */
+	matrix_rounds("cnclient", "admin", WHO);
+}
+
+/* The same matrix with every principal asserted by a delegator (x-on-behalf-of from the gateway,
+ * which this program's server names with --delegator): the same answers, from the end user's
+ * bindings alone, though the gateway itself is a global admin. A bootstrap admin cannot be
+ * asserted at all: every row is refused. */
+static void test_matrix_through_delegator(void **state)
+{
+	char gateway_binding[128];
+	int failures = 0;
+
+	(void)state;
+	if (!tenv_available())
+		skip();
+	assert_int_equal(bind("admin", GATEWAY_PRINCIPAL, MLOPS__MATURITY__V1__ROLE__ROLE_ADMIN,
+	                      NULL, gateway_binding),
+	                 GRPC_STATUS_OK);
+	matrix_rounds("gateway>cn:legacy-job", NULL, "gateway>" WHO_PRINCIPAL);
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		grpc_status_code st = cases[i].run("gateway>spiffe://maturityd.dev/admin", OWN);
+		if (st != GRPC_STATUS_PERMISSION_DENIED) {
+			fprintf(stderr, "MATRIX %s as an asserted bootstrap admin: got %s\n",
+			        cases[i].name, itest_code_name(st));
+			failures++;
+		}
+	}
+	assert_int_equal(failures, 0);
+	assert_int_equal(unbind("admin", gateway_binding), GRPC_STATUS_OK);
 }
 
 static size_t list_org_count(const char *who)
@@ -846,9 +884,13 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_matrix),
+	    cmocka_unit_test(test_matrix_through_delegator),
 	    cmocka_unit_test(test_list_filtering_and_revocation),
 	    cmocka_unit_test(test_audit_events),
 	    cmocka_unit_test(test_four_eyes_for_reviewer_who_submitted),
 	};
+	static const char *const args[] = {"--delegator", GATEWAY_PRINCIPAL, NULL};
+
+	itest_server_args = args;
 	return cmocka_run_group_tests(tests, itest_setup, itest_teardown);
 }

@@ -82,6 +82,8 @@ static void test_help_and_version(void **state)
 	assert_int_equal(run((const char *[]){"--help", NULL}, NULL, out, sizeof(out)), 0);
 	assert_non_null(strstr(out, "--database-url"));
 	assert_non_null(strstr(out, "MATURITYD_SHUTDOWN_GRACE"));
+	assert_non_null(strstr(out, "--delegator"));
+	assert_non_null(strstr(out, "MATURITYD_DELEGATORS"));
 	assert_int_equal(run((const char *[]){"--version", NULL}, NULL, out, sizeof(out)), 0);
 	assert_non_null(strstr(out, "maturityd "));
 }
@@ -122,6 +124,11 @@ static void test_configuration_errors(void **state)
 		expect_exit2((const char *[]){db, c, bad, a, NULL}, NULL, "--tls-key");
 	}
 	expect_exit2((const char *[]){"frobnicate", NULL}, NULL, "frobnicate");
+	/* A delegator must be a principal (scheme:rest), from the flag or the environment. */
+	expect_exit2((const char *[]){db, c, k, a, "--delegator=portal.corp.example", NULL}, NULL,
+	             "--delegator");
+	expect_exit2((const char *[]){db, c, k, a, NULL},
+	             "MATURITYD_DELEGATORS=spiffe://corp.example/portal, portal2", "--delegator");
 }
 
 static void test_database_unreachable(void **state)

@@ -168,6 +168,103 @@ static void test_database_outage_and_recovery(void **state)
 	sh("%s/scripts/pg-dev stop %s >/dev/null 2>&1; rm -rf %s", MATURITY_SOURCE_DIR, dir, dir);
 }
 
+/* PostgreSQL restarts while reads are pipelined on the storage loop: every call gets OK or
+ * UNAVAILABLE (never hangs, never another code), and reads succeed again once it is back. */
+struct reader {
+	const struct tserver *s;
+	atomic_int *stop;
+	int ok, unavailable, other, slow;
+	grpc_status_code last_other;
+};
+
+static void *reader_main(void *arg)
+{
+	struct reader *r = arg;
+	struct tclient *c = tserver_client(r->s, "admin");
+
+	while (!atomic_load(r->stop)) {
+		double t0 = now_s();
+		grpc_status_code st = get_org(c, "organizations/restart-org", 5000);
+		if (now_s() - t0 > 4.5)
+			r->slow++;
+		if (st == GRPC_STATUS_OK) {
+			r->ok++;
+		} else if (st == GRPC_STATUS_UNAVAILABLE) {
+			r->unavailable++;
+			usleep(20000);
+		} else {
+			r->other++;
+			r->last_other = st;
+		}
+	}
+	tclient_free(c);
+	return NULL;
+}
+
+static void test_restart_during_pipelined_reads(void **state)
+{
+	enum { N = 8 };
+	char dir[128], url[512], cmd[512];
+	struct reader rd[N];
+	pthread_t th[N];
+	atomic_int stop;
+	struct tserver s;
+	struct tclient *c;
+	int port = free_port(), ok = 0, unavailable = 0;
+	double t0;
+	FILE *p;
+
+	(void)state;
+	if (!tenv_available())
+		skip();
+	snprintf(dir, sizeof(dir), "/tmp/maturity-restart-%d", (int)getpid());
+	snprintf(cmd, sizeof(cmd), "%s/scripts/pg-dev start %s %d", MATURITY_SOURCE_DIR, dir, port);
+	p = popen(cmd, "r");
+	assert_non_null(p);
+	assert_non_null(fgets(url, sizeof(url), p));
+	pclose(p);
+	url[strcspn(url, "\n")] = '\0';
+	assert_int_equal(tserver_start(&s, url, NULL), 0);
+	c = tserver_client(&s, "admin");
+	create_org(c, "restart-org");
+	atomic_init(&stop, 0);
+	for (int i = 0; i < N; i++) {
+		rd[i] = (struct reader){.s = &s, .stop = &stop};
+		assert_int_equal(pthread_create(&th[i], NULL, reader_main, &rd[i]), 0);
+	}
+	usleep(500000);
+	assert_int_equal(
+	    sh("%s/scripts/pg-dev stop %s >/dev/null 2>&1 && %s/scripts/pg-dev start %s %d "
+	       ">/dev/null 2>&1",
+	       MATURITY_SOURCE_DIR, dir, MATURITY_SOURCE_DIR, dir, port),
+	    0);
+	/* Back: reads succeed again within a few seconds. */
+	t0 = now_s();
+	while (get_org(c, "organizations/restart-org", 2000) != GRPC_STATUS_OK &&
+	       now_s() - t0 < 10.0)
+		usleep(100000);
+	assert_int_equal(get_org(c, "organizations/restart-org", 5000), GRPC_STATUS_OK);
+	usleep(500000);
+	atomic_store(&stop, 1);
+	for (int i = 0; i < N; i++) {
+		pthread_join(th[i], NULL);
+		ok += rd[i].ok;
+		unavailable += rd[i].unavailable;
+		if (rd[i].other != 0)
+			fail_msg("reader %d: %d calls ended %s", i, rd[i].other,
+			         itest_code_name(rd[i].last_other));
+		assert_int_equal(rd[i].slow, 0);
+	}
+	fprintf(stderr,
+	        "ops: PostgreSQL restarted under %d readers: %d OK, %d UNAVAILABLE, back in "
+	        "%.1f s\n",
+	        N, ok, unavailable, now_s() - t0);
+	assert_true(ok > 0);
+	tclient_free(c);
+	assert_int_equal(tserver_stop(&s), 0);
+	sh("%s/scripts/pg-dev stop %s >/dev/null 2>&1; rm -rf %s", MATURITY_SOURCE_DIR, dir, dir);
+}
+
 /* --- deadlines and cancellation ---------------------------------------------------------- */
 
 static void test_deadline_and_cancel(void **state)
@@ -493,6 +590,7 @@ int main(void)
 	    cmocka_unit_test(test_certificate_reload),
 	    cmocka_unit_test(test_sigterm_with_streams),
 	    cmocka_unit_test(test_database_outage_and_recovery),
+	    cmocka_unit_test(test_restart_during_pipelined_reads),
 	};
 	return cmocka_run_group_tests(tests, itest_setup, itest_teardown);
 }

@@ -217,6 +217,29 @@ check("live expired evidence ignored", st["model_creation.managed_compute"].basi
 check("live assessment basis", st["model_release.versioned_scoring_scripts"].basis == 2)
 check("live level", ls.score.overall_level == 0, str(ls.score.overall_level))
 check("live confidence", abs(ls.confidence - 1 / 7) < 1e-9, str(ls.confidence))
+# Delegation: the gateway certificate (named by --delegator in tests/interop/run) acts for an end
+# user with the x-on-behalf-of metadata, as a portal written in Python would.
+WhoReq, WhoResp = msg("mlops.maturity.v1.WhoAmIRequest"), msg("mlops.maturity.v1.WhoAmIResponse")
+gateway = channel("gateway")
+whoami = unary(gateway, "/mlops.maturity.v1.AccessService/WhoAmI", None, WhoResp)
+w = whoami(WhoReq(), timeout=10, metadata=[("x-on-behalf-of", "user:alice@corp.example")])
+check("delegated whoami principal", w.principal == "user:alice@corp.example", w.principal)
+check("delegated whoami delegator", w.delegator == "spiffe://maturityd.dev/gateway", w.delegator)
+w = whoami(WhoReq(), timeout=10)
+check("gateway for itself", w.principal == "spiffe://maturityd.dev/gateway" and w.delegator == "",
+      f"{w.principal} / {w.delegator}")
+try:
+    unary(portal, "/mlops.maturity.v1.AccessService/WhoAmI", None, WhoResp)(
+        WhoReq(), timeout=10, metadata=[("x-on-behalf-of", "user:alice@corp.example")])
+    check("header from a non-delegator", False)
+except grpc.RpcError as e:
+    check("header from a non-delegator", e.code() == grpc.StatusCode.PERMISSION_DENIED
+          and "x-on-behalf-of" in e.details(), f"{e.code()} {e.details()}")
+try:
+    whoami(WhoReq(), timeout=10, metadata=[("x-on-behalf-of", "alice")])
+    check("header without a scheme", False)
+except grpc.RpcError as e:
+    check("header without a scheme", e.code() == grpc.StatusCode.INVALID_ARGUMENT, str(e.code()))
 
 # Gates: a signed decision verified by Python's `cryptography` (an implementation we did not
 # write) from the envelope's proto3 JSON form, which is a DSSE JSON envelope, with the public key

@@ -13,6 +13,11 @@ struct tclient {
 	grpc_channel *ch;
 	grpc_completion_queue *cq;
 	char request_id[128];
+	/* Extra metadata sent with every call (tclient_add_metadata). */
+	char md_key[TCLIENT_MAX_METADATA][64];
+	char *md_value[TCLIENT_MAX_METADATA];
+	size_t md_len[TCLIENT_MAX_METADATA];
+	size_t n_md;
 };
 
 static char *slurp(const char *path)
@@ -92,6 +97,7 @@ void tclient_free(struct tclient *c)
 	           .type != GRPC_QUEUE_SHUTDOWN)
 		;
 	grpc_completion_queue_destroy(c->cq);
+	tclient_add_metadata(c, NULL, NULL, 0);
 	free(c);
 }
 
@@ -151,15 +157,45 @@ static void fill_status(struct tresult *out, grpc_status_code st, grpc_slice det
 	}
 }
 
+void tclient_add_metadata(struct tclient *c, const char *key, const char *value, size_t len)
+{
+	if (key == NULL) {
+		for (size_t i = 0; i < c->n_md; i++)
+			free(c->md_value[i]);
+		c->n_md = 0;
+		return;
+	}
+	if (c->n_md >= TCLIENT_MAX_METADATA)
+		abort(); /* a test asking for more is a bug in the test */
+	snprintf(c->md_key[c->n_md], sizeof(c->md_key[0]), "%s", key);
+	c->md_value[c->n_md] = malloc(len + 1);
+	memcpy(c->md_value[c->n_md], value, len);
+	c->md_value[c->n_md][len] = '\0';
+	c->md_len[c->n_md++] = len;
+}
+
+/* The request metadata of a call into md (room for TCLIENT_MAX_METADATA + 1); release with
+ * request_md_release. */
 static grpc_metadata *request_md(struct tclient *c, grpc_metadata *md, size_t *n)
 {
 	*n = 0;
-	if (c->request_id[0] == '\0')
-		return NULL;
-	md->key = grpc_slice_from_static_string("x-request-id");
-	md->value = grpc_slice_from_copied_string(c->request_id);
-	*n = 1;
-	return md;
+	if (c->request_id[0] != '\0') {
+		md[*n].key = grpc_slice_from_static_string("x-request-id");
+		md[*n].value = grpc_slice_from_copied_string(c->request_id);
+		(*n)++;
+	}
+	for (size_t i = 0; i < c->n_md; i++) {
+		md[*n].key = grpc_slice_from_static_string(c->md_key[i]);
+		md[*n].value = grpc_slice_from_copied_buffer(c->md_value[i], c->md_len[i]);
+		(*n)++;
+	}
+	return *n > 0 ? md : NULL;
+}
+
+static void request_md_release(grpc_metadata *md, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		grpc_slice_unref(md[i].value);
 }
 
 grpc_status_code tclient_call_raw(struct tclient *c, const char *method, const void *req,
@@ -174,7 +210,7 @@ grpc_status_code tclient_call_raw(struct tclient *c, const char *method, const v
 	grpc_metadata_array initial, trailing;
 	grpc_status_code st = GRPC_STATUS_UNKNOWN;
 	grpc_slice details;
-	grpc_metadata md;
+	grpc_metadata md[TCLIENT_MAX_METADATA + 1];
 	grpc_op ops[6];
 	size_t nmd;
 
@@ -183,7 +219,7 @@ grpc_status_code tclient_call_raw(struct tclient *c, const char *method, const v
 	grpc_metadata_array_init(&trailing);
 	memset(ops, 0, sizeof(ops));
 	ops[0].op = GRPC_OP_SEND_INITIAL_METADATA;
-	ops[0].data.send_initial_metadata.metadata = request_md(c, &md, &nmd);
+	ops[0].data.send_initial_metadata.metadata = request_md(c, md, &nmd);
 	ops[0].data.send_initial_metadata.count = nmd;
 	ops[1].op = GRPC_OP_SEND_MESSAGE;
 	ops[1].data.send_message.send_message = send;
@@ -204,8 +240,7 @@ grpc_status_code tclient_call_raw(struct tclient *c, const char *method, const v
 		out->has_body = true;
 		grpc_byte_buffer_destroy(recv);
 	}
-	if (nmd)
-		grpc_slice_unref(md.value);
+	request_md_release(md, nmd);
 	grpc_slice_unref(details);
 	grpc_metadata_array_destroy(&initial);
 	grpc_metadata_array_destroy(&trailing);
@@ -251,7 +286,7 @@ struct tstream *tclient_stream_open(struct tclient *c, const char *method,
 	size_t len = protobuf_c_message_get_packed_size(req);
 	grpc_slice payload = grpc_slice_malloc(len);
 	grpc_byte_buffer *send;
-	grpc_metadata md;
+	grpc_metadata md[TCLIENT_MAX_METADATA + 1];
 	grpc_op ops[4];
 	size_t nmd;
 
@@ -264,7 +299,7 @@ struct tstream *tclient_stream_open(struct tclient *c, const char *method,
 	grpc_metadata_array_init(&s->trailing);
 	memset(ops, 0, sizeof(ops));
 	ops[0].op = GRPC_OP_SEND_INITIAL_METADATA;
-	ops[0].data.send_initial_metadata.metadata = request_md(c, &md, &nmd);
+	ops[0].data.send_initial_metadata.metadata = request_md(c, md, &nmd);
 	ops[0].data.send_initial_metadata.count = nmd;
 	ops[1].op = GRPC_OP_SEND_MESSAGE;
 	ops[1].data.send_message.send_message = send;
@@ -273,8 +308,7 @@ struct tstream *tclient_stream_open(struct tclient *c, const char *method,
 	ops[3].data.recv_initial_metadata.recv_initial_metadata = &s->initial;
 	grpc_call_start_batch(s->call, ops, 4, s, NULL);
 	pluck(c, s);
-	if (nmd)
-		grpc_slice_unref(md.value);
+	request_md_release(md, nmd);
 	grpc_byte_buffer_destroy(send);
 	grpc_slice_unref(payload);
 	grpc_slice_unref(m);

@@ -34,6 +34,11 @@ void tresult_cleanup(struct tresult *r);
 /* Metadata to send with the next calls (e.g. x-request-id); NULL to clear. */
 void tclient_set_request_id(struct tclient *c, const char *request_id);
 
+/* Adds one metadata entry (`len` bytes of value, copied) to every next call; the same key added
+ * twice is sent twice. key NULL removes them all. At most TCLIENT_MAX_METADATA. */
+#define TCLIENT_MAX_METADATA 4
+void tclient_add_metadata(struct tclient *c, const char *key, const char *value, size_t len);
+
 /* A unary call with raw request bytes. timeout_ms <= 0: 10 s. Returns the status code. */
 grpc_status_code tclient_call_raw(struct tclient *c, const char *method, const void *req,
                                   size_t req_len, int timeout_ms, struct tresult *out);

@@ -1,6 +1,7 @@
-/* Audit events: written by store_audit_denied for refused calls; written in the same transaction
- * as the mutation (a failing audit insert undoes the mutation); and, with the fault-injection
- * seam failing every libpq operation in turn, a create is all or nothing. */
+/* Audit events: written by store_audit_denied for refused calls, with the delegator that asserted
+ * the principal if any; written in the same transaction as the mutation (a failing audit insert
+ * undoes the mutation); and, with the fault-injection seam failing every libpq operation in turn, a
+ * create is all or nothing. */
 #include "store_internal.h"
 #include "store_test_db.h"
 
@@ -56,6 +57,82 @@ static void test_store_audit_denied_writes_event(void **state)
 	assert_int_equal(store_audit_denied(&c, NULL, 16, &err), MAT_OK);
 	assert_int_equal(tdb_scalar(db, "SELECT count(*) FROM audit_events WHERE principal = '' "
 	                                "AND code = 16 AND resource = '' AND request_id = ''"),
+	                 1);
+}
+
+/* A delegator (x-on-behalf-of) is recorded beside the end user, in denials and in mutations, and
+ * read back by store_audit_list; a call for itself records "". */
+static void test_store_audit_delegator(void **state)
+{
+	struct store_call c;
+	struct mat_organization in = {
+	    .id = (char *)"deleg-audit", .display_name = (char *)"x", .description = (char *)""};
+	struct mat_organization out;
+	struct mat_audit_event *list = NULL;
+	struct mat_error err;
+	size_t n = 0;
+	char *next = NULL;
+	int seen = 0;
+
+	(void)state;
+	TDB_SKIP_IF_NONE(db);
+	c = tdb_call(db, "user:alice@corp.example", 5000);
+	c.delegator = "spiffe://corp.example/portal";
+	c.method = "/mlops.maturity.v1.OrganizationService/GetOrganization";
+	c.request_id = "deleg-denied";
+	mat_error_clear(&err);
+	assert_int_equal(store_audit_denied(&c, "organizations/acme", 7, &err), MAT_OK);
+	c.method = "/mlops.maturity.v1.OrganizationService/CreateOrganization";
+	c.request_id = "deleg-created";
+	assert_int_equal(store_org_create(&c, &in, NULL, &out, &err), MAT_OK);
+	mat_organization_cleanup(&out);
+	assert_int_equal(tdb_scalar(db, "SELECT count(*) FROM audit_events WHERE principal = "
+	                                "'user:alice@corp.example' AND delegator = "
+	                                "'spiffe://corp.example/portal' AND request_id IN "
+	                                "('deleg-denied', 'deleg-created')"),
+	                 2);
+	/* NULL and "" both mean no delegator. */
+	c.delegator = NULL;
+	c.request_id = "deleg-none";
+	assert_int_equal(store_audit_denied(&c, "", 7, &err), MAT_OK);
+	assert_int_equal(tdb_scalar(db, "SELECT count(*) FROM audit_events WHERE request_id = "
+	                                "'deleg-none' AND delegator = ''"),
+	                 1);
+
+	c = tdb_call(db, "admin", 5000);
+	assert_int_equal(
+	    store_audit_list(&c, "user:alice@corp.example", 0, 0, 100, "", &list, &n, &next, &err),
+	    MAT_OK);
+	for (size_t i = 0; i < n; i++) {
+		if (strcmp(list[i].request_id, "deleg-none") == 0) {
+			assert_string_equal(list[i].delegator, "");
+			seen++;
+		} else if (strncmp(list[i].request_id, "deleg-", 6) == 0) {
+			assert_string_equal(list[i].delegator, "spiffe://corp.example/portal");
+			seen++;
+		}
+		mat_audit_event_cleanup(&list[i]);
+	}
+	free(list);
+	free(next);
+	assert_int_equal(seen, 3);
+}
+
+/* The column of migration 0005: NOT NULL, '' for rows written without it (as every row before
+ * it was, and as an older replica still running during a rolling upgrade writes them). */
+static void test_store_audit_delegator_column_default(void **state)
+{
+	(void)state;
+	TDB_SKIP_IF_NONE(db);
+	tdb_exec(db, "INSERT INTO audit_events (id, principal, method, code) VALUES "
+	             "('00000000-0000-7000-8000-000000000005', 'old', '/old', 0)");
+	assert_int_equal(tdb_scalar(db,
+	                            "SELECT count(*) FROM audit_events WHERE id = "
+	                            "'00000000-0000-7000-8000-000000000005' AND delegator = ''"),
+	                 1);
+	assert_int_equal(tdb_scalar(db, "SELECT count(*) FROM information_schema.columns WHERE "
+	                                "table_name = 'audit_events' AND column_name = 'delegator' "
+	                                "AND is_nullable = 'NO'"),
 	                 1);
 }
 
@@ -161,6 +238,8 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_store_audit_denied_writes_event),
+	    cmocka_unit_test(test_store_audit_delegator),
+	    cmocka_unit_test(test_store_audit_delegator_column_default),
 	    cmocka_unit_test(test_store_audit_same_transaction),
 	    cmocka_unit_test(test_store_fault_every_operation_all_or_nothing),
 	};

@@ -1,5 +1,6 @@
 /* auth_principal_from_pem: SPEC §6's principal rules and §7's refusals, on certificates made
- * here with the OpenSSL API (see make_certs.c), including ones no honest CA would issue. */
+ * here with the OpenSSL API (see make_certs.c), including ones no honest CA would issue; and
+ * auth_principal_check, the syntax of a principal a delegator asserts (x-on-behalf-of). */
 #include "auth.h"
 #include "make_certs.h"
 
@@ -433,6 +434,116 @@ static void test_principal_from_pem_small_buffer(void **state)
 	X509_free(x);
 }
 
+/* --- auth_principal_check: an asserted principal (x-on-behalf-of) ------------------------------
+ */
+
+static void expect_check_ok(const char *s)
+{
+	struct mat_error err;
+
+	mat_error_clear(&err);
+	assert_int_equal(auth_principal_check(s, strlen(s), "x-on-behalf-of", &err), MAT_OK);
+	assert_int_equal(err.code, MAT_OK);
+}
+
+static void expect_check_bad(const char *s, size_t len, const char *why)
+{
+	struct mat_error err;
+
+	mat_error_clear(&err);
+	assert_int_equal(auth_principal_check(s, len, "x-on-behalf-of", &err), MAT_INVALID);
+	assert_int_equal(err.n_violations, 1);
+	assert_string_equal(err.violations[0].field, "x-on-behalf-of");
+	if (strstr(err.violations[0].description, why) == NULL)
+		fail_msg("\"%s\" does not say \"%s\"", err.violations[0].description, why);
+}
+
+static void test_principal_check_accepts_every_kind(void **state)
+{
+	static const char *const ok[] = {
+	    "user:alice@corp.example",
+	    "spiffe://maturityd.dev/portal",
+	    "dns:control-plane.maturityd.dev",
+	    "cn:legacy-job",
+	    "cn:Jane Doe", /* a CN may hold spaces */
+	    "user:j\xc3\xbcrgen@corp.example",
+	    "urn:uuid:6e8bc430-9c3a-11d9-9669-0800200c9a66",
+	    "x+y-z.1:a",
+	    "USER:Alice",
+	};
+	(void)state;
+	for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++)
+		expect_check_ok(ok[i]);
+}
+
+static void test_principal_check_empty(void **state)
+{
+	(void)state;
+	expect_check_bad("", 0, "empty");
+	expect_check_bad(NULL, 0, "empty");
+}
+
+static void test_principal_check_length_limit(void **state)
+{
+	char v[MAT_MAX_PRINCIPAL + 2];
+
+	(void)state;
+	memcpy(v, "user:", 5);
+	memset(v + 5, 'a', sizeof(v) - 5);
+	v[MAT_MAX_PRINCIPAL] = '\0';
+	expect_check_ok(v); /* exactly 512 bytes */
+	v[MAT_MAX_PRINCIPAL] = 'a';
+	expect_check_bad(v, MAT_MAX_PRINCIPAL + 1, "513 bytes, over the 512-byte limit");
+}
+
+static void test_principal_check_no_scheme(void **state)
+{
+	static const char *const bad[] = {"alice",       "alice@corp.example", ":alice",
+	                                  "1user:alice", "us er:alice",        "-x:y",
+	                                  "user/alice:x"};
+	(void)state;
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		expect_check_bad(bad[i], strlen(bad[i]), "no scheme");
+}
+
+static void test_principal_check_scheme_only(void **state)
+{
+	(void)state;
+	expect_check_bad("user:", 5, "names no one");
+}
+
+static void test_principal_check_control_characters(void **state)
+{
+	(void)state;
+	expect_check_bad("user:al\nice", 11, "control character (byte 7)");
+	expect_check_bad("user:alice\r", 11, "control character");
+	expect_check_bad("user:al\tice", 11, "control character");
+	expect_check_bad("user:al\x7f", 8, "control character");
+	expect_check_bad("user:a\xc2\x85", 8, "control character"); /* U+0085 NEL */
+	expect_check_bad("user:a\0b", 8, "control character");      /* NUL inside */
+}
+
+static void test_principal_check_invalid_utf8(void **state)
+{
+	(void)state;
+	expect_check_bad("user:\xff", 6, "UTF-8");
+	expect_check_bad("user:\xc3", 6, "UTF-8");         /* truncated */
+	expect_check_bad("user:\xc0\xaf", 7, "UTF-8");     /* overlong '/' */
+	expect_check_bad("user:\xed\xa0\x80", 8, "UTF-8"); /* surrogate */
+}
+
+static void test_principal_check_not_nul_terminated(void **state)
+{
+	struct mat_error err;
+	const char buf[] = "user:alice\nTRAILING";
+
+	(void)state;
+	/* Only the first `len` bytes count. */
+	assert_int_equal(auth_principal_check(buf, 10, "f", &err), MAT_OK);
+	assert_int_equal(auth_principal_check(buf, 10, "f", NULL), MAT_OK);
+	assert_int_equal(auth_principal_check(buf, 11, "f", NULL), MAT_INVALID);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -464,6 +575,14 @@ int main(void)
 	    cmocka_unit_test(test_principal_from_pem_not_nul_terminated),
 	    cmocka_unit_test(test_principal_from_pem_garbage),
 	    cmocka_unit_test(test_principal_from_pem_small_buffer),
+	    cmocka_unit_test(test_principal_check_accepts_every_kind),
+	    cmocka_unit_test(test_principal_check_empty),
+	    cmocka_unit_test(test_principal_check_length_limit),
+	    cmocka_unit_test(test_principal_check_no_scheme),
+	    cmocka_unit_test(test_principal_check_scheme_only),
+	    cmocka_unit_test(test_principal_check_control_characters),
+	    cmocka_unit_test(test_principal_check_invalid_utf8),
+	    cmocka_unit_test(test_principal_check_not_nul_terminated),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);

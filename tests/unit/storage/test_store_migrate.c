@@ -3,6 +3,7 @@
 
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
@@ -110,8 +111,8 @@ static void test_store_migrations_embedded_are_contiguous(void **state)
 	assert_int_equal(
 	    store__migrations_plan(store__migration_files, store__n_migration_files, plan, &err),
 	    MAT_OK);
-	for (size_t i = 0; i < store__n_migration_files; i++) {
-		assert_int_equal(plan[i].version, (int)i + 1);
+	for (size_t i = 0, want = 1; i < store__n_migration_files; i++, want++) {
+		assert_int_equal(plan[i].version, (int)want);
 		assert_true(strlen(plan[i].sql) > 0);
 	}
 	assert_string_equal(plan[0].name, "init");
