@@ -173,38 +173,65 @@ static enum mat_code get_org(struct svc_ctx *ctx, const ProtobufCMessage *req_)
 	return MAT_OK;
 }
 
+/* ListOrganizations: one pipelined read on the storage loop. The caller's bindings travel with
+ * the page query, which applies visibility itself (a global binding sees every organization,
+ * others see those they are bound to), so no second round trip decides it. */
+struct list_orgs_step {
+	struct store_call sc;
+	struct svc_authz az;
+	struct mat_organization *orgs;
+	size_t n;
+	char *next;
+	bool invalid;          /* the request has violations (in ctx->err) */
+	struct mat_error serr; /* the storage step's */
+};
+
+static enum mat_code list_orgs_then(struct svc_ctx *ctx, void *arg, enum mat_code rc)
+{
+	struct list_orgs_step *st = arg;
+	Mlops__Maturity__V1__ListOrganizationsResponse resp =
+	    MLOPS__MATURITY__V1__LIST_ORGANIZATIONS_RESPONSE__INIT;
+
+	if (st->invalid) /* the request's violations, unless the caller may not call at all */
+		rc = svc_authorized(ctx, NULL, ctx->err.code);
+	else if (rc != MAT_OK)
+		ctx->err = st->serr;
+	if (!st->invalid)
+		rc = svc_authorized(ctx, NULL, rc);
+	if (rc == MAT_OK) {
+		resp.n_organizations = st->n;
+		resp.organizations =
+		    svc_alloc(ctx, (st->n ? st->n : 1) * sizeof(*resp.organizations));
+		for (size_t i = 0; i < st->n; i++) {
+			resp.organizations[i] = svc_alloc(ctx, sizeof(Org));
+			svc_org_to_proto(ctx, &st->orgs[i], resp.organizations[i]);
+		}
+		resp.next_page_token = svc_strdup(ctx, st->next);
+		rc = svc_reply(ctx, &resp.base);
+	}
+	for (size_t i = 0; i < st->n; i++)
+		mat_organization_cleanup(&st->orgs[i]);
+	free(st->orgs);
+	free(st->next);
+	return rc;
+}
+
 static enum mat_code list_orgs(struct svc_ctx *ctx, const ProtobufCMessage *req_)
 {
 	const Mlops__Maturity__V1__ListOrganizationsRequest *req = (const void *)req_;
-	Mlops__Maturity__V1__ListOrganizationsResponse resp =
-	    MLOPS__MATURITY__V1__LIST_ORGANIZATIONS_RESPONSE__INIT;
-	struct mat_organization *orgs = NULL;
-	size_t n = 0;
-	char *next = NULL;
-	struct store_call sc;
+	struct list_orgs_step *st = svc_alloc(ctx, sizeof(*st));
 	int page_size;
-	enum mat_code rc = svc_authorize(ctx, NULL);
 
-	if (rc != MAT_OK)
-		return rc;
-	if (!svc_page_size(req->page_size, &page_size, &ctx->err))
-		return MAT_INVALID;
-	svc_store_call(ctx, &sc);
-	sc.only_visible = !svc_sees_all(ctx);
-	rc = store_org_list(&sc, page_size, req->page_token, &orgs, &n, &next, &ctx->err);
-	if (rc != MAT_OK)
-		return rc;
-	resp.n_organizations = n;
-	resp.organizations = svc_alloc(ctx, (n ? n : 1) * sizeof(*resp.organizations));
-	for (size_t i = 0; i < n; i++) {
-		resp.organizations[i] = svc_alloc(ctx, sizeof(Org));
-		svc_org_to_proto(ctx, &orgs[i], resp.organizations[i]);
-		mat_organization_cleanup(&orgs[i]);
-	}
-	free(orgs);
-	resp.next_page_token = svc_strdup(ctx, next);
-	free(next);
-	return svc_reply(ctx, &resp.base);
+	/* Invalid: the step still reads the caller's bindings, so that a refusal comes first. */
+	st->invalid = !svc_page_size(req->page_size, &page_size, &ctx->err);
+	mat_error_clear(&st->serr);
+	svc_store_call(ctx, &st->sc);
+	st->sc.only_visible = !ctx->bootstrap_admin;
+	svc_authorize_with(ctx, NULL, &st->sc, &st->az);
+	svc_async_begin(ctx, list_orgs_then, st);
+	store_org_list_async(&st->sc, st->invalid ? 1 : page_size, req->page_token, &st->orgs,
+	                     &st->n, &st->next, &st->serr, svc_async_done, ctx);
+	return MAT_OK;
 }
 
 static const struct {
@@ -312,8 +339,10 @@ static enum mat_code delete_org(struct svc_ctx *ctx, const ProtobufCMessage *req
 }
 
 static const struct svc_method_impl methods[] = {
-    {"CreateOrganization", create_org, SVC_UNARY}, {"GetOrganization", get_org, SVC_UNARY_ASYNC},
-    {"ListOrganizations", list_orgs, SVC_UNARY},   {"UpdateOrganization", update_org, SVC_UNARY},
+    {"CreateOrganization", create_org, SVC_UNARY},
+    {"GetOrganization", get_org, SVC_UNARY_ASYNC},
+    {"ListOrganizations", list_orgs, SVC_UNARY_ASYNC},
+    {"UpdateOrganization", update_org, SVC_UNARY},
     {"DeleteOrganization", delete_org, SVC_UNARY},
 };
 

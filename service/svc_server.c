@@ -1490,11 +1490,13 @@ static void *handler_main(void *arg)
  * nothing left to do, before it blocks. */
 static grpc_event next_event(struct svc_worker *w)
 {
-	if (svc_log_pending()) {
+	if (svc_log_pending() || store_reads_pending()) {
 		grpc_event ev =
 		    grpc_completion_queue_next(w->cq, gpr_inf_past(GPR_CLOCK_MONOTONIC), NULL);
 		if (ev.type != GRPC_QUEUE_TIMEOUT)
 			return ev;
+		/* Out of work: the reads this burst started go to the storage loop together. */
+		store_reads_flush();
 		svc_log_flush();
 	}
 	return grpc_completion_queue_next(w->cq, gpr_inf_future(GPR_CLOCK_MONOTONIC), NULL);
@@ -1506,6 +1508,7 @@ static void *poller_main(void *arg)
 	struct svc_server *srv = w->srv;
 
 	svc_log_defer();
+	store_reads_defer(true);
 	for (;;) {
 		grpc_event ev = next_event(w);
 		if (ev.type == GRPC_QUEUE_SHUTDOWN)
@@ -1538,6 +1541,7 @@ static void *poller_main(void *arg)
 			finish(c, MAT_LIMIT);
 		}
 	}
+	store_reads_defer(false);
 	svc_log_flush();
 	principal_cache_clear();
 	return NULL;

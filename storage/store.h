@@ -49,6 +49,15 @@ enum mat_code store_pool_start_loop(struct store_pool *pool, int n_conns,
  * store_pool_free calls it. */
 void store_pool_stop_loop(struct store_pool *pool);
 
+/* A thread that starts many reads in a burst (a grpc poller) may defer them: they are queued
+ * in the thread until store_reads_flush hands them to the loop together — one wake-up and one
+ * write to the database for the whole burst. A deferring thread must flush before it blocks
+ * (store_reads_pending tells whether there is anything to flush). store_reads_defer(false)
+ * flushes and stops deferring. These act on the calling thread only. */
+void store_reads_defer(bool on);
+bool store_reads_pending(void);
+void store_reads_flush(void);
+
 /* True when a pooled connection answers `SELECT 1` before the deadline (health checks). */
 bool store_pool_ping(struct store_pool *pool, int64_t deadline_ms);
 
@@ -125,6 +134,11 @@ void store_org_get_async(const struct store_call *c, const char *org_id,
 enum mat_code store_org_list(const struct store_call *c, int page_size, const char *page_token,
                              struct mat_organization **out, size_t *n_out, char **next_token,
                              struct mat_error *err) MAT_MUSTCHECK;
+/* store_org_list on the storage loop; see store_org_get_async. out, n_out and next_token are
+ * borrowed until done runs. */
+void store_org_list_async(const struct store_call *c, int page_size, const char *page_token,
+                          struct mat_organization **out, size_t *n_out, char **next_token,
+                          struct mat_error *err, store_done_fn done, void *arg);
 /* Updates the fields in `fields` (enum store_org_field bits) from `in`. etag NULL or "" = no check;
  * mismatch -> MAT_ABORTED. Unknown org -> MAT_NOT_FOUND. */
 enum mat_code store_org_update(const struct store_call *c, const struct mat_organization *in,

@@ -310,6 +310,7 @@ struct store__aget {
 	char keys[4][72]; /* copies of short parameters (ids, names) */
 	enum mat_code (*decode)(struct store__aget *g, struct mat_error *err);
 	void *out;
+	void (*free_out)(void *out); /* NULL, or frees `out` with g (when the output is g's own) */
 	store_done_fn done;
 	void *arg;
 };

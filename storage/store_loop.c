@@ -688,6 +688,49 @@ void store_pool_stop_loop(struct store_pool *pool)
 	free(l);
 }
 
+/* Reads a thread started while it defers them (store_reads_defer), handed to the loop together
+ * by store_reads_flush: one lock, one wake-up and, on the loop, one write for all of them. */
+static _Thread_local bool tl_defer;
+static _Thread_local struct store_loop *tl_loop;
+static _Thread_local struct store__aread *tl_head, *tl_tail;
+
+void store_reads_defer(bool on)
+{
+	if (!on)
+		store_reads_flush();
+	tl_defer = on;
+}
+
+bool store_reads_pending(void)
+{
+	return tl_head != NULL;
+}
+
+void store_reads_flush(void)
+{
+	struct store_loop *l = tl_loop;
+
+	if (tl_head == NULL)
+		return;
+	pthread_mutex_lock(&l->mu);
+	if (l->stopping) {
+		struct store__aread *r;
+		pthread_mutex_unlock(&l->mu);
+		while ((r = pop(&tl_head, &tl_tail)) != NULL)
+			r->complete(r,
+			            fail_read(r, MAT_UNAVAILABLE, "the server is shutting down"));
+		return;
+	}
+	if (l->in_tail != NULL)
+		l->in_tail->next = tl_head;
+	else
+		l->in_head = tl_head;
+	l->in_tail = tl_tail;
+	tl_head = tl_tail = NULL;
+	uv_async_send(&l->wake);
+	pthread_mutex_unlock(&l->mu);
+}
+
 void store__read_async(struct store_pool *pool, struct store__aread *r)
 {
 	struct store_loop *l = store__pool_loop(pool);
@@ -695,6 +738,11 @@ void store__read_async(struct store_pool *pool, struct store__aread *r)
 	mat_error_clear(r->err);
 	r->attempt = 0;
 	r->next = NULL;
+	if (l != NULL && tl_defer && (tl_loop == l || tl_head == NULL)) {
+		tl_loop = l;
+		push(&tl_head, &tl_tail, r);
+		return;
+	}
 	if (l == NULL) {
 		/* No loop (tools, tests, before start): the same read on this thread. */
 		r->complete(r, store__read(r->c, r->cmds, r->n, r->err));
@@ -724,6 +772,8 @@ static void aget_complete(struct store__aread *r, enum mat_code rc)
 		store__cmds_clear(g->cmds, r->n);
 	}
 	g->done(g->arg, rc);
+	if (g->free_out != NULL)
+		g->free_out(g->out);
 	free(g);
 }
 

@@ -298,6 +298,108 @@ static uint64_t org_list_filter(void)
 	return store__fnv64(STORE_FNV64_INIT, "organizations", 13);
 }
 
+/* ListOrganizations on the storage loop: the same query and token as store_org_list. */
+struct org_list_out {
+	struct mat_organization **out;
+	size_t *n_out;
+	char **next_token;
+	int page_size;
+};
+
+static enum mat_code org_list_decode(struct store__aget *g, struct mat_error *err)
+{
+	struct org_list_out *o = g->out;
+	PGresult *res = g->cmds[0].res;
+	int rows = PQntuples(res);
+	char token[STORE_TOKEN_MAX_TEXT] = "";
+	struct mat_organization *list;
+	size_t n = 0;
+	enum mat_code rc = MAT_OK;
+
+	if (rows > o->page_size)
+		rows = o->page_size;
+	list = calloc(rows > 0 ? (size_t)rows : 1, sizeof(*list));
+	if (list == NULL)
+		return store__oom(err);
+	for (; n < (size_t)rows && rc == MAT_OK; n++)
+		rc = store__org_from_row(res, (int)n, &list[n], err);
+	if (rc == MAT_OK && PQntuples(res) > o->page_size)
+		store__token_encode(STORE_LIST_ORGANIZATIONS, org_list_filter(), list[n - 1].id,
+		                    strlen(list[n - 1].id), token);
+	if (rc == MAT_OK) {
+		*o->next_token = strdup(token);
+		if (*o->next_token == NULL)
+			rc = store__oom(err);
+	}
+	if (rc != MAT_OK) {
+		for (size_t i = 0; i < n; i++)
+			mat_organization_cleanup(&list[i]);
+		free(list);
+		return rc;
+	}
+	*o->out = list;
+	*o->n_out = n;
+	return MAT_OK;
+}
+
+void store_org_list_async(const struct store_call *c, int page_size, const char *page_token,
+                          struct mat_organization **out, size_t *n_out, char **next_token,
+                          struct mat_error *err, store_done_fn done, void *arg)
+{
+	struct store__aget *g;
+	struct org_list_out *o;
+
+	*out = NULL;
+	*n_out = 0;
+	*next_token = NULL;
+	if (page_size <= 0)
+		page_size = MAT_PAGE_SIZE_DEFAULT;
+	if (page_size > MAT_PAGE_SIZE_MAX)
+		page_size = MAT_PAGE_SIZE_MAX;
+	g = store__aget_new(c, err, done, arg);
+	if (g == NULL)
+		return;
+	o = calloc(1, sizeof(*o));
+	if (o == NULL) {
+		free(g);
+		done(arg, store__oom(err));
+		return;
+	}
+	if (page_token != NULL && page_token[0] != '\0') {
+		uint8_t key[STORE_TOKEN_MAX_KEY];
+		size_t klen;
+		enum mat_code rc = store__token_decode(page_token, STORE_LIST_ORGANIZATIONS,
+		                                       org_list_filter(), key, &klen, err);
+		if (rc == MAT_OK &&
+		    (klen == 0 || klen >= sizeof(g->keys[0]) || memchr(key, '\0', klen) != NULL))
+			rc = mat_error_field(err, "page_token", "invalid page token");
+		if (rc != MAT_OK) {
+			free(o);
+			free(g);
+			done(arg, rc);
+			return;
+		}
+		memcpy(g->keys[0], key, klen);
+		g->keys[0][klen] = '\0';
+	}
+	o->out = out;
+	o->n_out = n_out;
+	o->next_token = next_token;
+	o->page_size = page_size;
+	/* One row more than the page tells whether there is a next page. */
+	snprintf(g->keys[1], sizeof(g->keys[1]), "%d", page_size + 1);
+	snprintf(g->keys[2], sizeof(g->keys[2]), "%s", c->only_visible ? "true" : "false");
+	g->params[0] = g->keys[0];
+	g->params[1] = g->keys[2];
+	g->params[2] = c->principal != NULL ? c->principal : "";
+	g->params[3] = g->keys[1];
+	g->cmds[0] = (struct store__cmd){.st = &st_org_list, .params = g->params};
+	g->decode = org_list_decode;
+	g->out = o;
+	g->free_out = free;
+	store__aget_start(g, 1);
+}
+
 enum mat_code store_org_list(const struct store_call *c, int page_size, const char *page_token,
                              struct mat_organization **out, size_t *n_out, char **next_token,
                              struct mat_error *err)

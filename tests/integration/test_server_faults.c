@@ -676,6 +676,25 @@ static const struct scenario scenarios[] = {
     {"DeleteOrganization", do_prepare, do_run, do_check},
 };
 
+/* Waits until no other session of the database is working. A write that failed on a lost
+ * connection after sending its COMMIT finishes in its backend a moment later; the next run's
+ * preparation must read what it left, not race it (reads travel on the storage loop's own
+ * connection, which is already open). */
+static void settle(void)
+{
+	char out[32];
+
+	for (int k = 0; k < 200; k++) {
+		sql("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND "
+		    "pid "
+		    "<> pg_backend_pid() AND state IS NOT NULL AND state NOT IN ('idle')",
+		    out, sizeof(out));
+		if (strcmp(out, "0") == 0)
+			return;
+		usleep(10000);
+	}
+}
+
 /* Runs one scenario under every fault position. */
 static void run_scenario(const struct scenario *sc)
 {
@@ -688,6 +707,7 @@ static void run_scenario(const struct scenario *sc)
 	 * one would inflate it). */
 	for (int k = 0; k < 2; k++, iter++) {
 		long n;
+		settle();
 		sc->prepare(iter);
 		reset_connection();
 		arm(INT_MAX);
@@ -702,6 +722,7 @@ static void run_scenario(const struct scenario *sc)
 	assert_true(ops > 0 && ops < 10000);
 	for (long nth = 1; nth <= ops; nth++, iter++) {
 		grpc_status_code st;
+		settle();
 		sc->prepare(iter);
 		reset_connection();
 		arm(nth);
