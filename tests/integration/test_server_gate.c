@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -559,6 +560,51 @@ static void test_without_key(void **state)
 	assert_non_null(strstr(out, "rc=2"));
 }
 
+/* A pipeline's view: maturityctl gate check (exit 0 allowed, 3 not), --attest --out, then
+ * attestation verify offline with the key attestation keys lists. */
+static void test_maturityctl(void **state)
+{
+	(void)state;
+#ifdef MATURITYCTL_BIN
+	char env[2048], cmd[4096];
+
+	if (!tenv_available())
+		skip();
+	snprintf(env, sizeof(env),
+	         "MATURITYCTL_SERVER=localhost:%d MATURITYCTL_CACERT=%s/ca.pem "
+	         "MATURITYCTL_CERT=%s/admin.pem MATURITYCTL_KEY=%s/admin.key",
+	         g_srv.port, g_srv.pki, g_srv.pki, g_srv.pki);
+	snprintf(cmd, sizeof(cmd), "%s %s gate check gate-a --min-level 1 >/dev/null", env,
+	         MATURITYCTL_BIN);
+	assert_int_equal(WEXITSTATUS(system(cmd)), 0);
+	snprintf(cmd, sizeof(cmd),
+	         "%s %s gate check gate-a --min-level 2 --subject registry.example/app@sha256:ab12 "
+	         "--attest --out %s/ctl-decision.json >/dev/null",
+	         env, MATURITYCTL_BIN, dir);
+	assert_int_equal(WEXITSTATUS(system(cmd)), 3);
+	snprintf(cmd, sizeof(cmd),
+	         "%s %s -o json attestation keys | /usr/bin/python3 -c 'import json,sys; "
+	         "print(json.load(sys.stdin)[\"keys\"][0][\"publicKeyPem\"])' > %s/ctl-key.pem",
+	         env, MATURITYCTL_BIN, dir);
+	assert_int_equal(WEXITSTATUS(system(cmd)), 0);
+	snprintf(cmd, sizeof(cmd),
+	         "%s attestation verify --key %s/ctl-key.pem %s/ctl-decision.json | grep -q "
+	         "'\"allowed\":false'",
+	         MATURITYCTL_BIN, dir, dir);
+	assert_int_equal(WEXITSTATUS(system(cmd)), 0);
+	/* Another key does not verify it. */
+	sh("openssl genpkey -algorithm ed25519 2>/dev/null | openssl pkey -pubout -out "
+	   "%s/other.pem",
+	   dir);
+	snprintf(cmd, sizeof(cmd),
+	         "%s attestation verify --key %s/other.pem %s/ctl-decision.json >/dev/null 2>&1",
+	         MATURITYCTL_BIN, dir, dir);
+	assert_int_equal(WEXITSTATUS(system(cmd)), 1);
+#else
+	skip();
+#endif
+}
+
 /* Waits until the active key is `keyid` (SIGHUP is handled asynchronously). */
 static KeyList *wait_active(const char *keyid)
 {
@@ -673,6 +719,7 @@ int main(void)
 	    cmocka_unit_test(test_attested_decisions),
 	    cmocka_unit_test(test_permissions),
 	    cmocka_unit_test(test_without_key),
+	    cmocka_unit_test(test_maturityctl),
 	    cmocka_unit_test(test_rotation),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
