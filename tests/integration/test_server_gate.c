@@ -570,10 +570,11 @@ static void test_maturityctl(void **state)
 
 	if (!tenv_available())
 		skip();
+	/* 127.0.0.1 as test_cli does: no name to resolve; no user's config file either. */
 	snprintf(env, sizeof(env),
-	         "MATURITYCTL_SERVER=localhost:%d MATURITYCTL_CACERT=%s/ca.pem "
+	         "XDG_CONFIG_HOME=%s MATURITYCTL_SERVER=%s MATURITYCTL_CACERT=%s/ca.pem "
 	         "MATURITYCTL_CERT=%s/admin.pem MATURITYCTL_KEY=%s/admin.key",
-	         g_srv.port, g_srv.pki, g_srv.pki, g_srv.pki);
+	         dir, g_srv.target, g_srv.pki, g_srv.pki, g_srv.pki);
 	snprintf(cmd, sizeof(cmd), "%s %s gate check gate-a --min-level 1 >/dev/null", env,
 	         MATURITYCTL_BIN);
 	assert_int_equal(WEXITSTATUS(system(cmd)), 0);
@@ -588,17 +589,17 @@ static void test_maturityctl(void **state)
 	         env, MATURITYCTL_BIN, dir);
 	assert_int_equal(WEXITSTATUS(system(cmd)), 0);
 	snprintf(cmd, sizeof(cmd),
-	         "%s attestation verify --key %s/ctl-key.pem %s/ctl-decision.json | grep -q "
+	         "%s %s attestation verify --key %s/ctl-key.pem %s/ctl-decision.json | grep -q "
 	         "'\"allowed\":false'",
-	         MATURITYCTL_BIN, dir, dir);
+	         env, MATURITYCTL_BIN, dir, dir);
 	assert_int_equal(WEXITSTATUS(system(cmd)), 0);
 	/* Another key does not verify it. */
 	sh("openssl genpkey -algorithm ed25519 2>/dev/null | openssl pkey -pubout -out "
 	   "%s/other.pem",
 	   dir);
 	snprintf(cmd, sizeof(cmd),
-	         "%s attestation verify --key %s/other.pem %s/ctl-decision.json >/dev/null 2>&1",
-	         MATURITYCTL_BIN, dir, dir);
+	         "%s %s attestation verify --key %s/other.pem %s/ctl-decision.json >/dev/null 2>&1",
+	         env, MATURITYCTL_BIN, dir, dir);
 	assert_int_equal(WEXITSTATUS(system(cmd)), 1);
 #else
 	skip();
