@@ -54,6 +54,10 @@ static const struct auth_rule rules[] = {
     {MLOPS "EvidenceService/ListEvidence", AUTH_PERM_VIEW, AUTH_ORG_PARENT},
     {MLOPS "EvidenceService/GetLiveScore", AUTH_PERM_VIEW, AUTH_ORG_FIELD},
 
+    /* A gate decision reveals no more than GetOrganization does; the public keys are public. */
+    {MLOPS "GateService/CheckGate", AUTH_PERM_VIEW, AUTH_ORG_FIELD},
+    {MLOPS "GateService/ListAttestationKeys", AUTH_PERM_ANY, AUTH_ORG_NONE},
+
     {MLOPS "AccessService/WhoAmI", AUTH_PERM_ANY, AUTH_ORG_NONE},
     {MLOPS "AccessService/CreateRoleBinding", AUTH_PERM_ADMIN, AUTH_ORG_NONE},
     {MLOPS "AccessService/DeleteRoleBinding", AUTH_PERM_ADMIN, AUTH_ORG_NONE},

@@ -1,9 +1,10 @@
 /* maturityd: parse the configuration, wait for the database, migrate, serve until SIGTERM or
- * SIGINT, reload certificates on SIGHUP. Exit 0 on a clean stop, 1 on a runtime failure (the
- * database stayed unreachable), 2 on a configuration error. */
+ * SIGINT, reload certificates and attestation keys on SIGHUP. Exit 0 on a clean stop, 1 on a
+ * runtime failure (the database stayed unreachable), 2 on a configuration error. */
 #include "auth.h"
 #include "store.h"
 #include "svc.h"
+#include "svc_attest.h"
 #include "svc_config.h"
 #include "svc_log.h"
 #include "svc_metrics.h"
@@ -81,6 +82,12 @@ int main(int argc, char **argv)
 			rc = 2;
 			goto out;
 		}
+		const char *bad_flag = "";
+		if (svc_attest_init(&cfg, &bad_flag, &err) != MAT_OK) {
+			fprintf(stderr, "maturityd: %s: %s\n", bad_flag, one_line(err.message));
+			rc = 2;
+			goto out;
+		}
 	}
 
 	/* Signals are taken by sigwait in this thread; block them before grpc_init so the threads
@@ -152,6 +159,8 @@ int main(int argc, char **argv)
 			svc_log_event("info", "SIGHUP: certificates will be reloaded on the next "
 			                      "handshake");
 			svc_server_request_reload(srv);
+			/* Attestation keys are not tied to a handshake: reload them now. */
+			svc_attest_reload(&cfg);
 			continue;
 		}
 		svc_log_event("info", "%s: shutting down (grace %d s)",
@@ -168,6 +177,7 @@ out_grpc:
 	grpc_shutdown_blocking();
 out:
 	auth_pem_cleanup(&pem);
+	svc_attest_cleanup();
 	store_pool_free(pool);
 	svc_config_cleanup(&cfg);
 	return rc;

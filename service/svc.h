@@ -192,6 +192,7 @@ extern const struct svc_service_impl svc_transition_service;
 extern const struct svc_service_impl svc_reporting_service;
 extern const struct svc_service_impl svc_access_service;
 extern const struct svc_service_impl svc_evidence_service;
+extern const struct svc_service_impl svc_gate_service;
 extern const struct svc_service_impl svc_health_service;
 extern const struct svc_service_impl svc_reflection_v1_service;
 extern const struct svc_service_impl svc_reflection_v1alpha_service;

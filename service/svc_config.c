@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <limits.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -80,6 +81,14 @@ static const struct flag flags[] = {
     {"max-connection-age-ms", "MATURITYD_MAX_CONNECTION_AGE_MS", K_INT, OFF(max_connection_age_ms),
      1000, INT_MAX, "3600000",
      "connections are asked to reconnect after (spreads load over replicas)", 0},
+    {"attestation-key", "MATURITYD_ATTESTATION_KEY", K_STR, OFF(attestation_key), 0, 0, NULL,
+     "PEM private key (Ed25519 or ECDSA P-256) gate decisions are signed with (off by default)",
+     F_FILE},
+    {"attestation-verify-keys", "MATURITYD_ATTESTATION_VERIFY_KEYS", K_STR,
+     OFF(attestation_verify_keys), 0, 0, NULL,
+     "PEM public keys still listed for verification after a rotation", F_FILE},
+    {"attestation-issuer", "MATURITYD_ATTESTATION_ISSUER", K_STR, OFF(attestation_issuer), 0, 0,
+     NULL, "the issuer written into signed gate decisions (default: the host name)", 0},
 };
 #define N_FLAGS (sizeof(flags) / sizeof(flags[0]))
 
@@ -323,6 +332,14 @@ int svc_config_parse(struct svc_config *cfg, int argc, char **argv, FILE *errout
 	}
 	if (cfg->db_pool == 0)
 		cfg->db_pool = cfg->workers;
+	if (cfg->attestation_issuer == NULL || cfg->attestation_issuer[0] == '\0') {
+		char host[256] = "";
+		/* Who made a decision is part of it: without a configured name, this machine's. */
+		if (gethostname(host, sizeof(host) - 1) != 0 || host[0] == '\0')
+			snprintf(host, sizeof(host), "maturityd");
+		free(cfg->attestation_issuer);
+		cfg->attestation_issuer = strdup(host);
+	}
 
 	for (size_t i = 0; i < N_FLAGS; i++) {
 		const struct flag *f = &flags[i];
@@ -383,6 +400,9 @@ void svc_config_cleanup(struct svc_config *cfg)
 	free(cfg->tls_client_ca);
 	free(cfg->metrics_listen);
 	free(cfg->health_listen);
+	free(cfg->attestation_key);
+	free(cfg->attestation_verify_keys);
+	free(cfg->attestation_issuer);
 	for (size_t k = 0; k < cfg->n_admins; k++)
 		free(cfg->admins[k]);
 	for (size_t k = 0; k < cfg->n_delegators; k++)

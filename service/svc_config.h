@@ -39,6 +39,10 @@ struct svc_config {
 	int keepalive_min_ping_ms;
 	int max_connection_idle_ms;
 	int max_connection_age_ms;
+	/* Signed gate decisions: files read (and re-read on SIGHUP) by svc_attest.c. */
+	char *attestation_key;         /* NULL = attestations off */
+	char *attestation_verify_keys; /* NULL = none */
+	char *attestation_issuer;      /* never NULL after parsing: the host name by default */
 };
 
 /* Parses argv and the environment (flags override the environment). On a configuration error

@@ -156,6 +156,7 @@ static bool known_service(const char *name)
 	    "mlops.maturity.v1.ReportingService",
 	    "mlops.maturity.v1.AccessService",
 	    "mlops.maturity.v1.EvidenceService",
+	    "mlops.maturity.v1.GateService",
 	    "grpc.health.v1.Health",
 	};
 	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)

@@ -206,7 +206,7 @@ static const struct svc_service_impl *const services[] = {
     &svc_transition_service,    &svc_reporting_service,
     &svc_access_service,        &svc_health_service,
     &svc_reflection_v1_service, &svc_reflection_v1alpha_service,
-    &svc_evidence_service,
+    &svc_evidence_service,      &svc_gate_service,
 };
 
 const struct svc_config *svc_server_config(const struct svc_server *srv)

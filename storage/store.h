@@ -223,6 +223,12 @@ enum mat_code store_bindings_for_principal(const struct store_call *c, const cha
 enum mat_code store_audit_denied(const struct store_call *c, const char *resource, int grpc_code,
                                  struct mat_error *err) MAT_MUSTCHECK;
 
+/* A signed gate decision is a statement the service made: one audit_events row like a
+ * mutation's (c->principal, c->method, `resource` = the organization's name, code 0,
+ * c->request_id). One statement, bounded by c->deadline_ms. Any thread. */
+enum mat_code store_audit_attested(const struct store_call *c, const char *resource,
+                                   struct mat_error *err) MAT_MUSTCHECK;
+
 /* --- level transitions (SPEC §4) ------------------------------------------------------------- */
 
 /* `id` in any case (canonical UUID text); anything else, or another organization's ->

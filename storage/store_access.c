@@ -1,5 +1,6 @@
 /* Role bindings as auth/ needs them on every call (SPEC §6: no cache), and the audit event of a
- * refused call (PERMISSION_DENIED / UNAUTHENTICATED), which has no transaction of its own. Then
+ * refused call (PERMISSION_DENIED / UNAUTHENTICATED) or of a signed gate decision, neither of
+ * which has a transaction of its own. Then
  * AccessService: bindings created (request_id idempotency), deleted and listed by id, and audit
  * events listed newest first; keyset pages throughout. */
 #include "store_internal.h"
@@ -100,8 +101,8 @@ enum mat_code store__authz_decide(const struct store_call *c, struct store__cmd 
 	return az->decide(az->arg, list, n) ? MAT_OK : MAT_DENIED;
 }
 
-enum mat_code store_audit_denied(const struct store_call *c, const char *resource, int grpc_code,
-                                 struct mat_error *err)
+static enum mat_code audit_one(const struct store_call *c, const char *resource, int grpc_code,
+                               struct mat_error *err)
 {
 	struct store__audit audit;
 	struct store__cmd cmd;
@@ -112,6 +113,18 @@ enum mat_code store_audit_denied(const struct store_call *c, const char *resourc
 	rc = store__write1(c, &cmd, err);
 	store__cmds_clear(&cmd, 1);
 	return rc;
+}
+
+enum mat_code store_audit_denied(const struct store_call *c, const char *resource, int grpc_code,
+                                 struct mat_error *err)
+{
+	return audit_one(c, resource, grpc_code, err);
+}
+
+enum mat_code store_audit_attested(const struct store_call *c, const char *resource,
+                                   struct mat_error *err)
+{
+	return audit_one(c, resource, 0, err);
 }
 
 /* --- role bindings (AccessService) ---------------------------------------------------------- */

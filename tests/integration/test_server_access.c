@@ -23,6 +23,7 @@
 #include "mlops/maturity/v1/access.pb-c.h"
 #include "mlops/maturity/v1/assessment.pb-c.h"
 #include "mlops/maturity/v1/evidence.pb-c.h"
+#include "mlops/maturity/v1/gate.pb-c.h"
 #include "mlops/maturity/v1/model.pb-c.h"
 #include "mlops/maturity/v1/organization.pb-c.h"
 #include "mlops/maturity/v1/reporting.pb-c.h"
@@ -465,6 +466,22 @@ static grpc_status_code r_live_score(const char *who, const char *org)
 	req.organization = orgname(org, n);
 	return call(who, M("EvidenceService", "GetLiveScore"), &req);
 }
+static grpc_status_code r_check_gate(const char *who, const char *org)
+{
+	REQ(Mlops__Maturity__V1__CheckGateRequest, MLOPS__MATURITY__V1__CHECK_GATE_REQUEST__INIT);
+	Mlops__Maturity__V1__GateRequirement r = MLOPS__MATURITY__V1__GATE_REQUIREMENT__INIT;
+	char n[96];
+	r.min_level = 1;
+	req.organization = orgname(org, n);
+	req.requirement = &r;
+	return call(who, M("GateService", "CheckGate"), &req);
+}
+static grpc_status_code r_list_attestation_keys(const char *who, const char *org)
+{
+	REQ(Mlops__Maturity__V1__ListAttestationKeysRequest,
+	    MLOPS__MATURITY__V1__LIST_ATTESTATION_KEYS_REQUEST__INIT);
+	return call(who, M("GateService", "ListAttestationKeys"), &req);
+}
 static grpc_status_code bind(const char *who, const char *principal, int role, const char *org,
                              char *name_out)
 {
@@ -564,6 +581,8 @@ static const struct rpc_case {
     {"GetEvidence", P_VIEW, r_get_evidence},
     {"ListEvidence", P_VIEW, r_list_evidence},
     {"GetLiveScore", P_VIEW, r_live_score},
+    {"CheckGate", P_VIEW, r_check_gate},
+    {"ListAttestationKeys", P_ANY, r_list_attestation_keys},
     {"WhoAmI", P_ANY, r_whoami},
     {"CreateRoleBinding", P_ADMIN, r_create_binding},
     {"DeleteRoleBinding", P_ADMIN, r_delete_binding},

@@ -5,12 +5,19 @@ Messages come from the descriptor set embedded in maturityd (built from our .pro
 Debian's python3-protobuf, so the bytes on the wire are produced and parsed by Google's protobuf
 runtime, not by protobuf-c. Usage: interop.py HOST:PORT PKI_DIR DESCRIPTOR_SET
 """
+import base64
+import hashlib
+import json
+import os
+import signal
 import sys
 import time
 import uuid
 
 import grpc
-from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519
+from google.protobuf import descriptor_pb2, descriptor_pool, json_format, message_factory
 
 target, pki, dset = sys.argv[1], sys.argv[2], sys.argv[3]
 
@@ -233,6 +240,74 @@ try:
     check("header without a scheme", False)
 except grpc.RpcError as e:
     check("header without a scheme", e.code() == grpc.StatusCode.INVALID_ARGUMENT, str(e.code()))
+
+# Gates: a signed decision verified by Python's `cryptography` (an implementation we did not
+# write) from the envelope's proto3 JSON form, which is a DSSE JSON envelope, with the public key
+# ListAttestationKeys gives; once with the Ed25519 key maturityd starts with, once after a SIGHUP
+# rotation to an ECDSA P-256 key (the run script passes the key files and the server's pid).
+CheckReq, Decision = msg("mlops.maturity.v1.CheckGateRequest"), msg("mlops.maturity.v1.GateDecision")
+ListKeysReq, ListKeys = (msg("mlops.maturity.v1.ListAttestationKeysRequest"),
+                         msg("mlops.maturity.v1.ListAttestationKeysResponse"))
+Req = msg("mlops.maturity.v1.GateRequirement")
+check_gate = unary(admin, "/mlops.maturity.v1.GateService/CheckGate", None, Decision)
+list_keys = unary(portal, "/mlops.maturity.v1.GateService/ListAttestationKeys", None, ListKeys)
+
+
+def pae(payload_type, body):
+    t = payload_type.encode()
+    return b"DSSEv1 %d %s %d %s" % (len(t), t, len(body), body)
+
+
+def verify(decision, algorithm):
+    env = json.loads(json_format.MessageToJson(decision.attestation))
+    body = base64.b64decode(env["payload"])
+    sig = env["signatures"][0]
+    keys = {k.keyid: k for k in list_keys(ListKeysReq(), timeout=10).keys}
+    key = keys.get(sig["keyid"])
+    if key is None:
+        return f"keyid {sig['keyid']} not listed"
+    pub = serialization.load_pem_public_key(key.public_key_pem.encode())
+    spki = pub.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    if hashlib.sha256(spki).hexdigest() != key.keyid or key.algorithm != algorithm or not key.active:
+        return f"key {key.keyid} {key.algorithm} active={key.active}"
+    try:
+        if isinstance(pub, ed25519.Ed25519PublicKey):
+            pub.verify(base64.b64decode(sig["sig"]), pae(env["payloadType"], body))
+        else:
+            pub.verify(base64.b64decode(sig["sig"]), pae(env["payloadType"], body), ec.ECDSA(hashes.SHA256()))
+    except Exception as e:  # cryptography raises InvalidSignature
+        return f"signature: {e!r}"
+    st = json.loads(body)
+    if (env["payloadType"] != "application/vnd.in-toto+json"
+            or st["_type"] != "https://in-toto.io/Statement/v1"
+            or st["predicateType"] != "https://maturityd.dev/attestation/gate-decision/v1"
+            or st["predicate"]["organization"] != "organizations/py-org"
+            or st["predicate"]["allowed"] is not decision.allowed
+            or st["subject"][0]["digest"]["sha256"] != hashlib.sha256(b"organizations/py-org").hexdigest()):
+        return f"statement: {st}"
+    return ""
+
+
+d = check_gate(CheckReq(organization="organizations/py-org", requirement=Req(), attest=True), timeout=10)
+why = verify(d, "ed25519")
+check("gate ed25519 envelope verifies", d.allowed and why == "", why)
+
+attest_dir, server_pid = os.environ.get("MATURITY_INTEROP_ATTEST_DIR"), os.environ.get("MATURITY_INTEROP_PID")
+if attest_dir and server_pid:
+    before = list_keys(ListKeysReq(), timeout=10).keys[0].keyid
+    with open(f"{attest_dir}/ec.pem", "rb") as f, open(f"{attest_dir}/attest.pem", "wb") as g:
+        g.write(f.read())
+    os.kill(int(server_pid), signal.SIGHUP)
+    for _ in range(200):  # the reload is at once; under valgrind "at once" takes a while
+        if list_keys(ListKeysReq(), timeout=10).keys[0].keyid != before:
+            break
+        time.sleep(0.05)
+    d = check_gate(CheckReq(organization="organizations/py-org", requirement=Req(min_level=2), attest=True),
+                   timeout=10)
+    why = verify(d, "ecdsa-p256-sha256")
+    check("gate ecdsa-p256 envelope verifies", not d.allowed and why == "", why)
+else:
+    check("gate rotation (MATURITY_INTEROP_ATTEST_DIR/PID unset)", False)
 
 print(f"interop python: {passed} passed, {failed} failed")
 sys.exit(1 if failed else 0)

@@ -50,6 +50,8 @@ static const struct auth_rule expected_rules[] = {
     {M "EvidenceService/GetEvidence", AUTH_PERM_VIEW, AUTH_ORG_NAME},
     {M "EvidenceService/ListEvidence", AUTH_PERM_VIEW, AUTH_ORG_PARENT},
     {M "EvidenceService/GetLiveScore", AUTH_PERM_VIEW, AUTH_ORG_FIELD},
+    {M "GateService/CheckGate", AUTH_PERM_VIEW, AUTH_ORG_FIELD},
+    {M "GateService/ListAttestationKeys", AUTH_PERM_ANY, AUTH_ORG_NONE},
     {M "AccessService/WhoAmI", AUTH_PERM_ANY, AUTH_ORG_NONE},
     {M "AccessService/CreateRoleBinding", AUTH_PERM_ADMIN, AUTH_ORG_NONE},
     {M "AccessService/DeleteRoleBinding", AUTH_PERM_ADMIN, AUTH_ORG_NONE},
