@@ -135,52 +135,51 @@ static enum mat_code attest(struct svc_ctx *ctx, struct auth_attest_keys *keys,
 	return MAT_OK;
 }
 
-static enum mat_code check_gate(struct svc_ctx *ctx, const ProtobufCMessage *req_)
-{
-	const CheckGateRequest *req = (const void *)req_;
-	GateDecision out = MLOPS__MATURITY__V1__GATE_DECISION__INIT;
+/* CheckGate: one pipelined read on the storage loop (the caller's bindings, the organization,
+ * its last submitted assessment and current evidence); the gate rule and the reply run on the
+ * loop, except for a signed decision, whose audit row is a write (a handler thread). */
+struct gate_step {
+	const CheckGateRequest *req; /* lives as long as the call */
 	char org[MAT_MAX_ORG_ID + 1];
-	const struct mat_model *m = mat_model_find("mlops-v1");
 	struct mat_gate_requirement r;
 	struct mat_gate_subject *subjects;
+	struct auth_attest_keys *keys;
+	mat_time_us now;
+	enum mat_code early; /* the request's own failure, decided after authorization */
+	struct store_call sc;
+	struct svc_authz az;
+	struct mat_error serr;
 	struct store_live_inputs in;
-	struct auth_attest_keys *keys = NULL;
+};
+
+static enum mat_code check_gate_then(struct svc_ctx *ctx, void *arg, enum mat_code rc)
+{
+	struct gate_step *st = arg;
+	const CheckGateRequest *req = st->req;
+	GateDecision out = MLOPS__MATURITY__V1__GATE_DECISION__INIT;
+	const char *org = st->org;
+	const struct mat_model *m = mat_model_find("mlops-v1");
+	struct mat_gate_requirement r = st->r;
+	struct mat_gate_subject *subjects = st->subjects;
 	enum mat_status *status;
 	struct mat_score *assessed;
 	struct mat_live *live = NULL;
 	struct mat_gate_inputs gi = {0};
 	struct mat_gate_result *res;
 	mat_time_us *observed;
-	mat_time_us now = wall_now();
+	mat_time_us now = st->now;
 	const struct mat_assessment *submitted;
-	struct store_call sc;
-	struct svc_authz az;
-	enum mat_code rc;
 
-	memset(&in, 0, sizeof(in));
-	if (!svc_parse_org_name(req->organization, "organization", false, org, &ctx->err))
-		return MAT_INVALID;
-	requirement_in(ctx, req, &r, &subjects);
-	/* One model is built in; ids are checked against it before any round trip. */
-	if (!mat_gate_validate(m, &r, subjects, req->n_subjects, &ctx->err))
-		return svc_authorized(ctx, org, MAT_INVALID); /* a refusal comes first */
-	if (req->attest) {
-		keys = svc_attest_keys();
-		if (!auth_attest_keys_can_sign(keys)) {
-			auth_attest_keys_unref(keys);
-			mat_error_set(&ctx->err, MAT_PRECONDITION,
-			              "attest needs a signing key: start maturityd with "
-			              "--attestation-key");
-			return svc_authorized(ctx, org, MAT_PRECONDITION);
-		}
+	if (st->early != MAT_OK) { /* a refusal comes first, then the request's own error */
+		rc = svc_authorized(ctx, org, st->early);
+		goto out;
 	}
-
-	svc_store_call(ctx, &sc);
-	svc_authorize_with(ctx, org, &sc, &az);
-	rc = svc_authorized(ctx, org, store_live_inputs_get(&sc, org, now, &in, &ctx->err));
+	if (rc != MAT_OK)
+		ctx->err = st->serr;
+	rc = svc_authorized(ctx, org, rc);
 	if (rc != MAT_OK)
 		goto out;
-	submitted = in.submitted.id != NULL ? &in.submitted : NULL;
+	submitted = st->in.submitted.id != NULL ? &st->in.submitted : NULL;
 	if (submitted != NULL && mat_model_find(submitted->model_id) != m) {
 		rc = mat_error_set(&ctx->err, MAT_INTERNAL, "assessment pins unknown model %s",
 		                   submitted->model_id);
@@ -193,13 +192,13 @@ static enum mat_code check_gate(struct svc_ctx *ctx, const ProtobufCMessage *req
 	if (submitted != NULL)
 		mat_answers_to_status(m, submitted->answers, submitted->n_answers, status);
 	mat_score_compute(m, status, assessed);
-	gi.reviewed_level = in.org.current_level;
+	gi.reviewed_level = st->in.org.current_level;
 	gi.assessed = assessed;
 	gi.assessed_status = status;
 	if (r.live) {
 		enum mat_status *ls = svc_alloc(ctx, MAT_MAX_PRACTICES * sizeof(*ls));
 		live = svc_alloc(ctx, sizeof(*live));
-		mat_live_compute(m, in.evidence, in.n_evidence, submitted, now, live);
+		mat_live_compute(m, st->in.evidence, st->in.n_evidence, submitted, now, live);
 		for (size_t i = 0; i < live->n_practices; i++)
 			ls[i] = live->practices[i].status;
 		gi.live = &live->score;
@@ -208,7 +207,7 @@ static enum mat_code check_gate(struct svc_ctx *ctx, const ProtobufCMessage *req
 	observed = svc_alloc(ctx, (r.n_required_practice_ids + 1) * sizeof(*observed));
 	for (size_t i = 0; r.has_max_evidence_age && i < r.n_required_practice_ids; i++) {
 		const struct mat_evidence *e = mat_evidence_current(
-		    in.evidence, in.n_evidence, r.required_practice_ids[i], now);
+		    st->in.evidence, st->in.n_evidence, r.required_practice_ids[i], now);
 		observed[i] = e != NULL ? e->observe_time : 0;
 	}
 	gi.evidence_observe_time = observed;
@@ -240,15 +239,52 @@ static enum mat_code check_gate(struct svc_ctx *ctx, const ProtobufCMessage *req
 		    .subjects = subjects,
 		    .n_subjects = req->n_subjects,
 		};
-		rc = attest(ctx, keys, &d, &sc, &out);
+		rc = attest(ctx, st->keys, &d, &st->sc, &out);
 		if (rc != MAT_OK)
 			goto out;
 	}
 	rc = svc_reply(ctx, &out.base);
 out:
-	auth_attest_keys_unref(keys);
-	store_live_inputs_cleanup(&in);
+	auth_attest_keys_unref(st->keys);
+	st->keys = NULL;
+	store_live_inputs_cleanup(&st->in);
 	return rc;
+}
+
+static enum mat_code check_gate(struct svc_ctx *ctx, const ProtobufCMessage *req_)
+{
+	const CheckGateRequest *req = (const void *)req_;
+	const struct mat_model *m = mat_model_find("mlops-v1");
+	struct gate_step *st = svc_alloc(ctx, sizeof(*st));
+
+	st->req = req;
+	st->now = wall_now();
+	if (!svc_parse_org_name(req->organization, "organization", false, st->org, &ctx->err))
+		return MAT_INVALID;
+	requirement_in(ctx, req, &st->r, &st->subjects);
+	/* One model is built in; ids are checked against it before any round trip. */
+	if (!mat_gate_validate(m, &st->r, st->subjects, req->n_subjects, &ctx->err)) {
+		st->early = MAT_INVALID;
+	} else if (req->attest) {
+		st->keys = svc_attest_keys();
+		if (!auth_attest_keys_can_sign(st->keys)) {
+			auth_attest_keys_unref(st->keys);
+			st->keys = NULL;
+			mat_error_set(&ctx->err, MAT_PRECONDITION,
+			              "attest needs a signing key: start maturityd with "
+			              "--attestation-key");
+			st->early = MAT_PRECONDITION;
+		} else {
+			svc_async_may_block(ctx); /* the signed decision is audited */
+		}
+	}
+	mat_error_clear(&st->serr);
+	svc_store_call(ctx, &st->sc);
+	svc_authorize_with(ctx, st->org, &st->sc, &st->az);
+	svc_async_begin(ctx, check_gate_then, st);
+	store_live_inputs_get_async(&st->sc, st->org, st->now, &st->in, &st->serr, svc_async_done,
+	                            ctx);
+	return MAT_OK;
 }
 
 static enum mat_code list_keys(struct svc_ctx *ctx, const ProtobufCMessage *req_)
@@ -280,7 +316,7 @@ static enum mat_code list_keys(struct svc_ctx *ctx, const ProtobufCMessage *req_
 }
 
 static const struct svc_method_impl methods[] = {
-    {"CheckGate", check_gate, SVC_UNARY},
+    {"CheckGate", check_gate, SVC_UNARY_ASYNC},
     {"ListAttestationKeys", list_keys, SVC_UNARY_INLINE},
 };
 

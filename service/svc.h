@@ -132,12 +132,15 @@ void svc_server_wake_streams(struct svc_server *srv);
 /* The continuation of an asynchronous storage step: gets the step's result, returns the call's
  * (after svc_reply on MAT_OK), like a handler. */
 typedef enum mat_code (*svc_cont_fn)(struct svc_ctx *ctx, void *arg, enum mat_code rc);
-/* Arms `then` (with `arg`, which must live until it ran: e.g. svc_alloc memory) as the
- * continuation; then start the storage step with svc_async_done as its completion and ctx as its
- * argument, and return MAT_OK. SVC_UNARY_ASYNC handlers only. A continuation may do the same
- * for a next step (and return MAT_OK): a call is a chain of steps, none of which holds a
- * thread. */
+/* Arms `then` (with `arg`, which must live until it ran: e.g. svc_alloc memory; the request
+ * stays valid too) as the continuation; then start the storage step with svc_async_done as its
+ * completion and ctx as its argument, and return MAT_OK. SVC_UNARY_ASYNC handlers only. A
+ * continuation may do the same for a next step (and return MAT_OK): a call is a chain of steps,
+ * none of which holds a thread. */
 void svc_async_begin(struct svc_ctx *ctx, svc_cont_fn then, void *arg);
+/* The next continuation may block (e.g. it writes an audit row): it runs on a handler thread
+ * instead of the storage loop's. */
+void svc_async_may_block(struct svc_ctx *ctx);
 /* The store_done_fn of that step (arg = the svc_ctx). */
 void svc_async_done(void *ctx, enum mat_code rc);
 

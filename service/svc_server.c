@@ -154,7 +154,9 @@ struct svc_call {
 	void *async_arg;
 	atomic_int async_state; /* enum async_state */
 	enum mat_code async_rc;
-	const struct svc_authz *async_az; /* the decision svc_authorize_with armed, or NULL */
+	const struct svc_authz *async_az;  /* the decision svc_authorize_with armed, or NULL */
+	bool async_blocks;                 /* svc_async_may_block: continue on a handler thread */
+	struct svc_arena_block *req_arena; /* the decoded request, kept for the continuations */
 	char generic_path[200];
 };
 
@@ -391,6 +393,7 @@ static void call_free(struct svc_call *c)
 		c->sops->free(c->sstate);
 	}
 	svc_arena_free(c->ctx.arena);
+	svc_arena_free(c->req_arena);
 	drop_bindings(&c->ctx);
 	gpr_free(c->peer);
 	pthread_mutex_destroy(&c->mu);
@@ -1210,6 +1213,8 @@ static bool continuation_blocks(struct svc_call *c)
 	const struct svc_authz *a = c->async_az;
 	enum mat_code rc = c->async_rc;
 
+	if (c->async_blocks)
+		return true;
 	if (a == NULL || !needs_bindings(ctx))
 		return false;
 	if (!ctx->bindings_loaded)
@@ -1247,6 +1252,11 @@ static void async_resume(struct svc_call *c)
 		/* Shutting down: nothing waits any more; the refusal is still audited here. */
 	}
 	async_continue(c);
+}
+
+void svc_async_may_block(struct svc_ctx *ctx)
+{
+	ctx->call->async_blocks = true;
 }
 
 void svc_async_done(void *arg, enum mat_code rc)
@@ -1341,9 +1351,9 @@ static void run_call(struct svc_call *c)
 		return;
 	}
 	if (c->async_then != NULL && rc == MAT_OK) {
-		/* The storage step holds what it needs; the request is no longer needed. */
+		/* The continuations may read the request: it lives as long as the call. */
 		int expect = ASYNC_IN_HANDLER;
-		svc_arena_free(req_arena);
+		c->req_arena = req_arena;
 		if (!atomic_compare_exchange_strong(&c->async_state, &expect, ASYNC_WAITING))
 			async_resume(c); /* it completed already, on this thread */
 		return;
