@@ -937,6 +937,8 @@ portal sees meanwhile.
         w("")
     for t, meas, ok in local:
         checks.append((t, meas, ok, "streams"))
+    if ex or wa or cs:
+        streams_analysis(w, ex, wa, cs)
 
     runs = []
     for r in st:
@@ -960,6 +962,71 @@ portal sees meanwhile.
                     "VmRSS max MiB", "VmHWM MiB", "unary p99 ms", "unary calls", "codes",
                     "other CPU"], runs))
         w("")
+
+
+def streams_analysis(w, ex, wa, cs):
+    """What the numbers say, computed from this run's records."""
+    w("**What the numbers say.**")
+    w("")
+    if ex:
+        n = med([r["streams"] for r in ex])
+        rss = med([r["rss_max_kib"] for r in ex])
+        per_msg = med([r["bytes"] / r["messages"] for r in ex if r.get("messages")])
+        srv = med([1e6 * r["cpu_server_s"] / r["messages"] for r in ex
+                   if r.get("messages") and r.get("cpu_server_s") is not None])
+        db = med([1e3 * r["cpu_db_s"] / r["streams"] for r in ex
+                  if r.get("streams") and r.get("cpu_db_s") is not None])
+        ours = med([(r.get("cpu_server_s", 0) + r.get("cpu_db_s", 0) + r.get("cpu_client_s", 0))
+                    / r["cpu_wall_s"] for r in ex if r.get("cpu_wall_s")])
+        first = med([r["first_p50_ms"] / 1000 for r in ex])
+        fails = [r.get("probe_codes", {}) for r in ex]
+        bad = med([sum(v for k, v in c.items() if k != "OK") for c in fails])
+        calls = med([r.get("probe_calls") for r in ex])
+        w("* **Export memory** is the batch each stream holds: an export fetches a keyset batch "
+          "of up to 200 records (`EXPORT_BATCH`, service/rpc_reporting.c) and keeps it, decoded "
+          "(each assessment with its ~17 answers, 5 heap strings each), until its last message "
+          "has been sent. All %s streams start at once, so all hold a full first batch together: "
+          "%.0f MiB / %s streams = **%.0f KiB per stream**, against %.1f KiB per message on the "
+          "wire × 200 = %.0f KiB. The engine keeps its promise (one batch per slow reader, no "
+          "thread) but one batch is too big for 2,000 readers in 256 MiB. What would close it: "
+          "size the batch by a memory budget (e.g. 128 MiB ÷ open streams ÷ record size: ~20 "
+          "records at 2,000 streams, 200 when few are open), free each record once it is "
+          "encoded, or keep the PGresult and decode one row per message; then `malloc_trim` "
+          "(or per-stream arenas) so freed batches leave the RSS."
+          % (fmt(n), rss / 1024, fmt(n), rss / n, per_msg / 1024, per_msg * 200 / 1024))
+        w("* **Export time** is the server's CPU, not the readers: the readers would take %.0f "
+          "s per stream, the server spent %s µs of CPU per message (fetch, decode, encode, TLS; "
+          "PostgreSQL %s ms of CPU per stream, for its two fetches of 200 and 100 records). The first message of a stream waits "
+          "for its first fetch, which runs on the `--workers` handler threads with blocking "
+          "libpq (median %.0f s for the first message): exports are not on the storage loop yet. "
+          "Our processes got a median %.0f %% of the machine's 2 cores during these runs, so "
+          "wall times here are several times what a quiet machine shows."
+          % (300 * (ex[0].get("read_delay_ms") or 0) / max(1, ex[0].get("read_every") or 1)
+             / 1000.0, fmt(srv), fmt(db, 1), first, 100 * ours / 2))
+        w("* **The unary client alongside** (GetOrganization, on the storage loop) most likely "
+          "waits for CPU (not profiled here): its call is accepted and answered by the same "
+          "pollers that send the 600,000 export messages, one completion queue each, first come "
+          "first served, on a machine where others took most of the CPU. %s of its %s calls (median) "
+          "did not end OK (DEADLINE_EXCEEDED after 10 s). What would close it: pollers that "
+          "serve new unary calls before stream sends (or a separate queue for streams), a "
+          "smaller export batch (shorter fetches on the handlers, less memory traffic) and a "
+          "quiet machine for the measurement." % (fmt(bad), fmt(calls)))
+    if wa:
+        n = med([r["streams"] for r in wa])
+        rss = med([r["rss_max_kib"] for r in wa])
+        w("* **Idle watches** cost %.1f KiB each (%.0f MiB for %s, including the server's "
+          "~20 MiB at start and grpc's per-connection buffers): a parked Watch holds its call "
+          "and nothing else. %s opened in a median %.1f s."
+          % (rss / n, rss / 1024, fmt(n), fmt(n), med([r["all_open_s"] for r in wa])))
+    if cs:
+        w("* **Context switches**: %.2f per GetOrganization call at 16 in flight (issue 12 "
+          "measured ~2.7 before the storage loop). Not profiled in this run; the likely "
+          "sources: a call still crosses threads (the poller accepts it and hands it to the "
+          "storage loop with `uv_async_send`, the reply's completion wakes a poller again), and "
+          "each hand-off that finds its target asleep is a switch; with more threads than the "
+          "2 cores, involuntary switches add up. Measured on the same noisy machine (involuntary switches grow with "
+          "neighbours' load)." % med([r["ctxsw_per_call"] for r in cs]))
+    w("")
 
 
 def splice_streams(results, out_path):
