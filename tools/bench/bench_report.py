@@ -285,7 +285,7 @@ def cmd_record_streams(results, streamsfile, probefile, extra):
     rec["kind"] = "streams"
     probe = last(probefile)
     for k in ("scenario", "rate", "calls", "ok_per_s", "p50_ms", "p99_ms", "p999_ms", "max_ms",
-              "codes", "duration_s"):
+              "codes", "duration_s", "dropped"):
         rec["probe_" + k] = probe.get(k)
     rec.update(kv(extra))
     append(results, cpu_fields(rec))
@@ -982,6 +982,7 @@ def streams_analysis(w, ex, wa, cs):
         fails = [r.get("probe_codes", {}) for r in ex]
         bad = med([sum(v for k, v in c.items() if k != "OK") for c in fails])
         calls = med([r.get("probe_calls") for r in ex])
+        dropped = med([r.get("probe_dropped") for r in ex])
         w("* **Export memory** is the batch each stream holds: an export fetches a keyset batch "
           "of up to 200 records (`EXPORT_BATCH`, service/rpc_reporting.c) and keeps it, decoded "
           "(each assessment with its ~17 answers, 5 heap strings each), until its last message "
@@ -1007,10 +1008,11 @@ def streams_analysis(w, ex, wa, cs):
           "waits for CPU (not profiled here): its call is accepted and answered by the same "
           "pollers that send the 600,000 export messages, one completion queue each, first come "
           "first served, on a machine where others took most of the CPU. %s of its %s calls (median) "
-          "did not end OK (DEADLINE_EXCEEDED after 10 s). What would close it: pollers that "
+          "did not end OK (DEADLINE_EXCEEDED after 10 s), and %s scheduled calls were "
+          "not sent because 100 were already waiting. What would close it: pollers that "
           "serve new unary calls before stream sends (or a separate queue for streams), a "
           "smaller export batch (shorter fetches on the handlers, less memory traffic) and a "
-          "quiet machine for the measurement." % (fmt(bad), fmt(calls)))
+          "quiet machine for the measurement." % (fmt(bad), fmt(calls), fmt(dropped)))
     if wa:
         n = med([r["streams"] for r in wa])
         rss = med([r["rss_max_kib"] for r in wa])
