@@ -992,7 +992,7 @@ def streams_analysis(w, ex, wa, cs):
                     / r["cpu_wall_s"] for r in ex if r.get("cpu_wall_s")])
         first = med([r["first_p50_ms"] / 1000 for r in ex])
         fails = [r.get("probe_codes", {}) for r in ex]
-        bad = med([sum(v for k, v in c.items() if k != "OK") for c in fails])
+        bad = [sum(v for k, v in c.items() if k != "OK") for c in fails]
         calls = med([r.get("probe_calls") for r in ex])
         dropped = med([r.get("probe_dropped") for r in ex])
         w("* **Export memory** is the batch each stream holds: an export fetches a keyset batch "
@@ -1019,12 +1019,13 @@ def streams_analysis(w, ex, wa, cs):
         w("* **The unary client alongside** (GetOrganization, on the storage loop) most likely "
           "waits for CPU (not profiled here): its call is accepted and answered by the same "
           "pollers that send the 600,000 export messages, one completion queue each, first come "
-          "first served, on a machine where others took most of the CPU. %s of its %s calls (median) "
-          "did not end OK (DEADLINE_EXCEEDED after 10 s), and %s scheduled calls were "
-          "not sent because 100 were already waiting. What would close it: pollers that "
-          "serve new unary calls before stream sends (or a separate queue for streams), a "
+          "first served, on a machine where others took most of the CPU. Calls that did not end "
+          "OK (their 10 s deadline passed), run by run: %s, of a median %s; scheduled calls not "
+          "sent because 100 were already waiting: a median of %s. What would close it: pollers "
+          "that serve new unary calls before stream sends (or a separate queue for streams), a "
           "smaller export batch (shorter fetches on the handlers, less memory traffic) and a "
-          "quiet machine for the measurement." % (fmt(bad), fmt(calls), fmt(dropped)))
+          "quiet machine for the measurement." % (", ".join(fmt(x) for x in bad), fmt(calls),
+                                                  fmt(dropped)))
     if wa:
         n = med([r["streams"] for r in wa])
         rss = med([r["rss_max_kib"] for r in wa])
@@ -1033,13 +1034,24 @@ def streams_analysis(w, ex, wa, cs):
           "and nothing else. %s opened in a median %.1f s."
           % (rss / n, rss / 1024, fmt(n), fmt(n), med([r["all_open_s"] for r in wa])))
     if cs:
+        vol = med([r.get("ctxsw_voluntary_per_call") for r in cs])
+        inv = med([r.get("ctxsw_involuntary_per_call") for r in cs])
+        split = ""
+        if vol is not None:
+            split = (" Of these, %.2f are voluntary (a thread going to sleep: waiting for a "
+                     "completion, a wake-up or the socket) and %.2f involuntary (preempted, "
+                     "which grows with the neighbours' load); the voluntary ones alone are "
+                     "above the target, so the miss is the design's, not only the noise's."
+                     % (vol, inv))
         w("* **Context switches**: %.2f per GetOrganization call at 16 in flight (issue 12 "
-          "measured ~2.7 before the storage loop). Not profiled in this run; the likely "
+          "measured ~2.7 with `perf stat` before the storage loop; this is the same count, "
+          "voluntary + involuntary, over all threads).%s Not profiled in this run; the likely "
           "sources: a call still crosses threads (the poller accepts it and hands it to the "
-          "storage loop with `uv_async_send`, the reply's completion wakes a poller again), and "
-          "each hand-off that finds its target asleep is a switch; with more threads than the "
-          "2 cores, involuntary switches add up. Measured on the same noisy machine (involuntary switches grow with "
-          "neighbours' load)." % med([r["ctxsw_per_call"] for r in cs]))
+          "storage loop with `uv_async_send`, the loop's callback starts the reply, and the "
+          "reply's completion wakes a poller again), and at 16 in flight on 2 cores each "
+          "hand-off often finds its target asleep. Counting switches per thread (pollers, "
+          "storage loop, grpc's own threads) would say which hand-off to remove first."
+          % (med([r["ctxsw_per_call"] for r in cs]), split))
     w("")
 
 
