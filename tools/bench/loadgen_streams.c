@@ -99,7 +99,8 @@ static void streams_usage(FILE *f)
 	      "  streams idle for --hold S seconds (default 10), then are cancelled; a stream\n"
 	      "  still open then is whole.\n"
 	      "--timeout is each stream's deadline (default 600 s; watch: none).\n"
-	      "--json FILE appends one JSON object (\"-\" = stdout).\n",
+	      "--json FILE appends one JSON object (\"-\" = stdout).\n"
+	      "Exit status: 0 when every stream was whole, 3 when one was not, 1 or 2 on errors.\n",
 	      f);
 }
 
