@@ -11,7 +11,6 @@
 
 #include <errno.h>
 #include <getopt.h>
-#include <grpc/grpc_security.h>
 #include <grpc/support/time.h>
 #include <pthread.h>
 #include <signal.h>
@@ -93,6 +92,9 @@ static void usage(FILE *f)
 	    "      [--duration S] [--warmup S] [--rate R] [--timeout S] [--json FILE]\n"
 	    "      [--org ORG | --org-prefix P --orgs N] [--assessments-file F] [--drafts-file "
 	    "F]\n"
+	    "  maturity-loadgen streams --target HOST:PORT --ca CA.pem --cert CERT.pem --key KEY\n"
+	    "      --scenario export-assessments|watch [--streams N] [--connections K] ...\n"
+	    "      (maturity-loadgen streams --help)\n"
 	    "  maturity-loadgen baseline --listen HOST:PORT --cert server.pem --key server.key\n"
 	    "      --ca ca.pem [--workers W] [--armed A]\n"
 	    "\n"
@@ -332,83 +334,35 @@ static void *thread_main(void *arg)
 
 /* --- set-up ------------------------------------------------------------------------------ */
 
-static grpc_channel_credentials *client_creds(const struct client_opts *o)
-{
-	char *ca = lg_slurp(o->ca), *cert = lg_slurp(o->cert), *key = lg_slurp(o->key);
-	grpc_channel_credentials *creds = NULL;
-
-	if (ca == NULL)
-		fprintf(stderr, "maturity-loadgen: cannot read %s (--ca)\n", o->ca);
-	else if (cert == NULL)
-		fprintf(stderr, "maturity-loadgen: cannot read %s (--cert)\n", o->cert);
-	else if (key == NULL)
-		fprintf(stderr, "maturity-loadgen: cannot read %s (--key)\n", o->key);
-	else
-		creds = grpc_ssl_credentials_create(ca, &(grpc_ssl_pem_key_cert_pair){key, cert},
-		                                    NULL, NULL);
-	free(ca);
-	free(cert);
-	free(key);
-	return creds;
-}
-
-/* Waits until every channel is connected (TLS handshake done), so neither the handshakes
- * nor a wrong certificate are mistaken for latency. */
-static bool connect_all(struct run *r, double timeout_s)
-{
-	grpc_completion_queue *cq = grpc_completion_queue_create_for_next(NULL);
-	gpr_timespec deadline = lg_deadline_in_ns((int64_t)(timeout_s * 1e9));
-	bool ok = true;
-
-	for (int i = 0; i < r->nchans; i++)
-		grpc_channel_check_connectivity_state(r->chans[i].ch, 1);
-	for (int i = 0; ok && i < r->nchans; i++) {
-		grpc_connectivity_state st =
-		    grpc_channel_check_connectivity_state(r->chans[i].ch, 1);
-		while (ok && st != GRPC_CHANNEL_READY) {
-			grpc_event ev;
-			grpc_channel_watch_connectivity_state(r->chans[i].ch, st, deadline, cq,
-			                                      NULL);
-			ev = grpc_completion_queue_next(cq, gpr_inf_future(GPR_CLOCK_MONOTONIC),
-			                                NULL);
-			ok = ev.success != 0; /* 0: the deadline passed */
-			st = grpc_channel_check_connectivity_state(r->chans[i].ch, 1);
-		}
-	}
-	grpc_completion_queue_shutdown(cq);
-	while (grpc_completion_queue_next(cq, gpr_inf_future(GPR_CLOCK_MONOTONIC), NULL).type !=
-	       GRPC_QUEUE_SHUTDOWN)
-		;
-	grpc_completion_queue_destroy(cq);
-	return ok;
-}
-
 static bool make_channels(struct run *r, grpc_channel_credentials *creds)
 {
-	grpc_arg args[3];
-	grpc_channel_args chargs = {3, args};
-
-	memset(args, 0, sizeof(args));
-	args[0].type = GRPC_ARG_STRING;
-	args[0].key = GRPC_SSL_TARGET_NAME_OVERRIDE_ARG; /* the server certificate's name */
-	args[0].value.string = "localhost";
-	args[1].type = GRPC_ARG_INTEGER;
-	args[1].key = GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL; /* one connection per channel */
-	args[1].value.integer = 1;
-	args[2].type = GRPC_ARG_INTEGER;
-	args[2].key = GRPC_ARG_ENABLE_RETRIES; /* a retried call would hide a failure */
-	args[2].value.integer = 0;
 	r->chans = calloc((size_t)r->nchans, sizeof(*r->chans));
 	if (r->chans == NULL)
 		return false;
 	for (int i = 0; i < r->nchans; i++) {
-		r->chans[i].ch = grpc_channel_create(r->o->target, creds, &chargs);
+		r->chans[i].ch = lg_channel_new(r->o->target, creds);
 		for (int m = 0; m < LG_N_METHODS; m++)
 			if (lg_scenario_uses(r->sc, m))
 				r->chans[i].handle[m] = grpc_channel_register_call(
 				    r->chans[i].ch, lg_method_path[m], NULL, NULL);
 	}
 	return true;
+}
+
+/* Waits until every channel is connected (TLS handshake done), so neither the handshakes
+ * nor a wrong certificate are mistaken for latency. */
+static bool connect_all(struct run *r, double timeout_s)
+{
+	grpc_channel **chs = calloc((size_t)r->nchans, sizeof(*chs));
+	bool ok;
+
+	if (chs == NULL)
+		return false;
+	for (int i = 0; i < r->nchans; i++)
+		chs[i] = r->chans[i].ch;
+	ok = lg_connect_all(chs, r->nchans, timeout_s);
+	free(chs);
+	return ok;
 }
 
 static bool make_threads(struct run *r)
@@ -564,7 +518,7 @@ static int run_client(const struct client_opts *o)
 		rc = 2;
 		goto out;
 	}
-	creds = client_creds(o);
+	creds = lg_client_creds(o->ca, o->cert, o->key);
 	if (creds == NULL) {
 		rc = 2;
 		goto out;
@@ -787,6 +741,8 @@ int main(int argc, char **argv)
 		return client_main(argc - 1, argv + 1);
 	if (argc >= 2 && strcmp(argv[1], "baseline") == 0)
 		return lg_baseline_main(argc - 1, argv + 1);
+	if (argc >= 2 && strcmp(argv[1], "streams") == 0)
+		return lg_streams_main(argc - 1, argv + 1);
 	if (argc >= 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
 		usage(stdout);
 		return 0;

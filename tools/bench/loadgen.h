@@ -1,6 +1,7 @@
 /* maturity-loadgen: the pieces shared by its modules — the client (loadgen.c), the request
  * scenarios (loadgen_scenario.c), latency statistics and reports (loadgen_stats.c), small
- * utilities (loadgen_util.c) and the bare grpc-core baseline server (loadgen_baseline.c). */
+ * utilities (loadgen_util.c), the bare grpc-core baseline server (loadgen_baseline.c) and the
+ * server-stream client (loadgen_streams.c). */
 #ifndef MATURITY_LOADGEN_H
 #define MATURITY_LOADGEN_H
 
@@ -25,6 +26,15 @@ bool lg_parse_int(const char *s, long lo, long hi, long *out);
 bool lg_parse_double(const char *s, double lo, double hi, double *out);
 /* A gpr deadline `ns` nanoseconds from now. */
 gpr_timespec lg_deadline_in_ns(int64_t ns);
+/* Mutual-TLS credentials from PEM files; NULL (with a message on stderr) if one cannot be read. */
+grpc_channel_credentials *lg_client_creds(const char *ca, const char *cert, const char *key);
+/* A channel that is its own connection (GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL), without retries,
+ * expecting the server certificate's name "localhost". */
+grpc_channel *lg_channel_new(const char *target, grpc_channel_credentials *creds);
+/* Waits until every channel is connected (TLS handshake done); false after timeout_s. */
+bool lg_connect_all(grpc_channel *const *chs, int n, double timeout_s);
+/* Raises the soft RLIMIT_NOFILE to the hard limit (thousands of connections or calls). */
+bool lg_raise_nofile(void);
 
 /* --- methods and scenarios (loadgen_scenario.c) --------------------------------------- */
 
@@ -111,5 +121,9 @@ void lg_report_json(FILE *f, const struct lg_result *r);
 /* --- the baseline server (loadgen_baseline.c) ----------------------------------------- */
 
 int lg_baseline_main(int argc, char **argv);
+
+/* --- many server streams from one thread (loadgen_streams.c) -------------------------- */
+
+int lg_streams_main(int argc, char **argv);
 
 #endif
