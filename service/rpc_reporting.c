@@ -106,6 +106,7 @@ struct export
 	enum mat_assessment_state state; /* assessments */
 	mat_time_us since;               /* updated_after (assessments), start_time (transitions) */
 	char cursor[512];                /* resumes after the last record fetched */
+	int asked;                       /* records the last fetch asked for */
 	/* The current batch. */
 	struct mat_assessment *assessments;
 	struct mat_transition *transitions;
@@ -118,7 +119,7 @@ static enum mat_code fetch_assessments(struct svc_ctx *ctx, struct export *e)
 	struct store_call sc;
 
 	svc_store_call(ctx, &sc);
-	return store_export_assessments(&sc, e->org, e->state, e->since, e->cursor, EXPORT_BATCH,
+	return store_export_assessments(&sc, e->org, e->state, e->since, e->cursor, e->asked,
 	                                &e->assessments, &e->cursors, &e->n, &ctx->err);
 }
 
@@ -144,8 +145,8 @@ static enum mat_code fetch_transitions(struct svc_ctx *ctx, struct export *e)
 	struct store_call sc;
 
 	svc_store_call(ctx, &sc);
-	return store_export_transitions(&sc, e->org, e->since, e->cursor, EXPORT_BATCH,
-	                                &e->transitions, &e->cursors, &e->n, &ctx->err);
+	return store_export_transitions(&sc, e->org, e->since, e->cursor, e->asked, &e->transitions,
+	                                &e->cursors, &e->n, &ctx->err);
 }
 
 static const ProtobufCMessage *encode_transition(struct svc_ctx *ctx, struct export *e, size_t i)
@@ -190,15 +191,18 @@ static void export_release(void *state)
 static enum mat_code export_fetch(struct svc_ctx *ctx, void *state, size_t *n, enum svc_fetch *next)
 {
 	struct export *e = state;
-	enum mat_code rc = e->kind->fetch(ctx, e);
+	enum mat_code rc;
 
+	/* The batch is this stream's share of the memory budget (docs/architecture.md). */
+	e->asked = svc_stream_batch(ctx, EXPORT_BATCH);
+	rc = e->kind->fetch(ctx, e);
 	if (rc != MAT_OK)
 		return rc;
 	if (e->n > 0)
 		snprintf(e->cursor, sizeof(e->cursor), "%s", e->cursors[e->n - 1]);
 	*n = e->n;
 	/* A short batch is the end: fewer records than asked for exist past the cursor. */
-	*next = e->n < EXPORT_BATCH ? SVC_FETCH_LAST : SVC_FETCH_MORE;
+	*next = e->n < (size_t)e->asked ? SVC_FETCH_LAST : SVC_FETCH_MORE;
 	return MAT_OK;
 }
 

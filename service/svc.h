@@ -121,6 +121,14 @@ struct svc_stream_ops {
 	void (*free)(void *state);
 };
 
+/* How many records a stream's next batch may hold: its share of a budget of
+ * SVC_STREAM_RECORD_BUDGET records over every stream in progress, between SVC_STREAM_BATCH_MIN
+ * and `most`. A batch is the memory a stream holds while its reader reads, so many streams
+ * fetch smaller batches (2,000 exports: 10 records each) and a lone one large batches. */
+#define SVC_STREAM_RECORD_BUDGET 20000
+#define SVC_STREAM_BATCH_MIN 10
+int svc_stream_batch(struct svc_ctx *ctx, int most);
+
 /* Hands the rest of a server stream to the engine; the handler then returns MAT_OK. Takes
  * ownership of `state` (freed with ops->free whatever happens). Only from a SVC_SERVER_STREAM
  * handler, at most once. */

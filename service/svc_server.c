@@ -929,6 +929,14 @@ static void finish(struct svc_call *c, enum mat_code code)
 
 static bool enqueue(struct svc_server *srv, struct svc_call *c, bool force);
 
+int svc_stream_batch(struct svc_ctx *ctx, int most)
+{
+	int open = atomic_load(&ctx->srv->streams);
+	int n = open > 0 ? SVC_STREAM_RECORD_BUDGET / open : most;
+
+	return n < SVC_STREAM_BATCH_MIN ? SVC_STREAM_BATCH_MIN : (n > most ? most : n);
+}
+
 void svc_stream_start(struct svc_ctx *ctx, const struct svc_stream_ops *ops, void *state)
 {
 	struct svc_call *c = ctx->call;
@@ -1087,7 +1095,12 @@ static void stream_sent(struct svc_call *c, int success)
 		return;
 	}
 	if (++c->s_i < c->s_n) {
-		stream_send(c);
+		/* The next message is encoded on a handler thread, behind new calls: pollers only
+		 * route, so thousands of streams sending never delay a unary call's accept. */
+		if (!enqueue(srv, c, true)) {
+			mat_error_set(&c->ctx.err, MAT_UNAVAILABLE, "the server is shutting down");
+			stream_end(c, MAT_UNAVAILABLE);
+		}
 		return;
 	}
 	c->sops->release(c->sstate);
@@ -1480,7 +1493,10 @@ static void *handler_main(void *arg)
 		if (c == NULL)
 			break; /* closed and drained */
 		if (c->sops != NULL) {
-			stream_fetch(c); /* a stream's next batch */
+			if (c->s_n > 0)
+				stream_send(c); /* a stream's next message */
+			else
+				stream_fetch(c); /* a stream's next batch */
 			continue;
 		}
 		if (atomic_load(&c->async_state) == ASYNC_RESUMING) {
