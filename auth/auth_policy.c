@@ -54,6 +54,11 @@ static const struct auth_rule rules[] = {
     {MLOPS "EvidenceService/ListEvidence", AUTH_PERM_VIEW, AUTH_ORG_PARENT},
     {MLOPS "EvidenceService/GetLiveScore", AUTH_PERM_VIEW, AUTH_ORG_FIELD},
 
+    /* parent organizations/- reaches auth_policy_allows as "no organization": allowed, and
+     * the handler filters the events with auth_policy_can_see's rule (any binding). */
+    {MLOPS "EventService/ListEvents", AUTH_PERM_VIEW, AUTH_ORG_PARENT},
+    {MLOPS "EventService/WatchEvents", AUTH_PERM_VIEW, AUTH_ORG_PARENT},
+
     {MLOPS "AccessService/WhoAmI", AUTH_PERM_ANY, AUTH_ORG_NONE},
     {MLOPS "AccessService/CreateRoleBinding", AUTH_PERM_ADMIN, AUTH_ORG_NONE},
     {MLOPS "AccessService/DeleteRoleBinding", AUTH_PERM_ADMIN, AUTH_ORG_NONE},

@@ -31,6 +31,9 @@ struct svc_metrics {
 	size_t n;
 	struct method_metrics *m;
 	atomic_ullong unknown_started;
+	/* WatchEvents. */
+	atomic_llong watchers;
+	atomic_ullong events_delivered, watchers_too_slow;
 	struct MHD_Daemon *daemon;
 	struct store_pool *pool;
 };
@@ -54,6 +57,24 @@ void svc_metrics_set_method(struct svc_metrics *m, size_t i, const char *service
 {
 	m->m[i].service = service;
 	m->m[i].method = method;
+}
+
+void svc_metrics_watchers(struct svc_metrics *m, int delta)
+{
+	if (m != NULL)
+		atomic_fetch_add_explicit(&m->watchers, delta, memory_order_relaxed);
+}
+
+void svc_metrics_events_delivered(struct svc_metrics *m, unsigned n)
+{
+	if (m != NULL)
+		atomic_fetch_add_explicit(&m->events_delivered, n, memory_order_relaxed);
+}
+
+void svc_metrics_watcher_too_slow(struct svc_metrics *m)
+{
+	if (m != NULL)
+		atomic_fetch_add_explicit(&m->watchers_too_slow, 1, memory_order_relaxed);
 }
 
 void svc_metrics_free(struct svc_metrics *m)
@@ -192,6 +213,18 @@ char *svc_metrics_render(struct svc_metrics *m, struct store_pool *pool)
 	          "API (answered UNIMPLEMENTED).\n# TYPE maturityd_unknown_method_calls_total "
 	          "counter\nmaturityd_unknown_method_calls_total %llu\n",
 	          atomic_load(&m->unknown_started));
+	sb_printf(&b,
+	          "# HELP maturityd_event_watchers WatchEvents streams open on this replica.\n"
+	          "# TYPE maturityd_event_watchers gauge\nmaturityd_event_watchers %lld\n"
+	          "# HELP maturityd_events_delivered_total Events sent to watchers (heartbeats "
+	          "not counted).\n# TYPE maturityd_events_delivered_total counter\n"
+	          "maturityd_events_delivered_total %llu\n"
+	          "# HELP maturityd_event_watchers_too_slow_total Watches ended with "
+	          "RESOURCE_EXHAUSTED because they fell behind.\n"
+	          "# TYPE maturityd_event_watchers_too_slow_total counter\n"
+	          "maturityd_event_watchers_too_slow_total %llu\n",
+	          (long long)atomic_load(&m->watchers), atomic_load(&m->events_delivered),
+	          atomic_load(&m->watchers_too_slow));
 	if (pool != NULL) {
 		struct store_pool_stats st;
 		store_pool_get_stats(pool, &st);
