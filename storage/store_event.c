@@ -546,8 +546,8 @@ enum mat_code store_event_follow(const struct store_call *c, const struct store_
 
 /* --- retention ------------------------------------------------------------------------------ */
 
-/* Any constant shared by every replica: "mat_ev" as a number. */
-#define PRUNE_LOCK "0x6d61745f6576"
+/* Any constant shared by every replica: the bytes of "mat_ev" as a number. */
+#define PRUNE_LOCK "120265331664246"
 STORE__STMT(st_ev_prune_lock, 0, "SELECT pg_try_advisory_xact_lock(" PRUNE_LOCK ")");
 STORE__STMT(st_ev_prune, 2,
             "DELETE FROM events WHERE (pos, seq) IN (SELECT pos, seq FROM events "
