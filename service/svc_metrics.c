@@ -33,7 +33,7 @@ struct svc_metrics {
 	atomic_ullong unknown_started;
 	/* WatchEvents. */
 	atomic_llong watchers;
-	atomic_ullong events_delivered, watchers_too_slow;
+	atomic_ullong events_delivered;
 	struct MHD_Daemon *daemon;
 	struct store_pool *pool;
 };
@@ -69,12 +69,6 @@ void svc_metrics_events_delivered(struct svc_metrics *m, unsigned n)
 {
 	if (m != NULL)
 		atomic_fetch_add_explicit(&m->events_delivered, n, memory_order_relaxed);
-}
-
-void svc_metrics_watcher_too_slow(struct svc_metrics *m)
-{
-	if (m != NULL)
-		atomic_fetch_add_explicit(&m->watchers_too_slow, 1, memory_order_relaxed);
 }
 
 void svc_metrics_free(struct svc_metrics *m)
@@ -218,13 +212,8 @@ char *svc_metrics_render(struct svc_metrics *m, struct store_pool *pool)
 	          "# TYPE maturityd_event_watchers gauge\nmaturityd_event_watchers %lld\n"
 	          "# HELP maturityd_events_delivered_total Events sent to watchers (heartbeats "
 	          "not counted).\n# TYPE maturityd_events_delivered_total counter\n"
-	          "maturityd_events_delivered_total %llu\n"
-	          "# HELP maturityd_event_watchers_too_slow_total Watches ended with "
-	          "RESOURCE_EXHAUSTED because they fell behind.\n"
-	          "# TYPE maturityd_event_watchers_too_slow_total counter\n"
-	          "maturityd_event_watchers_too_slow_total %llu\n",
-	          (long long)atomic_load(&m->watchers), atomic_load(&m->events_delivered),
-	          atomic_load(&m->watchers_too_slow));
+	          "maturityd_events_delivered_total %llu\n",
+	          (long long)atomic_load(&m->watchers), atomic_load(&m->events_delivered));
 	if (pool != NULL) {
 		struct store_pool_stats st;
 		store_pool_get_stats(pool, &st);

@@ -20,10 +20,9 @@ void svc_metrics_free(struct svc_metrics *m);
 void svc_metrics_started(struct svc_metrics *m, int index);
 void svc_metrics_handled(struct svc_metrics *m, int index, int grpc_code, double seconds);
 
-/* WatchEvents: streams open (+1 / -1), events sent, watches ended for falling behind. */
+/* WatchEvents: streams open (+1 / -1), events sent. */
 void svc_metrics_watchers(struct svc_metrics *m, int delta);
 void svc_metrics_events_delivered(struct svc_metrics *m, unsigned n);
-void svc_metrics_watcher_too_slow(struct svc_metrics *m);
 
 /* The exposition text; caller frees. pool may be NULL. */
 char *svc_metrics_render(struct svc_metrics *m, struct store_pool *pool);
