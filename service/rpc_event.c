@@ -1,17 +1,20 @@
 /* EventService (docs/events.md): ListEvents, and WatchEvents as the stream driver's third kind.
  *
- * A watch holds no thread. Its fetch reads the events after its position (storage stops below
- * the watermark, so a transaction that commits late is never skipped), sends them, then PARKs.
- * Two things wake parked streams: the replica's listener (a dedicated connection LISTENing for
- * the commits of any replica) and a timer, so that a watch sends its heartbeat after a silence,
- * re-judges its caller's bindings every few seconds, and reads again while an open transaction
- * holds events back. Each watch reads for itself on a notification (one read per watcher and
- * notification, filtered in the query by organization, types and visibility): simple and
- * correct, but not yet the shared read fanned out in memory that thousands of watchers on one
- * replica call for.
+ * A watch holds no thread. Live watches share one read per replica: the feed, a window of the
+ * latest WINDOW events of every organization, which the timer thread extends when the replica's
+ * listener (a dedicated connection LISTENing for the commits of any replica) says something was
+ * committed, or while an open transaction holds events back (storage stops below the watermark,
+ * so a transaction that commits late is never skipped). It then wakes the parked watches, and
+ * each takes from the window what its filter (organization, types, the caller's bindings)
+ * keeps. A watch whose position is older than the window (a replay, a resume) reads the table
+ * itself, in the same order, until it reaches the window; one that was in the window and fell
+ * out of it (it reads more slowly than events come) ends with RESOURCE_EXHAUSTED and resumes
+ * from its cursor. The timer also wakes parked watches for their heartbeats and for the
+ * re-reading of their caller's bindings every few seconds.
  *
  * Snapshots are stored by storage as this file's encoding of the resource (the wire form of the
  * resource message): the event shows the resource exactly as the mutation left it. */
+#include "auth_policy.h"
 #include "mlops/maturity/v1/event.pb-c.h"
 #include "svc.h"
 #include "svc_convert.h"
@@ -35,11 +38,34 @@ typedef Mlops__Maturity__V1__Event Event;
 /* The janitor: one batch per tick of this many seconds while there is something to delete. */
 #define PRUNE_EVERY_S 60
 #define PRUNE_BATCH 1000
+/* The feed: the latest events of every organization kept for live watches. */
+#define WINDOW 4096
+#define FEED_BATCH 500
 
 /* Bumped by every notification: a watch reads again only when it changed since its last read
  * (or its own reasons say so). */
 static atomic_uint notify_gen;
 static atomic_int n_watchers;
+
+/* The feed holds every event of the log in (start, end], in order, in ring slots
+ * [first, next) (absolute counts, modulo WINDOW). Written by the timer thread only; read by
+ * watches under mu. */
+static struct {
+	pthread_mutex_t mu;
+	struct store_event ring[WINDOW];
+	uint64_t first, next;
+	struct store_event_pos start, end;
+	bool valid;
+	bool held;         /* timer thread only: the last read saw events held back */
+	unsigned read_gen; /* timer thread only: notify_gen at the last read */
+} feed = {.mu = PTHREAD_MUTEX_INITIALIZER};
+
+static int pos_cmp(const struct store_event_pos *a, const struct store_event_pos *b)
+{
+	if (a->pos_us != b->pos_us)
+		return a->pos_us < b->pos_us ? -1 : 1;
+	return a->seq < b->seq ? -1 : a->seq > b->seq;
+}
 
 /* --- snapshots -------------------------------------------------------------------------------
  */
@@ -248,12 +274,122 @@ struct watch {
 	unsigned gen;       /* notify_gen at the last read */
 	bool read_now;      /* read at the next fetch whatever the notifications say */
 	bool held;          /* the last read saw events held back by an open transaction */
+	bool live;          /* has taken events from the feed */
 	/* The current batch: events, or one heartbeat. */
 	struct store_event *batch;
 	size_t n;
 	bool heartbeat;
 	char hb_cursor[STORE_EVENT_CURSOR_MAX];
 };
+
+static void watch_release(void *state);
+
+static char *dup0(const char *s)
+{
+	return strdup(s != NULL ? s : "");
+}
+
+/* A deep copy of a feed event for one watch's batch; false when out of memory. */
+static bool event_copy(const struct store_event *e, struct store_event *out)
+{
+	*out = *e;
+	out->org_id = dup0(e->org_id);
+	out->resource = dup0(e->resource);
+	out->principal = dup0(e->principal);
+	out->delegator = dup0(e->delegator);
+	out->snapshot = NULL;
+	if (e->snapshot != NULL) {
+		out->snapshot = malloc(e->snapshot_len ? e->snapshot_len : 1);
+		if (out->snapshot != NULL)
+			memcpy(out->snapshot, e->snapshot, e->snapshot_len);
+	}
+	if (out->org_id == NULL || out->resource == NULL || out->principal == NULL ||
+	    out->delegator == NULL || (e->snapshot != NULL && out->snapshot == NULL)) {
+		store_event_cleanup(out);
+		return false;
+	}
+	return true;
+}
+
+/* Whether watch w wants event e: its organization, types, start time, and the caller's
+ * bindings as last read. */
+static bool wants(const struct svc_ctx *ctx, const struct watch *w, const struct store_event *e)
+{
+	if (w->f.org_id != NULL && strcmp(w->f.org_id, e->org_id) != 0)
+		return false;
+	if (w->f.types != 0 && ((w->f.types >> e->type) & 1u) == 0)
+		return false;
+	if (w->min_time != 0 && e->time < w->min_time)
+		return false;
+	return !w->only_visible ||
+	       auth_policy_can_see(e->org_id, ctx->bindings, ctx->n_bindings, ctx->bootstrap_admin);
+}
+
+enum feed_result {
+	FEED_TAKEN,  /* the watch's position is in the window: w->batch holds what it wants */
+	FEED_BEHIND, /* older than the window (or no window): read the table */
+	FEED_OUT,    /* it was in the window and fell out of it */
+};
+
+static enum feed_result from_feed(const struct svc_ctx *ctx, struct watch *w)
+{
+	uint64_t lo, hi;
+	enum feed_result res = FEED_TAKEN;
+
+	pthread_mutex_lock(&feed.mu);
+	if (!feed.valid || pos_cmp(&w->pos, &feed.start) < 0) {
+		res = w->live && feed.valid ? FEED_OUT : FEED_BEHIND;
+		goto out;
+	}
+	w->live = true;
+	if (pos_cmp(&w->pos, &feed.end) >= 0)
+		goto out;
+	/* The first event after the watch's position: the ring is in log order. */
+	lo = feed.first;
+	hi = feed.next;
+	while (lo < hi) {
+		uint64_t mid = lo + (hi - lo) / 2;
+		if (pos_cmp(&feed.ring[mid % WINDOW].at, &w->pos) <= 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	w->batch = calloc(WATCH_BATCH, sizeof(*w->batch));
+	if (w->batch == NULL) {
+		res = FEED_BEHIND;
+		goto out;
+	}
+	for (; lo < feed.next && w->n < WATCH_BATCH; lo++) {
+		const struct store_event *e = &feed.ring[lo % WINDOW];
+		if (wants(ctx, w, e)) {
+			if (!event_copy(e, &w->batch[w->n]))
+				break;
+			w->n++;
+		}
+		w->pos = e->at;
+	}
+	if (lo == feed.next)
+		w->pos = feed.end; /* everything up to the feed's position was considered */
+out:
+	pthread_mutex_unlock(&feed.mu);
+	return res;
+}
+
+/* A watch behind the window reads the table itself, filtered in the query. */
+static enum mat_code table_fetch(struct svc_ctx *ctx, struct watch *w, int64_t now)
+{
+	struct store_call sc;
+	enum mat_code rc;
+
+	svc_store_call(ctx, &sc);
+	sc.only_visible = w->only_visible;
+	if (sc.deadline_ms > now + READ_TIMEOUT_MS)
+		sc.deadline_ms = now + READ_TIMEOUT_MS;
+	rc = store_event_follow(&sc, &w->f, w->min_time, WATCH_BATCH, &w->pos, &w->batch, &w->n,
+	                        &w->held, &ctx->err);
+	w->read_now = rc == MAT_OK && w->n == WATCH_BATCH;
+	return rc;
+}
 
 static enum mat_code watch_fetch(struct svc_ctx *ctx, void *state, size_t *n, enum svc_fetch *next)
 {
@@ -265,6 +401,7 @@ static enum mat_code watch_fetch(struct svc_ctx *ctx, void *state, size_t *n, en
 
 	*n = 0;
 	*next = SVC_FETCH_PARK;
+	watch_release(w); /* an empty batch is never sent, so never released */
 	if (svc_server_grace_over(w->srv))
 		return mat_error_set(&ctx->err, MAT_UNAVAILABLE,
 		                     "the server is shutting down: resume from the last cursor");
@@ -279,28 +416,32 @@ static enum mat_code watch_fetch(struct svc_ctx *ctx, void *state, size_t *n, en
 			w->only_visible = !svc_sees_all(ctx);
 		}
 		w->checked_ms = now;
-		w->read_now = true;
 	}
-	g = atomic_load(&notify_gen);
-	if (g != w->gen || w->held || w->read_now) {
-		struct store_call sc;
-		w->gen = g;
-		svc_store_call(ctx, &sc);
-		sc.only_visible = w->only_visible;
-		if (sc.deadline_ms > now + READ_TIMEOUT_MS)
-			sc.deadline_ms = now + READ_TIMEOUT_MS;
-		rc = store_event_follow(&sc, &w->f, w->min_time, WATCH_BATCH, &w->pos, &w->batch,
-		                        &w->n, &w->held, &ctx->err);
-		if (rc != MAT_OK)
-			return rc;
-		w->read_now = w->n == WATCH_BATCH;
-		if (w->n > 0) {
-			w->sent_ms = now;
-			svc_metrics_events_delivered(svc_server_metrics(w->srv), (unsigned)w->n);
-			*n = w->n;
-			*next = w->read_now ? SVC_FETCH_MORE : SVC_FETCH_PARK;
-			return MAT_OK;
+	switch (from_feed(ctx, w)) {
+	case FEED_OUT:
+		return mat_error_set(&ctx->err, MAT_LIMIT,
+		                     "this watch fell more than %d events behind: resume from its "
+		                     "last cursor",
+		                     WINDOW);
+	case FEED_TAKEN:
+		break;
+	case FEED_BEHIND:
+		g = atomic_load(&notify_gen);
+		if (g != w->gen || w->held || w->read_now) {
+			w->gen = g;
+			rc = table_fetch(ctx, w, now);
+			if (rc != MAT_OK)
+				return rc;
 		}
+		break;
+	}
+	if (w->n > 0) {
+		w->sent_ms = now;
+		svc_metrics_events_delivered(svc_server_metrics(w->srv), (unsigned)w->n);
+		*n = w->n;
+		/* A full batch: more may be waiting, in the window or in the table. */
+		*next = w->n == WATCH_BATCH ? SVC_FETCH_MORE : SVC_FETCH_PARK;
+		return MAT_OK;
 	}
 	if (now - w->sent_ms >= cfg->event_heartbeat_ms) {
 		/* A heartbeat: no event, the position reached (a filtered watch's cursor stays
@@ -415,14 +556,84 @@ struct svc_events {
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
 	bool stop;
+	bool notified; /* the listener spoke since the timer thread last looked */
 };
 
+/* The listener's thread: the timer thread reads the feed, at once. */
 static void on_notify(void *arg)
 {
 	struct svc_events *ev = arg;
 
 	atomic_fetch_add(&notify_gen, 1);
-	svc_server_wake_streams(ev->srv);
+	pthread_mutex_lock(&ev->mu);
+	ev->notified = true;
+	pthread_cond_signal(&ev->cv);
+	pthread_mutex_unlock(&ev->mu);
+}
+
+static void feed_reset(void)
+{
+	pthread_mutex_lock(&feed.mu);
+	for (uint64_t i = feed.first; i < feed.next; i++)
+		store_event_cleanup(&feed.ring[i % WINDOW]);
+	feed.first = feed.next = 0;
+	feed.valid = false;
+	pthread_mutex_unlock(&feed.mu);
+	feed.held = false;
+}
+
+/* Extends the feed with what was committed since its end (one read for every watch of the
+ * replica); true when it took events. Timer thread only. */
+static bool feed_read(struct svc_events *ev)
+{
+	struct store_call sc = {.pool = svc_server_pool(ev->srv),
+	                        .deadline_ms = store_now_ms() + READ_TIMEOUT_MS,
+	                        .principal = "",
+	                        .method = "feed"};
+	struct store_event_filter all = {0};
+	struct store_event_pos pos;
+	struct mat_error err;
+	bool any = false;
+
+	mat_error_clear(&err);
+	feed.read_gen = atomic_load(&notify_gen);
+	if (!feed.valid) {
+		if (store_event_now(&sc, &pos, &err) != MAT_OK)
+			goto fail;
+		pthread_mutex_lock(&feed.mu);
+		feed.start = feed.end = pos;
+		feed.valid = true;
+		pthread_mutex_unlock(&feed.mu);
+	}
+	pos = feed.end;
+	for (int round = 0; round < WINDOW / FEED_BATCH; round++) {
+		struct store_event *batch = NULL;
+		size_t n = 0;
+		if (store_event_follow(&sc, &all, 0, FEED_BATCH, &pos, &batch, &n, &feed.held,
+		                       &err) != MAT_OK)
+			goto fail;
+		pthread_mutex_lock(&feed.mu);
+		for (size_t i = 0; i < n; i++) {
+			if (feed.next - feed.first == WINDOW) {
+				struct store_event *old = &feed.ring[feed.first % WINDOW];
+				feed.start = old->at;
+				store_event_cleanup(old);
+				feed.first++;
+			}
+			feed.ring[feed.next % WINDOW] = batch[i]; /* moved */
+			feed.next++;
+		}
+		feed.end = pos;
+		pthread_mutex_unlock(&feed.mu);
+		free(batch);
+		any = any || n > 0;
+		if (n < FEED_BATCH)
+			break;
+	}
+	return any;
+fail:
+	svc_log_event("warn", "event feed: %s", err.message);
+	return any;
 }
 
 /* Deletes one batch of events past retention; true when there may be more. */
@@ -456,7 +667,7 @@ static void *timer_main(void *arg)
 	struct svc_events *ev = arg;
 	const struct svc_config *cfg = svc_server_config(ev->srv);
 	int tick_ms = cfg->event_heartbeat_ms / 3 < 1000 ? cfg->event_heartbeat_ms / 3 : 1000;
-	int64_t next_prune = store_now_ms() + 5000;
+	int64_t next_prune = store_now_ms() + 5000, next_feed = 0;
 
 	if (tick_ms < 20)
 		tick_ms = 20;
@@ -467,12 +678,26 @@ static void *timer_main(void *arg)
 		ts.tv_nsec += (long)tick_ms * 1000000L;
 		ts.tv_sec += ts.tv_nsec / 1000000000L;
 		ts.tv_nsec %= 1000000000L;
-		pthread_cond_timedwait(&ev->cv, &ev->mu, &ts);
+		if (!ev->notified)
+			pthread_cond_timedwait(&ev->cv, &ev->mu, &ts);
 		if (ev->stop)
 			break;
+		ev->notified = false;
 		pthread_mutex_unlock(&ev->mu);
-		if (atomic_load(&n_watchers) > 0)
+		if (atomic_load(&n_watchers) == 0) {
+			if (feed.valid)
+				feed_reset();
+		} else {
+			/* Read the feed when told, while an open transaction holds events back, and
+			 * once a tick anyway (a notification lost with the listener's connection).
+			 */
+			if (!feed.valid || feed.held || feed.read_gen != atomic_load(&notify_gen) ||
+			    store_now_ms() >= next_feed) {
+				feed_read(ev);
+				next_feed = store_now_ms() + 1000;
+			}
 			svc_server_wake_streams(ev->srv);
+		}
 		if (store_now_ms() >= next_prune) {
 			bool more = prune_once(ev);
 			/* Small batches close together while there is a backlog, so no delete
@@ -516,6 +741,7 @@ void svc_events_stop(struct svc_events *ev)
 	pthread_mutex_unlock(&ev->mu);
 	pthread_join(ev->timer, NULL);
 	store_listener_stop(ev->listener);
+	feed_reset();
 	pthread_mutex_destroy(&ev->mu);
 	pthread_cond_destroy(&ev->cv);
 	free(ev);

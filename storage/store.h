@@ -406,9 +406,15 @@ void store_events_set_encoder(store_snapshot_fn fn);
 
 #define STORE_EVENT_CURSOR_MAX 64
 
+/* A follower's position in the log (WatchEvents): everything at or before it was seen. */
+struct store_event_pos {
+	int64_t pos_us, seq;
+};
+
 /* One event as read. */
 struct store_event {
 	int64_t seq;
+	struct store_event_pos at; /* its place in the log's order */
 	mat_time_us time;
 	enum store_event_type type;
 	char *org_id, *resource, *principal, *delegator;
@@ -433,11 +439,6 @@ enum mat_code store_event_list(const struct store_call *c, const struct store_ev
                                int page_size, const char *page_token, struct store_event **out,
                                size_t *n_out, char **next_token,
                                struct mat_error *err) MAT_MUSTCHECK;
-
-/* A follower's position in the log (WatchEvents): everything at or before it was seen. */
-struct store_event_pos {
-	int64_t pos_us, seq;
-};
 
 /* The position a cursor names. Garbage (or a cursor of something else) -> MAT_INVALID on
  * `field`; a position older than `oldest` (the retention horizon) -> MAT_OUT_OF_RANGE. */

@@ -355,6 +355,7 @@ static enum mat_code event_from_row(const PGresult *res, int row, struct store_e
 			    (uint8_t)(hexval(hex[2 * i]) << 4 | hexval(hex[2 * i + 1]));
 		e->snapshot_len = hl;
 	}
+	e->at = p;
 	store_event_cursor_encode(&p, e->cursor);
 	return MAT_OK;
 oom:

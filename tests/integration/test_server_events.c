@@ -1,7 +1,8 @@
 /* Events over the real server: every mutation writes exactly its events (none for a failure, a
  * denial or a replay), a submission's order, ListEvents pages and filters, WatchEvents replay
  * then live, a transaction that commits after a later one is still delivered once and in order
- * (live and on resume), two replicas, cursor errors, retention, heartbeats and visibility. */
+ * (live and on resume), two replicas, cursor errors, retention, heartbeats, visibility and
+ * shutdown. */
 #include "itest.h"
 
 // clang-format off
@@ -687,6 +688,41 @@ static void test_two_replicas_and_retention(void **state)
 	assert_int_equal(tserver_stop(&b), 0);
 }
 
+/* SIGTERM: a watch open on the replica ends with UNAVAILABLE once the grace has passed (the
+ * client resumes elsewhere from its cursor), and the replica exits 0. */
+static void test_shutdown_ends_watches_unavailable(void **state)
+{
+	const char *args[] = {"--shutdown-grace", "1", NULL};
+	struct tserver c = {0};
+	struct tclient *cl;
+	struct tstream *s;
+	struct timespec t0, t1;
+	ProtobufCMessage *m = NULL;
+	struct tresult r;
+	grpc_status_code code;
+	(void)state;
+
+	assert_int_equal(tserver_start(&c, g_dburl, args), 0);
+	cl = tserver_client(&c, "admin");
+	assert_non_null(cl);
+	s = watch_on(cl, "organizations/ev-b", T(EVIDENCE_REPORTED), NULL, 0);
+	/* The watch is open once its first heartbeat arrives. */
+	assert_true(
+	    tclient_stream_next(s, &mlops__maturity__v1__watch_events_response__descriptor, &m));
+	free_msg(m);
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	assert_int_equal(tserver_stop(&c), 0);
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	assert_true(t1.tv_sec - t0.tv_sec < 8);
+	while (tclient_stream_next(s, &mlops__maturity__v1__watch_events_response__descriptor, &m))
+		free_msg(m);
+	code = tclient_stream_finish(s, &r);
+	if (code != GRPC_STATUS_UNAVAILABLE)
+		fail_msg("watch ended %s: %s", itest_code_name(code), r.message ? r.message : "");
+	tresult_cleanup(&r);
+	tclient_free(cl);
+}
+
 static int setup(void **state)
 {
 	int rc = itest_setup(state);
@@ -716,6 +752,7 @@ int main(void)
 	    cmocka_unit_test(test_heartbeat_and_cursor_errors),
 	    cmocka_unit_test(test_visibility_and_revocation),
 	    cmocka_unit_test(test_two_replicas_and_retention),
+	    cmocka_unit_test(test_shutdown_ends_watches_unavailable),
 	};
 	if (!tenv_available()) {
 		fprintf(stderr,
