@@ -688,6 +688,70 @@ static void test_two_replicas_and_retention(void **state)
 	assert_int_equal(tserver_stop(&b), 0);
 }
 
+/* A watch that stops reading while many events arrive falls out of the replica's window and
+ * ends with RESOURCE_EXHAUSTED; resuming from its last cursor brings every remaining event once,
+ * in order. */
+static void test_slow_watcher_ends_and_resumes(void **state)
+{
+	const int n_bulk = 20000;
+	struct tstream *s;
+	ProtobufCMessage *m = NULL;
+	struct tresult r;
+	char cursor[256] = "";
+	long long last_seq = 0;
+	int got = 0;
+	grpc_status_code code;
+	WatchResp *w;
+	(void)state;
+
+	make_org("ev-s", NULL, GRPC_STATUS_OK);
+	s = watch("admin", "organizations/ev-s", 0, NULL, 0);
+	usleep(300 * 1000);
+	rename_org("ev-s", NULL, GRPC_STATUS_OK);
+	w = next_event(s); /* live, in the window */
+	assert_non_null(w);
+	snprintf(cursor, sizeof(cursor), "%s", w->cursor);
+	last_seq = atoll(w->event->name + 7);
+	free_msg(w);
+	/* Large events, all at once, while the client does not read. */
+	assert_int_equal(tenv_psql(g_dburl,
+	                           "INSERT INTO events (type, org_id, resource, principal) "
+	                           "SELECT 2, 'ev-s', 'organizations/ev-s', repeat('p', 2000) "
+	                           "FROM generate_series(1, 20000)",
+	                           NULL, 0),
+	                 0);
+	sleep(4);
+	while (
+	    tclient_stream_next(s, &mlops__maturity__v1__watch_events_response__descriptor, &m)) {
+		w = (WatchResp *)m;
+		if (w->event != NULL) {
+			long long seq = atoll(w->event->name + 7);
+			assert_true(seq > last_seq);
+			last_seq = seq;
+			got++;
+		}
+		snprintf(cursor, sizeof(cursor), "%s", w->cursor);
+		free_msg(w);
+	}
+	code = tclient_stream_finish(s, &r);
+	if (code != GRPC_STATUS_RESOURCE_EXHAUSTED)
+		fail_msg("slow watch ended %s after %d events: %s", itest_code_name(code), got,
+		         r.message ? r.message : "");
+	tresult_cleanup(&r);
+	assert_true(got < n_bulk);
+	/* The resume brings the rest, once each, in order. */
+	s = watch("admin", "organizations/ev-s", 0, cursor, 0);
+	while (got < n_bulk && (w = next_event(s)) != NULL) {
+		long long seq = atoll(w->event->name + 7);
+		assert_true(seq > last_seq);
+		last_seq = seq;
+		got++;
+		free_msg(w);
+	}
+	assert_int_equal(got, n_bulk);
+	end_watch(s);
+}
+
 /* SIGTERM: a watch open on the replica ends with UNAVAILABLE once the grace has passed (the
  * client resumes elsewhere from its cursor), and the replica exits 0. */
 static void test_shutdown_ends_watches_unavailable(void **state)
@@ -752,6 +816,7 @@ int main(void)
 	    cmocka_unit_test(test_heartbeat_and_cursor_errors),
 	    cmocka_unit_test(test_visibility_and_revocation),
 	    cmocka_unit_test(test_two_replicas_and_retention),
+	    cmocka_unit_test(test_slow_watcher_ends_and_resumes),
 	    cmocka_unit_test(test_shutdown_ends_watches_unavailable),
 	};
 	if (!tenv_available()) {
