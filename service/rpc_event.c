@@ -46,6 +46,7 @@ typedef Mlops__Maturity__V1__Event Event;
  * (or its own reasons say so). */
 static atomic_uint notify_gen;
 static atomic_int n_watchers;
+static atomic_llong heard_ms; /* store_now_ms() of the last notification */
 
 /* The feed holds every event of the log in (start, end], in order, in ring slots
  * [first, next) (absolute counts, modulo WINDOW). Written by the timer thread only; read by
@@ -53,12 +54,23 @@ static atomic_int n_watchers;
 static struct {
 	pthread_mutex_t mu;
 	struct store_event ring[WINDOW];
+	int64_t heard[WINDOW]; /* when the replica heard of each event's commit */
 	uint64_t first, next;
 	struct store_event_pos start, end;
 	bool valid;
 	bool held;         /* timer thread only: the last read saw events held back */
 	unsigned read_gen; /* timer thread only: notify_gen at the last read */
 } feed = {.mu = PTHREAD_MUTEX_INITIALIZER};
+
+static bool feed_valid(void)
+{
+	bool v;
+
+	pthread_mutex_lock(&feed.mu);
+	v = feed.valid;
+	pthread_mutex_unlock(&feed.mu);
+	return v;
+}
 
 static int pos_cmp(const struct store_event_pos *a, const struct store_event_pos *b)
 {
@@ -223,6 +235,36 @@ static enum mat_code open_request(struct svc_ctx *ctx, const char *parent,
 	return MAT_OK;
 }
 
+/* The position of a watch that starts now: the feed's end, so it is live at once (opening the
+ * feed when it is not). Events committed a moment before the watch began may come too; none
+ * committed after is missed. */
+static enum mat_code feed_join(struct svc_ctx *ctx, struct store_event_pos *pos)
+{
+	struct store_call sc;
+	enum mat_code rc;
+
+	pthread_mutex_lock(&feed.mu);
+	if (feed.valid) {
+		*pos = feed.end;
+		pthread_mutex_unlock(&feed.mu);
+		return MAT_OK;
+	}
+	pthread_mutex_unlock(&feed.mu);
+	svc_store_call(ctx, &sc);
+	rc = store_event_now(&sc, pos, &ctx->err);
+	if (rc != MAT_OK)
+		return rc;
+	pthread_mutex_lock(&feed.mu);
+	if (!feed.valid) {
+		feed.start = feed.end = *pos;
+		feed.valid = true;
+	} else {
+		*pos = feed.end;
+	}
+	pthread_mutex_unlock(&feed.mu);
+	return MAT_OK;
+}
+
 /* --- ListEvents ----------------------------------------------------------------------------- */
 
 static enum mat_code list_events(struct svc_ctx *ctx, const ProtobufCMessage *req_)
@@ -365,6 +407,9 @@ static enum feed_result from_feed(const struct svc_ctx *ctx, struct watch *w)
 			if (!event_copy(e, &w->batch[w->n]))
 				break;
 			w->n++;
+			svc_metrics_event_latency(
+			    svc_server_metrics(w->srv),
+			    (double)(store_now_ms() - feed.heard[lo % WINDOW]) / 1000.0);
 		}
 		w->pos = e->at;
 	}
@@ -503,6 +548,8 @@ static enum mat_code watch_events(struct svc_ctx *ctx, const ProtobufCMessage *r
 	if (w == NULL)
 		return mat_error_set(&ctx->err, MAT_INTERNAL, "out of memory");
 	w->srv = ctx->srv;
+	/* Counted before it joins the feed, so the timer does not close the feed under it. */
+	atomic_fetch_add(&n_watchers, 1);
 	rc = open_request(ctx, req->parent, req->types, req->n_types, w->org_buf, &w->f,
 	                  &w->only_visible);
 	if (rc == MAT_OK && !svc_ts_in(req->start_time, "start_time", &start, &ctx->err))
@@ -522,18 +569,16 @@ static enum mat_code watch_events(struct svc_ctx *ctx, const ProtobufCMessage *r
 		w->pos.seq = INT64_MAX;
 		w->min_time = start;
 	} else if (rc == MAT_OK) {
-		struct store_call sc;
-		svc_store_call(ctx, &sc);
-		rc = store_event_now(&sc, &w->pos, &ctx->err);
+		rc = feed_join(ctx, &w->pos);
 	}
 	if (rc != MAT_OK) {
+		atomic_fetch_sub(&n_watchers, 1);
 		free(w);
 		return rc;
 	}
 	w->checked_ms = w->sent_ms = store_now_ms();
 	w->read_now = true;
 	w->gen = atomic_load(&notify_gen);
-	atomic_fetch_add(&n_watchers, 1);
 	svc_metrics_watchers(svc_server_metrics(ctx->srv), 1);
 	svc_stream_start(ctx, &watch_ops, w);
 	return MAT_OK;
@@ -564,6 +609,7 @@ static void on_notify(void *arg)
 {
 	struct svc_events *ev = arg;
 
+	atomic_store(&heard_ms, store_now_ms());
 	atomic_fetch_add(&notify_gen, 1);
 	pthread_mutex_lock(&ev->mu);
 	ev->notified = true;
@@ -593,19 +639,29 @@ static bool feed_read(struct svc_events *ev)
 	struct store_event_filter all = {0};
 	struct store_event_pos pos;
 	struct mat_error err;
-	bool any = false;
+	bool any = false, valid;
+
+	int64_t heard = store_now_ms();
 
 	mat_error_clear(&err);
+	if (feed.read_gen != atomic_load(&notify_gen))
+		heard = atomic_load(&heard_ms);
 	feed.read_gen = atomic_load(&notify_gen);
-	if (!feed.valid) {
+	pthread_mutex_lock(&feed.mu);
+	valid = feed.valid;
+	pos = feed.end;
+	pthread_mutex_unlock(&feed.mu);
+	if (!valid) {
 		if (store_event_now(&sc, &pos, &err) != MAT_OK)
 			goto fail;
 		pthread_mutex_lock(&feed.mu);
-		feed.start = feed.end = pos;
-		feed.valid = true;
+		if (!feed.valid) {
+			feed.start = feed.end = pos;
+			feed.valid = true;
+		}
+		pos = feed.end;
 		pthread_mutex_unlock(&feed.mu);
 	}
-	pos = feed.end;
 	for (int round = 0; round < WINDOW / FEED_BATCH; round++) {
 		struct store_event *batch = NULL;
 		size_t n = 0;
@@ -621,6 +677,7 @@ static bool feed_read(struct svc_events *ev)
 				feed.first++;
 			}
 			feed.ring[feed.next % WINDOW] = batch[i]; /* moved */
+			feed.heard[feed.next % WINDOW] = heard;
 			feed.next++;
 		}
 		feed.end = pos;
@@ -685,13 +742,14 @@ static void *timer_main(void *arg)
 		ev->notified = false;
 		pthread_mutex_unlock(&ev->mu);
 		if (atomic_load(&n_watchers) == 0) {
-			if (feed.valid)
+			if (feed_valid())
 				feed_reset();
 		} else {
 			/* Read the feed when told, while an open transaction holds events back, and
 			 * once a tick anyway (a notification lost with the listener's connection).
 			 */
-			if (!feed.valid || feed.held || feed.read_gen != atomic_load(&notify_gen) ||
+			if (!feed_valid() || feed.held ||
+			    feed.read_gen != atomic_load(&notify_gen) ||
 			    store_now_ms() >= next_feed) {
 				feed_read(ev);
 				next_feed = store_now_ms() + 1000;

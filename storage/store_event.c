@@ -199,37 +199,20 @@ enum mat_code store__events_write(struct store__tx *tx, struct store__events *e,
 #define EV_TYPES(t) "(" t "::int = 0 OR ((" t "::int >> e.type::int) & 1) = 1)"
 
 /* Newest first, before ($3 pos, $4 seq). One statement per shape so each gets a plan on its
- * index. */
-STORE__STMT(
-    st_ev_list_org, 7,
-    "SELECT " EV_COLS " FROM events e WHERE e.org_id = $1 AND " EV_TYPES(
-        "$2") " AND (e.pos, e.seq) < ($3::timestamptz, $4::bigint) AND " EV_VISIBLE("$5",
-                                                                                    "$6") " "
-                                                                                          "ORDER "
-                                                                                          "BY "
-                                                                                          "e.pos "
-                                                                                          "DESC, "
-                                                                                          "e.seq "
-                                                                                          "DESC "
-                                                                                          "LIMIT "
-                                                                                          "$7::"
-                                                                                          "int");
-STORE__STMT(
-    st_ev_list_all, 7,
-    "SELECT " EV_COLS " FROM events e WHERE ($1::text IS NULL OR true) AND " EV_TYPES(
-        "$2") " AND (e.pos, e.seq) < ($3::timestamptz, $4::bigint) AND " EV_VISIBLE("$5",
-                                                                                    "$6") " "
-                                                                                          "ORDER "
-                                                                                          "BY "
-                                                                                          "e.pos "
-                                                                                          "DESC, "
-                                                                                          "e.seq "
-                                                                                          "DESC "
-                                                                                          "LIMIT "
-                                                                                          "$7::"
-                                                                                          "int");
+ * index. Both take the same parameters: the one across organizations names $1 without using it
+ * (PostgreSQL must be able to type every parameter of a prepared statement). */
+#define EV_LIST_WHERE  \
+	EV_TYPES("$2") \
+	" AND (e.pos, e.seq) < ($3::timestamptz, $4::bigint) AND " EV_VISIBLE("$5", "$6")
+#define EV_LIST_ORDER " ORDER BY e.pos DESC, e.seq DESC LIMIT $7::int"
+STORE__STMT(st_ev_list_org, 7,
+            "SELECT " EV_COLS
+            " FROM events e WHERE e.org_id = $1 AND " EV_LIST_WHERE EV_LIST_ORDER);
+STORE__STMT(st_ev_list_all, 7,
+            "SELECT " EV_COLS
+            " FROM events e WHERE ($1::text IS NULL OR true) AND " EV_LIST_WHERE EV_LIST_ORDER);
 
-/* In log order after ($1, $2), below the watermark $3, time >= $4. */
+/* In log order after ($1, $2), below the watermark $3, time >= $4 ($9 as for the lists). */
 #define EV_FOLLOW_WHERE                                                                   \
 	"(e.pos, e.seq) > ($1::timestamptz, $2::bigint) AND e.pos < $3::timestamptz AND " \
 	"e.time >= $4::timestamptz AND " EV_TYPES("$5") " AND " EV_VISIBLE("$6", "$7")

@@ -11,9 +11,12 @@
 #include <setjmp.h>
 #include <cmocka.h>
 // clang-format on
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -49,6 +52,49 @@ static const char *const level1[] = {"people.regular_communication",
                                      "application_integration.operational_metrics"};
 
 static char viewer_binding[128];
+
+static int free_port(void)
+{
+	struct sockaddr_in a = {0};
+	socklen_t len = sizeof(a);
+	int fd = socket(AF_INET, SOCK_STREAM, 0), port = -1;
+	a.sin_family = AF_INET;
+	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	if (bind(fd, (struct sockaddr *)&a, sizeof(a)) == 0 &&
+	    getsockname(fd, (struct sockaddr *)&a, &len) == 0)
+		port = ntohs(a.sin_port);
+	close(fd);
+	return port;
+}
+
+/* GET http://127.0.0.1:port/path, the whole response (malloc'd) or NULL. */
+static char *http_get(int port, const char *path)
+{
+	struct sockaddr_in a = {0};
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+	size_t cap = 1 << 20, n = 0;
+	char *buf = malloc(cap);
+	char req[256];
+
+	a.sin_family = AF_INET;
+	a.sin_port = htons((uint16_t)port);
+	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	snprintf(req, sizeof(req), "GET %s HTTP/1.0\r\nHost: localhost\r\n\r\n", path);
+	if (connect(fd, (struct sockaddr *)&a, sizeof(a)) != 0 || write(fd, req, strlen(req)) < 0) {
+		close(fd);
+		free(buf);
+		return NULL;
+	}
+	for (;;) {
+		ssize_t r = read(fd, buf + n, cap - 1 - n);
+		if (r <= 0)
+			break;
+		n += (size_t)r;
+	}
+	buf[n] = '\0';
+	close(fd);
+	return buf;
+}
 
 static void free_msg(void *m)
 {
@@ -89,7 +135,7 @@ static void rename_org(const char *id, const char *etag, grpc_status_code want)
 	                    &mlops__maturity__v1__organization__descriptor, want));
 }
 
-static char *bind(const char *principal, int role, const char *org)
+static char *bind_role(const char *principal, int role, const char *org)
 {
 	Mlops__Maturity__V1__CreateRoleBindingRequest req =
 	    MLOPS__MATURITY__V1__CREATE_ROLE_BINDING_REQUEST__INIT;
@@ -629,7 +675,10 @@ static void test_visibility_and_revocation(void **state)
  * retention is OUT_OF_RANGE there, and its janitor deletes the old events. */
 static void test_two_replicas_and_retention(void **state)
 {
-	const char *args[] = {"--event-retention", "1", NULL};
+	char m_arg[64];
+	const char *args[] = {"--event-retention", "1", m_arg, NULL};
+	int mport = free_port();
+	char *text;
 	struct tserver b = {0};
 	struct tclient *cb;
 	struct tstream *s;
@@ -654,6 +703,7 @@ static void test_two_replicas_and_retention(void **state)
 	snprintf(old_cursor, sizeof(old_cursor), "%s", l->events[0]->cursor);
 	free_msg(l);
 
+	snprintf(m_arg, sizeof(m_arg), "--metrics-listen=127.0.0.1:%d", mport);
 	assert_int_equal(tserver_start(&b, g_dburl, args), 0);
 	cb = tserver_client(&b, "admin");
 	assert_non_null(cb);
@@ -665,6 +715,14 @@ static void test_two_replicas_and_retention(void **state)
 	assert_int_equal(w->event->type, T(ORGANIZATION_UPDATED));
 	assert_string_equal(w->event->organization, "organizations/ev-b");
 	free_msg(w);
+	/* B's metrics: one watcher, one event delivered, its notification-to-delivery latency. */
+	text = http_get(mport, "/metrics");
+	assert_non_null(text);
+	assert_non_null(strstr(text, "maturityd_event_watchers 1\n"));
+	assert_non_null(strstr(text, "maturityd_events_delivered_total "));
+	assert_null(strstr(text, "maturityd_events_delivered_total 0\n"));
+	assert_non_null(strstr(text, "maturityd_event_delivery_seconds_bucket{le=\"+Inf\"} 1\n"));
+	free(text);
 	end_watch(s);
 
 	s = watch_on(cb, "organizations/ev-old", 0, old_cursor, 0);
@@ -792,8 +850,9 @@ static int setup(void **state)
 	int rc = itest_setup(state);
 	if (rc != 0 || !tenv_available())
 		return rc;
-	(void)bind(EDITOR_P, MLOPS__MATURITY__V1__ROLE__ROLE_EDITOR, NULL);
-	(void)bind("spiffe://maturityd.dev/portal", MLOPS__MATURITY__V1__ROLE__ROLE_REVIEWER, NULL);
+	(void)bind_role(EDITOR_P, MLOPS__MATURITY__V1__ROLE__ROLE_EDITOR, NULL);
+	(void)bind_role("spiffe://maturityd.dev/portal", MLOPS__MATURITY__V1__ROLE__ROLE_REVIEWER,
+	                NULL);
 	return 0;
 }
 
@@ -802,7 +861,7 @@ static void test_bind_viewer(void **state)
 	(void)state;
 	make_org("ev-v", NULL, GRPC_STATUS_OK);
 	snprintf(viewer_binding, sizeof(viewer_binding), "%s",
-	         bind(VIEWER_P, MLOPS__MATURITY__V1__ROLE__ROLE_VIEWER, "ev-a"));
+	         bind_role(VIEWER_P, MLOPS__MATURITY__V1__ROLE__ROLE_VIEWER, "ev-a"));
 }
 
 int main(void)
