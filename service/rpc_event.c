@@ -21,7 +21,6 @@
 #include "svc_log.h"
 #include "svc_metrics.h"
 
-#include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
@@ -35,7 +34,8 @@ typedef Mlops__Maturity__V1__Event Event;
 #define RECHECK_MS 3000
 /* The longest a watch's read may take before the watch ends (UNAVAILABLE; it resumes). */
 #define READ_TIMEOUT_MS 10000
-/* The janitor: one batch per tick of this many seconds while there is something to delete. */
+/* The janitor: a batch every PRUNE_EVERY_S seconds, batches in quick succession while a
+ * backlog remains. */
 #define PRUNE_EVERY_S 60
 #define PRUNE_BATCH 1000
 /* The feed: the latest events of every organization kept for live watches. */
@@ -49,8 +49,8 @@ static atomic_int n_watchers;
 static atomic_llong heard_ms; /* store_now_ms() of the last notification */
 
 /* The feed holds every event of the log in (start, end], in order, in ring slots
- * [first, next) (absolute counts, modulo WINDOW). Written by the timer thread only; read by
- * watches under mu. */
+ * [first, next) (absolute counts, modulo WINDOW). Extended by the timer thread only (a watch
+ * that starts while it is closed opens it, empty); read by watches; all under mu. */
 static struct {
 	pthread_mutex_t mu;
 	struct store_event ring[WINDOW];
