@@ -13,6 +13,8 @@
 // clang-format on
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -746,6 +748,191 @@ static void test_two_replicas_and_retention(void **state)
 	assert_int_equal(tserver_stop(&b), 0);
 }
 
+/* --- two replicas under load ------------------------------------------------------------- */
+
+#define MIX_ORGS 4
+#define MIX_WRITERS 4
+#define MIX_SECONDS 6
+#define MIX_MAX 20000
+
+static atomic_int mix_stop;
+
+struct mix_writer {
+	struct tserver *srv;
+	int id;
+	int written, failed;
+};
+
+static void *mix_writer_main(void *arg)
+{
+	struct mix_writer *wr = arg;
+	struct tclient *c = tserver_client(wr->srv, "admin");
+	unsigned seed = (unsigned)wr->id * 7919u;
+
+	while (!atomic_load(&mix_stop)) {
+		Mlops__Maturity__V1__UpdateOrganizationRequest req =
+		    MLOPS__MATURITY__V1__UPDATE_ORGANIZATION_REQUEST__INIT;
+		Mlops__Maturity__V1__Organization o = MLOPS__MATURITY__V1__ORGANIZATION__INIT;
+		Google__Protobuf__FieldMask mask = GOOGLE__PROTOBUF__FIELD_MASK__INIT;
+		char *paths[1] = {(char *)"display_name"};
+		char name[64], dn[64];
+		struct tresult r;
+		snprintf(name, sizeof(name), "organizations/ev-mix-%d",
+		         (int)(rand_r(&seed) % MIX_ORGS));
+		snprintf(dn, sizeof(dn), "w%d-%d", wr->id, wr->written);
+		o.name = name;
+		o.display_name = dn;
+		mask.paths = paths;
+		mask.n_paths = 1;
+		req.organization = &o;
+		req.update_mask = &mask;
+		if (tclient_call(c, M("OrganizationService", "UpdateOrganization"), &req.base, NULL,
+		                 NULL, 10000, &r) == GRPC_STATUS_OK)
+			wr->written++;
+		else
+			wr->failed++;
+		tresult_cleanup(&r);
+	}
+	tclient_free(c);
+	return NULL;
+}
+
+struct mix_watcher {
+	struct tserver *srvs[2];
+	int id;
+	long long seqs[MIX_MAX];
+	int n, resumes;
+	atomic_int want; /* how many events there are, once the writers are done */
+	char error[200];
+};
+
+/* Watches organizations/- for ev-mix events, hopping between the replicas: after a random
+ * number of events it cancels and resumes from its last cursor on the other replica. */
+static void *mix_watcher_main(void *arg)
+{
+	struct mix_watcher *wt = arg;
+	unsigned seed = (unsigned)wt->id * 104729u;
+	char cursor[256] = "";
+	long start_s = (long)time(NULL) - 5;
+	int hop = 0;
+
+	while (wt->error[0] == '\0') {
+		struct tclient *c = tserver_client(wt->srvs[hop % 2], "admin");
+		struct tstream *s = watch_on(c, "organizations/-", T(ORGANIZATION_UPDATED),
+		                             cursor[0] ? cursor : NULL, cursor[0] ? 0 : start_s);
+		int take = 50 + (int)(rand_r(&seed) % 400);
+		ProtobufCMessage *m = NULL;
+		struct tresult r;
+		bool done = false;
+
+		while (take > 0 &&
+		       tclient_stream_next(
+		           s, &mlops__maturity__v1__watch_events_response__descriptor, &m)) {
+			WatchResp *w = (WatchResp *)m;
+			if (w->event != NULL &&
+			    strncmp(w->event->organization, "organizations/ev-mix-", 21) == 0) {
+				if (wt->n < MIX_MAX)
+					wt->seqs[wt->n++] = atoll(w->event->name + 7);
+				take--;
+			}
+			snprintf(cursor, sizeof(cursor), "%s", w->cursor);
+			free_msg(w);
+			if (atomic_load(&wt->want) > 0 && wt->n >= atomic_load(&wt->want)) {
+				done = true;
+				break;
+			}
+		}
+		tclient_stream_cancel(s);
+		tclient_stream_finish(s, &r);
+		if (r.code != GRPC_STATUS_CANCELLED && r.code != GRPC_STATUS_OK && take > 0 &&
+		    !done)
+			snprintf(wt->error, sizeof(wt->error), "watch ended %s: %s",
+			         itest_code_name(r.code), r.message ? r.message : "");
+		tresult_cleanup(&r);
+		tclient_free(c);
+		if (done)
+			break;
+		hop++;
+		wt->resumes++;
+	}
+	return NULL;
+}
+
+/* Writers on both replicas, watchers hopping between them: each watcher's sequence is the
+ * table's order of those events, without a gap or a duplicate. */
+static void test_two_replicas_under_load(void **state)
+{
+	static struct mix_watcher watchers[2];
+	struct mix_writer writers[MIX_WRITERS];
+	pthread_t wth[MIX_WRITERS], vth[2];
+	struct tserver b = {0};
+	char *table = NULL;
+	long long *order;
+	int n_order = 0, total = 0;
+	(void)state;
+
+	for (int i = 0; i < MIX_ORGS; i++) {
+		char id[32];
+		snprintf(id, sizeof(id), "ev-mix-%d", i);
+		make_org(id, NULL, GRPC_STATUS_OK);
+	}
+	assert_int_equal(tserver_start(&b, g_dburl, NULL), 0);
+	atomic_store(&mix_stop, 0);
+	for (int i = 0; i < 2; i++) {
+		memset(&watchers[i], 0, sizeof(watchers[i]));
+		watchers[i].srvs[0] = i == 0 ? &g_srv : &b;
+		watchers[i].srvs[1] = i == 0 ? &b : &g_srv;
+		watchers[i].id = i + 1;
+		assert_int_equal(pthread_create(&vth[i], NULL, mix_watcher_main, &watchers[i]), 0);
+	}
+	for (int i = 0; i < MIX_WRITERS; i++) {
+		writers[i] = (struct mix_writer){.srv = i % 2 ? &b : &g_srv, .id = i + 1};
+		assert_int_equal(pthread_create(&wth[i], NULL, mix_writer_main, &writers[i]), 0);
+	}
+	sleep(MIX_SECONDS);
+	atomic_store(&mix_stop, 1);
+	for (int i = 0; i < MIX_WRITERS; i++) {
+		pthread_join(wth[i], NULL);
+		total += writers[i].written;
+	}
+	assert_true(total > 0);
+	/* The table's order of those events. */
+	table = malloc(16 * MIX_MAX);
+	assert_non_null(table);
+	assert_int_equal(
+	    tenv_psql(g_dburl,
+	              "SELECT string_agg(seq::text, ',' ORDER BY pos, seq) FROM events "
+	              "WHERE org_id LIKE 'ev-mix-%' AND type = 2",
+	              table, 16 * MIX_MAX),
+	    0);
+	order = calloc(MIX_MAX, sizeof(*order));
+	for (char *p = table; *p != '\0' && *p != '\n' && n_order < MIX_MAX;) {
+		order[n_order++] = strtoll(p, &p, 10);
+		if (*p == ',')
+			p++;
+	}
+	assert_int_equal(n_order, total);
+	for (int i = 0; i < 2; i++)
+		atomic_store(&watchers[i].want, n_order);
+	for (int i = 0; i < 2; i++) {
+		pthread_join(vth[i], NULL);
+		if (watchers[i].error[0] != '\0')
+			fail_msg("watcher %d: %s", i, watchers[i].error);
+		assert_int_equal(watchers[i].n, n_order);
+		for (int k = 0; k < n_order; k++)
+			if (watchers[i].seqs[k] != order[k])
+				fail_msg("watcher %d: event %d is %lld, the table says %lld", i, k,
+				         watchers[i].seqs[k], order[k]);
+		if (n_order > 450) /* more than one hop's worth */
+			assert_true(watchers[i].resumes > 0);
+	}
+	fprintf(stderr, "two replicas: %d events, watchers resumed %d and %d times\n", n_order,
+	        watchers[0].resumes, watchers[1].resumes);
+	free(order);
+	free(table);
+	assert_int_equal(tserver_stop(&b), 0);
+}
+
 /* A watch that stops reading while many events arrive falls out of the replica's window and
  * ends with RESOURCE_EXHAUSTED; resuming from its last cursor brings every remaining event once,
  * in order. */
@@ -875,6 +1062,7 @@ int main(void)
 	    cmocka_unit_test(test_heartbeat_and_cursor_errors),
 	    cmocka_unit_test(test_visibility_and_revocation),
 	    cmocka_unit_test(test_two_replicas_and_retention),
+	    cmocka_unit_test(test_two_replicas_under_load),
 	    cmocka_unit_test(test_slow_watcher_ends_and_resumes),
 	    cmocka_unit_test(test_shutdown_ends_watches_unavailable),
 	};
