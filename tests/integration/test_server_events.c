@@ -748,6 +748,76 @@ static void test_two_replicas_and_retention(void **state)
 	assert_int_equal(tserver_stop(&b), 0);
 }
 
+/* A portal acting for an end user: the event's principal is the user, its delegator the
+ * portal. */
+static void test_delegated_change_names_both(void **state)
+{
+	Mlops__Maturity__V1__UpdateOrganizationRequest req =
+	    MLOPS__MATURITY__V1__UPDATE_ORGANIZATION_REQUEST__INIT;
+	Mlops__Maturity__V1__Organization o = MLOPS__MATURITY__V1__ORGANIZATION__INIT;
+	Google__Protobuf__FieldMask mask = GOOGLE__PROTOBUF__FIELD_MASK__INIT;
+	char *paths[1] = {(char *)"display_name"};
+	ListResp *l;
+	(void)state;
+
+	(void)bind_role("user:alice@corp.example", MLOPS__MATURITY__V1__ROLE__ROLE_EDITOR, "ev-b");
+	o.name = (char *)"organizations/ev-b";
+	o.display_name = (char *)"by alice";
+	mask.paths = paths;
+	mask.n_paths = 1;
+	req.organization = &o;
+	req.update_mask = &mask;
+	free_msg(itest_call("gateway>user:alice@corp.example",
+	                    M("OrganizationService", "UpdateOrganization"), &req,
+	                    &mlops__maturity__v1__organization__descriptor, GRPC_STATUS_OK));
+	l = list_as("admin", "organizations/ev-b", 0, 1, NULL, GRPC_STATUS_OK);
+	assert_int_equal(l->n_events, 1);
+	assert_string_equal(l->events[0]->principal, "user:alice@corp.example");
+	assert_string_equal(l->events[0]->delegator, "spiffe://maturityd.dev/gateway");
+	assert_string_equal(l->events[0]->organization_snapshot->display_name, "by alice");
+	free_msg(l);
+}
+
+/* kill -9 of the replica a watch is on: the client resumes on the other from its last cursor
+ * and misses nothing written meanwhile. */
+static void test_resume_on_another_replica_after_kill(void **state)
+{
+	struct tserver b = {0};
+	struct tclient *cb;
+	struct tstream *s;
+	ProtobufCMessage *m = NULL;
+	struct tresult r;
+	char cursor[256];
+	WatchResp *w;
+	(void)state;
+
+	assert_int_equal(tserver_start(&b, g_dburl, NULL), 0);
+	cb = tserver_client(&b, "admin");
+	s = watch_on(cb, "organizations/ev-b", T(ORGANIZATION_UPDATED), NULL, 0);
+	usleep(300 * 1000);
+	rename_org("ev-b", NULL, GRPC_STATUS_OK);
+	w = next_event(s);
+	assert_non_null(w);
+	snprintf(cursor, sizeof(cursor), "%s", w->cursor);
+	free_msg(w);
+	tserver_kill(&b);
+	while (tclient_stream_next(s, &mlops__maturity__v1__watch_events_response__descriptor, &m))
+		free_msg(m);
+	assert_int_equal(tclient_stream_finish(s, &r), GRPC_STATUS_UNAVAILABLE);
+	tresult_cleanup(&r);
+	tclient_free(cb);
+	rename_org("ev-b", NULL, GRPC_STATUS_OK); /* while the client has no watch */
+	rename_org("ev-b", NULL, GRPC_STATUS_OK);
+	s = watch("admin", "organizations/ev-b", T(ORGANIZATION_UPDATED), cursor, 0);
+	for (int i = 0; i < 2; i++) {
+		w = next_event(s);
+		assert_non_null(w);
+		assert_int_equal(w->event->type, T(ORGANIZATION_UPDATED));
+		free_msg(w);
+	}
+	end_watch(s);
+}
+
 /* --- two replicas under load ------------------------------------------------------------- */
 
 #define MIX_ORGS 4
@@ -1053,6 +1123,8 @@ static void test_bind_viewer(void **state)
 
 int main(void)
 {
+	static const char *const server_args[] = {"--delegator", "spiffe://maturityd.dev/gateway",
+	                                          NULL};
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_every_mutation_writes_its_events),
 	    cmocka_unit_test(test_bind_viewer),
@@ -1062,6 +1134,8 @@ int main(void)
 	    cmocka_unit_test(test_heartbeat_and_cursor_errors),
 	    cmocka_unit_test(test_visibility_and_revocation),
 	    cmocka_unit_test(test_two_replicas_and_retention),
+	    cmocka_unit_test(test_delegated_change_names_both),
+	    cmocka_unit_test(test_resume_on_another_replica_after_kill),
 	    cmocka_unit_test(test_two_replicas_under_load),
 	    cmocka_unit_test(test_slow_watcher_ends_and_resumes),
 	    cmocka_unit_test(test_shutdown_ends_watches_unavailable),
@@ -1071,6 +1145,7 @@ int main(void)
 		        "skipped: MATURITY_TEST_DATABASE_URL / MATURITY_TEST_PKI not set\n");
 		return 0;
 	}
+	itest_server_args = server_args;
 	/* Heartbeats (and with them the watch timer) much faster than the 15 s default. */
 	setenv("MATURITYD_EVENT_HEARTBEAT_MS", HEARTBEAT_MS, 1);
 	return cmocka_run_group_tests(tests, setup, itest_teardown);
