@@ -464,6 +464,7 @@ static enum mat_code watch_fetch(struct svc_ctx *ctx, void *state, size_t *n, en
 	}
 	switch (from_feed(ctx, w)) {
 	case FEED_OUT:
+		svc_metrics_watcher_too_slow(svc_server_metrics(w->srv));
 		return mat_error_set(&ctx->err, MAT_LIMIT,
 		                     "this watch fell more than %d events behind: resume from its "
 		                     "last cursor",

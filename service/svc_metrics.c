@@ -33,7 +33,7 @@ struct svc_metrics {
 	atomic_ullong unknown_started;
 	/* WatchEvents. */
 	atomic_llong watchers;
-	atomic_ullong events_delivered;
+	atomic_ullong events_delivered, watchers_too_slow;
 	atomic_ullong latency_bucket[10 + 1]; /* last = +Inf */
 	atomic_ullong latency_sum_us;
 	struct MHD_Daemon *daemon;
@@ -71,6 +71,12 @@ void svc_metrics_events_delivered(struct svc_metrics *m, unsigned n)
 {
 	if (m != NULL)
 		atomic_fetch_add_explicit(&m->events_delivered, n, memory_order_relaxed);
+}
+
+void svc_metrics_watcher_too_slow(struct svc_metrics *m)
+{
+	if (m != NULL)
+		atomic_fetch_add_explicit(&m->watchers_too_slow, 1, memory_order_relaxed);
 }
 
 static const double latency_buckets[10] = {0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5};
@@ -229,8 +235,13 @@ char *svc_metrics_render(struct svc_metrics *m, struct store_pool *pool)
 	          "# TYPE maturityd_event_watchers gauge\nmaturityd_event_watchers %lld\n"
 	          "# HELP maturityd_events_delivered_total Events sent to watchers (heartbeats "
 	          "not counted).\n# TYPE maturityd_events_delivered_total counter\n"
-	          "maturityd_events_delivered_total %llu\n",
-	          (long long)atomic_load(&m->watchers), atomic_load(&m->events_delivered));
+	          "maturityd_events_delivered_total %llu\n"
+	          "# HELP maturityd_event_watchers_too_slow_total Watches ended with "
+	          "RESOURCE_EXHAUSTED: they fell behind the replica's window of events.\n"
+	          "# TYPE maturityd_event_watchers_too_slow_total counter\n"
+	          "maturityd_event_watchers_too_slow_total %llu\n",
+	          (long long)atomic_load(&m->watchers), atomic_load(&m->events_delivered),
+	          atomic_load(&m->watchers_too_slow));
 	{
 		unsigned long long cum = 0;
 		sb_printf(&b,

@@ -54,6 +54,7 @@ static const char *const level1[] = {"people.regular_communication",
                                      "application_integration.operational_metrics"};
 
 static char viewer_binding[128];
+static int g_metrics_port; /* the main server's --metrics-listen */
 
 static int free_port(void)
 {
@@ -1054,6 +1055,12 @@ static void test_slow_watcher_ends_and_resumes(void **state)
 		         r.message ? r.message : "");
 	tresult_cleanup(&r);
 	assert_true(got < n_bulk);
+	{
+		char *text = http_get(g_metrics_port, "/metrics");
+		assert_non_null(text);
+		assert_non_null(strstr(text, "maturityd_event_watchers_too_slow_total 1\n"));
+		free(text);
+	}
 	/* The resume brings the rest, once each, in order. */
 	s = watch("admin", "organizations/ev-s", 0, cursor, 0);
 	while (got < n_bulk && (w = next_event(s)) != NULL) {
@@ -1123,8 +1130,9 @@ static void test_bind_viewer(void **state)
 
 int main(void)
 {
-	static const char *const server_args[] = {"--delegator", "spiffe://maturityd.dev/gateway",
-	                                          NULL};
+	static char metrics_arg[64];
+	static const char *server_args[] = {"--delegator", "spiffe://maturityd.dev/gateway",
+	                                    metrics_arg, NULL};
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_every_mutation_writes_its_events),
 	    cmocka_unit_test(test_bind_viewer),
@@ -1145,6 +1153,8 @@ int main(void)
 		        "skipped: MATURITY_TEST_DATABASE_URL / MATURITY_TEST_PKI not set\n");
 		return 0;
 	}
+	g_metrics_port = free_port();
+	snprintf(metrics_arg, sizeof(metrics_arg), "--metrics-listen=127.0.0.1:%d", g_metrics_port);
 	itest_server_args = server_args;
 	/* Heartbeats (and with them the watch timer) much faster than the 15 s default. */
 	setenv("MATURITYD_EVENT_HEARTBEAT_MS", HEARTBEAT_MS, 1);
