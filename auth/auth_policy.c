@@ -57,6 +57,10 @@ static const struct auth_rule rules[] = {
     /* A gate decision reveals no more than GetOrganization does; the public keys are public. */
     {MLOPS "GateService/CheckGate", AUTH_PERM_VIEW, AUTH_ORG_FIELD},
     {MLOPS "GateService/ListAttestationKeys", AUTH_PERM_ANY, AUTH_ORG_NONE},
+    /* parent organizations/- reaches auth_policy_allows as "no organization": allowed, and
+     * the handler filters the events with auth_policy_can_see's rule (any binding). */
+    {MLOPS "EventService/ListEvents", AUTH_PERM_VIEW, AUTH_ORG_PARENT},
+    {MLOPS "EventService/WatchEvents", AUTH_PERM_VIEW, AUTH_ORG_PARENT},
 
     {MLOPS "AccessService/WhoAmI", AUTH_PERM_ANY, AUTH_ORG_NONE},
     {MLOPS "AccessService/CreateRoleBinding", AUTH_PERM_ADMIN, AUTH_ORG_NONE},

@@ -29,6 +29,7 @@
 	X(LIMIT, "resource exhausted")         \
 	X(CANCELLED, "cancelled")              \
 	X(UNIMPLEMENTED, "unimplemented")      \
+	X(OUT_OF_RANGE, "out of range")        \
 	X(INTERNAL, "internal error")
 
 enum mat_code {

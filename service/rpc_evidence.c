@@ -33,7 +33,7 @@ static char *evidence_name(struct svc_ctx *ctx, const struct mat_evidence *e)
 	return s;
 }
 
-static void evidence_to_proto(struct svc_ctx *ctx, const struct mat_evidence *e, Evidence *out)
+void svc_evidence_to_proto(struct svc_ctx *ctx, const struct mat_evidence *e, Evidence *out)
 {
 	mlops__maturity__v1__evidence__init(out);
 	out->name = evidence_name(ctx, e);
@@ -127,7 +127,7 @@ static enum mat_code report(struct svc_ctx *ctx, const char *parent, Evidence *c
 	resp.evidence = svc_alloc(ctx, (n_out ? n_out : 1) * sizeof(*resp.evidence));
 	for (size_t i = 0; i < n_out; i++) {
 		resp.evidence[i] = svc_alloc(ctx, sizeof(Evidence));
-		evidence_to_proto(ctx, &out[i], resp.evidence[i]);
+		svc_evidence_to_proto(ctx, &out[i], resp.evidence[i]);
 		mat_evidence_cleanup(&out[i]);
 	}
 	free(out);
@@ -172,7 +172,7 @@ static enum mat_code get_evidence(struct svc_ctx *ctx, const ProtobufCMessage *r
 		mat_evidence_cleanup(&e);
 		return rc;
 	}
-	evidence_to_proto(ctx, &e, &out);
+	svc_evidence_to_proto(ctx, &e, &out);
 	mat_evidence_cleanup(&e);
 	return svc_reply(ctx, &out.base);
 }
@@ -227,7 +227,7 @@ static enum mat_code list_evidence(struct svc_ctx *ctx, const ProtobufCMessage *
 	resp.evidence = svc_alloc(ctx, (n ? n : 1) * sizeof(*resp.evidence));
 	for (size_t i = 0; i < n; i++) {
 		resp.evidence[i] = svc_alloc(ctx, sizeof(Evidence));
-		evidence_to_proto(ctx, &list[i], resp.evidence[i]);
+		svc_evidence_to_proto(ctx, &list[i], resp.evidence[i]);
 		mat_evidence_cleanup(&list[i]);
 	}
 	free(list);

@@ -137,6 +137,24 @@ void svc_stream_start(struct svc_ctx *ctx, const struct svc_stream_ops *ops, voi
 /* Wakes every parked stream (SVC_FETCH_PARK): each fetches again. Any thread. */
 void svc_server_wake_streams(struct svc_server *srv);
 
+/* True once shutdown's grace period has passed: streams that would wait for more (event
+ * watches) end with UNAVAILABLE instead of being cut by the cancellation that follows. */
+bool svc_server_grace_over(const struct svc_server *srv);
+
+struct svc_metrics;
+struct svc_metrics *svc_server_metrics(const struct svc_server *srv);
+
+/* Forgets the bindings read for this call, so the next authorization reads them again: a
+ * long-lived stream re-judges visibility from time to time. */
+void svc_forget_bindings(struct svc_ctx *ctx);
+
+/* Events (service/rpc_event.c): registers the snapshot encoder with storage, and runs the
+ * replica's listener (LISTEN on its own connection) and the watch timer. Started with the
+ * server, stopped at shutdown once no handler runs. NULL when a thread cannot start. */
+struct svc_events;
+struct svc_events *svc_events_start(struct svc_server *srv);
+void svc_events_stop(struct svc_events *ev);
+
 /* The continuation of an asynchronous storage step: gets the step's result, returns the call's
  * (after svc_reply on MAT_OK), like a handler. */
 typedef enum mat_code (*svc_cont_fn)(struct svc_ctx *ctx, void *arg, enum mat_code rc);
@@ -204,6 +222,7 @@ extern const struct svc_service_impl svc_reporting_service;
 extern const struct svc_service_impl svc_access_service;
 extern const struct svc_service_impl svc_evidence_service;
 extern const struct svc_service_impl svc_gate_service;
+extern const struct svc_service_impl svc_event_service;
 extern const struct svc_service_impl svc_health_service;
 extern const struct svc_service_impl svc_reflection_v1_service;
 extern const struct svc_service_impl svc_reflection_v1alpha_service;

@@ -62,6 +62,8 @@ static const struct flag flags[] = {
      "database connections (default = workers)", 0},
     {"shutdown-grace", "MATURITYD_SHUTDOWN_GRACE", K_INT, OFF(shutdown_grace_s), 0, 3600, "10",
      "seconds in-flight calls get to finish on SIGTERM", 0},
+    {"event-retention", "MATURITYD_EVENT_RETENTION", K_INT, OFF(event_retention_days), 1, 36500,
+     "30", "days events are kept (older are deleted; older cursors are OUT_OF_RANGE)", 0},
     {"log-format", "MATURITYD_LOG_FORMAT", K_LOGFMT, OFF(log_format), 0, 0, "json", "json or text",
      0},
     {"no-migrate", "MATURITYD_NO_MIGRATE", K_BOOL_TRUE, OFF(migrate_at_start), 0, 0, NULL,
@@ -339,6 +341,14 @@ int svc_config_parse(struct svc_config *cfg, int argc, char **argv, FILE *errout
 			snprintf(host, sizeof(host), "maturityd");
 		free(cfg->attestation_issuer);
 		cfg->attestation_issuer = strdup(host);
+	}
+	cfg->event_heartbeat_ms = 15000;
+	{
+		/* A test knob, not a flag (see svc_config.h). */
+		const char *hb = getenv("MATURITYD_EVENT_HEARTBEAT_MS");
+		long v = hb != NULL ? strtol(hb, NULL, 10) : 0;
+		if (v >= 50 && v <= 15000)
+			cfg->event_heartbeat_ms = (int)v;
 	}
 
 	for (size_t i = 0; i < N_FLAGS; i++) {

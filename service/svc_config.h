@@ -29,6 +29,10 @@ struct svc_config {
 	int workers;
 	int db_pool;
 	int shutdown_grace_s;
+	int event_retention_days; /* events older are deleted; older cursors are OUT_OF_RANGE */
+	/* A watch's heartbeat after this much silence. Not a flag: 15 s is the contract; the
+	 * environment variable MATURITYD_EVENT_HEARTBEAT_MS shortens it for tests only. */
+	int event_heartbeat_ms;
 	enum svc_log_format log_format;
 	bool migrate_at_start;
 	/* Transport limits (one table, svc_config.c); flags change them. */

@@ -6,6 +6,7 @@
 #include "google/protobuf/timestamp.pb-c.h"
 #include "mat_types.h"
 #include "mlops/maturity/v1/assessment.pb-c.h"
+#include "mlops/maturity/v1/evidence.pb-c.h"
 #include "mlops/maturity/v1/organization.pb-c.h"
 #include "svc.h"
 
@@ -55,6 +56,9 @@ struct mat_answer *svc_answers_in(Mlops__Maturity__V1__Answer *const *in, size_t
                                   const char *field, struct mat_error *err);
 #include "mlops/maturity/v1/transition.pb-c.h"
 
+/* Evidence proto from a piece (service/rpc_evidence.c). */
+void svc_evidence_to_proto(struct svc_ctx *ctx, const struct mat_evidence *e,
+                           Mlops__Maturity__V1__Evidence *out);
 void svc_transition_to_proto(struct svc_ctx *ctx, const struct mat_transition *t,
                              Mlops__Maturity__V1__LevelTransition *out);
 

@@ -157,6 +157,7 @@ static bool known_service(const char *name)
 	    "mlops.maturity.v1.AccessService",
 	    "mlops.maturity.v1.EvidenceService",
 	    "mlops.maturity.v1.GateService",
+	    "mlops.maturity.v1.EventService",
 	    "grpc.health.v1.Health",
 	};
 	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)

@@ -31,6 +31,11 @@ struct svc_metrics {
 	size_t n;
 	struct method_metrics *m;
 	atomic_ullong unknown_started;
+	/* WatchEvents. */
+	atomic_llong watchers;
+	atomic_ullong events_delivered, watchers_too_slow;
+	atomic_ullong latency_bucket[10 + 1]; /* last = +Inf */
+	atomic_ullong latency_sum_us;
 	struct MHD_Daemon *daemon;
 	struct store_pool *pool;
 };
@@ -54,6 +59,39 @@ void svc_metrics_set_method(struct svc_metrics *m, size_t i, const char *service
 {
 	m->m[i].service = service;
 	m->m[i].method = method;
+}
+
+void svc_metrics_watchers(struct svc_metrics *m, int delta)
+{
+	if (m != NULL)
+		atomic_fetch_add_explicit(&m->watchers, delta, memory_order_relaxed);
+}
+
+void svc_metrics_events_delivered(struct svc_metrics *m, unsigned n)
+{
+	if (m != NULL)
+		atomic_fetch_add_explicit(&m->events_delivered, n, memory_order_relaxed);
+}
+
+void svc_metrics_watcher_too_slow(struct svc_metrics *m)
+{
+	if (m != NULL)
+		atomic_fetch_add_explicit(&m->watchers_too_slow, 1, memory_order_relaxed);
+}
+
+static const double latency_buckets[10] = {0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5};
+
+void svc_metrics_event_latency(struct svc_metrics *m, double seconds)
+{
+	size_t b = 0;
+
+	if (m == NULL)
+		return;
+	while (b < 10 && seconds > latency_buckets[b])
+		b++;
+	atomic_fetch_add_explicit(&m->latency_bucket[b], 1, memory_order_relaxed);
+	atomic_fetch_add_explicit(&m->latency_sum_us, (unsigned long long)(seconds * 1e6),
+	                          memory_order_relaxed);
 }
 
 void svc_metrics_free(struct svc_metrics *m)
@@ -192,6 +230,41 @@ char *svc_metrics_render(struct svc_metrics *m, struct store_pool *pool)
 	          "API (answered UNIMPLEMENTED).\n# TYPE maturityd_unknown_method_calls_total "
 	          "counter\nmaturityd_unknown_method_calls_total %llu\n",
 	          atomic_load(&m->unknown_started));
+	sb_printf(&b,
+	          "# HELP maturityd_event_watchers WatchEvents streams open on this replica.\n"
+	          "# TYPE maturityd_event_watchers gauge\nmaturityd_event_watchers %lld\n"
+	          "# HELP maturityd_events_delivered_total Events sent to watchers (heartbeats "
+	          "not counted).\n# TYPE maturityd_events_delivered_total counter\n"
+	          "maturityd_events_delivered_total %llu\n"
+	          "# HELP maturityd_event_watchers_too_slow_total Watches ended with "
+	          "RESOURCE_EXHAUSTED: they fell behind the replica's window of events.\n"
+	          "# TYPE maturityd_event_watchers_too_slow_total counter\n"
+	          "maturityd_event_watchers_too_slow_total %llu\n",
+	          (long long)atomic_load(&m->watchers), atomic_load(&m->events_delivered),
+	          atomic_load(&m->watchers_too_slow));
+	{
+		unsigned long long cum = 0;
+		sb_printf(&b,
+		          "# HELP maturityd_event_delivery_seconds From this replica hearing of a "
+		          "commit to one of its events being handed to a live watch.\n"
+		          "# TYPE maturityd_event_delivery_seconds histogram\n");
+		for (size_t k = 0; k <= 10; k++) {
+			cum += atomic_load(&m->latency_bucket[k]);
+			if (k < 10)
+				sb_printf(
+				    &b, "maturityd_event_delivery_seconds_bucket{le=\"%g\"} %llu\n",
+				    latency_buckets[k], cum);
+			else
+				sb_printf(
+				    &b,
+				    "maturityd_event_delivery_seconds_bucket{le=\"+Inf\"} %llu\n",
+				    cum);
+		}
+		sb_printf(&b,
+		          "maturityd_event_delivery_seconds_sum %g\n"
+		          "maturityd_event_delivery_seconds_count %llu\n",
+		          (double)atomic_load(&m->latency_sum_us) / 1e6, cum);
+	}
 	if (pool != NULL) {
 		struct store_pool_stats st;
 		store_pool_get_stats(pool, &st);

@@ -20,6 +20,14 @@ void svc_metrics_free(struct svc_metrics *m);
 void svc_metrics_started(struct svc_metrics *m, int index);
 void svc_metrics_handled(struct svc_metrics *m, int index, int grpc_code, double seconds);
 
+/* WatchEvents: streams open (+1 / -1), events sent. */
+void svc_metrics_watchers(struct svc_metrics *m, int delta);
+void svc_metrics_events_delivered(struct svc_metrics *m, unsigned n);
+/* A watch ended because it fell behind the replica's window of events. */
+void svc_metrics_watcher_too_slow(struct svc_metrics *m);
+/* From the replica hearing of a commit to one of its events handed to a live watch. */
+void svc_metrics_event_latency(struct svc_metrics *m, double seconds);
+
 /* The exposition text; caller frees. pool may be NULL. */
 char *svc_metrics_render(struct svc_metrics *m, struct store_pool *pool);
 

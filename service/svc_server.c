@@ -191,6 +191,7 @@ struct svc_server {
 	struct svc_call *parked;
 	unsigned wake_gen;
 	atomic_int shutting_down;
+	atomic_int grace_over; /* shutdown's grace has passed: watches end UNAVAILABLE */
 	atomic_int in_flight;
 	/* TLS material: `pem` is what the config fetcher hands grpc next; reload sets the flag. */
 	pthread_mutex_t pem_mu;
@@ -200,6 +201,7 @@ struct svc_server {
 	struct svc_health *health;
 	struct svc_metrics *metrics;
 	struct svc_health_port *health_port;
+	struct svc_events *events;
 };
 
 static const struct svc_service_impl *const services[] = {
@@ -209,6 +211,7 @@ static const struct svc_service_impl *const services[] = {
     &svc_access_service,        &svc_health_service,
     &svc_reflection_v1_service, &svc_reflection_v1alpha_service,
     &svc_evidence_service,      &svc_gate_service,
+    &svc_event_service,
 };
 
 const struct svc_config *svc_server_config(const struct svc_server *srv)
@@ -229,6 +232,16 @@ bool svc_server_db_ok(const struct svc_server *srv)
 bool svc_server_serving(const struct svc_server *srv)
 {
 	return svc_health_serving(srv->health);
+}
+
+bool svc_server_grace_over(const struct svc_server *srv)
+{
+	return atomic_load(&((struct svc_server *)srv)->grace_over) != 0;
+}
+
+struct svc_metrics *svc_server_metrics(const struct svc_server *srv)
+{
+	return srv->metrics;
 }
 
 struct svc_health *svc_server_health(const struct svc_server *srv)
@@ -372,6 +385,11 @@ static void drop_bindings(struct svc_ctx *ctx)
 	ctx->bindings = NULL;
 	ctx->n_bindings = 0;
 	ctx->bindings_loaded = false;
+}
+
+void svc_forget_bindings(struct svc_ctx *ctx)
+{
+	drop_bindings(ctx);
 }
 
 static void call_free(struct svc_call *c)
@@ -1607,6 +1625,7 @@ struct svc_server *svc_server_new(const struct svc_config *cfg, struct store_poo
 	pthread_mutex_init(&srv->park_mu, NULL);
 	atomic_init(&srv->reload_requested, 1); /* the first fetch hands grpc the initial files */
 	atomic_init(&srv->shutting_down, 0);
+	atomic_init(&srv->grace_over, 0);
 	atomic_init(&srv->in_flight, 0);
 	if (build_methods(srv) != 0)
 		goto fail;
@@ -1710,6 +1729,9 @@ int svc_server_start(struct svc_server *srv)
 		svc_log_event("error", "%s", err.message);
 		return -1;
 	}
+	srv->events = svc_events_start(srv);
+	if (srv->events == NULL)
+		return -1;
 	grpc_server_start(srv->server);
 	svc_health_start(srv->health);
 	if (srv->cfg->health_listen != NULL) {
@@ -1764,6 +1786,18 @@ void svc_server_shutdown(struct svc_server *srv)
 		if (atomic_load(&srv->in_flight) == 0)
 			break;
 	}
+	/* Event watches never finish by themselves: they end now with UNAVAILABLE (a status the
+	 * client resumes from), before the cancellation below cuts what remains. */
+	atomic_store(&srv->grace_over, 1);
+	svc_server_wake_streams(srv);
+	for (int i = 0; i < 20 && !got_tag && atomic_load(&srv->in_flight) > 0; i++) {
+		ev = grpc_completion_queue_pluck(
+		    srv->shutdown_cq, &tag,
+		    gpr_time_add(gpr_now(GPR_CLOCK_MONOTONIC),
+		                 gpr_time_from_millis(25, GPR_TIMESPAN)),
+		    NULL);
+		got_tag = ev.type == GRPC_OP_COMPLETE;
+	}
 	if (atomic_load(&srv->in_flight) > 0)
 		svc_log_event("warn", "shutdown grace over: cancelling %d calls",
 		              atomic_load(&srv->in_flight));
@@ -1781,6 +1815,8 @@ void svc_server_shutdown(struct svc_server *srv)
 	pthread_mutex_unlock(&srv->q_mu);
 	for (int i = 0; i < srv->n_handlers; i++)
 		pthread_join(srv->handlers[i], NULL);
+	svc_events_stop(srv->events);
+	srv->events = NULL;
 	/* Reads still on the storage loop complete (UNAVAILABLE) and send their status while the
 	 * pollers still drain their queues. */
 	store_pool_stop_loop(srv->pool);

@@ -39,6 +39,8 @@ grpc_status_code svc_status_from_code(enum mat_code code)
 		return GRPC_STATUS_CANCELLED;
 	case MAT_UNIMPLEMENTED:
 		return GRPC_STATUS_UNIMPLEMENTED;
+	case MAT_OUT_OF_RANGE:
+		return GRPC_STATUS_OUT_OF_RANGE;
 	case MAT_INTERNAL:
 		return GRPC_STATUS_INTERNAL;
 	}

@@ -392,4 +392,116 @@ void store_live_inputs_get_async(const struct store_call *c, const char *org_id,
                                  store_done_fn done, void *arg);
 void store_live_inputs_cleanup(struct store_live_inputs *in);
 
+/* --- events (the outbox) ----------------------------------------------------------------------
+ */
+
+/* The numbers of EventType in the API. */
+enum store_event_type {
+	STORE_EVENT_ORG_CREATED = 1,
+	STORE_EVENT_ORG_UPDATED = 2,
+	STORE_EVENT_ORG_DELETED = 3,
+	STORE_EVENT_ASSESSMENT_CREATED = 4,
+	STORE_EVENT_ASSESSMENT_UPDATED = 5,
+	STORE_EVENT_ASSESSMENT_SUBMITTED = 6,
+	STORE_EVENT_ASSESSMENT_DELETED = 7,
+	STORE_EVENT_TRANSITION_PROPOSED = 8,
+	STORE_EVENT_TRANSITION_APPLIED = 9,
+	STORE_EVENT_TRANSITION_REJECTED = 10,
+	STORE_EVENT_TRANSITION_SUPERSEDED = 11,
+	STORE_EVENT_EVIDENCE_REPORTED = 12,
+};
+#define STORE_EVENT_TYPE_MAX 12
+
+/* What a snapshot holds: struct mat_organization, mat_assessment, mat_transition or
+ * mat_evidence. */
+enum store_snapshot_kind {
+	STORE_SNAPSHOT_ORGANIZATION = 1,
+	STORE_SNAPSHOT_ASSESSMENT,
+	STORE_SNAPSHOT_TRANSITION,
+	STORE_SNAPSHOT_EVIDENCE,
+};
+enum store_snapshot_kind store_event_snapshot_kind(enum store_event_type type);
+
+/* Turns a resource into the bytes kept as an event's snapshot (malloc'd into *out, *len). The
+ * service registers one (its wire encoding of the resource) so storage keeps the resource as it
+ * was without knowing its format; false = out of memory (the mutation then fails). Without an
+ * encoder, events carry no snapshot. Set once, before any mutation runs. */
+typedef bool (*store_snapshot_fn)(enum store_snapshot_kind kind, const void *resource,
+                                  uint8_t **out, size_t *len);
+void store_events_set_encoder(store_snapshot_fn fn);
+
+#define STORE_EVENT_CURSOR_MAX 64
+
+/* A follower's position in the log (WatchEvents): everything at or before it was seen. */
+struct store_event_pos {
+	int64_t pos_us, seq;
+};
+
+/* One event as read. */
+struct store_event {
+	int64_t seq;
+	struct store_event_pos at; /* its place in the log's order */
+	mat_time_us time;
+	enum store_event_type type;
+	char *org_id, *resource, *principal, *delegator;
+	uint8_t *snapshot; /* NULL when none */
+	size_t snapshot_len;
+	char cursor[STORE_EVENT_CURSOR_MAX]; /* resumes right after this event */
+};
+void store_event_cleanup(struct store_event *e);
+/* Cleans each of n events, then frees the array. */
+void store_events_free(struct store_event *list, size_t n);
+
+struct store_event_filter {
+	const char
+	    *org_id;    /* one organization; NULL = every organization (c->only_visible applies) */
+	uint32_t types; /* bit (1u << type) per type wanted; 0 = every type */
+};
+
+/* Newest first. page_size and tokens as for store_org_list (the token is bound to the filter).
+ * Events of one organization are listed whether it still exists or not: the caller decides
+ * (GetOrganization's answer) before. */
+enum mat_code store_event_list(const struct store_call *c, const struct store_event_filter *f,
+                               int page_size, const char *page_token, struct store_event **out,
+                               size_t *n_out, char **next_token,
+                               struct mat_error *err) MAT_MUSTCHECK;
+
+/* The position a cursor names. Garbage (or a cursor of something else) -> MAT_INVALID on
+ * `field`; a position older than `oldest` (the retention horizon) -> MAT_OUT_OF_RANGE. */
+enum mat_code store_event_cursor_decode(const char *cursor, const char *field, mat_time_us oldest,
+                                        struct store_event_pos *out,
+                                        struct mat_error *err) MAT_MUSTCHECK;
+void store_event_cursor_encode(const struct store_event_pos *p, char out[STORE_EVENT_CURSOR_MAX]);
+
+/* The position from which a follower that starts now sees every event that commits from now on
+ * (the watermark: events past it may have committed already and are then delivered too). */
+enum mat_code store_event_now(const struct store_call *c, struct store_event_pos *out,
+                              struct mat_error *err) MAT_MUSTCHECK;
+
+/* The next events after *pos matching f (and c->only_visible), at most `limit`, in log order, and
+ * never past the watermark: a row that can still be committed before it is not yet readable,
+ * so no follower skips it. `min_time` (0 = none) keeps events whose time >= it. *pos advances
+ * past what was read, and past everything below the watermark when fewer than `limit` matched
+ * (a filtered follower's position stays recent). *held is true when events exist past the
+ * watermark (an open transaction holds them back: read again soon, even without a
+ * notification). */
+enum mat_code store_event_follow(const struct store_call *c, const struct store_event_filter *f,
+                                 mat_time_us min_time, int limit, struct store_event_pos *pos,
+                                 struct store_event **out, size_t *n_out, bool *held,
+                                 struct mat_error *err) MAT_MUSTCHECK;
+
+/* Deletes events older than `before`, at most `batch` rows, under an advisory lock so one
+ * replica at a time does it (*deleted 0 when another holds it). */
+enum mat_code store_event_prune(const struct store_call *c, mat_time_us before, int batch,
+                                int64_t *deleted, struct mat_error *err) MAT_MUSTCHECK;
+
+/* The listener: a thread with a dedicated connection (LISTEN maturity_events) that calls
+ * `notify(arg)` whenever a transaction that wrote events commits on any replica, and once after
+ * each (re)connection (notifications sent while it was away are lost: followers read again).
+ * Reconnects with backoff. NULL on failure to start. */
+struct store_listener;
+struct store_listener *store_listener_start(struct store_pool *pool, void (*notify)(void *arg),
+                                            void *arg);
+void store_listener_stop(struct store_listener *l);
+
 #endif

@@ -59,25 +59,25 @@ STORE__STMT(st_asm_submit, 3,
 /* now() is this transaction's start, which can precede the commit of the proposal it
  * supersedes (it waited for the organization's lock): never decide before the proposal. */
 STORE__STMT(st_tr_supersede, 2,
-            "UPDATE transitions SET state = 4, decider = $2, "
+            "UPDATE transitions AS t SET state = 4, decider = $2, "
             "decide_time = greatest(now(), propose_time), "
             "update_time = greatest(now(), update_time), version = version + 1 "
-            "WHERE org_id = $1 AND state = 1");
+            "WHERE org_id = $1 AND state = 1 RETURNING " STORE__TR_COLS);
 /* applied_seq: the next in the organization's apply order (the row lock makes max + 1 safe;
  * the unique (org_id, applied_seq) constraint would catch a bug). */
 STORE__STMT(
     st_tr_insert, 9,
-    "INSERT INTO transitions (org_id, id, assessment_id, from_level, to_level, direction, "
+    "INSERT INTO transitions AS t (org_id, id, assessment_id, from_level, to_level, direction, "
     "state, proposer, propose_time, decider, decide_time, reason, update_time, applied_seq) "
     "SELECT $1::text, $2::uuid, $3::uuid, $4::smallint, $5::smallint, $6::smallint, "
     "$7::smallint, $8::text, now(), CASE WHEN $7::smallint = 2 THEN $8::text END, "
     "CASE WHEN $7::smallint = 2 THEN now() END, $9::text, now(), "
-    "CASE WHEN $7::smallint = 2 THEN coalesce(max(t.applied_seq), 0) + 1 END "
-    "FROM transitions t WHERE t.org_id = $1::text");
+    "CASE WHEN $7::smallint = 2 THEN coalesce(max(p.applied_seq), 0) + 1 END "
+    "FROM transitions p WHERE p.org_id = $1::text RETURNING " STORE__TR_COLS);
 STORE__STMT(st_org_submitted, 4,
-            "UPDATE organizations SET last_assessment_id = $2::uuid, "
+            "UPDATE organizations AS o SET last_assessment_id = $2::uuid, "
             "current_level = CASE WHEN $3::bool THEN $4::smallint ELSE current_level END, "
-            "version = version + 1, update_time = now() WHERE id = $1");
+            "version = version + 1, update_time = now() WHERE id = $1 RETURNING " STORE__ORG_COLS);
 STORE__STMT(st_asm_delete, 2, "DELETE FROM assessments WHERE org_id = $1 AND id = $2::uuid");
 
 #define AUTOMATIC_REASON "automatic policy"
@@ -131,6 +131,21 @@ static enum mat_code read_in_tx(struct store__tx *tx, const char *org_id, const 
 	if (rc == MAT_OK)
 		rc = store__answers_from_rows(cmds[1].res, 0, PQntuples(cmds[1].res), 1, out, err);
 	store__cmds_clear(cmds, 2);
+	return rc;
+}
+
+/* One event about assessment x, written in tx. */
+static enum mat_code write_assessment_event(struct store__tx *tx, enum store_event_type type,
+                                            const struct mat_assessment *x, struct mat_error *err)
+{
+	struct store__events ev;
+	enum mat_code rc;
+
+	store__events_init(&ev, x->org_id);
+	rc = store__event_add(&ev, type, x, err);
+	if (rc == MAT_OK)
+		rc = store__events_write(tx, &ev, err);
+	store__events_reset(&ev);
 	return rc;
 }
 
@@ -314,6 +329,8 @@ static enum mat_code create_body(struct store__tx *tx, void *arg, struct mat_err
 	store__cmds_clear(cmds, n + 2);
 	if (rc == MAT_OK && n > 0)
 		rc = read_in_tx(tx, a->org_id, a->id, a->out, err);
+	if (rc == MAT_OK)
+		rc = write_assessment_event(tx, STORE_EVENT_ASSESSMENT_CREATED, a->out, err);
 out:
 	free(cmds);
 	free(up);
@@ -680,6 +697,8 @@ static enum mat_code answers_body(struct store__tx *tx, void *arg, struct mat_er
 	store__cmds_clear(cmds, a->n + 2);
 	if (rc == MAT_OK)
 		rc = read_in_tx(tx, a->org_id, a->id, a->out, err);
+	if (rc == MAT_OK)
+		rc = write_assessment_event(tx, STORE_EVENT_ASSESSMENT_UPDATED, a->out, err);
 out:
 	free(cmds);
 	free(up);
@@ -764,6 +783,48 @@ out:
 	return rc;
 }
 
+/* The events of a submission, in their documented order: ASSESSMENT_SUBMITTED, each
+ * TRANSITION_SUPERSEDED, then TRANSITION_PROPOSED, or TRANSITION_APPLIED and ORGANIZATION_UPDATED
+ * (the organization's level changed). Its own change to last_assessment writes no
+ * ORGANIZATION_UPDATED: ASSESSMENT_SUBMITTED says it. `created` is NULL when the level did not
+ * change; `org` is the organization as the submission left it. */
+static enum mat_code submit_events(struct store__tx *tx, const struct submit_args *a,
+                                   const PGresult *superseded, const PGresult *created,
+                                   const PGresult *org, struct mat_error *err)
+{
+	struct store__events ev;
+	struct mat_transition t = {0};
+	struct mat_organization o = {0};
+	enum mat_code rc;
+
+	store__events_init(&ev, a->org_id);
+	rc = store__event_add(&ev, STORE_EVENT_ASSESSMENT_SUBMITTED, a->out, err);
+	for (int i = 0; rc == MAT_OK && i < PQntuples(superseded); i++) {
+		rc = store__transition_from_row(superseded, i, &t, err);
+		if (rc == MAT_OK)
+			rc = store__event_add(&ev, STORE_EVENT_TRANSITION_SUPERSEDED, &t, err);
+		mat_transition_cleanup(&t);
+	}
+	if (rc == MAT_OK && created != NULL) {
+		rc = store__transition_from_row(created, 0, &t, err);
+		if (rc == MAT_OK && t.state == MAT_TRANSITION_APPLIED) {
+			rc = store__event_add(&ev, STORE_EVENT_TRANSITION_APPLIED, &t, err);
+			if (rc == MAT_OK)
+				rc = store__org_from_row(org, 0, &o, err);
+			if (rc == MAT_OK)
+				rc = store__event_add(&ev, STORE_EVENT_ORG_UPDATED, &o, err);
+		} else if (rc == MAT_OK) {
+			rc = store__event_add(&ev, STORE_EVENT_TRANSITION_PROPOSED, &t, err);
+		}
+		mat_transition_cleanup(&t);
+		mat_organization_cleanup(&o);
+	}
+	if (rc == MAT_OK)
+		rc = store__events_write(tx, &ev, err);
+	store__events_reset(&ev);
+	return rc;
+}
+
 static enum mat_code submit_body(struct store__tx *tx, void *arg, struct mat_error *err)
 {
 	struct submit_args *a = arg;
@@ -828,10 +889,13 @@ static enum mat_code submit_body(struct store__tx *tx, void *arg, struct mat_err
 	if (rc != MAT_OK)
 		return rc;
 	rc = store__tx_run(tx, cmds, k, err);
+	if (rc == MAT_OK)
+		rc = read_in_tx(tx, a->org_id, a->id, a->out, err);
+	if (rc == MAT_OK)
+		rc = submit_events(tx, a, cmds[1].res, level != current ? cmds[2].res : NULL,
+		                   cmds[k - 2].res, err);
 	store__cmds_clear(cmds, k);
-	if (rc != MAT_OK)
-		return rc;
-	return read_in_tx(tx, a->org_id, a->id, a->out, err);
+	return rc;
 }
 
 enum mat_code store_assessment_submit(const struct store_call *c, const char *org_id,
@@ -867,17 +931,23 @@ static enum mat_code delete_body(struct store__tx *tx, void *arg, struct mat_err
 	const char *key[2] = {a->org_id, a->id};
 	struct store__cmd cmds[2] = {{.st = &st_asm_delete, .params = key}};
 	struct store__audit audit;
+	struct mat_assessment before = {0};
 	struct locked l;
 	enum mat_code rc = lock_assessment(tx, a->org_id, a->id, a->etag, true,
 	                                   "only drafts can be deleted", &l, err);
 
 	if (rc != MAT_OK)
 		return rc;
-	rc = store__audit_cmd(&audit, tx->c, a->resource, 0, &cmds[1], err);
-	if (rc != MAT_OK)
-		return rc;
-	rc = store__tx_run(tx, cmds, 2, err);
+	/* The snapshot of a deletion is the assessment before it. */
+	rc = read_in_tx(tx, a->org_id, a->id, &before, err);
+	if (rc == MAT_OK)
+		rc = store__audit_cmd(&audit, tx->c, a->resource, 0, &cmds[1], err);
+	if (rc == MAT_OK)
+		rc = store__tx_run(tx, cmds, 2, err);
 	store__cmds_clear(cmds, 2);
+	if (rc == MAT_OK)
+		rc = write_assessment_event(tx, STORE_EVENT_ASSESSMENT_DELETED, &before, err);
+	mat_assessment_cleanup(&before);
 	return rc;
 }
 

@@ -278,6 +278,7 @@ static enum mat_code report_body(struct store__tx *tx, void *arg, struct mat_err
 	const char *reporter = tx->c->principal != NULL ? tx->c->principal : "";
 	struct store__cmd *cmds = NULL;
 	struct store__audit audit;
+	struct store__events ev;
 	enum mat_code rc;
 
 	report_out_clear(a);
@@ -305,8 +306,6 @@ static enum mat_code report_body(struct store__tx *tx, void *arg, struct mat_err
 		x->p[5] = reporter;
 		cmds[i] = (struct store__cmd){.st = &st_ev_insert, .params = x->p};
 	}
-	/* EVIDENCE_REPORTED events (one per piece) are to be written here, in this transaction,
-	 * once the event log exists. */
 	rc = store__audit_cmd(&audit, tx->c, a->resource, 0, &cmds[a->n], err);
 	if (rc != MAT_OK)
 		goto out;
@@ -328,6 +327,13 @@ static enum mat_code report_body(struct store__tx *tx, void *arg, struct mat_err
 			a->n_out = i + 1;
 	}
 	store__cmds_clear(cmds, a->n + 1);
+	/* One EVIDENCE_REPORTED per piece, in request order, in this transaction. */
+	store__events_init(&ev, a->org_id);
+	for (size_t i = 0; rc == MAT_OK && i < a->n_out; i++)
+		rc = store__event_add(&ev, STORE_EVENT_EVIDENCE_REPORTED, &a->out[i], err);
+	if (rc == MAT_OK)
+		rc = store__events_write(tx, &ev, err);
+	store__events_reset(&ev);
 out:
 	free(cmds);
 	return rc;

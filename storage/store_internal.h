@@ -364,6 +364,35 @@ enum mat_code store__evidence_current_tx(struct store__tx *tx, const char *org_i
                                          struct mat_evidence **out, size_t *n,
                                          struct mat_error *err) MAT_MUSTCHECK;
 
+/* --- events (store_event.c) ------------------------------------------------------------------ */
+
+/* The events of one mutation, gathered while its transaction runs and written at its end with
+ * store__events_write (one round trip), so the snapshots are the resources as the mutation left
+ * them. Every event of one mutation belongs to one organization. */
+struct store__ev {
+	char type[4];
+	char *resource;
+	char *hex; /* the snapshot as hex text; NULL = none */
+	const char *params[6];
+};
+struct store__events {
+	const char *org_id; /* borrowed */
+	struct store__ev *v;
+	size_t n, cap;
+};
+/* Starts an empty list for org_id (borrowed until the list is reset). */
+void store__events_init(struct store__events *e, const char *org_id);
+/* Adds an event about `resource` (struct mat_organization, mat_assessment, mat_transition or
+ * mat_evidence, as store_event_snapshot_kind(type) says), named and encoded now. */
+enum mat_code store__event_add(struct store__events *e, enum store_event_type type,
+                               const void *resource, struct mat_error *err) MAT_MUSTCHECK;
+/* Inserts the gathered events in order, in tx (c->principal, c->delegator). Nothing to write
+ * is MAT_OK without a round trip. */
+enum mat_code store__events_write(struct store__tx *tx, struct store__events *e,
+                                  struct mat_error *err) MAT_MUSTCHECK;
+/* Frees what the list holds and empties it (a transaction body that runs again starts clean). */
+void store__events_reset(struct store__events *e);
+
 /* --- fault injection (storage tests) -------------------------------------------------------- */
 
 /* Makes the nth libpq operation from now fail as if the connection had dropped (1 = the next

@@ -145,6 +145,21 @@ static bool id_ok(const char *id)
 	return id != NULL && id[0] != '\0' && strlen(id) <= MAT_MAX_ORG_ID;
 }
 
+/* One event about organization o, written in tx. */
+static enum mat_code write_org_event(struct store__tx *tx, enum store_event_type type,
+                                     const struct mat_organization *o, struct mat_error *err)
+{
+	struct store__events ev;
+	enum mat_code rc;
+
+	store__events_init(&ev, o->id);
+	rc = store__event_add(&ev, type, o, err);
+	if (rc == MAT_OK)
+		rc = store__events_write(tx, &ev, err);
+	store__events_reset(&ev);
+	return rc;
+}
+
 /* --- create --------------------------------------------------------------------------------- */
 
 struct create_args {
@@ -210,6 +225,8 @@ static enum mat_code create_body(struct store__tx *tx, void *arg, struct mat_err
 	if (rc == MAT_OK)
 		rc = store__org_from_row(cmds[0].res, 0, a->out, err);
 	store__cmds_clear(cmds, 2);
+	if (rc == MAT_OK)
+		rc = write_org_event(tx, STORE_EVENT_ORG_CREATED, a->out, err);
 	return rc;
 }
 
@@ -546,6 +563,8 @@ static enum mat_code update_body(struct store__tx *tx, void *arg, struct mat_err
 	if (rc == MAT_OK)
 		rc = store__org_from_row(cmds[0].res, 0, a->out, err);
 	store__cmds_clear(cmds, 2);
+	if (rc == MAT_OK)
+		rc = write_org_event(tx, STORE_EVENT_ORG_UPDATED, a->out, err);
 	return rc;
 }
 
@@ -587,6 +606,8 @@ static enum mat_code delete_body(struct store__tx *tx, void *arg, struct mat_err
 	struct store__audit audit;
 	struct store__cmd cmds[2] = {
 	    {.st = &st_org_delete, .params = (const char *const[]){a->org_id}}};
+	struct mat_organization before = {0};
+	PGresult *r = NULL;
 	enum mat_code rc = lock_org(tx, &st_org_lock_delete, a->org_id, a->etag, err);
 
 	if (rc != MAT_OK)
@@ -594,23 +615,33 @@ static enum mat_code delete_body(struct store__tx *tx, void *arg, struct mat_err
 	if (!a->force) {
 		/* A separate statement after the lock: in READ COMMITTED it sees assessments
 		 * committed while we waited for the lock. */
-		PGresult *r = NULL;
+		PGresult *h = NULL;
 		bool has;
-		rc = STORE__EXEC(tx, &st_org_has_assessments, &r, err, a->org_id);
+		rc = STORE__EXEC(tx, &st_org_has_assessments, &h, err, a->org_id);
 		if (rc != MAT_OK)
 			return rc;
-		has = PQgetvalue(r, 0, 0)[0] == 't';
-		PQclear(r);
+		has = PQgetvalue(h, 0, 0)[0] == 't';
+		PQclear(h);
 		if (has)
 			return mat_error_set(err, MAT_PRECONDITION,
 			                     "%s has assessments: delete them first or set force",
 			                     a->resource);
 	}
-	rc = store__audit_cmd(&audit, tx->c, a->resource, 0, &cmds[1], err);
-	if (rc != MAT_OK)
-		return rc;
-	rc = store__tx_run(tx, cmds, 2, err);
+	/* The snapshot of a deletion is the organization before it. */
+	rc = STORE__EXEC(tx, &st_org_get, &r, err, a->org_id);
+	if (rc == MAT_OK && PQntuples(r) == 0)
+		rc = not_found(err, a->org_id);
+	if (rc == MAT_OK)
+		rc = store__org_from_row(r, 0, &before, err);
+	PQclear(r);
+	if (rc == MAT_OK)
+		rc = store__audit_cmd(&audit, tx->c, a->resource, 0, &cmds[1], err);
+	if (rc == MAT_OK)
+		rc = store__tx_run(tx, cmds, 2, err);
 	store__cmds_clear(cmds, 2);
+	if (rc == MAT_OK)
+		rc = write_org_event(tx, STORE_EVENT_ORG_DELETED, &before, err);
+	mat_organization_cleanup(&before);
 	return rc;
 }
 

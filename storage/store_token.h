@@ -30,6 +30,9 @@ enum store__list {
 	STORE_LIST_EXPORT_ASSESSMENTS = 6,
 	STORE_LIST_EXPORT_TRANSITIONS = 7,
 	STORE_LIST_EVIDENCE = 8,
+	/* ListEvents page tokens, and WatchEvents cursors (a position in the event log). */
+	STORE_LIST_EVENTS = 9,
+	STORE_LIST_EVENT_CURSOR = 10,
 };
 
 #define STORE_TOKEN_MAX_KEY 128

@@ -54,8 +54,8 @@ STORE__STMT(st_tr_apply, 3,
             "WHERE s.org_id = $1), update_time = greatest(now(), t.update_time), "
             "version = t.version + 1 WHERE t.org_id = $1 AND t.id = $2::uuid RETURNING " TR_COLS);
 STORE__STMT(st_tr_org_level, 2,
-            "UPDATE organizations SET current_level = $2::smallint, version = version + 1, "
-            "update_time = now() WHERE id = $1");
+            "UPDATE organizations AS o SET current_level = $2::smallint, version = version + 1, "
+            "update_time = now() WHERE id = $1 RETURNING " STORE__ORG_COLS);
 STORE__STMT(st_tr_reject, 4,
             "UPDATE transitions AS t SET state = 3, decider = $3, "
             "decide_time = greatest(now(), t.propose_time), reason = $4, "
@@ -342,6 +342,8 @@ static enum mat_code approve_body(struct store__tx *tx, void *arg, struct mat_er
 	struct store__cmd cmds[3] = {{.st = &st_tr_apply, .params = p_apply},
 	                             {.st = &st_tr_org_level, .params = p_org}};
 	struct store__audit audit;
+	struct store__events ev;
+	struct mat_organization org = {0};
 	struct locked l;
 	PGresult *r = NULL;
 	int current;
@@ -374,7 +376,19 @@ static enum mat_code approve_body(struct store__tx *tx, void *arg, struct mat_er
 	rc = store__tx_run(tx, cmds, 3, err);
 	if (rc == MAT_OK)
 		rc = store__transition_from_row(cmds[0].res, 0, a->out, err);
+	if (rc == MAT_OK)
+		rc = store__org_from_row(cmds[1].res, 0, &org, err);
 	store__cmds_clear(cmds, 3);
+	/* The organization's level changed with it: ORGANIZATION_UPDATED after the transition. */
+	store__events_init(&ev, a->org_id);
+	if (rc == MAT_OK)
+		rc = store__event_add(&ev, STORE_EVENT_TRANSITION_APPLIED, a->out, err);
+	if (rc == MAT_OK)
+		rc = store__event_add(&ev, STORE_EVENT_ORG_UPDATED, &org, err);
+	if (rc == MAT_OK)
+		rc = store__events_write(tx, &ev, err);
+	store__events_reset(&ev);
+	mat_organization_cleanup(&org);
 	return rc;
 }
 
@@ -385,6 +399,7 @@ static enum mat_code reject_body(struct store__tx *tx, void *arg, struct mat_err
 	const char *p_reject[4] = {a->org_id, a->id, principal, a->reason};
 	struct store__cmd cmds[2] = {{.st = &st_tr_reject, .params = p_reject}};
 	struct store__audit audit;
+	struct store__events ev;
 	struct locked l;
 	enum mat_code rc;
 
@@ -402,6 +417,12 @@ static enum mat_code reject_body(struct store__tx *tx, void *arg, struct mat_err
 	if (rc == MAT_OK)
 		rc = store__transition_from_row(cmds[0].res, 0, a->out, err);
 	store__cmds_clear(cmds, 2);
+	store__events_init(&ev, a->org_id);
+	if (rc == MAT_OK)
+		rc = store__event_add(&ev, STORE_EVENT_TRANSITION_REJECTED, a->out, err);
+	if (rc == MAT_OK)
+		rc = store__events_write(tx, &ev, err);
+	store__events_reset(&ev);
 	return rc;
 }
 

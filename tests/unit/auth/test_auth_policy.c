@@ -59,6 +59,8 @@ static const struct auth_rule expected_rules[] = {
     {M "AccessService/ListAuditEvents", AUTH_PERM_ADMIN, AUTH_ORG_NONE},
     {"/grpc.health.v1.Health/Check", AUTH_PERM_ANY, AUTH_ORG_NONE},
     {"/grpc.health.v1.Health/Watch", AUTH_PERM_ANY, AUTH_ORG_NONE},
+    {"/mlops.maturity.v1.EventService/ListEvents", AUTH_PERM_VIEW, AUTH_ORG_PARENT},
+    {"/mlops.maturity.v1.EventService/WatchEvents", AUTH_PERM_VIEW, AUTH_ORG_PARENT},
     {"/grpc.reflection.v1.ServerReflection/ServerReflectionInfo", AUTH_PERM_ANY, AUTH_ORG_NONE},
     {"/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo", AUTH_PERM_ANY,
      AUTH_ORG_NONE},

@@ -1,0 +1,807 @@
+/* EventService (docs/events.md): ListEvents, and WatchEvents as the stream driver's third kind.
+ *
+ * A watch holds no thread. Live watches share one read per replica: the feed, a window of the
+ * latest WINDOW events of every organization, which the timer thread extends when the replica's
+ * listener (a dedicated connection LISTENing for the commits of any replica) says something was
+ * committed, or while an open transaction holds events back (storage stops below the watermark,
+ * so a transaction that commits late is never skipped). It then wakes the parked watches, and
+ * each takes from the window what its filter (organization, types, the caller's bindings)
+ * keeps. A watch whose position is older than the window (a replay, a resume) reads the table
+ * itself, in the same order, until it reaches the window; one that was in the window and fell
+ * out of it (it reads more slowly than events come) ends with RESOURCE_EXHAUSTED and resumes
+ * from its cursor. The timer also wakes parked watches for their heartbeats and for the
+ * re-reading of their caller's bindings every few seconds.
+ *
+ * Snapshots are stored by storage as this file's encoding of the resource (the wire form of the
+ * resource message): the event shows the resource exactly as the mutation left it. */
+#include "auth_policy.h"
+#include "mlops/maturity/v1/event.pb-c.h"
+#include "svc.h"
+#include "svc_convert.h"
+#include "svc_log.h"
+#include "svc_metrics.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+typedef Mlops__Maturity__V1__Event Event;
+
+#define WATCH_BATCH 200
+/* Bindings are re-read this often: a removed binding stops events well within 5 s. */
+#define RECHECK_MS 3000
+/* The longest a watch's read may take before the watch ends (UNAVAILABLE; it resumes). */
+#define READ_TIMEOUT_MS 10000
+/* The janitor: a batch every PRUNE_EVERY_S seconds, batches in quick succession while a
+ * backlog remains. */
+#define PRUNE_EVERY_S 60
+#define PRUNE_BATCH 1000
+/* The feed: the latest events of every organization kept for live watches. */
+#define WINDOW 4096
+#define FEED_BATCH 500
+
+/* Bumped by every notification: a watch reads again only when it changed since its last read
+ * (or its own reasons say so). */
+static atomic_uint notify_gen;
+static atomic_int n_watchers;
+static atomic_llong heard_ms; /* store_now_ms() of the last notification */
+
+/* The feed holds every event of the log in (start, end], in order, in ring slots
+ * [first, next) (absolute counts, modulo WINDOW). Extended by the timer thread only (a watch
+ * that starts while it is closed opens it, empty); read by watches; all under mu. */
+static struct {
+	pthread_mutex_t mu;
+	struct store_event ring[WINDOW];
+	int64_t heard[WINDOW]; /* when the replica heard of each event's commit */
+	uint64_t first, next;
+	struct store_event_pos start, end;
+	bool valid;
+	bool held;         /* timer thread only: the last read saw events held back */
+	unsigned read_gen; /* timer thread only: notify_gen at the last read */
+} feed = {.mu = PTHREAD_MUTEX_INITIALIZER};
+
+static bool feed_valid(void)
+{
+	bool v;
+
+	pthread_mutex_lock(&feed.mu);
+	v = feed.valid;
+	pthread_mutex_unlock(&feed.mu);
+	return v;
+}
+
+static int pos_cmp(const struct store_event_pos *a, const struct store_event_pos *b)
+{
+	if (a->pos_us != b->pos_us)
+		return a->pos_us < b->pos_us ? -1 : 1;
+	return a->seq < b->seq ? -1 : a->seq > b->seq;
+}
+
+/* --- snapshots -------------------------------------------------------------------------------
+ */
+
+static bool encode_snapshot(enum store_snapshot_kind kind, const void *r, uint8_t **out,
+                            size_t *len)
+{
+	struct svc_ctx *tmp = calloc(1, sizeof(*tmp));
+	ProtobufCMessage *m = NULL;
+	size_t n;
+
+	*out = NULL;
+	*len = 0;
+	if (tmp == NULL)
+		return false;
+	switch (kind) {
+	case STORE_SNAPSHOT_ORGANIZATION: {
+		Mlops__Maturity__V1__Organization *o = svc_alloc(tmp, sizeof(*o));
+		svc_org_to_proto(tmp, r, o);
+		m = &o->base;
+		break;
+	}
+	case STORE_SNAPSHOT_ASSESSMENT: {
+		Mlops__Maturity__V1__Assessment *a = svc_alloc(tmp, sizeof(*a));
+		svc_assessment_to_proto(tmp, r, a);
+		m = &a->base;
+		break;
+	}
+	case STORE_SNAPSHOT_TRANSITION: {
+		Mlops__Maturity__V1__LevelTransition *t = svc_alloc(tmp, sizeof(*t));
+		svc_transition_to_proto(tmp, r, t);
+		m = &t->base;
+		break;
+	}
+	case STORE_SNAPSHOT_EVIDENCE: {
+		Mlops__Maturity__V1__Evidence *e = svc_alloc(tmp, sizeof(*e));
+		svc_evidence_to_proto(tmp, r, e);
+		m = &e->base;
+		break;
+	}
+	}
+	n = m != NULL ? protobuf_c_message_get_packed_size(m) : 0;
+	*out = malloc(n ? n : 1);
+	if (*out != NULL && m != NULL)
+		protobuf_c_message_pack(m, *out);
+	*len = n;
+	svc_arena_free(tmp->arena);
+	free(tmp);
+	return *out != NULL;
+}
+
+static void *arena_alloc(void *data, size_t size)
+{
+	return svc_alloc(data, size);
+}
+
+static void arena_free(void *data, void *p)
+{
+	(void)data;
+	(void)p; /* the call's memory goes at once */
+}
+
+static Event *event_to_proto(struct svc_ctx *ctx, const struct store_event *e)
+{
+	Event *out = svc_alloc(ctx, sizeof(*out));
+	ProtobufCAllocator a = {.alloc = arena_alloc, .free = arena_free, .allocator_data = ctx};
+	char name[32];
+
+	mlops__maturity__v1__event__init(out);
+	snprintf(name, sizeof(name), "events/%lld", (long long)e->seq);
+	out->name = svc_strdup(ctx, name);
+	out->type = (Mlops__Maturity__V1__EventType)e->type;
+	out->organization = svc_org_name(ctx, e->org_id);
+	out->resource = svc_strdup(ctx, e->resource);
+	out->principal = svc_strdup(ctx, e->principal);
+	out->delegator = svc_strdup(ctx, e->delegator);
+	out->time = svc_ts(ctx, e->time);
+	out->cursor = svc_strdup(ctx, e->cursor);
+	if (e->snapshot == NULL)
+		return out;
+	switch (store_event_snapshot_kind(e->type)) {
+	case STORE_SNAPSHOT_ORGANIZATION:
+		out->organization_snapshot = (void *)protobuf_c_message_unpack(
+		    &mlops__maturity__v1__organization__descriptor, &a, e->snapshot_len,
+		    e->snapshot);
+		if (out->organization_snapshot != NULL)
+			out->snapshot_case =
+			    MLOPS__MATURITY__V1__EVENT__SNAPSHOT_ORGANIZATION_SNAPSHOT;
+		break;
+	case STORE_SNAPSHOT_ASSESSMENT:
+		out->assessment_snapshot = (void *)protobuf_c_message_unpack(
+		    &mlops__maturity__v1__assessment__descriptor, &a, e->snapshot_len, e->snapshot);
+		if (out->assessment_snapshot != NULL)
+			out->snapshot_case =
+			    MLOPS__MATURITY__V1__EVENT__SNAPSHOT_ASSESSMENT_SNAPSHOT;
+		break;
+	case STORE_SNAPSHOT_TRANSITION:
+		out->transition_snapshot = (void *)protobuf_c_message_unpack(
+		    &mlops__maturity__v1__level_transition__descriptor, &a, e->snapshot_len,
+		    e->snapshot);
+		if (out->transition_snapshot != NULL)
+			out->snapshot_case =
+			    MLOPS__MATURITY__V1__EVENT__SNAPSHOT_TRANSITION_SNAPSHOT;
+		break;
+	case STORE_SNAPSHOT_EVIDENCE:
+		out->evidence_snapshot = (void *)protobuf_c_message_unpack(
+		    &mlops__maturity__v1__evidence__descriptor, &a, e->snapshot_len, e->snapshot);
+		if (out->evidence_snapshot != NULL)
+			out->snapshot_case = MLOPS__MATURITY__V1__EVENT__SNAPSHOT_EVIDENCE_SNAPSHOT;
+		break;
+	}
+	return out;
+}
+
+/* --- requests ------------------------------------------------------------------------------- */
+
+/* parent and types, then authorization: one organization as GetOrganization answers it (viewer
+ * on it, then NOT_FOUND if it does not exist); organizations/- for anyone, filtered. On MAT_OK
+ * f->org_id points into org_buf (or is NULL) and *only_visible is set. */
+static enum mat_code open_request(struct svc_ctx *ctx, const char *parent,
+                                  const Mlops__Maturity__V1__EventType *types, size_t n_types,
+                                  char *org_buf, struct store_event_filter *f, bool *only_visible)
+{
+	enum mat_code rc;
+
+	memset(f, 0, sizeof(*f));
+	*only_visible = false;
+	if (!svc_parse_org_name(parent, "parent", true, org_buf, &ctx->err))
+		return MAT_INVALID;
+	f->org_id = strcmp(org_buf, "-") == 0 ? NULL : org_buf;
+	rc = svc_authorize(ctx, f->org_id);
+	if (rc != MAT_OK)
+		return rc;
+	for (size_t i = 0; i < n_types; i++) {
+		int t = (int)types[i];
+		if (t < 1 || t > STORE_EVENT_TYPE_MAX) {
+			char field[32];
+			snprintf(field, sizeof(field), "types[%zu]", i);
+			mat_error_field(&ctx->err, field, "is not an EventType");
+			continue;
+		}
+		f->types |= 1u << t;
+	}
+	if (ctx->err.code != MAT_OK)
+		return ctx->err.code;
+	if (f->org_id != NULL) {
+		struct mat_organization o = {0};
+		struct store_call sc;
+		svc_store_call(ctx, &sc);
+		rc = store_org_get(&sc, f->org_id, &o, &ctx->err);
+		mat_organization_cleanup(&o);
+		return rc;
+	}
+	*only_visible = !svc_sees_all(ctx);
+	return MAT_OK;
+}
+
+/* The position of a watch that starts now: the feed's end, so it is live at once (opening the
+ * feed when it is not). Events committed a moment before the watch began may come too; none
+ * committed after is missed. */
+static enum mat_code feed_join(struct svc_ctx *ctx, struct store_event_pos *pos)
+{
+	struct store_call sc;
+	enum mat_code rc;
+
+	pthread_mutex_lock(&feed.mu);
+	if (feed.valid) {
+		*pos = feed.end;
+		pthread_mutex_unlock(&feed.mu);
+		return MAT_OK;
+	}
+	pthread_mutex_unlock(&feed.mu);
+	svc_store_call(ctx, &sc);
+	rc = store_event_now(&sc, pos, &ctx->err);
+	if (rc != MAT_OK)
+		return rc;
+	pthread_mutex_lock(&feed.mu);
+	if (!feed.valid) {
+		feed.start = feed.end = *pos;
+		feed.valid = true;
+	} else {
+		*pos = feed.end;
+	}
+	pthread_mutex_unlock(&feed.mu);
+	return MAT_OK;
+}
+
+/* --- ListEvents ----------------------------------------------------------------------------- */
+
+static enum mat_code list_events(struct svc_ctx *ctx, const ProtobufCMessage *req_)
+{
+	const Mlops__Maturity__V1__ListEventsRequest *req = (const void *)req_;
+	Mlops__Maturity__V1__ListEventsResponse resp =
+	    MLOPS__MATURITY__V1__LIST_EVENTS_RESPONSE__INIT;
+	char org[MAT_MAX_ORG_ID + 1];
+	struct store_event_filter f;
+	struct store_event *list = NULL;
+	struct store_call sc;
+	char *next = NULL;
+	bool only_visible;
+	int page_size;
+	size_t n = 0;
+	enum mat_code rc;
+
+	rc = open_request(ctx, req->parent, req->types, req->n_types, org, &f, &only_visible);
+	if (rc != MAT_OK)
+		return rc;
+	if (!svc_page_size(req->page_size, &page_size, &ctx->err))
+		return ctx->err.code;
+	svc_store_call(ctx, &sc);
+	sc.only_visible = only_visible;
+	rc = store_event_list(&sc, &f, page_size, req->page_token, &list, &n, &next, &ctx->err);
+	if (rc != MAT_OK)
+		return rc;
+	resp.n_events = n;
+	resp.events = svc_alloc(ctx, (n ? n : 1) * sizeof(*resp.events));
+	for (size_t i = 0; i < n; i++)
+		resp.events[i] = event_to_proto(ctx, &list[i]);
+	store_events_free(list, n);
+	resp.next_page_token = svc_strdup(ctx, next);
+	free(next);
+	return svc_reply(ctx, &resp.base);
+}
+
+/* --- WatchEvents ---------------------------------------------------------------------------- */
+
+struct watch {
+	struct svc_server *srv;
+	char org_buf[MAT_MAX_ORG_ID + 1];
+	struct store_event_filter f;
+	mat_time_us min_time;       /* start_time: events whose time is earlier are not replayed */
+	struct store_event_pos pos; /* everything at or before it was considered */
+	bool only_visible;
+	int64_t checked_ms; /* bindings last judged */
+	int64_t sent_ms;    /* last message (event or heartbeat) */
+	unsigned gen;       /* notify_gen at the last read */
+	bool read_now;      /* read at the next fetch whatever the notifications say */
+	bool held;          /* the last read saw events held back by an open transaction */
+	bool live;          /* has taken events from the feed */
+	/* The current batch: events, or one heartbeat. */
+	struct store_event *batch;
+	size_t n;
+	bool heartbeat;
+	char hb_cursor[STORE_EVENT_CURSOR_MAX];
+};
+
+static void watch_release(void *state);
+
+static char *dup0(const char *s)
+{
+	return strdup(s != NULL ? s : "");
+}
+
+/* A deep copy of a feed event for one watch's batch; false when out of memory. */
+static bool event_copy(const struct store_event *e, struct store_event *out)
+{
+	*out = *e;
+	out->org_id = dup0(e->org_id);
+	out->resource = dup0(e->resource);
+	out->principal = dup0(e->principal);
+	out->delegator = dup0(e->delegator);
+	out->snapshot = NULL;
+	if (e->snapshot != NULL) {
+		out->snapshot = malloc(e->snapshot_len ? e->snapshot_len : 1);
+		if (out->snapshot != NULL)
+			memcpy(out->snapshot, e->snapshot, e->snapshot_len);
+	}
+	if (out->org_id == NULL || out->resource == NULL || out->principal == NULL ||
+	    out->delegator == NULL || (e->snapshot != NULL && out->snapshot == NULL)) {
+		store_event_cleanup(out);
+		return false;
+	}
+	return true;
+}
+
+/* Whether watch w wants event e: its organization, types, start time, and the caller's
+ * bindings as last read. */
+static bool wants(const struct svc_ctx *ctx, const struct watch *w, const struct store_event *e)
+{
+	if (w->f.org_id != NULL && strcmp(w->f.org_id, e->org_id) != 0)
+		return false;
+	if (w->f.types != 0 && ((w->f.types >> e->type) & 1u) == 0)
+		return false;
+	if (w->min_time != 0 && e->time < w->min_time)
+		return false;
+	return !w->only_visible ||
+	       auth_policy_can_see(e->org_id, ctx->bindings, ctx->n_bindings, ctx->bootstrap_admin);
+}
+
+enum feed_result {
+	FEED_TAKEN,  /* the watch's position is in the window: w->batch holds what it wants */
+	FEED_BEHIND, /* older than the window (or no window): read the table */
+	FEED_OUT,    /* it was in the window and fell out of it */
+};
+
+static enum feed_result from_feed(const struct svc_ctx *ctx, struct watch *w)
+{
+	uint64_t lo, hi;
+	enum feed_result res = FEED_TAKEN;
+
+	pthread_mutex_lock(&feed.mu);
+	if (!feed.valid || pos_cmp(&w->pos, &feed.start) < 0) {
+		res = w->live && feed.valid ? FEED_OUT : FEED_BEHIND;
+		goto out;
+	}
+	w->live = true;
+	if (pos_cmp(&w->pos, &feed.end) >= 0)
+		goto out;
+	/* The first event after the watch's position: the ring is in log order. */
+	lo = feed.first;
+	hi = feed.next;
+	while (lo < hi) {
+		uint64_t mid = lo + (hi - lo) / 2;
+		if (pos_cmp(&feed.ring[mid % WINDOW].at, &w->pos) <= 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	w->batch = calloc(WATCH_BATCH, sizeof(*w->batch));
+	if (w->batch == NULL) {
+		res = FEED_BEHIND;
+		goto out;
+	}
+	for (; lo < feed.next && w->n < WATCH_BATCH; lo++) {
+		const struct store_event *e = &feed.ring[lo % WINDOW];
+		if (wants(ctx, w, e)) {
+			if (!event_copy(e, &w->batch[w->n]))
+				break;
+			w->n++;
+			svc_metrics_event_latency(
+			    svc_server_metrics(w->srv),
+			    (double)(store_now_ms() - feed.heard[lo % WINDOW]) / 1000.0);
+		}
+		w->pos = e->at;
+	}
+	if (lo == feed.next)
+		w->pos = feed.end; /* everything up to the feed's position was considered */
+out:
+	pthread_mutex_unlock(&feed.mu);
+	return res;
+}
+
+/* A watch behind the window reads the table itself, filtered in the query. */
+static enum mat_code table_fetch(struct svc_ctx *ctx, struct watch *w, int64_t now)
+{
+	struct store_call sc;
+	enum mat_code rc;
+
+	svc_store_call(ctx, &sc);
+	sc.only_visible = w->only_visible;
+	if (sc.deadline_ms > now + READ_TIMEOUT_MS)
+		sc.deadline_ms = now + READ_TIMEOUT_MS;
+	rc = store_event_follow(&sc, &w->f, w->min_time, WATCH_BATCH, &w->pos, &w->batch, &w->n,
+	                        &w->held, &ctx->err);
+	w->read_now = rc == MAT_OK && w->n == WATCH_BATCH;
+	return rc;
+}
+
+static enum mat_code watch_fetch(struct svc_ctx *ctx, void *state, size_t *n, enum svc_fetch *next)
+{
+	struct watch *w = state;
+	const struct svc_config *cfg = svc_server_config(w->srv);
+	int64_t now = store_now_ms();
+	unsigned g;
+	enum mat_code rc;
+
+	*n = 0;
+	*next = SVC_FETCH_PARK;
+	watch_release(w); /* an empty batch is never sent, so never released */
+	if (svc_server_grace_over(w->srv))
+		return mat_error_set(&ctx->err, MAT_UNAVAILABLE,
+		                     "the server is shutting down: resume from the last cursor");
+	if (now - w->checked_ms >= RECHECK_MS) {
+		/* Visibility is the caller's bindings now, not when the watch began. */
+		svc_forget_bindings(ctx);
+		if (w->f.org_id != NULL) {
+			rc = svc_authorize(ctx, w->f.org_id);
+			if (rc != MAT_OK)
+				return rc;
+		} else {
+			w->only_visible = !svc_sees_all(ctx);
+		}
+		w->checked_ms = now;
+	}
+	switch (from_feed(ctx, w)) {
+	case FEED_OUT:
+		svc_metrics_watcher_too_slow(svc_server_metrics(w->srv));
+		return mat_error_set(&ctx->err, MAT_LIMIT,
+		                     "this watch fell more than %d events behind: resume from its "
+		                     "last cursor",
+		                     WINDOW);
+	case FEED_TAKEN:
+		break;
+	case FEED_BEHIND:
+		g = atomic_load(&notify_gen);
+		if (g != w->gen || w->held || w->read_now) {
+			w->gen = g;
+			rc = table_fetch(ctx, w, now);
+			if (rc != MAT_OK)
+				return rc;
+		}
+		break;
+	}
+	if (w->n > 0) {
+		w->sent_ms = now;
+		svc_metrics_events_delivered(svc_server_metrics(w->srv), (unsigned)w->n);
+		*n = w->n;
+		/* A full batch: more may be waiting, in the window or in the table. */
+		*next = w->n == WATCH_BATCH ? SVC_FETCH_MORE : SVC_FETCH_PARK;
+		return MAT_OK;
+	}
+	if (now - w->sent_ms >= cfg->event_heartbeat_ms) {
+		/* A heartbeat: no event, the position reached (a filtered watch's cursor stays
+		 * recent, so a resume after a long silence is not refused as too old). */
+		w->heartbeat = true;
+		store_event_cursor_encode(&w->pos, w->hb_cursor);
+		w->sent_ms = now;
+		*n = 1;
+	}
+	return MAT_OK;
+}
+
+static const ProtobufCMessage *watch_encode(struct svc_ctx *ctx, void *state, size_t i)
+{
+	struct watch *w = state;
+	Mlops__Maturity__V1__WatchEventsResponse *msg = svc_alloc(ctx, sizeof(*msg));
+
+	mlops__maturity__v1__watch_events_response__init(msg);
+	if (w->heartbeat) {
+		msg->cursor = svc_strdup(ctx, w->hb_cursor);
+		return &msg->base;
+	}
+	msg->event = event_to_proto(ctx, &w->batch[i]);
+	msg->cursor = msg->event->cursor;
+	return &msg->base;
+}
+
+static void watch_release(void *state)
+{
+	struct watch *w = state;
+
+	store_events_free(w->batch, w->n);
+	w->batch = NULL;
+	w->n = 0;
+	w->heartbeat = false;
+}
+
+static void watch_free(void *state)
+{
+	struct watch *w = state;
+
+	watch_release(w);
+	atomic_fetch_sub(&n_watchers, 1);
+	svc_metrics_watchers(svc_server_metrics(w->srv), -1);
+	free(w);
+}
+
+static const struct svc_stream_ops watch_ops = {watch_fetch, watch_encode, watch_release,
+                                                watch_free};
+
+static enum mat_code watch_events(struct svc_ctx *ctx, const ProtobufCMessage *req_)
+{
+	const Mlops__Maturity__V1__WatchEventsRequest *req = (const void *)req_;
+	const struct svc_config *cfg = svc_server_config(ctx->srv);
+	struct watch *w = calloc(1, sizeof(*w));
+	mat_time_us start = 0;
+	enum mat_code rc;
+
+	if (w == NULL)
+		return mat_error_set(&ctx->err, MAT_INTERNAL, "out of memory");
+	w->srv = ctx->srv;
+	/* Counted before it joins the feed, so the timer does not close the feed under it. */
+	atomic_fetch_add(&n_watchers, 1);
+	rc = open_request(ctx, req->parent, req->types, req->n_types, w->org_buf, &w->f,
+	                  &w->only_visible);
+	if (rc == MAT_OK && !svc_ts_in(req->start_time, "start_time", &start, &ctx->err))
+		rc = ctx->err.code;
+	if (rc == MAT_OK && req->after[0] != '\0') {
+		/* Whole days, on this replica's clock. */
+		struct timespec ts;
+		mat_time_us oldest;
+		clock_gettime(CLOCK_REALTIME, &ts);
+		oldest = (mat_time_us)ts.tv_sec * 1000000 + ts.tv_nsec / 1000 -
+		         (mat_time_us)cfg->event_retention_days * 86400 * 1000000;
+		rc = store_event_cursor_decode(req->after, "after", oldest, &w->pos, &ctx->err);
+	} else if (rc == MAT_OK && start != 0) {
+		/* Just before start_time: every event at or after it (time >= start_time implies
+		 * a position >= it). */
+		w->pos.pos_us = start - 1;
+		w->pos.seq = INT64_MAX;
+		w->min_time = start;
+	} else if (rc == MAT_OK) {
+		rc = feed_join(ctx, &w->pos);
+	}
+	if (rc != MAT_OK) {
+		atomic_fetch_sub(&n_watchers, 1);
+		free(w);
+		return rc;
+	}
+	w->checked_ms = w->sent_ms = store_now_ms();
+	w->read_now = true;
+	w->gen = atomic_load(&notify_gen);
+	svc_metrics_watchers(svc_server_metrics(ctx->srv), 1);
+	svc_stream_start(ctx, &watch_ops, w);
+	return MAT_OK;
+}
+
+static const struct svc_method_impl methods[] = {
+    {"ListEvents", list_events, SVC_UNARY},
+    {"WatchEvents", watch_events, SVC_SERVER_STREAM},
+};
+
+const struct svc_service_impl svc_event_service = {&mlops__maturity__v1__event_service__descriptor,
+                                                   methods, sizeof(methods) / sizeof(methods[0])};
+
+/* --- the replica's listener, timer and janitor ----------------------------------------------- */
+
+struct svc_events {
+	struct svc_server *srv;
+	struct store_listener *listener;
+	pthread_t timer;
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	bool stop;
+	bool notified; /* the listener spoke since the timer thread last looked */
+};
+
+/* The listener's thread: the timer thread reads the feed, at once. */
+static void on_notify(void *arg)
+{
+	struct svc_events *ev = arg;
+
+	atomic_store(&heard_ms, store_now_ms());
+	atomic_fetch_add(&notify_gen, 1);
+	pthread_mutex_lock(&ev->mu);
+	ev->notified = true;
+	pthread_cond_signal(&ev->cv);
+	pthread_mutex_unlock(&ev->mu);
+}
+
+static void feed_reset(void)
+{
+	pthread_mutex_lock(&feed.mu);
+	for (uint64_t i = feed.first; i < feed.next; i++)
+		store_event_cleanup(&feed.ring[i % WINDOW]);
+	feed.first = feed.next = 0;
+	feed.valid = false;
+	pthread_mutex_unlock(&feed.mu);
+	feed.held = false;
+}
+
+/* Extends the feed with what was committed since its end (one read for every watch of the
+ * replica); true when it took events. Timer thread only. */
+static bool feed_read(struct svc_events *ev)
+{
+	struct store_call sc = {.pool = svc_server_pool(ev->srv),
+	                        .deadline_ms = store_now_ms() + READ_TIMEOUT_MS,
+	                        .principal = "",
+	                        .method = "feed"};
+	struct store_event_filter all = {0};
+	struct store_event_pos pos;
+	struct mat_error err;
+	bool any = false, valid;
+
+	int64_t heard = store_now_ms();
+
+	mat_error_clear(&err);
+	if (feed.read_gen != atomic_load(&notify_gen))
+		heard = atomic_load(&heard_ms);
+	feed.read_gen = atomic_load(&notify_gen);
+	pthread_mutex_lock(&feed.mu);
+	valid = feed.valid;
+	pos = feed.end;
+	pthread_mutex_unlock(&feed.mu);
+	if (!valid) {
+		if (store_event_now(&sc, &pos, &err) != MAT_OK)
+			goto fail;
+		pthread_mutex_lock(&feed.mu);
+		if (!feed.valid) {
+			feed.start = feed.end = pos;
+			feed.valid = true;
+		}
+		pos = feed.end;
+		pthread_mutex_unlock(&feed.mu);
+	}
+	for (int round = 0; round < WINDOW / FEED_BATCH; round++) {
+		struct store_event *batch = NULL;
+		size_t n = 0;
+		if (store_event_follow(&sc, &all, 0, FEED_BATCH, &pos, &batch, &n, &feed.held,
+		                       &err) != MAT_OK)
+			goto fail;
+		pthread_mutex_lock(&feed.mu);
+		for (size_t i = 0; i < n; i++) {
+			if (feed.next - feed.first == WINDOW) {
+				struct store_event *old = &feed.ring[feed.first % WINDOW];
+				feed.start = old->at;
+				store_event_cleanup(old);
+				feed.first++;
+			}
+			feed.ring[feed.next % WINDOW] = batch[i]; /* moved */
+			feed.heard[feed.next % WINDOW] = heard;
+			feed.next++;
+		}
+		feed.end = pos;
+		pthread_mutex_unlock(&feed.mu);
+		free(batch);
+		any = any || n > 0;
+		if (n < FEED_BATCH)
+			break;
+	}
+	return any;
+fail:
+	svc_log_event("warn", "event feed: %s", err.message);
+	return any;
+}
+
+/* Deletes one batch of events past retention; true when there may be more. */
+static bool prune_once(struct svc_events *ev)
+{
+	const struct svc_config *cfg = svc_server_config(ev->srv);
+	struct store_call sc = {.pool = svc_server_pool(ev->srv),
+	                        .deadline_ms = store_now_ms() + 10000,
+	                        .principal = "",
+	                        .method = "janitor"};
+	struct mat_error err;
+	struct timespec ts;
+	int64_t deleted = 0;
+	mat_time_us before;
+
+	mat_error_clear(&err);
+	clock_gettime(CLOCK_REALTIME, &ts);
+	before = (mat_time_us)ts.tv_sec * 1000000 + ts.tv_nsec / 1000 -
+	         (mat_time_us)cfg->event_retention_days * 86400 * 1000000;
+	if (store_event_prune(&sc, before, PRUNE_BATCH, &deleted, &err) != MAT_OK) {
+		svc_log_event("warn", "event retention: %s", err.message);
+		return false;
+	}
+	return deleted == PRUNE_BATCH;
+}
+
+/* Wakes parked watches on a short period while there are any (heartbeats, visibility checks,
+ * events held back by an open transaction), and runs the janitor. */
+static void *timer_main(void *arg)
+{
+	struct svc_events *ev = arg;
+	const struct svc_config *cfg = svc_server_config(ev->srv);
+	int tick_ms = cfg->event_heartbeat_ms / 3 < 1000 ? cfg->event_heartbeat_ms / 3 : 1000;
+	int64_t next_prune = store_now_ms() + 5000, next_feed = 0;
+
+	if (tick_ms < 20)
+		tick_ms = 20;
+	pthread_mutex_lock(&ev->mu);
+	while (!ev->stop) {
+		struct timespec ts;
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_nsec += (long)tick_ms * 1000000L;
+		ts.tv_sec += ts.tv_nsec / 1000000000L;
+		ts.tv_nsec %= 1000000000L;
+		if (!ev->notified)
+			pthread_cond_timedwait(&ev->cv, &ev->mu, &ts);
+		if (ev->stop)
+			break;
+		ev->notified = false;
+		pthread_mutex_unlock(&ev->mu);
+		if (atomic_load(&n_watchers) == 0) {
+			if (feed_valid())
+				feed_reset();
+		} else {
+			/* Read the feed when told, while an open transaction holds events back, and
+			 * once a tick anyway (a notification lost with the listener's connection).
+			 */
+			if (!feed_valid() || feed.held ||
+			    feed.read_gen != atomic_load(&notify_gen) ||
+			    store_now_ms() >= next_feed) {
+				feed_read(ev);
+				next_feed = store_now_ms() + 1000;
+			}
+			svc_server_wake_streams(ev->srv);
+		}
+		if (store_now_ms() >= next_prune) {
+			bool more = prune_once(ev);
+			/* Small batches close together while there is a backlog, so no delete
+			 * holds locks or bloats WAL in one go. */
+			next_prune = store_now_ms() + (more ? 200 : PRUNE_EVERY_S * 1000);
+		}
+		pthread_mutex_lock(&ev->mu);
+	}
+	pthread_mutex_unlock(&ev->mu);
+	return NULL;
+}
+
+struct svc_events *svc_events_start(struct svc_server *srv)
+{
+	struct svc_events *ev = calloc(1, sizeof(*ev));
+
+	if (ev == NULL)
+		return NULL;
+	ev->srv = srv;
+	pthread_mutex_init(&ev->mu, NULL);
+	pthread_cond_init(&ev->cv, NULL);
+	store_events_set_encoder(encode_snapshot);
+	ev->listener = store_listener_start(svc_server_pool(srv), on_notify, ev);
+	if (ev->listener == NULL || pthread_create(&ev->timer, NULL, timer_main, ev) != 0) {
+		store_listener_stop(ev->listener);
+		pthread_mutex_destroy(&ev->mu);
+		pthread_cond_destroy(&ev->cv);
+		free(ev);
+		return NULL;
+	}
+	return ev;
+}
+
+void svc_events_stop(struct svc_events *ev)
+{
+	if (ev == NULL)
+		return;
+	pthread_mutex_lock(&ev->mu);
+	ev->stop = true;
+	pthread_cond_signal(&ev->cv);
+	pthread_mutex_unlock(&ev->mu);
+	pthread_join(ev->timer, NULL);
+	store_listener_stop(ev->listener);
+	feed_reset();
+	pthread_mutex_destroy(&ev->mu);
+	pthread_cond_destroy(&ev->cv);
+	free(ev);
+}

@@ -1,0 +1,278 @@
+/* The event log against a real server: mutations write their events with the encoder's snapshot
+ * in their own transaction (none for a failure or a replay), the follower's read stops below a
+ * transaction still open and delivers its event once and in order after the commit, cursors
+ * (round trip, garbage, expired), the janitor's batches and advisory lock, and the listener. */
+#include "store_test_db.h"
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+static struct tdb *db;
+
+/* A snapshot that names the resource: enough to see which state of it the event holds. */
+static bool test_encoder(enum store_snapshot_kind kind, const void *r, uint8_t **out, size_t *len)
+{
+	char buf[256];
+	int n = 0;
+
+	switch (kind) {
+	case STORE_SNAPSHOT_ORGANIZATION: {
+		const struct mat_organization *o = r;
+		n = snprintf(buf, sizeof(buf), "org:%s:%s", o->id, o->display_name);
+		break;
+	}
+	default:
+		n = snprintf(buf, sizeof(buf), "kind:%d", (int)kind);
+		break;
+	}
+	*out = malloc((size_t)n);
+	if (*out == NULL)
+		return false;
+	memcpy(*out, buf, (size_t)n);
+	*len = (size_t)n;
+	return true;
+}
+
+static int setup(void **state)
+{
+	(void)state;
+	db = tdb_open(NULL, 4, true);
+	store_events_set_encoder(test_encoder);
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	(void)state;
+	tdb_close(db);
+	return 0;
+}
+
+static enum mat_code create_org(const char *id, const char *name, const char *rid)
+{
+	struct store_call c = tdb_call(db, "admin", 5000);
+	struct mat_organization in = {.id = (char *)id,
+	                              .display_name = (char *)name,
+	                              .description = (char *)"",
+	                              .transition_policy = MAT_POLICY_MANUAL_REVIEW};
+	struct mat_organization out;
+	struct mat_error err;
+	enum mat_code rc;
+
+	mat_error_clear(&err);
+	rc = store_org_create(&c, &in, rid, &out, &err);
+	mat_organization_cleanup(&out);
+	return rc;
+}
+
+static void rename_org(const char *id, const char *name)
+{
+	struct store_call c = tdb_call(db, "editor", 5000);
+	struct mat_organization in = {.id = (char *)id, .display_name = (char *)name};
+	struct mat_organization out;
+	struct mat_error err;
+
+	mat_error_clear(&err);
+	assert_int_equal(store_org_update(&c, &in, STORE_ORG_DISPLAY_NAME, NULL, &out, &err),
+	                 MAT_OK);
+	mat_organization_cleanup(&out);
+}
+
+static void list_org(const char *org, struct store_event **out, size_t *n)
+{
+	struct store_call c = tdb_call(db, "admin", 5000);
+	struct store_event_filter f = {.org_id = org};
+	struct mat_error err;
+	char *next = NULL;
+
+	mat_error_clear(&err);
+	assert_int_equal(store_event_list(&c, &f, 1000, "", out, n, &next, &err), MAT_OK);
+	free(next);
+}
+
+static void test_mutations_write_events(void **state)
+{
+	const char *rid = "0190a000-0000-7000-8000-00000000ee01";
+	struct store_call c = tdb_call(db, "admin", 5000);
+	struct store_event *list;
+	struct mat_error err;
+	size_t n;
+	(void)state;
+	TDB_SKIP_IF_NONE(db);
+
+	assert_int_equal(create_org("so-a", "A", rid), MAT_OK);
+	assert_int_equal(create_org("so-a", "A", rid), MAT_OK);        /* replay */
+	assert_int_equal(create_org("so-a", "A", NULL), MAT_CONFLICT); /* failure */
+	rename_org("so-a", "B");
+	mat_error_clear(&err);
+	assert_int_equal(store_org_delete(&c, "so-a", NULL, false, &err), MAT_OK);
+
+	list_org("so-a", &list, &n);
+	assert_int_equal(n, 3);
+	/* Newest first. */
+	assert_int_equal(list[2].type, STORE_EVENT_ORG_CREATED);
+	assert_int_equal(list[1].type, STORE_EVENT_ORG_UPDATED);
+	assert_int_equal(list[0].type, STORE_EVENT_ORG_DELETED);
+	assert_memory_equal(list[2].snapshot, "org:so-a:A", list[2].snapshot_len);
+	assert_memory_equal(list[1].snapshot, "org:so-a:B", list[1].snapshot_len);
+	assert_memory_equal(list[0].snapshot, "org:so-a:B", list[0].snapshot_len); /* before */
+	assert_string_equal(list[2].principal, "admin");
+	assert_string_equal(list[1].principal, "editor");
+	assert_string_equal(list[1].resource, "organizations/so-a");
+	assert_true(list[2].seq < list[1].seq && list[1].seq < list[0].seq);
+	store_events_free(list, n);
+}
+
+static void test_follow_stops_below_an_open_transaction(void **state)
+{
+	struct store_call c = tdb_call(db, "watcher", 5000);
+	struct store_event_filter f = {.org_id = "so-b"};
+	struct store_event_pos pos, back;
+	struct store_event *batch = NULL;
+	struct mat_error err;
+	char cursor[STORE_EVENT_CURSOR_MAX];
+	PGconn *tx;
+	PGresult *r;
+	bool held;
+	size_t n;
+	(void)state;
+	TDB_SKIP_IF_NONE(db);
+
+	assert_int_equal(create_org("so-b", "A", NULL), MAT_OK);
+	mat_error_clear(&err);
+	assert_int_equal(store_event_now(&c, &pos, &err), MAT_OK);
+
+	tx = tdb_connect(db);
+	r = PQexec(tx, "BEGIN");
+	PQclear(r);
+	r = PQexec(tx, "INSERT INTO events (type, org_id, resource, principal) "
+	               "VALUES (2, 'so-b', 'organizations/so-b', 'late')");
+	assert_int_equal(PQresultStatus(r), PGRES_COMMAND_OK);
+	PQclear(r);
+	rename_org("so-b", "C"); /* commits first */
+
+	assert_int_equal(store_event_follow(&c, &f, 0, 100, &pos, &batch, &n, &held, &err), MAT_OK);
+	assert_int_equal(n, 0);
+	assert_true(held);
+	store_events_free(batch, n);
+
+	r = PQexec(tx, "COMMIT");
+	PQclear(r);
+	PQfinish(tx);
+	assert_int_equal(store_event_follow(&c, &f, 0, 100, &pos, &batch, &n, &held, &err), MAT_OK);
+	assert_int_equal(n, 2);
+	assert_string_equal(batch[0].principal, "late");
+	assert_string_equal(batch[1].principal, "editor");
+	/* Cursors round-trip. */
+	assert_int_equal(store_event_cursor_decode(batch[0].cursor, "after", 0, &back, &err),
+	                 MAT_OK);
+	store_events_free(batch, n);
+	assert_int_equal(store_event_follow(&c, &f, 0, 100, &back, &batch, &n, &held, &err),
+	                 MAT_OK);
+	assert_int_equal(n, 1);
+	assert_string_equal(batch[0].principal, "editor");
+	store_events_free(batch, n);
+	/* And nothing is delivered twice. */
+	assert_int_equal(store_event_follow(&c, &f, 0, 100, &pos, &batch, &n, &held, &err), MAT_OK);
+	assert_int_equal(n, 0);
+	store_events_free(batch, n);
+
+	store_event_cursor_encode(&pos, cursor);
+	mat_error_clear(&err);
+	assert_int_equal(store_event_cursor_decode("garbage", "after", 0, &back, &err),
+	                 MAT_INVALID);
+	mat_error_clear(&err);
+	assert_int_equal(store_event_cursor_decode(cursor, "after", INT64_MAX, &back, &err),
+	                 MAT_OUT_OF_RANGE);
+}
+
+static void test_prune_batches_under_a_lock(void **state)
+{
+	struct store_call c = tdb_call(db, "janitor", 5000);
+	struct mat_error err;
+	int64_t deleted = -1;
+	PGconn *other;
+	PGresult *r;
+	struct timespec ts;
+	mat_time_us day_ago;
+	(void)state;
+	TDB_SKIP_IF_NONE(db);
+
+	tdb_exec(db,
+	         "INSERT INTO events (type, org_id, resource, principal, pos, time) "
+	         "SELECT 2, 'so-old', 'organizations/so-old', 'old', "
+	         "now() - interval '3 days', now() - interval '3 days' FROM generate_series(1, 5)");
+	clock_gettime(CLOCK_REALTIME, &ts);
+	day_ago = (mat_time_us)ts.tv_sec * 1000000 - INT64_C(86400000000);
+
+	/* Another replica holds the lock: nothing done here. */
+	other = tdb_connect(db);
+	r = PQexec(other, "BEGIN");
+	PQclear(r);
+	r = PQexec(other, "SELECT pg_advisory_xact_lock(120265331664246)");
+	assert_int_equal(PQresultStatus(r), PGRES_TUPLES_OK);
+	PQclear(r);
+	mat_error_clear(&err);
+	assert_int_equal(store_event_prune(&c, day_ago, 2, &deleted, &err), MAT_OK);
+	assert_int_equal(deleted, 0);
+	r = PQexec(other, "COMMIT");
+	PQclear(r);
+	PQfinish(other);
+
+	assert_int_equal(store_event_prune(&c, day_ago, 2, &deleted, &err), MAT_OK);
+	assert_int_equal(deleted, 2);
+	assert_int_equal(store_event_prune(&c, day_ago, 10, &deleted, &err), MAT_OK);
+	assert_int_equal(deleted, 3);
+	assert_int_equal(tdb_scalar(db, "SELECT count(*) FROM events WHERE org_id = 'so-old'"), 0);
+	/* Recent events stay. */
+	assert_true(tdb_scalar(db, "SELECT count(*) FROM events") > 0);
+}
+
+static atomic_int notified;
+
+static void on_notify(void *arg)
+{
+	(void)arg;
+	atomic_fetch_add(&notified, 1);
+}
+
+static void test_listener_hears_commits(void **state)
+{
+	struct store_listener *l;
+	int before;
+	(void)state;
+	TDB_SKIP_IF_NONE(db);
+
+	l = store_listener_start(db->pool, on_notify, NULL);
+	assert_non_null(l);
+	/* Once at connection. */
+	for (int i = 0; i < 100 && atomic_load(&notified) == 0; i++)
+		usleep(20 * 1000);
+	assert_true(atomic_load(&notified) >= 1);
+	before = atomic_load(&notified);
+	rename_org("so-b", "D");
+	for (int i = 0; i < 100 && atomic_load(&notified) == before; i++)
+		usleep(20 * 1000);
+	assert_true(atomic_load(&notified) > before);
+	store_listener_stop(l);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_mutations_write_events),
+	    cmocka_unit_test(test_follow_stops_below_an_open_transaction),
+	    cmocka_unit_test(test_prune_batches_under_a_lock),
+	    cmocka_unit_test(test_listener_hears_commits),
+	};
+	return cmocka_run_group_tests(tests, setup, teardown);
+}
