@@ -1171,7 +1171,7 @@ struct svc_server *svc_server_new(const struct svc_config *cfg, struct store_poo
 	struct svc_server *srv = calloc(1, sizeof(*srv));
 	grpc_ssl_server_credentials_options *opts;
 	grpc_server_credentials *creds;
-	grpc_arg args[8];
+	grpc_arg args[9];
 	grpc_channel_args chargs;
 	size_t na = 0;
 
@@ -1206,6 +1206,8 @@ struct svc_server *svc_server_new(const struct svc_config *cfg, struct store_poo
 	args[na++] = int_arg(GRPC_ARG_MAX_CONNECTION_AGE_MS, cfg->max_connection_age_ms);
 	args[na++] = int_arg(GRPC_ARG_MAX_CONNECTION_AGE_GRACE_MS, cfg->shutdown_grace_s * 1000);
 	args[na++] = int_arg(GRPC_ARG_HTTP2_MAX_PING_STRIKES, 2);
+	/* grpc sets SO_REUSEPORT by default: a second server on a taken port would share it. */
+	args[na++] = int_arg(GRPC_ARG_ALLOW_REUSEPORT, 0);
 	chargs.num_args = na;
 	chargs.args = args;
 	srv->server = grpc_server_create(&chargs, NULL);
