@@ -100,7 +100,15 @@ int main(int argc, char **argv)
 			goto out;
 		}
 	}
-	if (store_pool_wait(pool, cfg.db_wait_s, &err) != MAT_OK) {
+	switch (store_pool_wait(pool, cfg.db_wait_s, &err)) {
+	case MAT_OK:
+		break;
+	case MAT_UNAUTHENTICATED:
+		fprintf(stderr, "maturityd: the database refused the login (--database-url): %s\n",
+		        one_line(err.message));
+		rc = 1;
+		goto out;
+	default:
 		fprintf(stderr, "maturityd: database unreachable after %d s (--db-wait): %s\n",
 		        cfg.db_wait_s, one_line(err.message));
 		rc = 1;

@@ -185,6 +185,26 @@ static const struct flag *find_flag(const char *name, size_t len)
 	return NULL;
 }
 
+/* True when argv sets f ("--name", "--name=value"; the value of another flag is not a flag). */
+static bool flag_given(const struct flag *f, int argc, char **argv)
+{
+	for (int i = 1; i < argc; i++) {
+		const char *a = argv[i];
+		const struct flag *g;
+		const char *eq;
+
+		if (strncmp(a, "--", 2) != 0)
+			continue;
+		eq = strchr(a + 2, '=');
+		g = find_flag(a + 2, eq ? (size_t)(eq - a - 2) : strlen(a + 2));
+		if (g == f)
+			return true;
+		if (g != NULL && g->kind != K_BOOL_TRUE && eq == NULL)
+			i++; /* its value */
+	}
+	return false;
+}
+
 void svc_config_usage(FILE *out)
 {
 	fprintf(out, "usage: maturityd [serve|migrate] [flags]\n"
@@ -219,6 +239,9 @@ int svc_config_parse(struct svc_config *cfg, int argc, char **argv, FILE *errout
 	for (size_t i = 0; i < N_FLAGS; i++) {
 		const char *v = getenv(flags[i].env);
 		if (v == NULL || (v[0] == '\0' && flags[i].kind != K_STR))
+			continue;
+		/* Flags override the environment: a bad value the flag replaces is not an error. */
+		if (flag_given(&flags[i], argc, argv))
 			continue;
 		if (v[0] == '\0')
 			continue;

@@ -30,7 +30,8 @@ enum mat_code store_pool_new(const struct store_options *opt, struct store_pool 
 void store_pool_free(struct store_pool *pool);
 
 /* Waits until the database accepts a connection and answers, up to `seconds`.
- * MAT_OK, or MAT_UNAVAILABLE with libpq's reason in err. */
+ * MAT_OK, or MAT_UNAVAILABLE with libpq's reason in err; MAT_UNAUTHENTICATED at once, without
+ * waiting, when the server refused the login (wrong password or role, no pg_hba.conf entry). */
 enum mat_code store_pool_wait(struct store_pool *pool, int seconds,
                               struct mat_error *err) MAT_MUSTCHECK;
 

@@ -19,4 +19,10 @@ bool store_sqlstate_kills_connection(const char *sqlstate);
 /* True for serialization failures and deadlocks (40001, 40P01): the transaction may be retried. */
 bool store_sqlstate_retryable(const char *sqlstate);
 
+/* True when libpq's message for a failed connect says the server refused the login itself
+ * (SQLSTATE 28P01 invalid_password, 28000 invalid_authorization_specification: wrong password,
+ * unknown role, no pg_hba.conf entry) or that libpq had no password to send. Waiting does not
+ * fix these. libpq gives no SQLSTATE for a failed connect, so this reads its (English) message. */
+bool store_connect_login_refused(const char *libpq_message);
+
 #endif

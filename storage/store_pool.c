@@ -5,6 +5,7 @@
  * (exponential, with jitter) and callers fail fast with MAT_UNAVAILABLE instead of each waiting
  * for a connect timeout; the first acquire after the backoff probes the database alone.
  * Statement execution lives in store_exec.c. */
+#include "store_error.h"
 #include "store_internal.h"
 
 #include <errno.h>
@@ -538,6 +539,12 @@ enum mat_code store_pool_wait(struct store_pool *pool, int seconds, struct mat_e
 		rc = ping(pool, attempt_end, err);
 		if (rc == MAT_OK || rc == MAT_INVALID || rc == MAT_INTERNAL)
 			break;
+		/* A refused login stays refused: say so now rather than after --db-wait. */
+		if (rc == MAT_UNAVAILABLE && err != NULL &&
+		    store_connect_login_refused(err->message)) {
+			rc = MAT_UNAUTHENTICATED;
+			break;
+		}
 		now = store_now_ms();
 		if (now >= end) {
 			if (rc != MAT_UNAVAILABLE)

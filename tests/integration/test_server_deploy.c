@@ -127,6 +127,63 @@ static void test_port_clash_exits_2(void **state)
 		fail_msg("want exit 2 naming --health-listen; got %d: %s", rc, out);
 }
 
+/* --- configuration edges -------------------------------------------------------------------- */
+
+/* A bad environment value that a flag replaces does not block the start. */
+static void test_flag_wins_over_bad_env(void **state)
+{
+	char db[1100], listen[64], out[8192];
+	int rc;
+
+	(void)state;
+	if (!tenv_available())
+		skip();
+	snprintf(db, sizeof(db), "--database-url=%s", g_dburl);
+	snprintf(listen, sizeof(listen), "--listen=127.0.0.1:%d", free_port());
+	/* --db-wait=0 against a port nothing listens on: exit 1 is "it got past the
+	 * configuration". */
+	rc = run((const char *[]){"--database-url=host=127.0.0.1 port=1 connect_timeout=1", a_cert,
+	                          a_key, a_ca, "--workers", "2", "--db-wait=0", listen, NULL},
+	         (const char *[]){"MATURITYD_WORKERS=abc", "MATURITYD_DB_WAIT=soon", NULL}, out,
+	         sizeof(out));
+	if (rc != 1 || strstr(out, "--db-wait") == NULL)
+		fail_msg("want exit 1 (database unreachable); got %d: %s", rc, out);
+	/* Without the flag the bad value is still an error naming the variable. */
+	rc = run((const char *[]){db, a_cert, a_key, a_ca, "--db-wait=0", listen, NULL},
+	         (const char *[]){"MATURITYD_WORKERS=abc", NULL}, out, sizeof(out));
+	if (rc != 2 || strstr(out, "MATURITYD_WORKERS") == NULL)
+		fail_msg("want exit 2 naming MATURITYD_WORKERS; got %d: %s", rc, out);
+}
+
+/* A login the database refuses is final: exit 1 at once with the reason, not after --db-wait. */
+static void test_login_refused_is_immediate(void **state)
+{
+	char db[1200], out[8192];
+	double t0;
+	int rc;
+
+	(void)state;
+	if (!tenv_available())
+		skip();
+	/* The test database under a role that does not exist (SQLSTATE 28000); in a libpq
+	 * conninfo string the last user= wins. */
+	assert_null(strstr(g_dburl, "://"));
+	snprintf(db, sizeof(db), "--database-url=%s user=no_such_role_%d", g_dburl, (int)getpid());
+	t0 = now_s();
+	rc = run((const char *[]){"migrate", db, "--db-wait=30", NULL}, NULL, out, sizeof(out));
+	if (rc != 1 || strstr(out, "refused the login") == NULL ||
+	    strstr(out, "no_such_role") == NULL)
+		fail_msg("want exit 1 with the reason; got %d: %s", rc, out);
+	if (now_s() - t0 > 10.0)
+		fail_msg("took %.1f s: the refusal was retried for --db-wait", now_s() - t0);
+	t0 = now_s();
+	rc = run((const char *[]){db, a_cert, a_key, a_ca, "--db-wait=30", NULL}, NULL, out,
+	         sizeof(out));
+	if (rc != 1 || strstr(out, "refused the login") == NULL || now_s() - t0 > 10.0)
+		fail_msg("serve: want exit 1 at once; got %d after %.1f s: %s", rc, now_s() - t0,
+		         out);
+}
+
 static int setup(void **state)
 {
 	const char *pki = getenv("MATURITY_TEST_PKI");
@@ -155,6 +212,8 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_port_clash_exits_2),
+	    cmocka_unit_test(test_flag_wins_over_bad_env),
+	    cmocka_unit_test(test_login_refused_is_immediate),
 	};
 	return cmocka_run_group_tests(tests, setup, itest_teardown);
 }
