@@ -5,6 +5,7 @@
 #include "store.h"
 #include "svc.h"
 #include "svc_config.h"
+#include "svc_health.h"
 #include "svc_log.h"
 #include "svc_metrics.h"
 #include "svc_server.h"
@@ -40,6 +41,42 @@ static const char *flag_of(enum auth_file f)
 		return "--tls-client-ca";
 	}
 	return "--tls-cert";
+}
+
+/* The schema must hold every migration this binary embeds. Behind (started with --no-migrate
+ * before the migration job ran): wait for it up to --db-wait from the start, then exit 1. A newer
+ * binary's schema: serve reads, refuse writes. */
+static int check_schema(struct store_pool *pool, const struct svc_config *cfg,
+                        const struct timespec *t0)
+{
+	for (;;) {
+		struct store_schema sc;
+		struct mat_error err;
+		struct timespec now;
+		char msg[400];
+		double waited;
+
+		mat_error_clear(&err);
+		clock_gettime(CLOCK_MONOTONIC, &now);
+		waited =
+		    (double)(now.tv_sec - t0->tv_sec) + (double)(now.tv_nsec - t0->tv_nsec) / 1e9;
+		if (store_schema_check(pool, store_now_ms() + 5000, &sc, &err) != MAT_OK) {
+			if (waited >= cfg->db_wait_s) {
+				fprintf(stderr, "maturityd: cannot read the schema version: %s\n",
+				        one_line(err.message));
+				return -1;
+			}
+		} else if (svc_schema_apply(pool, &sc, msg, sizeof(msg))) {
+			if (msg[0] != '\0')
+				svc_log_event("warn", "%s", msg);
+			return 0;
+		} else if (waited >= cfg->db_wait_s) {
+			fprintf(stderr, "maturityd: %s (waited %d s, --db-wait)\n", msg,
+			        cfg->db_wait_s);
+			return -1;
+		}
+		nanosleep(&(struct timespec){.tv_sec = 0, .tv_nsec = 500000000L}, NULL);
+	}
 }
 
 int main(int argc, char **argv)
@@ -125,6 +162,10 @@ int main(int argc, char **argv)
 	if (cfg.command == SVC_CMD_MIGRATE) {
 		svc_log_event("info", "migrations applied");
 		rc = 0;
+		goto out;
+	}
+	if (check_schema(pool, &cfg, &t0) != 0) {
+		rc = 1;
 		goto out;
 	}
 

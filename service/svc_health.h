@@ -22,6 +22,11 @@ bool svc_health_db_ok(const struct svc_health *h);
 void svc_health_db_failed(struct svc_health *h, enum mat_code code);
 /* From now on every service is NOT_SERVING. */
 void svc_health_set_shutting_down(struct svc_health *h);
+/* What a schema check found, applied: a schema with versions this binary does not know (a newer
+ * binary migrated it) gets its writes refused; reads go on. Returns false when the schema is
+ * behind (migrations missing: the server cannot serve). A problem is described in msg. */
+bool svc_schema_apply(struct store_pool *pool, const struct store_schema *s, char *msg, size_t n);
+
 /* SERVING (true) or NOT_SERVING. */
 bool svc_health_serving(const struct svc_health *h);
 

@@ -39,6 +39,22 @@ enum mat_code store_pool_wait(struct store_pool *pool, int seconds,
  * a PostgreSQL advisory lock so replicas starting together are safe. */
 enum mat_code store_migrate(struct store_pool *pool, struct mat_error *err) MAT_MUSTCHECK;
 
+/* The schema the database holds against the migrations this binary embeds. */
+struct store_schema {
+	int have;    /* highest version recorded in the database (0: none, or no schema yet) */
+	int want;    /* highest version this binary embeds */
+	int missing; /* embedded versions not recorded: > 0 means the schema is behind */
+	int unknown; /* recorded versions this binary does not know: > 0 means a newer binary's */
+};
+/* Reads the recorded versions (one round trip, two when the table does not exist yet). */
+enum mat_code store_schema_check(struct store_pool *pool, int64_t deadline_ms,
+                                 struct store_schema *out, struct mat_error *err) MAT_MUSTCHECK;
+
+/* From now on every write (a read-write transaction or a single write) fails with
+ * MAT_PRECONDITION and `why` as its message; reads go on. NULL allows writes again. Used when
+ * the schema belongs to a newer binary: this one would write rows the newer code misreads. */
+void store_pool_refuse_writes(struct store_pool *pool, const char *why);
+
 /* True when a pooled connection answers `SELECT 1` before the deadline (health checks). */
 bool store_pool_ping(struct store_pool *pool, int64_t deadline_ms);
 

@@ -555,6 +555,10 @@ enum mat_code store__read(const struct store_call *c, struct store__cmd *cmds, s
 enum mat_code store__write1(const struct store_call *c, struct store__cmd *cmd,
                             struct mat_error *err)
 {
+	enum mat_code rc = store__may_write(c->pool, err);
+
+	if (rc != MAT_OK)
+		return rc;
 	return run_alone(c, cmd, 1, false, err);
 }
 
@@ -650,8 +654,10 @@ static void backoff_sleep(int attempt)
 enum mat_code store__transact(const struct store_call *c, store__tx_body body, void *arg,
                               struct mat_error *err)
 {
-	enum mat_code rc = MAT_INTERNAL;
+	enum mat_code rc = store__may_write(c->pool, err);
 
+	if (rc != MAT_OK)
+		return rc;
 	for (int attempt = 0;; attempt++) {
 		struct store__tx tx = {.c = c};
 

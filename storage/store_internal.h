@@ -54,6 +54,8 @@ enum mat_code store__acquire(struct store_pool *pool, int64_t deadline_ms,
  * until a later acquire reconnects it. After a connection-class error every IDLE connection is
  * closed too (a restarted server has killed them all). NULL does nothing. */
 void store__release(struct store__conn *cn);
+/* MAT_OK, or MAT_PRECONDITION with the reason set by store_pool_refuse_writes. */
+enum mat_code store__may_write(struct store_pool *pool, struct mat_error *err);
 
 /* The libpq connection, for tests that need to look at it. Not for queries: use store__run. */
 PGconn *store__conn_pg(struct store__conn *cn);

@@ -11,6 +11,7 @@
 #include <errno.h>
 #include <poll.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -35,6 +36,10 @@ struct store_pool {
 	int64_t next_attempt_ms;
 	bool probing;
 	char last_error[sizeof(((struct mat_error *)0)->message)];
+	/* store_pool_refuse_writes: why writes are refused; guarded by mu, read first without it.
+	 */
+	atomic_bool refuse_writes;
+	char refuse_why[200];
 	uint64_t rng; /* jitter */
 };
 
@@ -504,6 +509,27 @@ void store_pool_get_stats(struct store_pool *pool, struct store_pool_stats *out)
 		}
 	}
 	pthread_mutex_unlock(&pool->mu);
+}
+
+void store_pool_refuse_writes(struct store_pool *pool, const char *why)
+{
+	pthread_mutex_lock(&pool->mu);
+	snprintf(pool->refuse_why, sizeof(pool->refuse_why), "%s", why != NULL ? why : "");
+	atomic_store(&pool->refuse_writes, why != NULL);
+	pthread_mutex_unlock(&pool->mu);
+}
+
+enum mat_code store__may_write(struct store_pool *pool, struct mat_error *err)
+{
+	enum mat_code rc = MAT_OK;
+
+	if (!atomic_load_explicit(&pool->refuse_writes, memory_order_relaxed))
+		return MAT_OK;
+	pthread_mutex_lock(&pool->mu);
+	if (atomic_load(&pool->refuse_writes))
+		rc = mat_error_set(err, MAT_PRECONDITION, "%s", pool->refuse_why);
+	pthread_mutex_unlock(&pool->mu);
+	return rc;
 }
 
 STORE__STMT(st_ping, 0, "SELECT 1");

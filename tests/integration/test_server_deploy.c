@@ -22,6 +22,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "grpc/health/v1/health.pb-c.h"
+#include "mlops/maturity/v1/organization.pb-c.h"
+
 static char cert[600], key[600], ca[600];
 static int health_port, metrics_port;
 
@@ -184,6 +187,162 @@ static void test_login_refused_is_immediate(void **state)
 		         out);
 }
 
+/* --- schema version ------------------------------------------------------------------------- */
+
+#define M(svc, m) "/mlops.maturity.v1." svc "/" m
+
+static int health_status(int port)
+{
+	char target[64];
+	struct tclient *c;
+	Grpc__Health__V1__HealthCheckRequest req = GRPC__HEALTH__V1__HEALTH_CHECK_REQUEST__INIT;
+	Grpc__Health__V1__HealthCheckResponse *resp = NULL;
+	struct tresult r;
+	int st = -1;
+
+	snprintf(target, sizeof(target), "127.0.0.1:%d", port);
+	c = tclient_new(target, NULL, NULL, NULL, true);
+	assert_non_null(c);
+	if (tclient_call(c, "/grpc.health.v1.Health/Check", &req.base,
+	                 &grpc__health__v1__health_check_response__descriptor,
+	                 (ProtobufCMessage **)&resp, 2000, &r) == GRPC_STATUS_OK)
+		st = resp->status;
+	if (resp)
+		protobuf_c_message_free_unpacked(&resp->base, NULL);
+	tresult_cleanup(&r);
+	tclient_free(c);
+	return st;
+}
+
+static int count_in_file(const char *path, const char *needle)
+{
+	char line[8192];
+	int n = 0;
+	FILE *f = fopen(path, "r");
+	if (f == NULL)
+		return -1;
+	while (fgets(line, sizeof(line), f) != NULL)
+		n += strstr(line, needle) != NULL;
+	fclose(f);
+	return n;
+}
+
+/* --no-migrate against an empty or older schema: one line, exit 1 after --db-wait. */
+static void test_schema_behind_exits_1(void **state)
+{
+	char url[1024], db[1100], out[8192];
+	int rc;
+
+	(void)state;
+	if (!tenv_available())
+		skip();
+	assert_int_equal(tenv_db_create(url, sizeof(url)), 0);
+	snprintf(db, sizeof(db), "--database-url=%s", url);
+	rc = run((const char *[]){db, a_cert, a_key, a_ca, "--no-migrate", "--db-wait=1", NULL},
+	         NULL, out, sizeof(out));
+	if (rc != 1 || strstr(out, "schema is behind") == NULL || strstr(out, "serving") != NULL)
+		fail_msg("empty database: want exit 1 and the schema line; got %d: %s", rc, out);
+	/* Migrated by an older binary: the newest migration is not recorded. */
+	assert_int_equal(run((const char *[]){"migrate", db, NULL}, NULL, out, sizeof(out)), 0);
+	assert_int_equal(tenv_psql(url,
+	                           "DELETE FROM schema_migrations WHERE version = (SELECT "
+	                           "max(version) FROM schema_migrations)",
+	                           NULL, 0),
+	                 0);
+	rc = run((const char *[]){db, a_cert, a_key, a_ca, "--no-migrate", "--db-wait=1", NULL},
+	         NULL, out, sizeof(out));
+	if (rc != 1 || strstr(out, "1 migrations missing") == NULL)
+		fail_msg("older schema: want exit 1 and the schema line; got %d: %s", rc, out);
+}
+
+/* A newer binary's schema: reads are served, writes refused. */
+static void test_schema_ahead_refuses_writes(void **state)
+{
+	char url[1024], out[8192];
+	struct tserver s;
+	struct tclient *c;
+	struct tresult r;
+	Mlops__Maturity__V1__Organization o = MLOPS__MATURITY__V1__ORGANIZATION__INIT;
+	Mlops__Maturity__V1__CreateOrganizationRequest creq =
+	    MLOPS__MATURITY__V1__CREATE_ORGANIZATION_REQUEST__INIT;
+	Mlops__Maturity__V1__ListOrganizationsRequest lreq =
+	    MLOPS__MATURITY__V1__LIST_ORGANIZATIONS_REQUEST__INIT;
+
+	(void)state;
+	if (!tenv_available())
+		skip();
+	assert_int_equal(tenv_db_create(url, sizeof(url)), 0);
+	{
+		char db[1100];
+		snprintf(db, sizeof(db), "--database-url=%s", url);
+		assert_int_equal(run((const char *[]){"migrate", db, NULL}, NULL, out, sizeof(out)),
+		                 0);
+	}
+	assert_int_equal(tenv_psql(url,
+	                           "INSERT INTO schema_migrations (version, name) VALUES (9999, "
+	                           "'from_the_future')",
+	                           NULL, 0),
+	                 0);
+	assert_int_equal(tserver_start(&s, url, (const char *[]){"--no-migrate", NULL}), 0);
+	c = tserver_client(&s, "admin");
+	o.display_name = (char *)"Ahead";
+	creq.organization = &o;
+	creq.organization_id = (char *)"ahead";
+	assert_int_equal(tclient_call(c, M("OrganizationService", "CreateOrganization"), &creq.base,
+	                              NULL, NULL, 10000, &r),
+	                 GRPC_STATUS_FAILED_PRECONDITION);
+	if (strstr(r.message, "newer") == NULL)
+		fail_msg("want the reason in the message; got %s", r.message);
+	tresult_cleanup(&r);
+	lreq.page_size = 10;
+	assert_int_equal(tclient_call(c, M("OrganizationService", "ListOrganizations"), &lreq.base,
+	                              NULL, NULL, 10000, &r),
+	                 GRPC_STATUS_OK);
+	tresult_cleanup(&r);
+	tclient_free(c);
+	assert_true(count_in_file(s.log_path, "is newer than this maturityd") >= 1);
+	assert_int_equal(tserver_stop(&s), 0);
+}
+
+/* The schema going behind under a running server (restored from an older backup): NOT_SERVING
+ * with one log line; back to SERVING when it is current again. */
+static void test_schema_behind_at_runtime(void **state)
+{
+	double t0;
+
+	(void)state;
+	if (!tenv_available())
+		skip();
+	assert_int_equal(health_status(health_port),
+	                 GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__SERVING);
+	assert_int_equal(tenv_psql(g_dburl,
+	                           "UPDATE schema_migrations SET version = -version WHERE version "
+	                           "= (SELECT max(version) FROM schema_migrations)",
+	                           NULL, 0),
+	                 0);
+	t0 = now_s();
+	while (health_status(health_port) !=
+	           GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__NOT_SERVING &&
+	       now_s() - t0 < 20.0)
+		usleep(200000);
+	assert_int_equal(health_status(health_port),
+	                 GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__NOT_SERVING);
+	usleep(2500000); /* checked every second meanwhile: still one line */
+	assert_int_equal(count_in_file(g_srv.log_path, "schema is behind"), 1);
+	assert_int_equal(tenv_psql(g_dburl,
+	                           "UPDATE schema_migrations SET version = -version WHERE version "
+	                           "< 0",
+	                           NULL, 0),
+	                 0);
+	t0 = now_s();
+	while (health_status(health_port) !=
+	           GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__SERVING &&
+	       now_s() - t0 < 5.0)
+		usleep(200000);
+	assert_int_equal(health_status(health_port),
+	                 GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__SERVING);
+}
+
 static int setup(void **state)
 {
 	const char *pki = getenv("MATURITY_TEST_PKI");
@@ -214,6 +373,9 @@ int main(void)
 	    cmocka_unit_test(test_port_clash_exits_2),
 	    cmocka_unit_test(test_flag_wins_over_bad_env),
 	    cmocka_unit_test(test_login_refused_is_immediate),
+	    cmocka_unit_test(test_schema_behind_exits_1),
+	    cmocka_unit_test(test_schema_ahead_refuses_writes),
+	    cmocka_unit_test(test_schema_behind_at_runtime),
 	};
 	return cmocka_run_group_tests(tests, setup, itest_teardown);
 }
