@@ -107,6 +107,7 @@ int main(int argc, char **argv)
 		return 0;
 	}
 	svc_log_init(cfg.log_format);
+	svc_log_route_grpc();
 	rc = 1;
 	mat_error_clear(&err);
 

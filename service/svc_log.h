@@ -34,4 +34,15 @@ void svc_log_flush(void);
 /* An event: level "info", "warn" or "error"; msg printf-style. */
 void svc_log_event(const char *level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
+/* A line from a library (grpc core, libmicrohttpd), in the same format as ours, with
+ * "source":"grpc" and the library's file:line. At most SVC_LOG_LIBRARY_BURST such lines per
+ * second: any peer that cannot even authenticate makes grpc log its failed handshake. The lines
+ * dropped are counted in the next one written ("dropped":N). */
+#define SVC_LOG_LIBRARY_BURST 20
+void svc_log_library(const char *source, const char *level, const char *file, int line,
+                     const char *msg);
+
+/* Routes grpc core's own log (gpr_log) through svc_log_library; before grpc_init. */
+void svc_log_route_grpc(void);
+
 #endif

@@ -241,6 +241,16 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 	return ret;
 }
 
+/* libmicrohttpd's own error lines (a port clash, a failed accept) go to our log, not stderr. */
+static void mhd_log(void *cls, const char *fmt, va_list ap)
+{
+	char msg[512];
+
+	(void)cls;
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	svc_log_library("libmicrohttpd", "warn", NULL, 0, msg);
+}
+
 int svc_metrics_serve(struct svc_metrics *m, struct store_pool *pool, const char *addr)
 {
 	struct addrinfo hints = {0}, *res = NULL;
@@ -266,11 +276,12 @@ int svc_metrics_serve(struct svc_metrics *m, struct store_pool *pool, const char
 		return -1;
 	}
 	m->pool = pool;
-	m->daemon = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG |
-	                                 (res->ai_family == AF_INET6 ? MHD_USE_IPv6 : 0),
-	                             0, NULL, NULL, on_request, m, MHD_OPTION_SOCK_ADDR,
-	                             res->ai_addr, MHD_OPTION_CONNECTION_LIMIT, 64,
-	                             MHD_OPTION_CONNECTION_TIMEOUT, 10, MHD_OPTION_END);
+	m->daemon =
+	    MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG |
+	                         (res->ai_family == AF_INET6 ? MHD_USE_IPv6 : 0),
+	                     0, NULL, NULL, on_request, m, MHD_OPTION_EXTERNAL_LOGGER, mhd_log,
+	                     NULL, MHD_OPTION_SOCK_ADDR, res->ai_addr, MHD_OPTION_CONNECTION_LIMIT,
+	                     64, MHD_OPTION_CONNECTION_TIMEOUT, 10, MHD_OPTION_END);
 	freeaddrinfo(res);
 	if (m->daemon == NULL) {
 		svc_log_event("error", "--metrics-listen: cannot listen on %s", addr);

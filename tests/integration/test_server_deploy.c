@@ -343,6 +343,81 @@ static void test_schema_behind_at_runtime(void **state)
 	                 GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__SERVING);
 }
 
+/* --- the log is JSON only --------------------------------------------------------------------- */
+
+/* Every line of text is a JSON object ({...}); returns the number of lines, fails on others. */
+static int all_json(const char *text, const char *what)
+{
+	int n = 0;
+	for (const char *p = text; *p;) {
+		const char *nl = strchr(p, '\n');
+		size_t len = nl ? (size_t)(nl - p) : strlen(p);
+		if (len > 0 && (p[0] != '{' || p[len - 1] != '}'))
+			fail_msg("%s: a line that is not JSON: %.*s", what, (int)len, p);
+		n += len > 0;
+		p += len + (nl != NULL);
+	}
+	return n;
+}
+
+static char *slurp(const char *path)
+{
+	FILE *f = fopen(path, "r");
+	char *buf;
+	long n;
+
+	assert_non_null(f);
+	fseek(f, 0, SEEK_END);
+	n = ftell(f);
+	fseek(f, 0, SEEK_SET);
+	buf = calloc((size_t)n + 1, 1);
+	assert_non_null(buf);
+	assert_int_equal(fread(buf, 1, (size_t)n, f), (size_t)n);
+	fclose(f);
+	return buf;
+}
+
+/* Handshakes refused by grpc (no client certificate, another CA) and a metrics port clash
+ * (libmicrohttpd) leave only JSON lines, grpc's own marked "source":"grpc". */
+static void test_stderr_is_json_only(void **state)
+{
+	char db[1100], listen[64], metrics[64], out[8192];
+	char *log;
+	int rc;
+
+	(void)state;
+	if (!tenv_available())
+		skip();
+	for (int i = 0; i < 30; i++) {
+		const char *who = i % 2 ? "rogue" : NULL;
+		struct tclient *c = tserver_client(&g_srv, who);
+		Grpc__Health__V1__HealthCheckRequest req =
+		    GRPC__HEALTH__V1__HEALTH_CHECK_REQUEST__INIT;
+		struct tresult r;
+		assert_non_null(c);
+		assert_int_equal(tclient_call(c, "/grpc.health.v1.Health/Check", &req.base, NULL,
+		                              NULL, 2000, &r),
+		                 GRPC_STATUS_UNAVAILABLE);
+		tresult_cleanup(&r);
+		tclient_free(c);
+	}
+	usleep(300000);
+	log = slurp(g_srv.log_path);
+	all_json(log, g_srv.log_path);
+	if (strstr(log, "\"source\":\"grpc\"") == NULL)
+		fail_msg("grpc's handshake errors are not in the log: %s", log);
+	free(log);
+
+	snprintf(db, sizeof(db), "--database-url=%s", g_dburl);
+	snprintf(listen, sizeof(listen), "--listen=127.0.0.1:%d", free_port());
+	snprintf(metrics, sizeof(metrics), "--metrics-listen=127.0.0.1:%d", metrics_port);
+	rc = run((const char *[]){listen, metrics, db, a_cert, a_key, a_ca, NULL}, NULL, out,
+	         sizeof(out));
+	if (rc != 2 || strstr(out, "--metrics-listen") == NULL)
+		fail_msg("want exit 2 naming --metrics-listen; got %d: %s", rc, out);
+	all_json(out, "metrics port clash");
+}
+
 static int setup(void **state)
 {
 	const char *pki = getenv("MATURITY_TEST_PKI");
@@ -376,6 +451,7 @@ int main(void)
 	    cmocka_unit_test(test_schema_behind_exits_1),
 	    cmocka_unit_test(test_schema_ahead_refuses_writes),
 	    cmocka_unit_test(test_schema_behind_at_runtime),
+	    cmocka_unit_test(test_stderr_is_json_only),
 	};
 	return cmocka_run_group_tests(tests, setup, itest_teardown);
 }
