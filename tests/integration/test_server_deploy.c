@@ -418,6 +418,60 @@ static void test_stderr_is_json_only(void **state)
 	all_json(out, "metrics port clash");
 }
 
+/* --- process metrics ------------------------------------------------------------------------ */
+
+/* GET /metrics from the metrics port; the body goes to out. */
+static void get_metrics(char *out, size_t n)
+{
+	struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	static const char req[] = "GET /metrics HTTP/1.0\r\nHost: x\r\n\r\n";
+	size_t got = 0;
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+
+	a.sin_port = htons((uint16_t)metrics_port);
+	assert_int_equal(connect(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+	assert_int_equal(write(fd, req, sizeof(req) - 1), (ssize_t)(sizeof(req) - 1));
+	for (;;) {
+		ssize_t r = read(fd, out + got, n - 1 - got);
+		if (r <= 0)
+			break;
+		got += (size_t)r;
+	}
+	out[got] = '\0';
+	close(fd);
+}
+
+/* The value of an unlabelled metric, or -1 when it is missing. */
+static double metric(const char *text, const char *name)
+{
+	char k[128];
+	const char *p;
+	snprintf(k, sizeof(k), "\n%s ", name);
+	p = strstr(text, k);
+	return p != NULL ? strtod(p + strlen(k), NULL) : -1;
+}
+
+static void test_process_metrics(void **state)
+{
+	static char text[1 << 20];
+	struct timespec now;
+
+	(void)state;
+	if (!tenv_available())
+		skip();
+	get_metrics(text, sizeof(text));
+	clock_gettime(CLOCK_REALTIME, &now);
+	assert_true(metric(text, "process_resident_memory_bytes") > 1e6);
+	assert_true(metric(text, "process_virtual_memory_bytes") > 1e6);
+	assert_true(metric(text, "process_cpu_seconds_total") > 0);
+	assert_true(metric(text, "process_open_fds") >= 3);
+	assert_true(metric(text, "process_max_fds") >= metric(text, "process_open_fds"));
+	/* Started by this test program, within the last ten minutes. */
+	assert_true(metric(text, "process_start_time_seconds") > (double)now.tv_sec - 600);
+	assert_true(metric(text, "process_start_time_seconds") <= (double)now.tv_sec + 1);
+	assert_non_null(strstr(text, "# TYPE process_cpu_seconds_total counter"));
+}
+
 static int setup(void **state)
 {
 	const char *pki = getenv("MATURITY_TEST_PKI");
@@ -452,6 +506,7 @@ int main(void)
 	    cmocka_unit_test(test_schema_ahead_refuses_writes),
 	    cmocka_unit_test(test_schema_behind_at_runtime),
 	    cmocka_unit_test(test_stderr_is_json_only),
+	    cmocka_unit_test(test_process_metrics),
 	};
 	return cmocka_run_group_tests(tests, setup, itest_teardown);
 }
