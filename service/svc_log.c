@@ -226,6 +226,26 @@ void svc_log_call_format(struct svc_log_line *out, const char *method, const cha
 	puts_(out, "}");
 }
 
+void svc_log_call_add_trace(struct svc_log_line *out, const char *trace_id, const char *span_id)
+{
+	if (trace_id == NULL || trace_id[0] == '\0')
+		return;
+	if (g_fmt == SVC_LOG_TEXT) {
+		puts_(out, " trace_id=");
+		puts_(out, trace_id);
+		puts_(out, " span_id=");
+		puts_(out, span_id);
+		return;
+	}
+	if (out->n > 0 && out->d[out->n - 1] == '}')
+		out->n--;
+	puts_(out, ",\"trace_id\":\"");
+	put_json(out, trace_id);
+	puts_(out, "\",\"span_id\":\"");
+	put_json(out, span_id);
+	puts_(out, "\"}");
+}
+
 void svc_log_event(const char *level, const char *fmt, ...)
 {
 	struct svc_log_line b = {.n = 0};

@@ -22,6 +22,9 @@ void svc_log_call_format(struct svc_log_line *out, const char *method, const cha
                          const char *code_name, double duration_ms, const char *request_id,
                          const char *peer, const char *message);
 void svc_log_line_write(struct svc_log_line *l);
+/* Adds the caller's W3C trace and span ids to a call line built by svc_log_call_format (nothing
+ * when trace_id is empty). */
+void svc_log_call_add_trace(struct svc_log_line *out, const char *trace_id, const char *span_id);
 
 /* Deferred call lines, for the server's own threads: after svc_log_defer, this thread's call
  * lines collect in a buffer (written when it fills) until svc_log_flush, which the thread calls

@@ -763,6 +763,7 @@ static void random_bytes(unsigned char out[16])
 
 static void request_id_of(struct svc_call *c)
 {
+	svc_trace_from_metadata(&c->req_md, &c->ctx.trace);
 	for (size_t i = 0; i < c->req_md.count; i++) {
 		const grpc_metadata *md = &c->req_md.metadata[i];
 		size_t klen = GRPC_SLICE_LENGTH(md->key), vlen = GRPC_SLICE_LENGTH(md->value);
@@ -824,6 +825,7 @@ static void finish(struct svc_call *c, enum mat_code code)
 	svc_log_call_format(&line, method, c->ctx.principal, svc_status_code_name(st.code), ms,
 	                    c->ctx.request_id, c->peer,
 	                    st.code == GRPC_STATUS_OK ? NULL : c->ctx.err.message);
+	svc_log_call_add_trace(&line, c->ctx.trace.trace_id, c->ctx.trace.span_id);
 	svc_metrics_handled(srv->metrics, c->m ? c->m->metrics_index : -1, st.code, ms / 1e3);
 
 	memset(ops, 0, sizeof(ops));

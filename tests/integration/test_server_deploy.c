@@ -472,6 +472,55 @@ static void test_process_metrics(void **state)
 	assert_non_null(strstr(text, "# TYPE process_cpu_seconds_total counter"));
 }
 
+/* --- W3C trace context --------------------------------------------------------------------- */
+
+static void test_traceparent_on_the_call_line(void **state)
+{
+	struct tclient *c;
+	Mlops__Maturity__V1__ListOrganizationsRequest req =
+	    MLOPS__MATURITY__V1__LIST_ORGANIZATIONS_REQUEST__INIT;
+	struct tresult r;
+	char *log;
+
+	(void)state;
+	if (!tenv_available())
+		skip();
+	c = tserver_client(&g_srv, "admin");
+	assert_non_null(c);
+	tclient_set_request_id(c, "trace-ok");
+	tclient_set_traceparent(c, "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01");
+	assert_int_equal(tclient_call(c, M("OrganizationService", "ListOrganizations"), &req.base,
+	                              NULL, NULL, 10000, &r),
+	                 GRPC_STATUS_OK);
+	tresult_cleanup(&r);
+	/* Upper case is malformed: ignored, the call goes on. */
+	tclient_set_request_id(c, "trace-bad");
+	tclient_set_traceparent(c, "00-4BF92F3577B34DA6A3CE929D0E0E4736-00F067AA0BA902B7-01");
+	assert_int_equal(tclient_call(c, M("OrganizationService", "ListOrganizations"), &req.base,
+	                              NULL, NULL, 10000, &r),
+	                 GRPC_STATUS_OK);
+	tresult_cleanup(&r);
+	tclient_free(c);
+	usleep(200000);
+	log = slurp(g_srv.log_path);
+	{
+		const char *ok = strstr(log, "\"request_id\":\"trace-ok\"");
+		const char *bad = strstr(log, "\"request_id\":\"trace-bad\"");
+		const char *eol;
+		assert_non_null(ok);
+		assert_non_null(bad);
+		eol = strchr(ok, '\n');
+		if (strstr(ok, "\"trace_id\":\"4bf92f3577b34da6a3ce929d0e0e4736\",\"span_id\":"
+		               "\"00f067aa0ba902b7\"") == NULL ||
+		    strstr(ok, "trace_id") > eol)
+			fail_msg("no trace ids on the call line: %.*s", (int)(eol - ok), ok);
+		eol = strchr(bad, '\n');
+		if (strstr(bad, "trace_id") != NULL && strstr(bad, "trace_id") < eol)
+			fail_msg("a malformed traceparent was logged: %.*s", (int)(eol - bad), bad);
+	}
+	free(log);
+}
+
 static int setup(void **state)
 {
 	const char *pki = getenv("MATURITY_TEST_PKI");
@@ -507,6 +556,7 @@ int main(void)
 	    cmocka_unit_test(test_schema_behind_at_runtime),
 	    cmocka_unit_test(test_stderr_is_json_only),
 	    cmocka_unit_test(test_process_metrics),
+	    cmocka_unit_test(test_traceparent_on_the_call_line),
 	};
 	return cmocka_run_group_tests(tests, setup, itest_teardown);
 }

@@ -13,6 +13,7 @@ struct tclient {
 	grpc_channel *ch;
 	grpc_completion_queue *cq;
 	char request_id[128];
+	char traceparent[128];
 };
 
 static char *slurp(const char *path)
@@ -151,15 +152,26 @@ static void fill_status(struct tresult *out, grpc_status_code st, grpc_slice det
 	}
 }
 
+void tclient_set_traceparent(struct tclient *c, const char *traceparent)
+{
+	snprintf(c->traceparent, sizeof(c->traceparent), "%s", traceparent ? traceparent : "");
+}
+
+/* md has room for two entries. */
 static grpc_metadata *request_md(struct tclient *c, grpc_metadata *md, size_t *n)
 {
 	*n = 0;
-	if (c->request_id[0] == '\0')
-		return NULL;
-	md->key = grpc_slice_from_static_string("x-request-id");
-	md->value = grpc_slice_from_copied_string(c->request_id);
-	*n = 1;
-	return md;
+	if (c->request_id[0] != '\0') {
+		md[*n].key = grpc_slice_from_static_string("x-request-id");
+		md[*n].value = grpc_slice_from_copied_string(c->request_id);
+		(*n)++;
+	}
+	if (c->traceparent[0] != '\0') {
+		md[*n].key = grpc_slice_from_static_string("traceparent");
+		md[*n].value = grpc_slice_from_copied_string(c->traceparent);
+		(*n)++;
+	}
+	return *n > 0 ? md : NULL;
 }
 
 grpc_status_code tclient_call_raw(struct tclient *c, const char *method, const void *req,
@@ -174,7 +186,7 @@ grpc_status_code tclient_call_raw(struct tclient *c, const char *method, const v
 	grpc_metadata_array initial, trailing;
 	grpc_status_code st = GRPC_STATUS_UNKNOWN;
 	grpc_slice details;
-	grpc_metadata md;
+	grpc_metadata md[2];
 	grpc_op ops[6];
 	size_t nmd;
 
@@ -183,7 +195,7 @@ grpc_status_code tclient_call_raw(struct tclient *c, const char *method, const v
 	grpc_metadata_array_init(&trailing);
 	memset(ops, 0, sizeof(ops));
 	ops[0].op = GRPC_OP_SEND_INITIAL_METADATA;
-	ops[0].data.send_initial_metadata.metadata = request_md(c, &md, &nmd);
+	ops[0].data.send_initial_metadata.metadata = request_md(c, md, &nmd);
 	ops[0].data.send_initial_metadata.count = nmd;
 	ops[1].op = GRPC_OP_SEND_MESSAGE;
 	ops[1].data.send_message.send_message = send;
@@ -204,8 +216,8 @@ grpc_status_code tclient_call_raw(struct tclient *c, const char *method, const v
 		out->has_body = true;
 		grpc_byte_buffer_destroy(recv);
 	}
-	if (nmd)
-		grpc_slice_unref(md.value);
+	for (size_t i = 0; i < nmd; i++)
+		grpc_slice_unref(md[i].value);
 	grpc_slice_unref(details);
 	grpc_metadata_array_destroy(&initial);
 	grpc_metadata_array_destroy(&trailing);
@@ -251,7 +263,7 @@ struct tstream *tclient_stream_open(struct tclient *c, const char *method,
 	size_t len = protobuf_c_message_get_packed_size(req);
 	grpc_slice payload = grpc_slice_malloc(len);
 	grpc_byte_buffer *send;
-	grpc_metadata md;
+	grpc_metadata md[2];
 	grpc_op ops[4];
 	size_t nmd;
 
@@ -264,7 +276,7 @@ struct tstream *tclient_stream_open(struct tclient *c, const char *method,
 	grpc_metadata_array_init(&s->trailing);
 	memset(ops, 0, sizeof(ops));
 	ops[0].op = GRPC_OP_SEND_INITIAL_METADATA;
-	ops[0].data.send_initial_metadata.metadata = request_md(c, &md, &nmd);
+	ops[0].data.send_initial_metadata.metadata = request_md(c, md, &nmd);
 	ops[0].data.send_initial_metadata.count = nmd;
 	ops[1].op = GRPC_OP_SEND_MESSAGE;
 	ops[1].data.send_message.send_message = send;
@@ -273,8 +285,8 @@ struct tstream *tclient_stream_open(struct tclient *c, const char *method,
 	ops[3].data.recv_initial_metadata.recv_initial_metadata = &s->initial;
 	grpc_call_start_batch(s->call, ops, 4, s, NULL);
 	pluck(c, s);
-	if (nmd)
-		grpc_slice_unref(md.value);
+	for (size_t i = 0; i < nmd; i++)
+		grpc_slice_unref(md[i].value);
 	grpc_byte_buffer_destroy(send);
 	grpc_slice_unref(payload);
 	grpc_slice_unref(m);

@@ -33,6 +33,8 @@ void tresult_cleanup(struct tresult *r);
 
 /* Metadata to send with the next calls (e.g. x-request-id); NULL to clear. */
 void tclient_set_request_id(struct tclient *c, const char *request_id);
+/* A W3C traceparent header to send with the next calls; NULL to clear. */
+void tclient_set_traceparent(struct tclient *c, const char *traceparent);
 
 /* A unary call with raw request bytes. timeout_ms <= 0: 10 s. Returns the status code. */
 grpc_status_code tclient_call_raw(struct tclient *c, const char *method, const void *req,
