@@ -1,6 +1,7 @@
 /* maturityd: parse the configuration, wait for the database, migrate, serve until SIGTERM or
  * SIGINT, reload certificates on SIGHUP. Exit 0 on a clean stop, 1 on a runtime failure (the
- * database stayed unreachable), 2 on a configuration error. */
+ * database stayed unreachable), 2 on a configuration error. `maturityd health` is a probe for
+ * container healthchecks (svc_probe.h). */
 #include "auth.h"
 #include "store.h"
 #include "svc.h"
@@ -8,6 +9,7 @@
 #include "svc_health.h"
 #include "svc_log.h"
 #include "svc_metrics.h"
+#include "svc_probe.h"
 #include "svc_server.h"
 
 #include <grpc/grpc.h>
@@ -91,6 +93,12 @@ int main(int argc, char **argv)
 	struct timespec t0;
 
 	clock_gettime(CLOCK_MONOTONIC, &t0);
+	if (argc >= 2 && strcmp(argv[1], "health") == 0) {
+		/* The probe needs no configuration but the health address; grpc's lines stay
+		 * JSON. */
+		svc_log_route_grpc();
+		return svc_probe_main(argc - 1, argv + 1);
+	}
 	rc = svc_config_parse(&cfg, argc, argv, stderr);
 	if (rc != 0) {
 		svc_config_cleanup(&cfg);

@@ -207,10 +207,15 @@ static bool flag_given(const struct flag *f, int argc, char **argv)
 
 void svc_config_usage(FILE *out)
 {
-	fprintf(out, "usage: maturityd [serve|migrate] [flags]\n"
-	             "       maturityd --help | --version\n\n"
-	             "  serve     run the server (default)\n"
-	             "  migrate   apply database migrations and exit\n\nflags:\n");
+	fprintf(out,
+	        "usage: maturityd [serve|migrate] [flags]\n"
+	        "       maturityd health [--health-addr ADDR]\n"
+	        "       maturityd --help | --version\n\n"
+	        "  serve     run the server (default)\n"
+	        "  migrate   apply database migrations and exit\n"
+	        "  health    ask the plaintext health port (ADDR, default "
+	        "$MATURITYD_HEALTH_LISTEN) for\n"
+	        "            grpc.health.v1 Check: exit 0 when SERVING, 1 otherwise\n\nflags:\n");
 	for (size_t i = 0; i < N_FLAGS; i++) {
 		const struct flag *f = &flags[i];
 		char left[64];
@@ -271,7 +276,8 @@ int svc_config_parse(struct svc_config *cfg, int argc, char **argv, FILE *errout
 				cfg->command = SVC_CMD_MIGRATE;
 			else {
 				fprintf(errout,
-				        "maturityd: unknown command \"%s\" (serve or migrate)\n",
+				        "maturityd: unknown command \"%s\" (serve, migrate or "
+				        "health)\n",
 				        a);
 				return 2;
 			}

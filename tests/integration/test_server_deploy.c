@@ -521,6 +521,33 @@ static void test_traceparent_on_the_call_line(void **state)
 	free(log);
 }
 
+/* --- the probe subcommand for container healthchecks ------------------------------------------ */
+
+static void test_health_subcommand(void **state)
+{
+	char addr[64], env[80], out[4096];
+	int rc;
+
+	(void)state;
+	if (!tenv_available())
+		skip();
+	snprintf(addr, sizeof(addr), "127.0.0.1:%d", health_port);
+	rc = run((const char *[]){"health", "--health-addr", addr, NULL}, NULL, out, sizeof(out));
+	if (rc != 0 || strstr(out, "SERVING") == NULL)
+		fail_msg("want exit 0 SERVING; got %d: %s", rc, out);
+	/* The listen address of the image's environment works as a target. */
+	snprintf(env, sizeof(env), "MATURITYD_HEALTH_LISTEN=0.0.0.0:%d", health_port);
+	rc = run((const char *[]){"health", NULL}, (const char *[]){env, NULL}, out, sizeof(out));
+	if (rc != 0)
+		fail_msg("want exit 0 from the environment's address; got %d: %s", rc, out);
+	snprintf(addr, sizeof(addr), "127.0.0.1:%d", free_port());
+	rc = run((const char *[]){"health", "--health-addr", addr, NULL}, NULL, out, sizeof(out));
+	if (rc != 1)
+		fail_msg("nothing listening: want exit 1; got %d: %s", rc, out);
+	rc = run((const char *[]){"health", "--bogus", NULL}, NULL, out, sizeof(out));
+	assert_int_equal(rc, 2);
+}
+
 static int setup(void **state)
 {
 	const char *pki = getenv("MATURITY_TEST_PKI");
@@ -557,6 +584,7 @@ int main(void)
 	    cmocka_unit_test(test_stderr_is_json_only),
 	    cmocka_unit_test(test_process_metrics),
 	    cmocka_unit_test(test_traceparent_on_the_call_line),
+	    cmocka_unit_test(test_health_subcommand),
 	};
 	return cmocka_run_group_tests(tests, setup, itest_teardown);
 }
