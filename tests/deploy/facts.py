@@ -22,6 +22,7 @@ def metric_names(source_dir):
     name_bucket, name_sum and name_count."""
     with open(f"{source_dir}/service/svc_metrics.c") as f:
         code = f.read()
+    code = re.sub(r'"\s*\n\s*"', "", code)  # C string literals split over lines, joined
     names = set()
     for name, kind in re.findall(r"# TYPE ([a-z_]+) (counter|gauge|histogram)", code):
         names.add(name)
