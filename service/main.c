@@ -20,7 +20,7 @@
 #include <string.h>
 #include <time.h>
 
-/* Configuration errors are one line (API.md): libpq and OpenSSL messages may hold newlines. */
+/* Configuration errors are one line each: libpq and OpenSSL messages may hold newlines. */
 static const char *one_line(char *s)
 {
 	size_t n = strlen(s);

@@ -35,8 +35,8 @@ struct svc_ctx {
 	int64_t deadline_ms;    /* store_now_ms() clock; STORE_NO_DEADLINE if none */
 	atomic_int cancelled;   /* set by the events thread: client cancelled or deadline passed */
 	struct mat_error err;   /* filled by whoever fails */
-	/* Role bindings of the principal, read once per call when a rule needs them (SPEC §6:
-	 * bindings are read on every call, never cached across calls). */
+	/* Role bindings of the principal, read once per call when a rule needs them (bindings
+	 * are read on every call, never cached across calls). */
 	struct mat_role_binding *bindings;
 	size_t n_bindings;
 	bool bindings_loaded;

@@ -1,5 +1,5 @@
-/* The command line of API.md. One table lists every flag with its environment variable, default
- * and bounds; parsing, --help and validation all read it, so a new limit is one row. */
+/* The command line (maturityd --help). One table lists every flag with its environment variable,
+ * default and bounds; parsing, --help and validation all read it, so a new limit is one row. */
 #include "svc_config.h"
 
 #include <ctype.h>

@@ -67,7 +67,7 @@ void store_pool_get_stats(struct store_pool *pool, struct store_pool_stats *out)
 int64_t store_now_ms(void);
 #define STORE_NO_DEADLINE INT64_MAX
 
-/* Authorization on the call's own first round trip (SPEC §6: the caller's role bindings are
+/* Authorization on the call's own first round trip (the caller's role bindings are
  * read on every call, never cached). When a store_call carries one, storage sends the binding
  * read in the same pipeline as the call's first statements — a read's, or a transaction's BEGIN;
  * never together with a write — and hands the bindings to `decide`, which owns the list from
@@ -162,7 +162,7 @@ enum mat_code store_assessment_update_answers(const struct store_call *c, const 
                                               struct mat_assessment *out,
                                               struct mat_error *err) MAT_MUSTCHECK;
 /* DRAFT -> SUBMITTED: freezes answers, records submitter and time, sets the organization's
- * last_assessment and (SPEC §4) supersedes PROPOSED transitions and creates the new one, all in
+ * last_assessment and supersedes PROPOSED transitions and creates the new one, all in
  * one transaction. */
 enum mat_code store_assessment_submit(const struct store_call *c, const char *org_id,
                                       const char *id, const char *etag, struct mat_assessment *out,
@@ -172,7 +172,7 @@ enum mat_code store_assessment_delete(const struct store_call *c, const char *or
                                       const char *id, const char *etag,
                                       struct mat_error *err) MAT_MUSTCHECK;
 
-/* --- role bindings (read on every call: SPEC §6) ------------------------------------------ */
+/* --- role bindings (read on every call) ---------------------------------------------------- */
 
 /* Every binding of `principal` (global and per organization). Caller frees each with
  * mat_role_binding_cleanup, then free(*out). */
@@ -180,7 +180,7 @@ enum mat_code store_bindings_for_principal(const struct store_call *c, const cha
                                            struct mat_role_binding **out, size_t *n_out,
                                            struct mat_error *err) MAT_MUSTCHECK;
 
-/* --- audit (SPEC §6) ------------------------------------------------------------------------- */
+/* --- audit ----------------------------------------------------------------------------------- */
 
 /* Successful mutations write their audit event themselves, in their own transaction (principal,
  * method = c->method, full resource name, code 0, request id = c->request_id); idempotent replays
@@ -192,7 +192,7 @@ enum mat_code store_bindings_for_principal(const struct store_call *c, const cha
 enum mat_code store_audit_denied(const struct store_call *c, const char *resource, int grpc_code,
                                  struct mat_error *err) MAT_MUSTCHECK;
 
-/* --- level transitions (SPEC §4) ------------------------------------------------------------- */
+/* --- level transitions ------------------------------------------------------------------ */
 
 /* `id` in any case (canonical UUID text); anything else, or another organization's ->
  * MAT_NOT_FOUND. The etag mixes the version and propose_time. */

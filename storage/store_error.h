@@ -1,4 +1,4 @@
-/* SQLSTATE -> mat_code, mapped once, here (ARCHITECTURE "One error model"). Internal to storage/
+/* SQLSTATE -> mat_code, mapped once, here (the one error model). Internal to storage/
  * and its unit tests; nothing outside storage/ sees a SQLSTATE. */
 #ifndef STORE_ERROR_H
 #define STORE_ERROR_H

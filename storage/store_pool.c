@@ -1,5 +1,5 @@
 /* The connection pool: a fixed number of slots, each a connection moving through
- * CONNECTING -> IDLE <-> IN_USE -> BROKEN -> CONNECTING (ARCHITECTURE, "A pooled connection").
+ * CONNECTING -> IDLE <-> IN_USE -> BROKEN -> CONNECTING.
  * One mutex guards the states; connecting and querying happen outside it. Connections open
  * lazily, on the acquire that finds no idle one. After a failed connect the pool backs off
  * (exponential, with jitter) and callers fail fast with MAT_UNAVAILABLE instead of each waiting
