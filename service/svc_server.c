@@ -548,6 +548,8 @@ void svc_store_call(struct svc_ctx *ctx, struct store_call *out)
 	out->principal = ctx->principal;
 	out->method = ctx->method;
 	out->request_id = ctx->request_id;
+	out->trace_id = ctx->trace.trace_id;
+	out->span_id = ctx->trace.span_id;
 	out->cancelled = (volatile const int *)&ctx->cancelled;
 }
 

@@ -88,6 +88,10 @@ struct store_call {
 	const char *principal;  /* the verified caller */
 	const char *method;     /* full gRPC method path, for audit events */
 	const char *request_id; /* x-request-id of the call, for audit events; may be NULL */
+	/* The caller's W3C trace and span ids (hex), or NULL/"": while a call with a method runs,
+	 * its connection's application_name is "maturityd <trace_id>-<span_id>", so
+	 * pg_stat_activity and the server's log (%a) tie a slow statement to the call. */
+	const char *trace_id, *span_id;
 	volatile const int
 	    *cancelled; /* set non-zero by another thread when the client cancels; may be NULL */
 	/* List filtering: when true, lists return only organizations on which `principal` has a

@@ -225,6 +225,9 @@ struct store__conn {
 	bool used;       /* has served a call: a failure on it may just mean it went stale */
 	int cancel_code; /* MAT_TIMEOUT or MAT_CANCELLED once a cancel was sent, else MAT_OK */
 	int64_t cancel_ms;
+	/* The application_name a call set on the session ("" = the connection's own; "?" =
+	 * unknown after a failure, set again by the next call). */
+	char app_name[64];
 };
 
 /* Every libpq call that can fail goes through these (the fault-injection seam). An injected

@@ -189,6 +189,7 @@ static void conn_close(struct store__conn *cn)
 	cn->lost = false;
 	cn->used = false;
 	cn->cancel_code = MAT_OK;
+	cn->app_name[0] = '\0';
 }
 
 void store_pool_free(struct store_pool *pool)

@@ -512,6 +512,19 @@ static void test_traceparent_on_the_call_line(void **state)
 	                              NULL, NULL, 10000, &r),
 	                 GRPC_STATUS_OK);
 	tresult_cleanup(&r);
+	/* The connection that served it carries the trace in application_name until another call
+	 * uses it (health pings leave it alone). */
+	{
+		char n[64];
+		assert_int_equal(tenv_psql(g_dburl,
+		                           "SELECT count(*) FROM pg_stat_activity WHERE "
+		                           "application_name = 'maturityd "
+		                           "4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7'",
+		                           n, sizeof(n)),
+		                 0);
+		if (atoi(n) != 1)
+			fail_msg("no database session names the trace: %s", n);
+	}
 	/* Upper case is malformed: ignored, the call goes on. */
 	tclient_set_request_id(c, "trace-bad");
 	tclient_set_traceparent(c, "00-4BF92F3577B34DA6A3CE929D0E0E4736-00F067AA0BA902B7-01");
