@@ -1,13 +1,16 @@
 /* maturityd: parse the configuration, wait for the database, migrate, serve until SIGTERM or
  * SIGINT, reload certificates and attestation keys on SIGHUP. Exit 0 on a clean stop, 1 on a
- * runtime failure (the database stayed unreachable), 2 on a configuration error. */
+ * runtime failure (the database stayed unreachable), 2 on a configuration error. `maturityd
+ * health` is a probe for container healthchecks (svc_probe.h). */
 #include "auth.h"
 #include "store.h"
 #include "svc.h"
 #include "svc_attest.h"
 #include "svc_config.h"
+#include "svc_health.h"
 #include "svc_log.h"
 #include "svc_metrics.h"
+#include "svc_probe.h"
 #include "svc_server.h"
 
 #include <grpc/grpc.h>
@@ -18,7 +21,7 @@
 #include <string.h>
 #include <time.h>
 
-/* Configuration errors are one line (API.md): libpq and OpenSSL messages may hold newlines. */
+/* Configuration errors are one line each: libpq and OpenSSL messages may hold newlines. */
 static const char *one_line(char *s)
 {
 	size_t n = strlen(s);
@@ -43,6 +46,42 @@ static const char *flag_of(enum auth_file f)
 	return "--tls-cert";
 }
 
+/* The schema must hold every migration this binary embeds. Behind (started with --no-migrate
+ * before the migration job ran): wait for it up to --db-wait from the start, then exit 1. A newer
+ * binary's schema: serve reads, refuse writes. */
+static int check_schema(struct store_pool *pool, const struct svc_config *cfg,
+                        const struct timespec *t0)
+{
+	for (;;) {
+		struct store_schema sc;
+		struct mat_error err;
+		struct timespec now;
+		char msg[400];
+		double waited;
+
+		mat_error_clear(&err);
+		clock_gettime(CLOCK_MONOTONIC, &now);
+		waited =
+		    (double)(now.tv_sec - t0->tv_sec) + (double)(now.tv_nsec - t0->tv_nsec) / 1e9;
+		if (store_schema_check(pool, store_now_ms() + 5000, &sc, &err) != MAT_OK) {
+			if (waited >= cfg->db_wait_s) {
+				fprintf(stderr, "maturityd: cannot read the schema version: %s\n",
+				        one_line(err.message));
+				return -1;
+			}
+		} else if (svc_schema_apply(pool, &sc, msg, sizeof(msg))) {
+			if (msg[0] != '\0')
+				svc_log_event("warn", "%s", msg);
+			return 0;
+		} else if (waited >= cfg->db_wait_s) {
+			fprintf(stderr, "maturityd: %s (waited %d s, --db-wait)\n", msg,
+			        cfg->db_wait_s);
+			return -1;
+		}
+		nanosleep(&(struct timespec){.tv_sec = 0, .tv_nsec = 500000000L}, NULL);
+	}
+}
+
 int main(int argc, char **argv)
 {
 	struct svc_config cfg;
@@ -55,6 +94,12 @@ int main(int argc, char **argv)
 	struct timespec t0;
 
 	clock_gettime(CLOCK_MONOTONIC, &t0);
+	if (argc >= 2 && strcmp(argv[1], "health") == 0) {
+		/* The probe needs no configuration but the health address; grpc's lines stay
+		 * JSON. */
+		svc_log_route_grpc();
+		return svc_probe_main(argc - 1, argv + 1);
+	}
 	rc = svc_config_parse(&cfg, argc, argv, stderr);
 	if (rc != 0) {
 		svc_config_cleanup(&cfg);
@@ -71,6 +116,7 @@ int main(int argc, char **argv)
 		return 0;
 	}
 	svc_log_init(cfg.log_format);
+	svc_log_route_grpc();
 	rc = 1;
 	mat_error_clear(&err);
 
@@ -107,7 +153,15 @@ int main(int argc, char **argv)
 			goto out;
 		}
 	}
-	if (store_pool_wait(pool, cfg.db_wait_s, &err) != MAT_OK) {
+	switch (store_pool_wait(pool, cfg.db_wait_s, &err)) {
+	case MAT_OK:
+		break;
+	case MAT_UNAUTHENTICATED:
+		fprintf(stderr, "maturityd: the database refused the login (--database-url): %s\n",
+		        one_line(err.message));
+		rc = 1;
+		goto out;
+	default:
 		fprintf(stderr, "maturityd: database unreachable after %d s (--db-wait): %s\n",
 		        cfg.db_wait_s, one_line(err.message));
 		rc = 1;
@@ -124,6 +178,10 @@ int main(int argc, char **argv)
 	if (cfg.command == SVC_CMD_MIGRATE) {
 		svc_log_event("info", "migrations applied");
 		rc = 0;
+		goto out;
+	}
+	if (check_schema(pool, &cfg, &t0) != 0) {
+		rc = 1;
 		goto out;
 	}
 

@@ -8,6 +8,7 @@
 #include "mat_types.h"
 #include "store.h"
 #include "svc_config.h"
+#include "svc_trace.h"
 
 #include <protobuf-c/protobuf-c.h>
 #include <stdatomic.h>
@@ -43,13 +44,14 @@ struct svc_ctx {
 	char principal[MAT_MAX_PRINCIPAL + 1];
 	/* The certificate principal of the delegator that asserted `principal`; "" otherwise. */
 	char delegator[MAT_MAX_PRINCIPAL + 1];
-	bool bootstrap_admin; /* principal named by --admin-principal */
-	char request_id[64];  /* x-request-id from metadata, else generated */
-	int64_t deadline_ms;  /* store_now_ms() clock; STORE_NO_DEADLINE if none */
-	atomic_int cancelled; /* set by the events thread: client cancelled or deadline passed */
-	struct mat_error err; /* filled by whoever fails */
-	/* Role bindings of the principal, read once per call when a rule needs them (SPEC §6:
-	 * bindings are read on every call, never cached across calls). */
+	bool bootstrap_admin;   /* principal named by --admin-principal */
+	char request_id[64];    /* x-request-id from metadata, else generated */
+	struct svc_trace trace; /* W3C traceparent from metadata; empty ids when none */
+	int64_t deadline_ms;    /* store_now_ms() clock; STORE_NO_DEADLINE if none */
+	atomic_int cancelled;   /* set by the events thread: client cancelled or deadline passed */
+	struct mat_error err;   /* filled by whoever fails */
+	/* Role bindings of the principal, read once per call when a rule needs them (bindings
+	 * are read on every call, never cached across calls). */
 	struct mat_role_binding *bindings;
 	size_t n_bindings;
 	bool bindings_loaded;

@@ -1,5 +1,5 @@
-/* The command line of API.md. One table lists every flag with its environment variable, default
- * and bounds; parsing, --help and validation all read it, so a new limit is one row. */
+/* The command line (maturityd --help). One table lists every flag with its environment variable,
+ * default and bounds; parsing, --help and validation all read it, so a new limit is one row. */
 #include "svc_config.h"
 
 #include "auth.h"
@@ -222,12 +222,37 @@ static const struct flag *find_flag(const char *name, size_t len)
 	return NULL;
 }
 
+/* True when argv sets f ("--name", "--name=value"; the value of another flag is not a flag). */
+static bool flag_given(const struct flag *f, int argc, char **argv)
+{
+	for (int i = 1; i < argc; i++) {
+		const char *a = argv[i];
+		const struct flag *g;
+		const char *eq;
+
+		if (strncmp(a, "--", 2) != 0)
+			continue;
+		eq = strchr(a + 2, '=');
+		g = find_flag(a + 2, eq ? (size_t)(eq - a - 2) : strlen(a + 2));
+		if (g == f)
+			return true;
+		if (g != NULL && g->kind != K_BOOL_TRUE && eq == NULL)
+			i++; /* its value */
+	}
+	return false;
+}
+
 void svc_config_usage(FILE *out)
 {
-	fprintf(out, "usage: maturityd [serve|migrate] [flags]\n"
-	             "       maturityd --help | --version\n\n"
-	             "  serve     run the server (default)\n"
-	             "  migrate   apply database migrations and exit\n\nflags:\n");
+	fprintf(out,
+	        "usage: maturityd [serve|migrate] [flags]\n"
+	        "       maturityd health [--health-addr ADDR]\n"
+	        "       maturityd --help | --version\n\n"
+	        "  serve     run the server (default)\n"
+	        "  migrate   apply database migrations and exit\n"
+	        "  health    ask the plaintext health port (ADDR, default "
+	        "$MATURITYD_HEALTH_LISTEN) for\n"
+	        "            grpc.health.v1 Check: exit 0 when SERVING, 1 otherwise\n\nflags:\n");
 	for (size_t i = 0; i < N_FLAGS; i++) {
 		const struct flag *f = &flags[i];
 		char left[64];
@@ -257,6 +282,9 @@ int svc_config_parse(struct svc_config *cfg, int argc, char **argv, FILE *errout
 		const char *v = getenv(flags[i].env);
 		if (v == NULL || (v[0] == '\0' && flags[i].kind != K_STR))
 			continue;
+		/* Flags override the environment: a bad value the flag replaces is not an error. */
+		if (flag_given(&flags[i], argc, argv))
+			continue;
 		if (v[0] == '\0')
 			continue;
 		rc = set_value(cfg, &flags[i], v, true, errout);
@@ -285,7 +313,8 @@ int svc_config_parse(struct svc_config *cfg, int argc, char **argv, FILE *errout
 				cfg->command = SVC_CMD_MIGRATE;
 			else {
 				fprintf(errout,
-				        "maturityd: unknown command \"%s\" (serve or migrate)\n",
+				        "maturityd: unknown command \"%s\" (serve, migrate or "
+				        "health)\n",
 				        a);
 				return 2;
 			}

@@ -1,4 +1,4 @@
-/* Configuration of maturityd: the command line and environment of API.md ("Command line"), with
+/* Configuration of maturityd: the command line and environment (maturityd --help), with
  * every default and limit in one table (svc_config.c). Parsed once at start; read-only after. */
 #ifndef SVC_CONFIG_H
 #define SVC_CONFIG_H

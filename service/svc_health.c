@@ -7,6 +7,7 @@
 
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -14,6 +15,7 @@
 struct svc_health {
 	struct store_pool *pool;
 	atomic_int db_ok;
+	atomic_int schema_ok; /* the database holds every migration this binary embeds */
 	atomic_int shutting_down;
 	pthread_t thread;
 	bool running;
@@ -32,30 +34,96 @@ struct svc_health *svc_health_new(struct store_pool *pool)
 	if (h == NULL)
 		return NULL;
 	h->pool = pool;
-	atomic_init(&h->db_ok, 1); /* start-up waited for the database */
+	atomic_init(&h->db_ok, 1);     /* start-up waited for the database */
+	atomic_init(&h->schema_ok, 1); /* and checked its schema */
 	atomic_init(&h->shutting_down, 0);
 	pthread_mutex_init(&h->mu, NULL);
 	pthread_cond_init(&h->cv, NULL);
 	return h;
 }
 
+bool svc_schema_apply(struct store_pool *pool, const struct store_schema *s, char *msg, size_t n)
+{
+	char why[200];
+
+	msg[0] = '\0';
+	if (s->unknown > 0) {
+		snprintf(why, sizeof(why),
+		         "the database schema (version %d) is newer than this maturityd's (%d): "
+		         "writes are refused until maturityd is upgraded",
+		         s->have, s->want);
+		snprintf(msg, n, "%s", why);
+		store_pool_refuse_writes(pool, why);
+	} else {
+		store_pool_refuse_writes(pool, NULL);
+	}
+	if (s->missing > 0) {
+		snprintf(msg, n,
+		         "the database schema is behind this maturityd: version %d recorded, %d "
+		         "needed (%d migrations missing); run `maturityd migrate` or start without "
+		         "--no-migrate",
+		         s->have, s->want, s->missing);
+		return false;
+	}
+	return true;
+}
+
+/* The schema is read again when the database comes back (it may have been restored from an
+ * older backup), every second while it is behind (a migration job may be running), and every
+ * SCHEMA_CHECK_S seconds otherwise. A change is logged once. */
+#define SCHEMA_CHECK_S 10
+
+static void check_schema(struct svc_health *h, int64_t *next_ms, char *last_msg, size_t n)
+{
+	struct store_schema sc;
+	struct mat_error err;
+	char msg[400];
+	bool ok, flipped;
+
+	mat_error_clear(&err);
+	if (store_schema_check(h->pool, store_now_ms() + 1000, &sc, &err) != MAT_OK) {
+		*next_ms = store_now_ms() + 1000;
+		return;
+	}
+	ok = svc_schema_apply(h->pool, &sc, msg, sizeof(msg));
+	flipped = ok != (atomic_exchange(&h->schema_ok, ok) != 0);
+	if (flipped && h->on_change != NULL)
+		h->on_change(
+		    h->on_change_arg); /* the serving state changed: parked Watch streams */
+	if (flipped || strcmp(msg, last_msg) != 0) {
+		if (!ok)
+			svc_log_event("error", "%s: NOT_SERVING", msg);
+		else if (msg[0] != '\0')
+			svc_log_event("warn", "%s", msg);
+		else
+			svc_log_event("info", "the database schema is current again: SERVING");
+		snprintf(last_msg, n, "%s", msg);
+	}
+	*next_ms = store_now_ms() + (ok ? SCHEMA_CHECK_S * 1000 : 1000);
+}
+
 static void *monitor(void *arg)
 {
 	struct svc_health *h = arg;
+	int64_t next_schema_ms = store_now_ms() + SCHEMA_CHECK_S * 1000;
+	char schema_msg[400] = "";
 
 	pthread_mutex_lock(&h->mu);
 	while (!h->stop) {
 		struct timespec until;
-		bool ok;
+		bool ok, was_ok;
 
 		pthread_mutex_unlock(&h->mu);
 		ok = store_pool_ping(h->pool, store_now_ms() + 1000);
-		if (ok != (atomic_exchange(&h->db_ok, ok) != 0)) {
+		was_ok = atomic_exchange(&h->db_ok, ok) != 0;
+		if (ok != was_ok) {
 			svc_log_event(ok ? "info" : "warn", "database %s",
 			              ok ? "reachable again: SERVING" : "unreachable: NOT_SERVING");
 			if (h->on_change != NULL)
 				h->on_change(h->on_change_arg);
 		}
+		if (ok && (!was_ok || store_now_ms() >= next_schema_ms))
+			check_schema(h, &next_schema_ms, schema_msg, sizeof(schema_msg));
 		pthread_mutex_lock(&h->mu);
 		if (h->stop)
 			break;
@@ -139,7 +207,8 @@ void svc_health_on_change(struct svc_health *h, void (*fn)(void *arg), void *arg
 
 bool svc_health_serving(const struct svc_health *h)
 {
-	return !atomic_load(&h->shutting_down) && atomic_load(&h->db_ok);
+	return !atomic_load(&h->shutting_down) && atomic_load(&h->db_ok) &&
+	       atomic_load(&h->schema_ok);
 }
 
 /* --- the service ---------------------------------------------------------------------- */

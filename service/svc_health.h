@@ -25,6 +25,11 @@ void svc_health_set_shutting_down(struct svc_health *h);
 /* fn(arg) runs on the monitor thread whenever the database state flips, and on the thread that
  * starts shutdown. Set before svc_health_start. */
 void svc_health_on_change(struct svc_health *h, void (*fn)(void *arg), void *arg);
+/* What a schema check found, applied: a schema with versions this binary does not know (a newer
+ * binary migrated it) gets its writes refused; reads go on. Returns false when the schema is
+ * behind (migrations missing: the server cannot serve). A problem is described in msg. */
+bool svc_schema_apply(struct store_pool *pool, const struct store_schema *s, char *msg, size_t n);
+
 /* SERVING (true) or NOT_SERVING. */
 bool svc_health_serving(const struct svc_health *h);
 

@@ -319,13 +319,17 @@ struct svc_health_port *svc_health_port_start(const char *addr, bool (*serving)(
 {
 	struct svc_health_port *hp = calloc(1, sizeof(*hp));
 	grpc_server_credentials *creds;
+	/* No SO_REUSEPORT: a port another process holds is an error, not a shared port. */
+	grpc_arg reuse = {
+	    .type = GRPC_ARG_INTEGER, .key = (char *)GRPC_ARG_ALLOW_REUSEPORT, .value.integer = 0};
+	grpc_channel_args args = {.num_args = 1, .args = &reuse};
 
 	if (hp == NULL)
 		return NULL;
 	hp->serving = serving;
 	hp->arg = arg;
 	atomic_init(&hp->stopping, 0);
-	hp->server = grpc_server_create(NULL, NULL);
+	hp->server = grpc_server_create(&args, NULL);
 	hp->cq = grpc_completion_queue_create_for_next(NULL);
 	grpc_server_register_completion_queue(hp->server, hp->cq, NULL);
 	hp->check_handle =

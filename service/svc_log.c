@@ -4,6 +4,7 @@
 #include "svc_log.h"
 
 #include <errno.h>
+#include <grpc/support/log.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -233,6 +234,26 @@ void svc_log_call_format(struct svc_log_line *out, const char *method, const cha
 	puts_(out, "}");
 }
 
+void svc_log_call_add_trace(struct svc_log_line *out, const char *trace_id, const char *span_id)
+{
+	if (trace_id == NULL || trace_id[0] == '\0')
+		return;
+	if (g_fmt == SVC_LOG_TEXT) {
+		puts_(out, " trace_id=");
+		puts_(out, trace_id);
+		puts_(out, " span_id=");
+		puts_(out, span_id);
+		return;
+	}
+	if (out->n > 0 && out->d[out->n - 1] == '}')
+		out->n--;
+	puts_(out, ",\"trace_id\":\"");
+	put_json(out, trace_id);
+	puts_(out, "\",\"span_id\":\"");
+	put_json(out, span_id);
+	puts_(out, "\"}");
+}
+
 void svc_log_event(const char *level, const char *fmt, ...)
 {
 	struct svc_log_line b = {.n = 0};
@@ -258,4 +279,99 @@ void svc_log_event(const char *level, const char *fmt, ...)
 		puts_(&b, "\"}");
 	}
 	emit(&b);
+}
+
+static struct {
+	pthread_mutex_t mu;
+	time_t second;
+	int n;        /* lines written in `second` */
+	long dropped; /* since the last line written */
+} g_lib = {.mu = PTHREAD_MUTEX_INITIALIZER};
+
+void svc_log_library(const char *source, const char *level, const char *file, int line,
+                     const char *msg)
+{
+	struct svc_log_line b = {.n = 0};
+	char num[64];
+	long dropped;
+	time_t now = time(NULL);
+	size_t mlen;
+
+	pthread_mutex_lock(&g_lib.mu);
+	if (now != g_lib.second) {
+		g_lib.second = now;
+		g_lib.n = 0;
+	}
+	if (g_lib.n >= SVC_LOG_LIBRARY_BURST) {
+		g_lib.dropped++;
+		pthread_mutex_unlock(&g_lib.mu);
+		return;
+	}
+	g_lib.n++;
+	dropped = g_lib.dropped;
+	g_lib.dropped = 0;
+	pthread_mutex_unlock(&g_lib.mu);
+
+	/* Libraries end their messages with a newline of their own. */
+	char m[1024];
+	snprintf(m, sizeof(m), "%s", msg != NULL ? msg : "");
+	mlen = strlen(m);
+	while (mlen > 0 && (m[mlen - 1] == '\n' || m[mlen - 1] == '\r'))
+		m[--mlen] = '\0';
+	if (file != NULL) {
+		const char *slash = strrchr(file, '/');
+		file = slash != NULL ? slash + 1 : file;
+	}
+	if (g_fmt == SVC_LOG_TEXT) {
+		put_time(&b);
+		puts_(&b, " ");
+		puts_(&b, level);
+		puts_(&b, " ");
+		puts_(&b, source);
+		puts_(&b, ": ");
+		puts_(&b, m);
+		if (file != NULL) {
+			snprintf(num, sizeof(num), " (%s:%d)", file, line);
+			puts_(&b, num);
+		}
+		if (dropped > 0) {
+			snprintf(num, sizeof(num), " [%ld similar lines dropped]", dropped);
+			puts_(&b, num);
+		}
+	} else {
+		puts_(&b, "{\"time\":\"");
+		put_time(&b);
+		puts_(&b, "\",\"level\":\"");
+		put_json(&b, level);
+		puts_(&b, "\",\"msg\":\"");
+		put_json(&b, m);
+		puts_(&b, "\",\"source\":\"");
+		put_json(&b, source);
+		puts_(&b, "\"");
+		if (file != NULL) {
+			puts_(&b, ",\"file\":\"");
+			put_json(&b, file);
+			snprintf(num, sizeof(num), "\",\"line\":%d", line);
+			puts_(&b, num);
+		}
+		if (dropped > 0) {
+			snprintf(num, sizeof(num), ",\"dropped\":%ld", dropped);
+			puts_(&b, num);
+		}
+		puts_(&b, "}");
+	}
+	emit(&b);
+}
+
+static void grpc_log(gpr_log_func_args *a)
+{
+	const char *level = a->severity == GPR_LOG_SEVERITY_ERROR  ? "error"
+	                    : a->severity == GPR_LOG_SEVERITY_INFO ? "info"
+	                                                           : "debug";
+	svc_log_library("grpc", level, a->file, a->line, a->message);
+}
+
+void svc_log_route_grpc(void)
+{
+	gpr_set_log_function(grpc_log);
 }

@@ -24,6 +24,9 @@ void svc_log_call_format(struct svc_log_line *out, const char *method, const cha
                          const char *delegator, const char *code_name, double duration_ms,
                          const char *request_id, const char *peer, const char *message);
 void svc_log_line_write(struct svc_log_line *l);
+/* Adds the caller's W3C trace and span ids to a call line built by svc_log_call_format (nothing
+ * when trace_id is empty). */
+void svc_log_call_add_trace(struct svc_log_line *out, const char *trace_id, const char *span_id);
 
 /* Deferred call lines, for the server's own threads: after svc_log_defer, this thread's call
  * lines collect in a buffer (written when it fills) until svc_log_flush, which the thread calls
@@ -35,5 +38,16 @@ void svc_log_flush(void);
 
 /* An event: level "info", "warn" or "error"; msg printf-style. */
 void svc_log_event(const char *level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* A line from a library (grpc core, libmicrohttpd), in the same format as ours, with
+ * "source":"grpc" and the library's file:line. At most SVC_LOG_LIBRARY_BURST such lines per
+ * second: any peer that cannot even authenticate makes grpc log its failed handshake. The lines
+ * dropped are counted in the next one written ("dropped":N). */
+#define SVC_LOG_LIBRARY_BURST 20
+void svc_log_library(const char *source, const char *level, const char *file, int line,
+                     const char *msg);
+
+/* Routes grpc core's own log (gpr_log) through svc_log_library; before grpc_init. */
+void svc_log_route_grpc(void);
 
 #endif

@@ -5,6 +5,7 @@
 #include "svc_status.h"
 
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <microhttpd.h>
 #include <netdb.h>
 #include <stdarg.h>
@@ -13,6 +14,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <time.h>
+#include <unistd.h>
 
 #define N_CODES 17
 static const double buckets[] = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
@@ -38,7 +42,43 @@ struct svc_metrics {
 	atomic_ullong latency_sum_us;
 	struct MHD_Daemon *daemon;
 	struct store_pool *pool;
+	double start_time_s; /* process start, seconds since the epoch */
 };
+
+/* The process's start time from /proc (its start in clock ticks after boot, plus the boot time);
+ * `fallback` when /proc cannot tell. */
+static double process_start_time(double fallback)
+{
+	char buf[1024], *p;
+	unsigned long long start_ticks = 0;
+	double btime = 0;
+	FILE *f = fopen("/proc/self/stat", "r");
+	size_t n;
+	long hz = sysconf(_SC_CLK_TCK);
+
+	if (f == NULL)
+		return fallback;
+	n = fread(buf, 1, sizeof(buf) - 1, f);
+	fclose(f);
+	buf[n] = '\0';
+	/* After the command name in parentheses, field 22 (starttime) is the 20th. */
+	p = strrchr(buf, ')');
+	if (p == NULL || sscanf(p + 2,
+	                        "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %*u %*u %*d %*d %*d "
+	                        "%*d %*d %*d %llu",
+	                        &start_ticks) != 1)
+		return fallback;
+	f = fopen("/proc/stat", "r");
+	if (f == NULL)
+		return fallback;
+	while (fgets(buf, sizeof(buf), f) != NULL)
+		if (sscanf(buf, "btime %lf", &btime) == 1)
+			break;
+	fclose(f);
+	if (btime <= 0 || hz <= 0)
+		return fallback;
+	return btime + (double)start_ticks / (double)hz;
+}
 
 struct svc_metrics *svc_metrics_new(size_t n_methods)
 {
@@ -51,6 +91,12 @@ struct svc_metrics *svc_metrics_new(size_t n_methods)
 		return NULL;
 	}
 	mt->n = n_methods;
+	{
+		struct timespec now;
+		clock_gettime(CLOCK_REALTIME, &now);
+		mt->start_time_s =
+		    process_start_time((double)now.tv_sec + (double)now.tv_nsec / 1e9);
+	}
 	return mt;
 }
 
@@ -166,6 +212,63 @@ static const char *grpc_type(const struct method_metrics *mm)
 	return "unary";
 }
 
+/* The standard process_* metrics of Prometheus client libraries, from /proc and getrusage. */
+static void render_process(struct sbuf *b, const struct svc_metrics *m)
+{
+	struct rusage ru;
+	struct rlimit rl;
+	unsigned long long vm_pages = 0, rss_pages = 0;
+	long page = sysconf(_SC_PAGESIZE);
+	long open_fds = 0;
+	FILE *f;
+	DIR *d;
+
+	if (getrusage(RUSAGE_SELF, &ru) == 0)
+		sb_printf(
+		    b,
+		    "# HELP process_cpu_seconds_total Total user and system CPU time spent in "
+		    "seconds.\n# TYPE process_cpu_seconds_total counter\n"
+		    "process_cpu_seconds_total %.6f\n",
+		    (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 +
+		        (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6);
+	f = fopen("/proc/self/statm", "r");
+	if (f != NULL) {
+		if (fscanf(f, "%llu %llu", &vm_pages, &rss_pages) == 2)
+			sb_printf(
+			    b,
+			    "# HELP process_resident_memory_bytes Resident memory size in "
+			    "bytes.\n# TYPE process_resident_memory_bytes gauge\n"
+			    "process_resident_memory_bytes %llu\n"
+			    "# HELP process_virtual_memory_bytes Virtual memory size in bytes.\n"
+			    "# TYPE process_virtual_memory_bytes gauge\n"
+			    "process_virtual_memory_bytes %llu\n",
+			    rss_pages * (unsigned long long)page,
+			    vm_pages * (unsigned long long)page);
+		fclose(f);
+	}
+	d = opendir("/proc/self/fd");
+	if (d != NULL) {
+		for (struct dirent *e; (e = readdir(d)) != NULL;)
+			open_fds += e->d_name[0] != '.';
+		closedir(d);
+		open_fds--; /* the directory's own descriptor */
+		sb_printf(b,
+		          "# HELP process_open_fds Number of open file descriptors.\n"
+		          "# TYPE process_open_fds gauge\nprocess_open_fds %ld\n",
+		          open_fds);
+	}
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0)
+		sb_printf(b,
+		          "# HELP process_max_fds Maximum number of open file descriptors.\n"
+		          "# TYPE process_max_fds gauge\nprocess_max_fds %llu\n",
+		          (unsigned long long)rl.rlim_cur);
+	sb_printf(b,
+	          "# HELP process_start_time_seconds Start time of the process since unix epoch "
+	          "in seconds.\n# TYPE process_start_time_seconds gauge\n"
+	          "process_start_time_seconds %.2f\n",
+	          m->start_time_s);
+}
+
 char *svc_metrics_render(struct svc_metrics *m, struct store_pool *pool)
 {
 	struct sbuf b = {0};
@@ -279,6 +382,7 @@ char *svc_metrics_render(struct svc_metrics *m, struct store_pool *pool)
 		          "# TYPE maturityd_db_pool_size gauge\nmaturityd_db_pool_size %d\n",
 		          st.idle, st.in_use, st.connecting, st.broken, st.size);
 	}
+	render_process(&b, m);
 	sb_printf(&b,
 	          "# HELP maturityd_build_info Build information.\n"
 	          "# TYPE maturityd_build_info gauge\n"
@@ -314,6 +418,16 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 	return ret;
 }
 
+/* libmicrohttpd's own error lines (a port clash, a failed accept) go to our log, not stderr. */
+static void mhd_log(void *cls, const char *fmt, va_list ap)
+{
+	char msg[512];
+
+	(void)cls;
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	svc_log_library("libmicrohttpd", "warn", NULL, 0, msg);
+}
+
 int svc_metrics_serve(struct svc_metrics *m, struct store_pool *pool, const char *addr)
 {
 	struct addrinfo hints = {0}, *res = NULL;
@@ -339,11 +453,12 @@ int svc_metrics_serve(struct svc_metrics *m, struct store_pool *pool, const char
 		return -1;
 	}
 	m->pool = pool;
-	m->daemon = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG |
-	                                 (res->ai_family == AF_INET6 ? MHD_USE_IPv6 : 0),
-	                             0, NULL, NULL, on_request, m, MHD_OPTION_SOCK_ADDR,
-	                             res->ai_addr, MHD_OPTION_CONNECTION_LIMIT, 64,
-	                             MHD_OPTION_CONNECTION_TIMEOUT, 10, MHD_OPTION_END);
+	m->daemon =
+	    MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG |
+	                         (res->ai_family == AF_INET6 ? MHD_USE_IPv6 : 0),
+	                     0, NULL, NULL, on_request, m, MHD_OPTION_EXTERNAL_LOGGER, mhd_log,
+	                     NULL, MHD_OPTION_SOCK_ADDR, res->ai_addr, MHD_OPTION_CONNECTION_LIMIT,
+	                     64, MHD_OPTION_CONNECTION_TIMEOUT, 10, MHD_OPTION_END);
 	freeaddrinfo(res);
 	if (m->daemon == NULL) {
 		svc_log_event("error", "--metrics-listen: cannot listen on %s", addr);

@@ -627,6 +627,8 @@ void svc_store_call(struct svc_ctx *ctx, struct store_call *out)
 	out->delegator = ctx->delegator;
 	out->method = ctx->method;
 	out->request_id = ctx->request_id;
+	out->trace_id = ctx->trace.trace_id;
+	out->span_id = ctx->trace.span_id;
 	out->cancelled = (volatile const int *)&ctx->cancelled;
 }
 
@@ -843,6 +845,7 @@ static void random_bytes(unsigned char out[16])
 
 static void request_id_of(struct svc_call *c)
 {
+	svc_trace_from_metadata(&c->req_md, &c->ctx.trace);
 	for (size_t i = 0; i < c->req_md.count; i++) {
 		const grpc_metadata *md = &c->req_md.metadata[i];
 		size_t klen = GRPC_SLICE_LENGTH(md->key), vlen = GRPC_SLICE_LENGTH(md->value);
@@ -908,6 +911,7 @@ static void finish(struct svc_call *c, enum mat_code code)
 	svc_log_call_format(&line, method, c->ctx.principal, c->ctx.delegator,
 	                    svc_status_code_name(st.code), ms, c->ctx.request_id, c->peer,
 	                    st.code == GRPC_STATUS_OK ? NULL : c->ctx.err.message);
+	svc_log_call_add_trace(&line, c->ctx.trace.trace_id, c->ctx.trace.span_id);
 	svc_metrics_handled(srv->metrics, c->m ? c->m->metrics_index : -1, st.code, ms / 1e3);
 
 	memset(ops, 0, sizeof(ops));
@@ -1609,7 +1613,7 @@ struct svc_server *svc_server_new(const struct svc_config *cfg, struct store_poo
 	struct svc_server *srv = calloc(1, sizeof(*srv));
 	grpc_ssl_server_credentials_options *opts;
 	grpc_server_credentials *creds;
-	grpc_arg args[8];
+	grpc_arg args[9];
 	grpc_channel_args chargs;
 	size_t na = 0;
 
@@ -1647,6 +1651,8 @@ struct svc_server *svc_server_new(const struct svc_config *cfg, struct store_poo
 	args[na++] = int_arg(GRPC_ARG_MAX_CONNECTION_AGE_MS, cfg->max_connection_age_ms);
 	args[na++] = int_arg(GRPC_ARG_MAX_CONNECTION_AGE_GRACE_MS, cfg->shutdown_grace_s * 1000);
 	args[na++] = int_arg(GRPC_ARG_HTTP2_MAX_PING_STRIKES, 2);
+	/* grpc sets SO_REUSEPORT by default: a second server on a taken port would share it. */
+	args[na++] = int_arg(GRPC_ARG_ALLOW_REUSEPORT, 0);
 	chargs.num_args = na;
 	chargs.args = args;
 	srv->server = grpc_server_create(&chargs, NULL);

@@ -118,6 +118,10 @@ void svc_status_build(enum mat_code code, const struct mat_error *err, struct sv
 		st->text[0] = '\0';
 	else if (code == MAT_INTERNAL)
 		snprintf(st->text, sizeof(st->text), "internal error");
+	else if (code == MAT_UNAVAILABLE)
+		/* Storage's message names the database host or socket and libpq's reason: the
+		 * call's log line keeps it; the client learns only that it may retry. */
+		snprintf(st->text, sizeof(st->text), "%s", SVC_STATUS_UNAVAILABLE_TEXT);
 	else if (err->message[0] != '\0')
 		snprintf(st->text, sizeof(st->text), "%s", err->message);
 	else

@@ -22,8 +22,11 @@ struct svc_status {
 
 grpc_status_code svc_status_from_code(enum mat_code code);
 
-/* Fills st for a call that ended with `code`. INTERNAL details are replaced by a generic text
- * (they are logged, never sent). */
+/* What a client reads when the database is unreachable (UNAVAILABLE: retrying is safe). */
+#define SVC_STATUS_UNAVAILABLE_TEXT "the database is unavailable; try again later"
+
+/* Fills st for a call that ended with `code`. INTERNAL and UNAVAILABLE details are replaced by a
+ * fixed text (they name internals: they are logged, never sent). */
 void svc_status_build(enum mat_code code, const struct mat_error *err, struct svc_status *st);
 void svc_status_cleanup(struct svc_status *st);
 

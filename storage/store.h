@@ -30,7 +30,8 @@ enum mat_code store_pool_new(const struct store_options *opt, struct store_pool 
 void store_pool_free(struct store_pool *pool);
 
 /* Waits until the database accepts a connection and answers, up to `seconds`.
- * MAT_OK, or MAT_UNAVAILABLE with libpq's reason in err. */
+ * MAT_OK, or MAT_UNAVAILABLE with libpq's reason in err; MAT_UNAUTHENTICATED at once, without
+ * waiting, when the server refused the login (wrong password or role, no pg_hba.conf entry). */
 enum mat_code store_pool_wait(struct store_pool *pool, int seconds,
                               struct mat_error *err) MAT_MUSTCHECK;
 
@@ -58,6 +59,22 @@ void store_reads_defer(bool on);
 bool store_reads_pending(void);
 void store_reads_flush(void);
 
+/* The schema the database holds against the migrations this binary embeds. */
+struct store_schema {
+	int have;    /* highest version recorded in the database (0: none, or no schema yet) */
+	int want;    /* highest version this binary embeds */
+	int missing; /* embedded versions not recorded: > 0 means the schema is behind */
+	int unknown; /* recorded versions this binary does not know: > 0 means a newer binary's */
+};
+/* Reads the recorded versions (one round trip, two when the table does not exist yet). */
+enum mat_code store_schema_check(struct store_pool *pool, int64_t deadline_ms,
+                                 struct store_schema *out, struct mat_error *err) MAT_MUSTCHECK;
+
+/* From now on every write (a read-write transaction or a single write) fails with
+ * MAT_PRECONDITION and `why` as its message; reads go on. NULL allows writes again. Used when
+ * the schema belongs to a newer binary: this one would write rows the newer code misreads. */
+void store_pool_refuse_writes(struct store_pool *pool, const char *why);
+
 /* True when a pooled connection answers `SELECT 1` before the deadline (health checks). */
 bool store_pool_ping(struct store_pool *pool, int64_t deadline_ms);
 
@@ -70,7 +87,7 @@ void store_pool_get_stats(struct store_pool *pool, struct store_pool_stats *out)
 int64_t store_now_ms(void);
 #define STORE_NO_DEADLINE INT64_MAX
 
-/* Authorization on the call's own first round trip (SPEC §6: the caller's role bindings are
+/* Authorization on the call's own first round trip (the caller's role bindings are
  * read on every call, never cached). When a store_call carries one, storage sends the binding
  * read in the same pipeline as the call's first statements — a read's, or a transaction's BEGIN;
  * never together with a write — and hands the bindings to `decide`, which owns the list from
@@ -92,6 +109,10 @@ struct store_call {
 	const char *delegator;  /* the delegator that asserted `principal`; NULL or "" for none */
 	const char *method;     /* full gRPC method path, for audit events */
 	const char *request_id; /* x-request-id of the call, for audit events; may be NULL */
+	/* The caller's W3C trace and span ids (hex), or NULL/"": while a call with a method runs,
+	 * its connection's application_name is "maturityd <trace_id>-<span_id>", so
+	 * pg_stat_activity and the server's log (%a) tie a slow statement to the call. */
+	const char *trace_id, *span_id;
 	volatile const int
 	    *cancelled; /* set non-zero by another thread when the client cancels; may be NULL */
 	/* List filtering: when true, lists return only organizations on which `principal` has a
@@ -193,7 +214,7 @@ enum mat_code store_assessment_update_answers(const struct store_call *c, const 
                                               struct mat_assessment *out,
                                               struct mat_error *err) MAT_MUSTCHECK;
 /* DRAFT -> SUBMITTED: freezes answers, records submitter and time, sets the organization's
- * last_assessment and (SPEC §4) supersedes PROPOSED transitions and creates the new one, all in
+ * last_assessment and supersedes PROPOSED transitions and creates the new one, all in
  * one transaction. */
 enum mat_code store_assessment_submit(const struct store_call *c, const char *org_id,
                                       const char *id, const char *etag, struct mat_assessment *out,
@@ -203,7 +224,7 @@ enum mat_code store_assessment_delete(const struct store_call *c, const char *or
                                       const char *id, const char *etag,
                                       struct mat_error *err) MAT_MUSTCHECK;
 
-/* --- role bindings (read on every call: SPEC §6) ------------------------------------------ */
+/* --- role bindings (read on every call) ---------------------------------------------------- */
 
 /* Every binding of `principal` (global and per organization). Caller frees each with
  * mat_role_binding_cleanup, then free(*out). */
@@ -211,7 +232,7 @@ enum mat_code store_bindings_for_principal(const struct store_call *c, const cha
                                            struct mat_role_binding **out, size_t *n_out,
                                            struct mat_error *err) MAT_MUSTCHECK;
 
-/* --- audit (SPEC §6) ------------------------------------------------------------------------- */
+/* --- audit ----------------------------------------------------------------------------------- */
 
 /* Successful mutations write their audit event themselves, in their own transaction (principal,
  * method = c->method, full resource name, code 0, request id = c->request_id); idempotent replays
@@ -229,7 +250,7 @@ enum mat_code store_audit_denied(const struct store_call *c, const char *resourc
 enum mat_code store_audit_attested(const struct store_call *c, const char *resource,
                                    struct mat_error *err) MAT_MUSTCHECK;
 
-/* --- level transitions (SPEC §4) ------------------------------------------------------------- */
+/* --- level transitions ------------------------------------------------------------------ */
 
 /* `id` in any case (canonical UUID text); anything else, or another organization's ->
  * MAT_NOT_FOUND. The etag mixes the version and propose_time. */

@@ -67,3 +67,27 @@ bool store_sqlstate_retryable(const char *s)
 {
 	return well_formed(s) && (strcmp(s, "40001") == 0 || strcmp(s, "40P01") == 0);
 }
+
+bool store_connect_login_refused(const char *m)
+{
+	static const char *const marks[] = {
+	    "password authentication failed", /* 28P01 */
+	    "authentication failed for user", /* 28000: peer, ident, cert, ... */
+	    "no pg_hba.conf entry",           /* 28000 */
+	    "pg_hba.conf rejects connection", /* 28000 */
+	    "fe_sendauth: no password supplied",
+	    "28P01",
+	    "28000",
+	};
+
+	if (m == NULL)
+		return false;
+	for (size_t i = 0; i < sizeof(marks) / sizeof(marks[0]); i++)
+		if (strstr(m, marks[i]) != NULL)
+			return true;
+	/* 28000 for an unknown role: 'role "x" does not exist'. */
+	{
+		const char *r = strstr(m, "role \"");
+		return r != NULL && strstr(r, "\" does not exist") != NULL;
+	}
+}

@@ -1,4 +1,4 @@
-/* SQLSTATE -> mat_code, mapped once, here (ARCHITECTURE "One error model"). Internal to storage/
+/* SQLSTATE -> mat_code, mapped once, here (the one error model). Internal to storage/
  * and its unit tests; nothing outside storage/ sees a SQLSTATE. */
 #ifndef STORE_ERROR_H
 #define STORE_ERROR_H
@@ -18,5 +18,11 @@ bool store_sqlstate_kills_connection(const char *sqlstate);
 
 /* True for serialization failures and deadlocks (40001, 40P01): the transaction may be retried. */
 bool store_sqlstate_retryable(const char *sqlstate);
+
+/* True when libpq's message for a failed connect says the server refused the login itself
+ * (SQLSTATE 28P01 invalid_password, 28000 invalid_authorization_specification: wrong password,
+ * unknown role, no pg_hba.conf entry) or that libpq had no password to send. Waiting does not
+ * fix these. libpq gives no SQLSTATE for a failed connect, so this reads its (English) message. */
+bool store_connect_login_refused(const char *libpq_message);
 
 #endif

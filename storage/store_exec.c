@@ -253,10 +253,40 @@ struct op {
 	int slot;
 };
 
+STORE__STMT(st_app_set, 1, "SELECT set_config('application_name', $1, false)");
+STORE__STMT(st_app_reset, 0, "RESET application_name");
+
+struct store__stmt *store__st_app_set(void)
+{
+	return &st_app_set;
+}
+
+/* The application_name a call wants on its session: its trace ids, or the connection's own. Only
+ * calls that serve a method take part (health pings and migrations leave it as it is). Returns
+ * false when the session already has it. */
+static bool app_name_change(const struct store__conn *cn, const struct store_call *c, char want[64])
+{
+	if (c->method == NULL)
+		return false;
+	if (c->trace_id != NULL && c->trace_id[0] != '\0')
+		snprintf(want, 64, "maturityd %.32s-%.16s", c->trace_id,
+		         c->span_id != NULL ? c->span_id : "");
+	else
+		want[0] = '\0';
+	return strcmp(want, cn->app_name) != 0;
+}
+
 enum mat_code store__run(struct store__conn *cn, const struct store_call *c,
                          struct store__cmd *cmds, size_t n, struct store__diag *diag,
                          struct mat_error *err)
 {
+	/* A change of application_name rides in the same pipeline, ahead of the call's
+	 * statements: no extra round trip. */
+	char app_want[64] = "";
+	const char *app_params[1] = {app_want};
+	bool app = app_name_change(cn, c, app_want);
+	struct store__cmd app_cmd = {.st = app_want[0] ? &st_app_set : &st_app_reset,
+	                             .params = app_want[0] ? app_params : NULL};
 	struct op small[16];
 	struct op *ops = small;
 	size_t n_ops = 0;
@@ -275,8 +305,8 @@ enum mat_code store__run(struct store__conn *cn, const struct store_call *c,
 		return mat_error_set(err, MAT_TIMEOUT, "deadline exceeded before the query");
 	if (cn->lost)
 		return lost(cn, diag, err);
-	if (2 * n > sizeof(small) / sizeof(small[0])) {
-		ops = calloc(2 * n, sizeof(*ops));
+	if (2 * (n + 1) > sizeof(small) / sizeof(small[0])) {
+		ops = calloc(2 * (n + 1), sizeof(*ops));
 		if (ops == NULL)
 			return store__oom(err);
 	}
@@ -286,8 +316,9 @@ enum mat_code store__run(struct store__conn *cn, const struct store_call *c,
 		rc = lost(cn, diag, err);
 		goto out;
 	}
-	for (size_t i = 0; i < n; i++) {
-		struct store__stmt *st = cmds[i].st;
+	for (size_t i = 0; i < n + app; i++) {
+		struct store__cmd *cmd = app ? (i == 0 ? &app_cmd : &cmds[i - 1]) : &cmds[i];
+		struct store__stmt *st = cmd->st;
 		int slot = store__stmt_slot(st);
 		char name[16];
 
@@ -300,11 +331,11 @@ enum mat_code store__run(struct store__conn *cn, const struct store_call *c,
 			store__bit_set(pending, slot);
 			ops[n_ops++] = (struct op){NULL, slot};
 		}
-		if (!store__pq_send_prepared(cn, name, st->nparams, cmds[i].params)) {
+		if (!store__pq_send_prepared(cn, name, st->nparams, cmd->params)) {
 			rc = lost(cn, diag, err);
 			goto out;
 		}
-		ops[n_ops++] = (struct op){&cmds[i], slot};
+		ops[n_ops++] = (struct op){cmd, slot};
 	}
 	if (!store__pq_pipeline_sync(cn)) {
 		rc = lost(cn, diag, err);
@@ -355,7 +386,7 @@ enum mat_code store__run(struct store__conn *cn, const struct store_call *c,
 		case PGRES_FATAL_ERROR:
 			if (first == MAT_OK) {
 				first = store__result_error(cn, r, diag, err);
-				if (diag != NULL && ops[i].cmd != NULL)
+				if (diag != NULL && ops[i].cmd != NULL && ops[i].cmd != &app_cmd)
 					diag->index = (int)(ops[i].cmd - cmds);
 			}
 			PQclear(r);
@@ -399,6 +430,10 @@ enum mat_code store__run(struct store__conn *cn, const struct store_call *c,
 	}
 	rc = first;
 out:
+	PQclear(app_cmd.res);
+	if (app)
+		/* Set, or unknown: a failed pipeline or a rolled-back transaction undoes it. */
+		snprintf(cn->app_name, sizeof(cn->app_name), "%s", rc == MAT_OK ? app_want : "?");
 	if (rc != MAT_OK)
 		store__cmds_clear(cmds, n);
 	if (ops != small)
@@ -471,6 +506,10 @@ static void rollback_quietly(struct store__conn *cn, const struct store_call *c)
 	if (store__run(cn, &rb, &cmd, 1, NULL, &ignored) != MAT_OK)
 		cn->lost = true; /* harmless: it is closed on release instead */
 	store__cmds_clear(&cmd, 1);
+	/* An application_name set inside the transaction was rolled back with it. (A RESET rolled
+	 * back leaves the previous trace's name until the next traced call: a stale label only.) */
+	if (cn->app_name[0] != '\0')
+		snprintf(cn->app_name, sizeof(cn->app_name), "?");
 }
 
 /* Runs cmds in one round trip; with `authz`, the binding read of c->authz goes ahead of them
@@ -570,6 +609,10 @@ enum mat_code store__read(const struct store_call *c, struct store__cmd *cmds, s
 enum mat_code store__write1(const struct store_call *c, struct store__cmd *cmd,
                             struct mat_error *err)
 {
+	enum mat_code rc = store__may_write(c->pool, err);
+
+	if (rc != MAT_OK)
+		return rc;
 	return run_alone(c, cmd, 1, false, err);
 }
 
@@ -665,8 +708,10 @@ static void backoff_sleep(int attempt)
 enum mat_code store__transact(const struct store_call *c, store__tx_body body, void *arg,
                               struct mat_error *err)
 {
-	enum mat_code rc = MAT_INTERNAL;
+	enum mat_code rc = store__may_write(c->pool, err);
 
+	if (rc != MAT_OK)
+		return rc;
 	for (int attempt = 0;; attempt++) {
 		struct store__tx tx = {.c = c};
 

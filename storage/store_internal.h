@@ -54,6 +54,8 @@ enum mat_code store__acquire(struct store_pool *pool, int64_t deadline_ms,
  * until a later acquire reconnects it. After a connection-class error every IDLE connection is
  * closed too (a restarted server has killed them all). NULL does nothing. */
 void store__release(struct store__conn *cn);
+/* MAT_OK, or MAT_PRECONDITION with the reason set by store_pool_refuse_writes. */
+enum mat_code store__may_write(struct store_pool *pool, struct mat_error *err);
 
 /* The libpq connection, for tests that need to look at it. Not for queries: use store__run. */
 PGconn *store__conn_pg(struct store__conn *cn);
@@ -223,6 +225,9 @@ struct store__conn {
 	bool used;       /* has served a call: a failure on it may just mean it went stale */
 	int cancel_code; /* MAT_TIMEOUT or MAT_CANCELLED once a cancel was sent, else MAT_OK */
 	int64_t cancel_ms;
+	/* The application_name a call set on the session ("" = the connection's own; "?" =
+	 * unknown after a failure, set again by the next call). */
+	char app_name[64];
 };
 
 /* Every libpq call that can fail goes through these (the fault-injection seam). An injected
@@ -257,6 +262,8 @@ bool store__timeout_param(const struct store_call *c, char buf[24]);
 struct store__stmt *store__st_begin_ro(void);
 struct store__stmt *store__st_commit(void);
 struct store__stmt *store__st_timeout(void);
+/* SELECT set_config('application_name', $1, false) */
+struct store__stmt *store__st_app_set(void);
 /* The pool's connection parameters (NULL-terminated arrays) and connect timeout. */
 void store__pool_params(const struct store_pool *p, const char *const **keywords,
                         const char *const **values, int *connect_timeout_ms);
@@ -282,15 +289,17 @@ struct store__aread {
 	struct mat_error *err;
 	void (*complete)(struct store__aread *r, enum mat_code rc);
 	/* The loop's. */
-	struct store__cmd all[12];
+	struct store__cmd all[14];
 	size_t n_all, first, authz_at;
 	bool authz;
 	char tbuf[24];
 	const char *tparams[1];
+	char app[64];
+	const char *aparams[1];
 	struct store__aop {
 		struct store__cmd *cmd; /* NULL for a Prepare */
 		int slot;
-	} ops[24];
+	} ops[28];
 	size_t n_ops, at;
 	bool want_null, was_used;
 	int attempt;

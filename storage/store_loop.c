@@ -365,6 +365,15 @@ static enum mat_code prepare_read(struct store__aread *r)
 		r->cmds[i].res = NULL;
 	if (c->cancelled != NULL && *c->cancelled != 0)
 		return mat_error_set(r->err, MAT_CANCELLED, "cancelled");
+	/* A call that carried a trace names it in application_name, ahead of its statements, so
+	 * pg_stat_activity and the server's log tie them to the call (docs/operations.md). The
+	 * connection is shared: a read without a trace leaves the last name in place. */
+	if (c->trace_id != NULL && c->trace_id[0] != '\0') {
+		snprintf(r->app, sizeof(r->app), "maturityd %.32s-%.16s", c->trace_id,
+		         c->span_id != NULL ? c->span_id : "");
+		r->aparams[0] = r->app;
+		r->all[k++] = (struct store__cmd){.st = store__st_app_set(), .params = r->aparams};
+	}
 	if (r->n > 1)
 		r->all[k++] = (struct store__cmd){.st = store__st_begin_ro()};
 	if (c->deadline_ms != STORE_NO_DEADLINE) {

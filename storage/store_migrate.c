@@ -194,3 +194,58 @@ out:
 	free(plan);
 	return rc;
 }
+
+STORE__STMT(st_has_table, 0, "SELECT to_regclass('schema_migrations') IS NOT NULL");
+
+enum mat_code store_schema_check(struct store_pool *pool, int64_t deadline_ms,
+                                 struct store_schema *out, struct mat_error *err)
+{
+	struct store_call c = {.pool = pool, .deadline_ms = deadline_ms};
+	struct store__cmd cmd = {.st = &st_has_table};
+	struct store__migration *plan;
+	enum mat_code rc;
+	PGresult *r;
+
+	memset(out, 0, sizeof(*out));
+	plan = calloc(store__n_migration_files ? store__n_migration_files : 1, sizeof(*plan));
+	if (plan == NULL)
+		return store__oom(err);
+	rc = store__migrations_plan(store__migration_files, store__n_migration_files, plan, err);
+	if (rc != MAT_OK) {
+		free(plan);
+		return MAT_INTERNAL;
+	}
+	for (size_t i = 0; i < store__n_migration_files; i++)
+		if (plan[i].version > out->want)
+			out->want = plan[i].version;
+	rc = store__read(&c, &cmd, 1, err);
+	if (rc != MAT_OK)
+		goto out;
+	r = cmd.res;
+	if (PQntuples(r) != 1 || strcmp(PQgetvalue(r, 0, 0), "t") != 0) {
+		out->missing = (int)store__n_migration_files; /* an empty database */
+		goto out;
+	}
+	store__cmds_clear(&cmd, 1);
+	cmd = (struct store__cmd){.st = &st_applied};
+	rc = store__read(&c, &cmd, 1, err);
+	if (rc != MAT_OK)
+		goto out;
+	r = cmd.res;
+	for (size_t i = 0; i < store__n_migration_files; i++)
+		if (!applied_has(r, plan[i].version))
+			out->missing++;
+	for (int i = 0; i < PQntuples(r); i++) {
+		int v = atoi(PQgetvalue(r, i, 0));
+		bool known = false;
+		for (size_t k = 0; k < store__n_migration_files && !known; k++)
+			known = plan[k].version == v;
+		out->unknown += !known;
+		if (v > out->have)
+			out->have = v;
+	}
+out:
+	store__cmds_clear(&cmd, 1);
+	free(plan);
+	return rc;
+}

@@ -1,15 +1,17 @@
 /* The connection pool: a fixed number of slots, each a connection moving through
- * CONNECTING -> IDLE <-> IN_USE -> BROKEN -> CONNECTING (ARCHITECTURE, "A pooled connection").
+ * CONNECTING -> IDLE <-> IN_USE -> BROKEN -> CONNECTING.
  * One mutex guards the states; connecting and querying happen outside it. Connections open
  * lazily, on the acquire that finds no idle one. After a failed connect the pool backs off
  * (exponential, with jitter) and callers fail fast with MAT_UNAVAILABLE instead of each waiting
  * for a connect timeout; the first acquire after the backoff probes the database alone.
  * Statement execution lives in store_exec.c. */
+#include "store_error.h"
 #include "store_internal.h"
 
 #include <errno.h>
 #include <poll.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,6 +36,10 @@ struct store_pool {
 	int64_t next_attempt_ms;
 	bool probing;
 	char last_error[sizeof(((struct mat_error *)0)->message)];
+	/* store_pool_refuse_writes: why writes are refused; guarded by mu, read first without it.
+	 */
+	atomic_bool refuse_writes;
+	char refuse_why[200];
 	uint64_t rng;            /* jitter */
 	struct store_loop *loop; /* reads pipelined on an event loop (store_loop.c), or NULL */
 };
@@ -202,6 +208,7 @@ static void conn_close(struct store__conn *cn)
 	cn->lost = false;
 	cn->used = false;
 	cn->cancel_code = MAT_OK;
+	cn->app_name[0] = '\0';
 }
 
 void store_pool_free(struct store_pool *pool)
@@ -525,6 +532,27 @@ void store_pool_get_stats(struct store_pool *pool, struct store_pool_stats *out)
 	pthread_mutex_unlock(&pool->mu);
 }
 
+void store_pool_refuse_writes(struct store_pool *pool, const char *why)
+{
+	pthread_mutex_lock(&pool->mu);
+	snprintf(pool->refuse_why, sizeof(pool->refuse_why), "%s", why != NULL ? why : "");
+	atomic_store(&pool->refuse_writes, why != NULL);
+	pthread_mutex_unlock(&pool->mu);
+}
+
+enum mat_code store__may_write(struct store_pool *pool, struct mat_error *err)
+{
+	enum mat_code rc = MAT_OK;
+
+	if (!atomic_load_explicit(&pool->refuse_writes, memory_order_relaxed))
+		return MAT_OK;
+	pthread_mutex_lock(&pool->mu);
+	if (atomic_load(&pool->refuse_writes))
+		rc = mat_error_set(err, MAT_PRECONDITION, "%s", pool->refuse_why);
+	pthread_mutex_unlock(&pool->mu);
+	return rc;
+}
+
 STORE__STMT(st_ping, 0, "SELECT 1");
 
 static enum mat_code ping(struct store_pool *pool, int64_t deadline, struct mat_error *err)
@@ -558,6 +586,12 @@ enum mat_code store_pool_wait(struct store_pool *pool, int seconds, struct mat_e
 		rc = ping(pool, attempt_end, err);
 		if (rc == MAT_OK || rc == MAT_INVALID || rc == MAT_INTERNAL)
 			break;
+		/* A refused login stays refused: say so now rather than after --db-wait. */
+		if (rc == MAT_UNAVAILABLE && err != NULL &&
+		    store_connect_login_refused(err->message)) {
+			rc = MAT_UNAUTHENTICATED;
+			break;
+		}
 		now = store_now_ms();
 		if (now >= end) {
 			if (rc != MAT_UNAVAILABLE)

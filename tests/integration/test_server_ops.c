@@ -148,6 +148,23 @@ static void test_database_outage_and_recovery(void **state)
 	grpc_status_code st = get_org(c, "organizations/outage-org", 10000);
 	assert_int_equal(st, GRPC_STATUS_UNAVAILABLE);
 	assert_true(now_s() - t0 < 5.0);
+	/* The client learns that it may retry, nothing about the database's address (libpq's
+	 * message names the socket path or host): that detail is in the server's log only. */
+	{
+		Mlops__Maturity__V1__GetOrganizationRequest g =
+		    MLOPS__MATURITY__V1__GET_ORGANIZATION_REQUEST__INIT;
+		struct tresult r;
+		g.name = (char *)"organizations/outage-org";
+		assert_int_equal(tclient_call(c, M("OrganizationService", "GetOrganization"),
+		                              &g.base, NULL, NULL, 10000, &r),
+		                 GRPC_STATUS_UNAVAILABLE);
+		if (strstr(r.message, dir) != NULL || strstr(r.message, "PGSQL") != NULL ||
+		    strstr(r.message, "127.0.0.1") != NULL ||
+		    strstr(r.message, "connection") != NULL)
+			fail_msg("internals in the client's message: %s", r.message);
+		assert_string_equal(r.message, "the database is unavailable; try again later");
+		tresult_cleanup(&r);
+	}
 	while (health(c) != NOT_SERVING && now_s() - t0 < 5.0)
 		usleep(100000);
 	assert_int_equal(health(c), NOT_SERVING);

@@ -18,6 +18,7 @@ struct tclient {
 	char *md_value[TCLIENT_MAX_METADATA];
 	size_t md_len[TCLIENT_MAX_METADATA];
 	size_t n_md;
+	char traceparent[128];
 };
 
 static char *slurp(const char *path)
@@ -174,7 +175,12 @@ void tclient_add_metadata(struct tclient *c, const char *key, const char *value,
 	c->md_len[c->n_md++] = len;
 }
 
-/* The request metadata of a call into md (room for TCLIENT_MAX_METADATA + 1); release with
+void tclient_set_traceparent(struct tclient *c, const char *traceparent)
+{
+	snprintf(c->traceparent, sizeof(c->traceparent), "%s", traceparent ? traceparent : "");
+}
+
+/* The request metadata of a call into md (room for TCLIENT_MAX_METADATA + 2); release with
  * request_md_release. */
 static grpc_metadata *request_md(struct tclient *c, grpc_metadata *md, size_t *n)
 {
@@ -187,6 +193,11 @@ static grpc_metadata *request_md(struct tclient *c, grpc_metadata *md, size_t *n
 	for (size_t i = 0; i < c->n_md; i++) {
 		md[*n].key = grpc_slice_from_static_string(c->md_key[i]);
 		md[*n].value = grpc_slice_from_copied_buffer(c->md_value[i], c->md_len[i]);
+		(*n)++;
+	}
+	if (c->traceparent[0] != '\0') {
+		md[*n].key = grpc_slice_from_static_string("traceparent");
+		md[*n].value = grpc_slice_from_copied_string(c->traceparent);
 		(*n)++;
 	}
 	return *n > 0 ? md : NULL;
@@ -210,7 +221,7 @@ grpc_status_code tclient_call_raw(struct tclient *c, const char *method, const v
 	grpc_metadata_array initial, trailing;
 	grpc_status_code st = GRPC_STATUS_UNKNOWN;
 	grpc_slice details;
-	grpc_metadata md[TCLIENT_MAX_METADATA + 1];
+	grpc_metadata md[TCLIENT_MAX_METADATA + 2];
 	grpc_op ops[6];
 	size_t nmd;
 
@@ -286,7 +297,7 @@ struct tstream *tclient_stream_open(struct tclient *c, const char *method,
 	size_t len = protobuf_c_message_get_packed_size(req);
 	grpc_slice payload = grpc_slice_malloc(len);
 	grpc_byte_buffer *send;
-	grpc_metadata md[TCLIENT_MAX_METADATA + 1];
+	grpc_metadata md[TCLIENT_MAX_METADATA + 2];
 	grpc_op ops[4];
 	size_t nmd;
 

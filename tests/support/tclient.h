@@ -33,6 +33,8 @@ void tresult_cleanup(struct tresult *r);
 
 /* Metadata to send with the next calls (e.g. x-request-id); NULL to clear. */
 void tclient_set_request_id(struct tclient *c, const char *request_id);
+/* A W3C traceparent header to send with the next calls; NULL to clear. */
+void tclient_set_traceparent(struct tclient *c, const char *traceparent);
 
 /* Adds one metadata entry (`len` bytes of value, copied) to every next call; the same key added
  * twice is sent twice. key NULL removes them all. At most TCLIENT_MAX_METADATA. */

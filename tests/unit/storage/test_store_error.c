@@ -61,9 +61,33 @@ static void test_store_sqlstate_retryable_only_serialization(void **state)
 	assert_false(store_sqlstate_retryable(NULL));
 }
 
+static void test_store_connect_login_refused(void **state)
+{
+	(void)state;
+	assert_true(store_connect_login_refused(
+	    "connection to server at \"db\" (10.0.0.2), port 5432 failed: FATAL:  password "
+	    "authentication failed for user \"maturity\""));
+	assert_true(store_connect_login_refused("connection to server on socket \"/run/.s.PGSQL."
+	                                        "5432\" failed: FATAL:  role \"nobody\" does not "
+	                                        "exist"));
+	assert_true(store_connect_login_refused(
+	    "FATAL:  no pg_hba.conf entry for host \"10.0.0.3\", user \"m\", database \"m\""));
+	assert_true(store_connect_login_refused("fe_sendauth: no password supplied"));
+	assert_true(
+	    store_connect_login_refused("FATAL:  Peer authentication failed for user \"x\""));
+	/* Waiting helps with these. */
+	assert_false(store_connect_login_refused(
+	    "connection to server on socket \"/run/.s.PGSQL.5432\" failed: No such file or "
+	    "directory"));
+	assert_false(store_connect_login_refused("FATAL:  the database system is starting up"));
+	assert_false(store_connect_login_refused("FATAL:  sorry, too many clients already"));
+	assert_false(store_connect_login_refused(NULL));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_store_connect_login_refused),
 	    cmocka_unit_test(test_store_sqlstate_to_code_table),
 	    cmocka_unit_test(test_store_sqlstate_kills_connection_classes),
 	    cmocka_unit_test(test_store_sqlstate_retryable_only_serialization),
