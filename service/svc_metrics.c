@@ -38,6 +38,7 @@ struct svc_metrics {
 	/* WatchEvents. */
 	atomic_llong watchers;
 	atomic_ullong events_delivered, watchers_too_slow;
+	atomic_ullong calls_reset;            /* reset by the client before they were handled */
 	atomic_ullong latency_bucket[10 + 1]; /* last = +Inf */
 	atomic_ullong latency_sum_us;
 	struct MHD_Daemon *daemon;
@@ -117,6 +118,12 @@ void svc_metrics_events_delivered(struct svc_metrics *m, unsigned n)
 {
 	if (m != NULL)
 		atomic_fetch_add_explicit(&m->events_delivered, n, memory_order_relaxed);
+}
+
+void svc_metrics_call_reset(struct svc_metrics *m)
+{
+	if (m != NULL)
+		atomic_fetch_add_explicit(&m->calls_reset, 1, memory_order_relaxed);
 }
 
 void svc_metrics_watcher_too_slow(struct svc_metrics *m)
@@ -333,18 +340,23 @@ char *svc_metrics_render(struct svc_metrics *m, struct store_pool *pool)
 	          "API (answered UNIMPLEMENTED).\n# TYPE maturityd_unknown_method_calls_total "
 	          "counter\nmaturityd_unknown_method_calls_total %llu\n",
 	          atomic_load(&m->unknown_started));
-	sb_printf(&b,
-	          "# HELP maturityd_event_watchers WatchEvents streams open on this replica.\n"
-	          "# TYPE maturityd_event_watchers gauge\nmaturityd_event_watchers %lld\n"
-	          "# HELP maturityd_events_delivered_total Events sent to watchers (heartbeats "
-	          "not counted).\n# TYPE maturityd_events_delivered_total counter\n"
-	          "maturityd_events_delivered_total %llu\n"
-	          "# HELP maturityd_event_watchers_too_slow_total Watches ended with "
-	          "RESOURCE_EXHAUSTED: they fell behind the replica's window of events.\n"
-	          "# TYPE maturityd_event_watchers_too_slow_total counter\n"
-	          "maturityd_event_watchers_too_slow_total %llu\n",
-	          (long long)atomic_load(&m->watchers), atomic_load(&m->events_delivered),
-	          atomic_load(&m->watchers_too_slow));
+	sb_printf(
+	    &b,
+	    "# HELP maturityd_event_watchers WatchEvents streams open on this replica.\n"
+	    "# TYPE maturityd_event_watchers gauge\nmaturityd_event_watchers %lld\n"
+	    "# HELP maturityd_events_delivered_total Events sent to watchers (heartbeats "
+	    "not counted).\n# TYPE maturityd_events_delivered_total counter\n"
+	    "maturityd_events_delivered_total %llu\n"
+	    "# HELP maturityd_event_watchers_too_slow_total Watches ended with "
+	    "RESOURCE_EXHAUSTED: they fell behind the replica's window of events.\n"
+	    "# TYPE maturityd_event_watchers_too_slow_total counter\n"
+	    "maturityd_event_watchers_too_slow_total %llu\n"
+	    "# HELP maturityd_calls_reset_total Calls the client reset (or sent without a "
+	    "request message) before they were handled: answered, never dispatched nor logged "
+	    "one line each.\n# TYPE maturityd_calls_reset_total counter\n"
+	    "maturityd_calls_reset_total %llu\n",
+	    (long long)atomic_load(&m->watchers), atomic_load(&m->events_delivered),
+	    atomic_load(&m->watchers_too_slow), atomic_load(&m->calls_reset));
 	{
 		unsigned long long cum = 0;
 		sb_printf(&b,

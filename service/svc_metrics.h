@@ -23,6 +23,9 @@ void svc_metrics_handled(struct svc_metrics *m, int index, int grpc_code, double
 /* WatchEvents: streams open (+1 / -1), events sent. */
 void svc_metrics_watchers(struct svc_metrics *m, int delta);
 void svc_metrics_events_delivered(struct svc_metrics *m, unsigned n);
+/* A call reset by its client before it was handled (CVE-2023-44487's pattern): counted here
+ * instead of a log line each. */
+void svc_metrics_call_reset(struct svc_metrics *m);
 /* A watch ended because it fell behind the replica's window of events. */
 void svc_metrics_watcher_too_slow(struct svc_metrics *m);
 /* From the replica hearing of a commit to one of its events handed to a live watch. */

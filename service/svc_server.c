@@ -149,6 +149,7 @@ struct svc_call {
 	bool parked;       /* under srv->park_mu */
 	struct svc_call *park_prev, *park_next;
 	bool stream_counted; /* holds one of srv->streams */
+	bool reset;          /* reset before it was handled: counted, not logged one line each */
 	/* SVC_UNARY_ASYNC: the continuation of the storage step (svc_async_begin). */
 	svc_cont_fn async_then;
 	void *async_arg;
@@ -190,6 +191,9 @@ struct svc_server {
 	pthread_mutex_t park_mu;
 	struct svc_call *parked;
 	unsigned wake_gen;
+	/* Calls reset before they were handled, since the last summary line (note_reset). */
+	atomic_ulong resets;
+	atomic_llong reset_logged_ms;
 	atomic_int shutting_down;
 	atomic_int grace_over; /* shutdown's grace has passed: watches end UNAVAILABLE */
 	atomic_int in_flight;
@@ -889,6 +893,28 @@ static double elapsed_ms(const struct timespec *start)
 	       (double)(now.tv_nsec - start->tv_nsec) / 1e6;
 }
 
+/* Calls reset before they were handled (a client opening and resetting streams as fast as it
+ * can: CVE-2023-44487's pattern) cost a counter, not a log line each: one summary line at most
+ * every RESET_LOG_S seconds says how many. */
+#define RESET_LOG_S 10
+
+static void note_reset(struct svc_server *srv)
+{
+	int64_t now = store_now_ms(), last = atomic_load(&srv->reset_logged_ms);
+	unsigned long n;
+
+	svc_metrics_call_reset(srv->metrics);
+	n = atomic_fetch_add(&srv->resets, 1) + 1;
+	if (now - last >= RESET_LOG_S * 1000 &&
+	    atomic_compare_exchange_strong(&srv->reset_logged_ms, &last, now)) {
+		atomic_fetch_sub(&srv->resets, n);
+		svc_log_event("warn",
+		              "%lu calls were reset by their clients before they were handled "
+		              "(maturityd_calls_reset_total); not logged one by one",
+		              n);
+	}
+}
+
 /* Sends the status (and the unary reply) in one batch: HANDLED -> SENDING. After this the call
  * belongs to the events thread. */
 static void finish(struct svc_call *c, enum mat_code code)
@@ -905,6 +931,8 @@ static void finish(struct svc_call *c, enum mat_code code)
 		c->stream_counted = false;
 		atomic_fetch_sub(&srv->streams, 1);
 	}
+	if (c->reset)
+		note_reset(srv);
 	svc_status_build(code, &c->ctx.err, &st);
 	if (code == MAT_INTERNAL)
 		svc_log_event("error", "%s: internal error: %s", method, c->ctx.err.message);
@@ -944,7 +972,8 @@ static void finish(struct svc_call *c, enum mat_code code)
 		return;
 	}
 	svc_status_cleanup(&st);
-	svc_log_line_write(&line); /* after the reply left: the write never delays it */
+	if (!c->reset)
+		svc_log_line_write(&line); /* after the reply left: the write never delays it */
 }
 
 /* --- the stream driver ------------------------------------------------------------------ */
@@ -1324,6 +1353,7 @@ static void run_call(struct svc_call *c)
 	}
 	/* Reset while it waited for a handler: nothing to do (and nothing to read). */
 	if (atomic_load(&c->ctx.cancelled)) {
+		c->reset = true;
 		rc = mat_error_set(&c->ctx.err, MAT_CANCELLED, "cancelled before it was handled");
 		goto out;
 	}
@@ -1350,6 +1380,9 @@ static void run_call(struct svc_call *c)
 	if (m->kind != SVC_BIDI_STREAM) {
 		bool ok;
 		if (c->payload == NULL) {
+			/* Reset before its message arrived (or sent none, which no gRPC client
+			 * does). */
+			c->reset = true;
 			rc = mat_error_set(&c->ctx.err, MAT_INVALID, "the request has no message");
 			goto out;
 		}
