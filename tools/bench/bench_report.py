@@ -1169,8 +1169,8 @@ pipeline); the same over the 100-row organizations; CheckGate (min_level 1, 3 re
 practices, `live` false, one subject; it reads the same inputs, so P is `live_score.sql` too)
 without and with `attest`; BatchReportEvidence of 30 pieces (no request_id) to bench-%d … and
 P = `report_evidence.sql` (BEGIN + timeout + bindings | 30 `INSERT … RETURNING` and the audit
-insert in one pipeline | COMMIT). L = 1/(1/E + 1/P). Then GetLiveScore open loop at 50 %% of its
-best closed-loop rate. SQL check of the new scripts against maturityd's statement log: %s.
+insert in one pipeline | COMMIT), a CHECKPOINT before each run. L = 1/(1/E + 1/P). Then
+GetLiveScore open loop at 50 %% of the rate of its quietest closed-loop run. SQL check of the new scripts against maturityd's statement log: %s.
 The machine is shared (2 cores): runs are not retried; "other CPU" is the share of the machine
 used by processes that are not ours during each run, and the figures below are medians.""" % (
         fmt(seed.get("rows")), seed.get("seconds", "?"), seed.get("hot", 0) - 1,
