@@ -419,7 +419,7 @@ static int get_uint(struct conv *c, const json_t *v, uint64_t hi, uint64_t *out)
 		*out = x;
 		return 0;
 	}
-	int64_t x;
+	int64_t x = 0; /* Release (-O2) gcc: maybe-uninitialized, a false positive */
 	if (get_int(c, v, 0, INT64_MAX, &x))
 		return -1;
 	if ((uint64_t)x > hi)

@@ -10,7 +10,8 @@ transaction per scenario, and notes the byte offsets of the PostgreSQL log aroun
 
 Statements are compared after normalising what legitimately differs: parameter numbers, the
 SQL expressions the pgbench scripts use to compute what maturityd sends as a text parameter
-('bench-' || $n, bench_asm_id($n), bench_uuid7(), bench_practice($n + i), literal ''), and
+('bench-' || $n, 'organizations/' || ..., bench_asm_id($n), bench_uuid7(), bench_ev_id($n, i),
+bench_practice($n + i), literal ''), and
 trailing semicolons. maturityd's once-a-second health ping (set_config + SELECT 1 on one
 connection) is dropped. Prints one JSON object: {"ok": bool, "scripts": [...], "mismatched":
 [...], "diff": {name: [...]}}; exit status 0 either way (the report says what failed).
@@ -52,12 +53,15 @@ def norm(s):
     s = s.replace("'organizations/bench-' || $ || '/assessments/' || bench_asm_id($)", "$")
     s = s.replace("('bench-' || $)::text", "$::text")
     s = s.replace("'bench-' || $", "$")
+    s = s.replace("'organizations/' || $", "$")  # a BatchReportEvidence audit row
     s = s.replace("bench_asm_id($)::uuid", "$::uuid")
-    s = re.sub(r"bench_practice\(\$ \+ \d\)", "$", s)
+    s = re.sub(r"bench_practice\(\$ \+ \d+\)", "$", s)
+    s = re.sub(r"bench_ev_id\(\$, \d+\)::uuid", "$::uuid", s)
     s = s.replace("bench_uuid7()::uuid", "$::uuid")
     s = s.replace("''::text", "$::text")
     s = s.replace("o.id > ''", "o.id > $")
     s = s.replace("$, '', $)", "$, $, $)")  # evidence_uri of the UpdateAnswers upsert
+    s = s.replace("$::int, '', '')", "$::int, $, $)")  # request_id, delegator "" (evidence)
     return s
 
 

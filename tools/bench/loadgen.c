@@ -90,8 +90,8 @@ static void usage(FILE *f)
 	    "  maturity-loadgen client --target HOST:PORT --ca CA.pem --cert CERT.pem --key KEY\n"
 	    "      --scenario NAME [--concurrency N] [--connections K] [--threads T]\n"
 	    "      [--duration S] [--warmup S] [--rate R] [--timeout S] [--json FILE]\n"
-	    "      [--org ORG | --org-prefix P --orgs N] [--assessments-file F] [--drafts-file "
-	    "F]\n"
+	    "      [--org ORG | --org-prefix P --orgs N [--org-base B]] [--assessments-file F]\n"
+	    "      [--drafts-file F]\n"
 	    "  maturity-loadgen streams --target HOST:PORT --ca CA.pem --cert CERT.pem --key KEY\n"
 	    "      --scenario export-assessments|watch [--streams N] [--connections K] ...\n"
 	    "      (maturity-loadgen streams --help)\n"
@@ -106,8 +106,11 @@ static void usage(FILE *f)
 	    "  not counted. --timeout is the per-call deadline (default 10 s).\n"
 	    "  --json FILE appends one JSON object per run (\"-\" = stdout).\n"
 	    "scenarios: health, get-organization, list-organizations, get-assessment, evaluate,\n"
-	    "  update-answers, submit, roadmap, mixed. Organizations are\n"
-	    "  organizations/{--org-prefix, default bench}-{0 .. --orgs - 1, default 1000},\n"
+	    "  update-answers, submit, roadmap, live-score, check-gate (min_level 1 and 3\n"
+	    "  required practices, not live), check-gate-attest (the same, attest=true),\n"
+	    "  report-evidence (BatchReportEvidence of 30 pieces, no request_id), mixed.\n"
+	    "  Organizations are organizations/{--org-prefix, default bench}-{B .. B + N - 1}\n"
+	    "  (--org-base B, default 0; --orgs N, default 1000),\n"
 	    "  or the one --org. get-assessment reads names from --assessments-file;\n"
 	    "  update-answers and submit read drafts from --drafts-file (submit sends each\n"
 	    "  once, then the run ends);\n"
@@ -588,6 +591,7 @@ enum {
 	OPT_ORG,
 	OPT_ORG_PREFIX,
 	OPT_ORGS,
+	OPT_ORG_BASE,
 	OPT_ASSESSMENTS,
 	OPT_DRAFTS,
 	OPT_HELP,
@@ -618,6 +622,7 @@ static int client_main(int argc, char **argv)
 	    {"org", required_argument, NULL, OPT_ORG},
 	    {"org-prefix", required_argument, NULL, OPT_ORG_PREFIX},
 	    {"orgs", required_argument, NULL, OPT_ORGS},
+	    {"org-base", required_argument, NULL, OPT_ORG_BASE},
 	    {"assessments-file", required_argument, NULL, OPT_ASSESSMENTS},
 	    {"drafts-file", required_argument, NULL, OPT_DRAFTS},
 	    {"help", no_argument, NULL, OPT_HELP},
@@ -695,6 +700,10 @@ static int client_main(int argc, char **argv)
 		case OPT_ORGS:
 			if (!lg_parse_int(optarg, 1, 100000000, &o.sc.orgs))
 				return bad_value("orgs", optarg);
+			break;
+		case OPT_ORG_BASE:
+			if (!lg_parse_int(optarg, 0, 100000000, &o.sc.org_base))
+				return bad_value("org-base", optarg);
 			break;
 		case OPT_ASSESSMENTS:
 			o.sc.assessments_file = optarg;

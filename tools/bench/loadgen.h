@@ -47,6 +47,9 @@ enum lg_method {
 	LG_M_UPDATE_ANSWERS,
 	LG_M_SUBMIT,
 	LG_M_ROADMAP,
+	LG_M_LIVE_SCORE,
+	LG_M_CHECK_GATE,
+	LG_M_REPORT_EVIDENCE,
 	LG_N_METHODS
 };
 
@@ -55,10 +58,11 @@ extern const char *const lg_method_path[LG_N_METHODS];
 extern const char *const lg_method_name[LG_N_METHODS];
 
 struct lg_scenario_opts {
-	const char *name;             /* a method's scenario name or "mixed" */
-	const char *org;              /* one organization id (or full name) instead of a range */
-	const char *org_prefix;       /* organizations/{org_prefix}-{i} */
-	long orgs;                    /* i in 0..orgs-1 */
+	const char *name;       /* a method's scenario name or "mixed" */
+	const char *org;        /* one organization id (or full name) instead of a range */
+	const char *org_prefix; /* organizations/{org_prefix}-{i} */
+	long orgs;              /* i in org_base..org_base+orgs-1 */
+	long org_base;
 	const char *assessments_file; /* get-assessment: one full assessment name per line */
 	const char *drafts_file;      /* update-answers, submit: one draft assessment per line */
 };

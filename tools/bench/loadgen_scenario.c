@@ -5,9 +5,12 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "grpc/health/v1/health.pb-c.h"
 #include "mlops/maturity/v1/assessment.pb-c.h"
+#include "mlops/maturity/v1/evidence.pb-c.h"
+#include "mlops/maturity/v1/gate.pb-c.h"
 #include "mlops/maturity/v1/organization.pb-c.h"
 #include "mlops/maturity/v1/scoring.pb-c.h"
 
@@ -20,6 +23,9 @@ const char *const lg_method_path[LG_N_METHODS] = {
     [LG_M_UPDATE_ANSWERS] = "/mlops.maturity.v1.AssessmentService/UpdateAnswers",
     [LG_M_SUBMIT] = "/mlops.maturity.v1.AssessmentService/SubmitAssessment",
     [LG_M_ROADMAP] = "/mlops.maturity.v1.ScoringService/GetRoadmap",
+    [LG_M_LIVE_SCORE] = "/mlops.maturity.v1.EvidenceService/GetLiveScore",
+    [LG_M_CHECK_GATE] = "/mlops.maturity.v1.GateService/CheckGate",
+    [LG_M_REPORT_EVIDENCE] = "/mlops.maturity.v1.EvidenceService/BatchReportEvidence",
 };
 
 const char *const lg_method_name[LG_N_METHODS] = {
@@ -31,6 +37,9 @@ const char *const lg_method_name[LG_N_METHODS] = {
     [LG_M_UPDATE_ANSWERS] = "update-answers",
     [LG_M_SUBMIT] = "submit",
     [LG_M_ROADMAP] = "roadmap",
+    [LG_M_LIVE_SCORE] = "live-score",
+    [LG_M_CHECK_GATE] = "check-gate",
+    [LG_M_REPORT_EVIDENCE] = "report-evidence",
 };
 
 /* The catalog of mlops-v1 in catalog order (SPEC.md §1): hard-coded so the tool needs neither
@@ -97,9 +106,11 @@ static const unsigned char mix_table[20] = {
 };
 
 #define MIXED (-1)
+/* check-gate-attest: CheckGate requests with attest = true. */
+#define CHECK_GATE_ATTEST (-3)
 
 struct lg_scenario {
-	int kind; /* a method, or MIXED */
+	int kind; /* a method, MIXED or CHECK_GATE_ATTEST */
 	grpc_slice *reqs[LG_N_METHODS];
 	size_t nreqs[LG_N_METHODS];
 };
@@ -179,7 +190,7 @@ static void org_name(const struct lg_scenario_opts *o, long i, char *buf, size_t
 	else if (o->org != NULL)
 		snprintf(buf, len, "organizations/%s", o->org);
 	else
-		snprintf(buf, len, "organizations/%s-%ld", o->org_prefix, i);
+		snprintf(buf, len, "organizations/%s-%ld", o->org_prefix, o->org_base + i);
 }
 
 /* GetOrganization and GetRoadmap: one request per organization. */
@@ -225,6 +236,98 @@ static bool build_evaluate(struct lg_scenario *s)
 		req.n_answers = N_PRACTICES;
 		req.answers = ptrs;
 		s->reqs[LG_M_EVALUATE][v] = pack(&req.base);
+	}
+	return true;
+}
+
+/* GetLiveScore, CheckGate (attest or not) and BatchReportEvidence: one request per
+ * organization. */
+static bool build_org_calls(struct lg_scenario *s, const struct lg_scenario_opts *o, int method,
+                            bool attest)
+{
+	size_t n = o->org != NULL ? 1 : (size_t)o->orgs;
+	char name[512];
+
+	if (!alloc_reqs(s, method, n))
+		return false;
+	for (size_t i = 0; i < n; i++) {
+		org_name(o, (long)i, name, sizeof(name));
+		if (method == LG_M_LIVE_SCORE) {
+			Mlops__Maturity__V1__GetLiveScoreRequest req =
+			    MLOPS__MATURITY__V1__GET_LIVE_SCORE_REQUEST__INIT;
+			req.organization = name;
+			s->reqs[method][i] = pack(&req.base);
+		} else if (method == LG_M_CHECK_GATE) {
+			/* A small requirement: level 1 and three practices, on the reviewed level.
+			 */
+			static char *required[3] = {
+			    (char *)"model_creation.experiment_tracking",
+			    (char *)"model_release.versioned_scoring_scripts",
+			    (char *)"application_integration.app_unit_tests",
+			};
+			Mlops__Maturity__V1__CheckGateRequest req =
+			    MLOPS__MATURITY__V1__CHECK_GATE_REQUEST__INIT;
+			Mlops__Maturity__V1__GateRequirement rq =
+			    MLOPS__MATURITY__V1__GATE_REQUIREMENT__INIT;
+			Mlops__Maturity__V1__Subject subj = MLOPS__MATURITY__V1__SUBJECT__INIT;
+			Mlops__Maturity__V1__Subject__DigestEntry dig =
+			    MLOPS__MATURITY__V1__SUBJECT__DIGEST_ENTRY__INIT;
+			Mlops__Maturity__V1__Subject__DigestEntry *digs[1] = {&dig};
+			Mlops__Maturity__V1__Subject *subjs[1] = {&subj};
+
+			rq.min_level = 1;
+			rq.n_required_practice_ids = 3;
+			rq.required_practice_ids = required;
+			rq.live = false;
+			dig.key = "sha256";
+			dig.value =
+			    "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08";
+			subj.name = "models/churn-classifier:7";
+			subj.n_digest = 1;
+			subj.digest = digs;
+			req.organization = name;
+			req.requirement = &rq;
+			req.n_subjects = 1;
+			req.subjects = subjs;
+			req.attest = attest;
+			s->reqs[method][i] = pack(&req.base);
+		} else {
+			/* 30 pieces, one per practice, observed a minute before the run started and
+			 * valid for 30 days, with uri, digest and note; no request_id (every call
+			 * is a new report). */
+			Mlops__Maturity__V1__Evidence ev[N_PRACTICES];
+			Mlops__Maturity__V1__Evidence *evp[N_PRACTICES];
+			Google__Protobuf__Timestamp obs = GOOGLE__PROTOBUF__TIMESTAMP__INIT;
+			Google__Protobuf__Timestamp exp = GOOGLE__PROTOBUF__TIMESTAMP__INIT;
+			Mlops__Maturity__V1__BatchReportEvidenceRequest req =
+			    MLOPS__MATURITY__V1__BATCH_REPORT_EVIDENCE_REQUEST__INIT;
+			static const Mlops__Maturity__V1__PracticeStatus st[3] = {
+			    MLOPS__MATURITY__V1__PRACTICE_STATUS__PRACTICE_STATUS_IMPLEMENTED,
+			    MLOPS__MATURITY__V1__PRACTICE_STATUS__PRACTICE_STATUS_PARTIAL,
+			    MLOPS__MATURITY__V1__PRACTICE_STATUS__PRACTICE_STATUS_NOT_IMPLEMENTED,
+			};
+
+			obs.seconds = (int64_t)time(NULL) - 60;
+			exp.seconds = obs.seconds + 30 * 86400;
+			for (int p = 0; p < N_PRACTICES; p++) {
+				mlops__maturity__v1__evidence__init(&ev[p]);
+				ev[p].practice_id = (char *)practices[p];
+				ev[p].status = st[((size_t)p + i) % 3];
+				ev[p].source = "mlflow/registry";
+				ev[p].observe_time = &obs;
+				ev[p].expire_time = &exp;
+				ev[p].uri = "https://mlflow.example.com/#/models/churn-classifier";
+				ev[p].digest = "sha256:"
+				               "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15"
+				               "d6c15b0f00a08";
+				ev[p].note = "observed by the load generator";
+				evp[p] = &ev[p];
+			}
+			req.parent = name;
+			req.n_evidence = N_PRACTICES;
+			req.evidence = evp;
+			s->reqs[method][i] = pack(&req.base);
+		}
 	}
 	return true;
 }
@@ -312,6 +415,8 @@ static int kind_of(const char *name)
 {
 	if (strcmp(name, "mixed") == 0)
 		return MIXED;
+	if (strcmp(name, "check-gate-attest") == 0)
+		return CHECK_GATE_ATTEST;
 	for (int m = 0; m < LG_N_METHODS; m++)
 		if (strcmp(name, lg_method_name[m]) == 0)
 			return m;
@@ -322,7 +427,7 @@ struct lg_scenario *lg_scenario_new(const struct lg_scenario_opts *o, char *err,
 {
 	struct lg_scenario *s = calloc(1, sizeof(*s));
 	bool want[LG_N_METHODS] = {false};
-	bool ok = true;
+	bool ok = true, attest = false;
 	char **names = NULL;
 	size_t n = 0;
 
@@ -339,10 +444,16 @@ struct lg_scenario *lg_scenario_new(const struct lg_scenario_opts *o, char *err,
 	if (s->kind == MIXED) {
 		for (size_t i = 0; i < sizeof(mix_table); i++)
 			want[mix_table[i]] = true;
+	} else if (s->kind == CHECK_GATE_ATTEST) {
+		s->kind = LG_M_CHECK_GATE;
+		attest = true;
+		want[LG_M_CHECK_GATE] = true;
 	} else {
 		want[s->kind] = true;
 	}
-	if ((want[LG_M_GET_ORGANIZATION] || want[LG_M_ROADMAP]) && o->org == NULL && o->orgs < 1) {
+	if ((want[LG_M_GET_ORGANIZATION] || want[LG_M_ROADMAP] || want[LG_M_LIVE_SCORE] ||
+	     want[LG_M_CHECK_GATE] || want[LG_M_REPORT_EVIDENCE]) &&
+	    o->org == NULL && o->orgs < 1) {
 		snprintf(err, errlen, "--orgs must be at least 1");
 		free(s);
 		return NULL;
@@ -357,6 +468,9 @@ struct lg_scenario *lg_scenario_new(const struct lg_scenario_opts *o, char *err,
 		ok = ok && build_orgs(s, o, LG_M_ROADMAP);
 	if (want[LG_M_EVALUATE])
 		ok = ok && build_evaluate(s);
+	for (int m = LG_M_LIVE_SCORE; m <= LG_M_REPORT_EVIDENCE; m++)
+		if (want[m])
+			ok = ok && build_org_calls(s, o, m, attest);
 	if (!ok) {
 		snprintf(err, errlen, "out of memory");
 		goto fail;
