@@ -159,6 +159,7 @@ struct mat_audit_event {
 	int code; /* gRPC status code */
 	char *request_id;
 	char *delegator; /* who asserted `principal` for an end user; "" when no one did */
+	int allowed;     /* a signed gate decision's verdict: 1 or 0; -1 for every other event */
 };
 
 /* An immutable observation of one practice of one organization, reported by automation. */

@@ -219,6 +219,7 @@ static enum mat_code list_audit(struct svc_ctx *ctx, const ProtobufCMessage *req
 		e->code = list[i].code;
 		e->request_id = svc_strdup(ctx, list[i].request_id);
 		e->delegator = svc_strdup(ctx, list[i].delegator);
+		e->allowed = list[i].allowed == 1;
 		resp.audit_events[i] = e;
 		mat_audit_event_cleanup(&list[i]);
 	}

@@ -128,7 +128,7 @@ static enum mat_code attest(struct svc_ctx *ctx, struct auth_attest_keys *keys,
 	free(payload);
 	free(sig);
 	/* No signed decision leaves without its audit row. */
-	rc = store_audit_attested(sc, d->organization, &ctx->err);
+	rc = store_audit_attested(sc, d->organization, d->result->allowed, &ctx->err);
 	if (rc != MAT_OK)
 		return rc;
 	out->attestation = env;

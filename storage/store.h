@@ -246,9 +246,10 @@ enum mat_code store_audit_denied(const struct store_call *c, const char *resourc
 
 /* A signed gate decision is a statement the service made: one audit_events row like a
  * mutation's (c->principal, c->method, `resource` = the organization's name, code 0,
- * c->request_id). One statement, bounded by c->deadline_ms. Any thread. */
+ * c->request_id) that also records what it decided (`allowed`). One statement, bounded by
+ * c->deadline_ms. Any thread. */
 enum mat_code store_audit_attested(const struct store_call *c, const char *resource,
-                                   struct mat_error *err) MAT_MUSTCHECK;
+                                   bool allowed, struct mat_error *err) MAT_MUSTCHECK;
 
 /* --- level transitions ------------------------------------------------------------------ */
 

@@ -121,10 +121,27 @@ enum mat_code store_audit_denied(const struct store_call *c, const char *resourc
 	return audit_one(c, resource, grpc_code, err);
 }
 
-enum mat_code store_audit_attested(const struct store_call *c, const char *resource,
+/* The common audit row (store__audit_cmd's seven parameters) and the decision. */
+STORE__STMT(st_audit_attested, 8,
+            "INSERT INTO audit_events (id, principal, method, resource, code, request_id, "
+            "delegator, allowed) VALUES ($1::uuid, $2, $3, $4, $5::int, $6, $7, $8::bool)");
+
+enum mat_code store_audit_attested(const struct store_call *c, const char *resource, bool allowed,
                                    struct mat_error *err)
 {
-	return audit_one(c, resource, 0, err);
+	struct store__audit audit;
+	struct store__cmd cmd;
+	const char *params[8];
+	enum mat_code rc = store__audit_cmd(&audit, c, resource, 0, &cmd, err);
+
+	if (rc != MAT_OK)
+		return rc;
+	memcpy(params, audit.params, sizeof(audit.params));
+	params[7] = allowed ? "true" : "false";
+	cmd = (struct store__cmd){.st = &st_audit_attested, .params = params};
+	rc = store__write1(c, &cmd, err);
+	store__cmds_clear(&cmd, 1);
+	return rc;
 }
 
 /* --- role bindings (AccessService) ---------------------------------------------------------- */
@@ -412,7 +429,7 @@ out:
 
 #define AUDIT_COLS                                                                      \
 	"e.id::text, mat_epoch_us(e.time), e.principal, e.method, e.resource, e.code, " \
-	"e.request_id, e.delegator"
+	"e.request_id, e.delegator, e.allowed"
 /* Newest first: strictly before the position ($3, $4) in (time, id) descending order. Two
  * statements, so each gets a plan on its own index (audit_events_principal / _time). */
 #define AUDIT_WINDOW                                                                   \
@@ -440,6 +457,7 @@ static enum mat_code event_from_row(const PGresult *res, int row, struct mat_aud
 	e->code = (int)store__int(&r, 5);
 	e->request_id = store__text0(&r, 6);
 	e->delegator = store__text0(&r, 7);
+	e->allowed = store__is_null(&r, 8) ? -1 : (PQgetvalue(res, row, 8)[0] == 't');
 	if (r.oom) {
 		mat_audit_event_cleanup(e);
 		return store__oom(err);

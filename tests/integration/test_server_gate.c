@@ -468,6 +468,35 @@ static void test_attested_decisions(void **state)
 	assert_false(envelope_verifies(d->attestation));
 	free_msg(d);
 	assert_int_equal(audit_count(), before + 2);
+	/* Each audit row records what was decided: the allowed one, then the denied one. */
+	{
+		char out[64] = "";
+		assert_int_equal(
+		    tenv_psql(
+		        g_dburl,
+		        "SELECT string_agg(allowed::text, ',' ORDER BY time, id) FROM (SELECT * "
+		        "FROM audit_events WHERE method = "
+		        "'/mlops.maturity.v1.GateService/CheckGate' AND resource = '" ORG
+		        "' ORDER BY time DESC, id DESC LIMIT 2) t",
+		        out, sizeof(out)),
+		    0);
+		assert_string_equal(out, "true,false");
+	}
+	/* ListAuditEvents shows it. */
+	{
+		Mlops__Maturity__V1__ListAuditEventsRequest lr =
+		    MLOPS__MATURITY__V1__LIST_AUDIT_EVENTS_REQUEST__INIT;
+		Mlops__Maturity__V1__ListAuditEventsResponse *lres;
+		lr.page_size = 1;
+		lres = itest_call("admin", "/mlops.maturity.v1.AccessService/ListAuditEvents", &lr,
+		                  &mlops__maturity__v1__list_audit_events_response__descriptor,
+		                  GRPC_STATUS_OK);
+		assert_int_equal(lres->n_audit_events, 1);
+		assert_string_equal(lres->audit_events[0]->method,
+		                    "/mlops.maturity.v1.GateService/CheckGate");
+		assert_false(lres->audit_events[0]->allowed);
+		protobuf_c_message_free_unpacked(&lres->base, NULL);
+	}
 }
 
 static void test_permissions(void **state)
