@@ -193,7 +193,7 @@ struct svc_server {
 	unsigned wake_gen;
 	/* Calls reset before they were handled, since the last summary line (note_reset). */
 	atomic_ulong resets;
-	atomic_llong reset_logged_ms;
+	_Atomic int64_t reset_logged_ms;
 	atomic_int shutting_down;
 	atomic_int grace_over; /* shutdown's grace has passed: watches end UNAVAILABLE */
 	atomic_int in_flight;
