@@ -931,7 +931,10 @@ static void finish(struct svc_call *c, enum mat_code code)
 		c->stream_counted = false;
 		atomic_fetch_sub(&srv->streams, 1);
 	}
-	if (c->reset)
+	/* Read now: once the final batch is started the call may be freed on a poller. */
+	bool quiet = c->reset;
+
+	if (quiet)
 		note_reset(srv);
 	svc_status_build(code, &c->ctx.err, &st);
 	if (code == MAT_INTERNAL)
@@ -972,7 +975,7 @@ static void finish(struct svc_call *c, enum mat_code code)
 		return;
 	}
 	svc_status_cleanup(&st);
-	if (!c->reset)
+	if (!quiet)
 		svc_log_line_write(&line); /* after the reply left: the write never delays it */
 }
 
