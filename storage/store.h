@@ -248,8 +248,8 @@ enum mat_code store_audit_denied(const struct store_call *c, const char *resourc
  * mutation's (c->principal, c->method, `resource` = the organization's name, code 0,
  * c->request_id) that also records what it decided (`allowed`). One statement, bounded by
  * c->deadline_ms. Any thread. */
-enum mat_code store_audit_attested(const struct store_call *c, const char *resource,
-                                   bool allowed, struct mat_error *err) MAT_MUSTCHECK;
+enum mat_code store_audit_attested(const struct store_call *c, const char *resource, bool allowed,
+                                   struct mat_error *err) MAT_MUSTCHECK;
 
 /* --- level transitions ------------------------------------------------------------------ */
 
