@@ -403,6 +403,22 @@ enum mat_code store_assessment_create_prefilled(const struct store_call *c, cons
 
 /* --- get and list --------------------------------------------------------------------------- */
 
+/* An assessment from the results of st_asm_get and st_ans_get (cmds[0], cmds[1]). */
+static enum mat_code assessment_decode(struct store__cmd *cmds, const char *org_id, const char *id,
+                                       struct mat_assessment *out, struct mat_error *err)
+{
+	enum mat_code rc;
+
+	if (PQntuples(cmds[0].res) == 0)
+		return not_found(err, org_id, id);
+	rc = store__assessment_from_row(cmds[0].res, 0, out, err);
+	if (rc == MAT_OK)
+		rc = store__answers_from_rows(cmds[1].res, 0, PQntuples(cmds[1].res), 1, out, err);
+	if (rc != MAT_OK)
+		mat_assessment_cleanup(out);
+	return rc;
+}
+
 enum mat_code store_assessment_get(const struct store_call *c, const char *org_id, const char *id,
                                    struct mat_assessment *out, struct mat_error *err)
 {
@@ -418,32 +434,14 @@ enum mat_code store_assessment_get(const struct store_call *c, const char *org_i
 	rc = store__read(c, cmds, 2, err);
 	if (rc != MAT_OK)
 		return rc;
-	if (PQntuples(cmds[0].res) == 0)
-		rc = not_found(err, org_id, nid);
-	else
-		rc = store__assessment_from_row(cmds[0].res, 0, out, err);
-	if (rc == MAT_OK)
-		rc = store__answers_from_rows(cmds[1].res, 0, PQntuples(cmds[1].res), 1, out, err);
-	if (rc != MAT_OK)
-		mat_assessment_cleanup(out);
+	rc = assessment_decode(cmds, org_id, nid, out, err);
 	store__cmds_clear(cmds, 2);
 	return rc;
 }
 
 static enum mat_code assessment_get_decode(struct store__aget *g, struct mat_error *err)
 {
-	struct mat_assessment *out = g->out;
-	enum mat_code rc;
-
-	if (PQntuples(g->cmds[0].res) == 0)
-		return not_found(err, g->keys[0], g->keys[1]);
-	rc = store__assessment_from_row(g->cmds[0].res, 0, out, err);
-	if (rc == MAT_OK)
-		rc = store__answers_from_rows(g->cmds[1].res, 0, PQntuples(g->cmds[1].res), 1, out,
-		                              err);
-	if (rc != MAT_OK)
-		mat_assessment_cleanup(out);
-	return rc;
+	return assessment_decode(g->cmds, g->keys[0], g->keys[1], g->out, err);
 }
 
 void store_assessment_get_async(const struct store_call *c, const char *org_id, const char *id,

@@ -207,6 +207,26 @@ static void test_many_slow_exports_beside_unary(void **state)
 	free(ex);
 }
 
+/* The status of a received HealthCheckResponse; -1 when there is none or it does not decode. */
+static int health_status(grpc_byte_buffer *bb)
+{
+	grpc_byte_buffer_reader r;
+	grpc_slice sl;
+	Grpc__Health__V1__HealthCheckResponse *resp;
+	int st;
+
+	if (bb == NULL || !grpc_byte_buffer_reader_init(&r, bb))
+		return -1;
+	sl = grpc_byte_buffer_reader_readall(&r);
+	grpc_byte_buffer_reader_destroy(&r);
+	resp = grpc__health__v1__health_check_response__unpack(NULL, GRPC_SLICE_LENGTH(sl),
+	                                                       GRPC_SLICE_START_PTR(sl));
+	grpc_slice_unref(sl);
+	st = resp != NULL ? (int)resp->status : -1;
+	grpc__health__v1__health_check_response__free_unpacked(resp, NULL);
+	return st;
+}
+
 /* Thousands of idle health Watch streams on the main port, over several connections: each gets
  * SERVING at once and holds no thread, unary calls go on, and SIGTERM ends every one of them
  * with NOT_SERVING and OK. */
@@ -310,22 +330,9 @@ static void test_idle_watches_and_shutdown(void **state)
 		assert_int_equal(ev.type, GRPC_OP_COMPLETE);
 		got++;
 		int i = (int)((grpc_call **)ev.tag - calls);
-		if (ev.success && first[i] != NULL) {
-			grpc_byte_buffer_reader r;
-			grpc_slice sl;
-			Grpc__Health__V1__HealthCheckResponse *resp;
-			grpc_byte_buffer_reader_init(&r, first[i]);
-			sl = grpc_byte_buffer_reader_readall(&r);
-			grpc_byte_buffer_reader_destroy(&r);
-			resp = grpc__health__v1__health_check_response__unpack(
-			    NULL, GRPC_SLICE_LENGTH(sl), GRPC_SLICE_START_PTR(sl));
-			grpc_slice_unref(sl);
-			serving +=
-			    resp != NULL &&
-			    resp->status ==
-			        GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__SERVING;
-			grpc__health__v1__health_check_response__free_unpacked(resp, NULL);
-		}
+		if (ev.success)
+			serving += health_status(first[i]) ==
+			           GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__SERVING;
 	}
 	fprintf(stderr, "streams: %d idle Watch streams on the main port, %d SERVING\n", N,
 	        serving);
@@ -367,22 +374,9 @@ static void test_idle_watches_and_shutdown(void **state)
 		int i = (int)((grpc_call **)ev.tag - calls);
 		ended_ok += st[i] == GRPC_STATUS_OK;
 		ended_reset += st[i] == GRPC_STATUS_UNAVAILABLE;
-		if (second[i] != NULL) {
-			grpc_byte_buffer_reader r;
-			grpc_slice sl;
-			Grpc__Health__V1__HealthCheckResponse *resp;
-			grpc_byte_buffer_reader_init(&r, second[i]);
-			sl = grpc_byte_buffer_reader_readall(&r);
-			grpc_byte_buffer_reader_destroy(&r);
-			resp = grpc__health__v1__health_check_response__unpack(
-			    NULL, GRPC_SLICE_LENGTH(sl), GRPC_SLICE_START_PTR(sl));
-			grpc_slice_unref(sl);
-			not_serving_last +=
-			    resp != NULL &&
-			    resp->status ==
-			        GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__NOT_SERVING;
-			grpc__health__v1__health_check_response__free_unpacked(resp, NULL);
-		}
+		not_serving_last +=
+		    health_status(second[i]) ==
+		    GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__NOT_SERVING;
 	}
 	fprintf(stderr, "streams: at SIGTERM %d watches got NOT_SERVING, %d ended with OK\n",
 	        not_serving_last, ended_ok);
