@@ -18,7 +18,12 @@ struct auth_pem {
 	char *client_ca;   /* CA bundle that client certificates must chain to, PEM */
 };
 
-enum auth_file { AUTH_FILE_CERT = 0, AUTH_FILE_KEY = 1, AUTH_FILE_CLIENT_CA = 2 };
+enum auth_file {
+	AUTH_FILE_CERT = 0,
+	AUTH_FILE_KEY = 1,
+	AUTH_FILE_CLIENT_CA = 2,
+	AUTH_FILE_CRL = 3
+};
 
 /* Reads and checks the three files: each readable, the certificate and CA parse, the key parses
  * and matches the certificate. On failure *bad_file says which file (so the caller can name the

@@ -42,6 +42,8 @@ static const char *flag_of(enum auth_file f)
 		return "--tls-key";
 	case AUTH_FILE_CLIENT_CA:
 		return "--tls-client-ca";
+	case AUTH_FILE_CRL:
+		return "--tls-crl";
 	}
 	return "--tls-cert";
 }

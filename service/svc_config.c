@@ -50,6 +50,16 @@ static const struct flag flags[] = {
      "principal trusted to act for end users with x-on-behalf-of (repeatable; env: "
      "comma-separated)",
      0},
+    {"trusted-proxy", "MATURITYD_TRUSTED_PROXIES", K_LIST, OFF(trusted_proxies), 0, 0, NULL,
+     "principal of a proxy or mesh sidecar whose x-forwarded-client-cert names the caller "
+     "(repeatable; env: comma-separated)",
+     0},
+    {"tls-crl", "MATURITYD_TLS_CRL", K_STR, OFF(tls_crl), 0, 0, NULL,
+     "certificate revocation lists (PEM, one or more; re-read on SIGHUP)", F_FILE},
+    {"max-connections", "MATURITYD_MAX_CONNECTIONS", K_INT, OFF(max_connections), 1, 1000000,
+     "4096", "open connections, all listeners (and below the descriptor limit)", 0},
+    {"handshake-timeout", "MATURITYD_HANDSHAKE_TIMEOUT", K_INT, OFF(handshake_timeout_s), 1, 3600,
+     "10", "seconds a connection may take to finish its TLS handshake", 0},
     {"metrics-listen", "MATURITYD_METRICS_LISTEN", K_STR, OFF(metrics_listen), 0, 0, NULL,
      "address for Prometheus /metrics over HTTP (off by default)", F_ADDR},
     {"health-listen", "MATURITYD_HEALTH_LISTEN", K_STR, OFF(health_listen), 0, 0, NULL,
@@ -130,6 +140,9 @@ static struct list_ref list_of(struct svc_config *cfg, const struct flag *f)
 	if (f->off == OFF(delegators))
 		return (struct list_ref){cfg->delegators, &cfg->n_delegators, SVC_MAX_DELEGATORS,
 		                         "delegators"};
+	if (f->off == OFF(trusted_proxies))
+		return (struct list_ref){cfg->trusted_proxies, &cfg->n_trusted_proxies,
+		                         SVC_MAX_TRUSTED_PROXIES, "trusted proxies"};
 	assert(f->off == OFF(admins));
 	return (struct list_ref){cfg->admins, &cfg->n_admins, SVC_MAX_ADMINS, "admin principals"};
 }
@@ -425,6 +438,15 @@ int svc_config_parse(struct svc_config *cfg, int argc, char **argv, FILE *errout
 			return 2;
 		}
 	}
+	for (size_t k = 0; k < cfg->n_trusted_proxies; k++) {
+		struct mat_error err;
+		mat_error_clear(&err);
+		if (auth_principal_check(cfg->trusted_proxies[k], strlen(cfg->trusted_proxies[k]),
+		                         "--trusted-proxy", &err) != MAT_OK) {
+			fprintf(errout, "maturityd: %s\n", err.message);
+			return 2;
+		}
+	}
 	return 0;
 }
 
@@ -446,6 +468,9 @@ void svc_config_cleanup(struct svc_config *cfg)
 		free(cfg->admins[k]);
 	for (size_t k = 0; k < cfg->n_delegators; k++)
 		free(cfg->delegators[k]);
+	for (size_t k = 0; k < cfg->n_trusted_proxies; k++)
+		free(cfg->trusted_proxies[k]);
+	free(cfg->tls_crl);
 	memset(cfg, 0, sizeof(*cfg));
 }
 
@@ -461,6 +486,14 @@ bool svc_config_is_delegator(const struct svc_config *cfg, const char *principal
 {
 	for (size_t k = 0; k < cfg->n_delegators; k++)
 		if (strcmp(cfg->delegators[k], principal) == 0)
+			return true;
+	return false;
+}
+
+bool svc_config_is_trusted_proxy(const struct svc_config *cfg, const char *principal)
+{
+	for (size_t k = 0; k < cfg->n_trusted_proxies; k++)
+		if (strcmp(cfg->trusted_proxies[k], principal) == 0)
 			return true;
 	return false;
 }

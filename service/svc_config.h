@@ -12,6 +12,7 @@ enum svc_log_format { SVC_LOG_JSON = 0, SVC_LOG_TEXT };
 
 #define SVC_MAX_ADMINS 64
 #define SVC_MAX_DELEGATORS 64
+#define SVC_MAX_TRUSTED_PROXIES 64
 
 struct svc_config {
 	enum svc_command command;
@@ -23,8 +24,15 @@ struct svc_config {
 	/* Principals trusted to act for others with x-on-behalf-of (portals); fixed at start. */
 	char *delegators[SVC_MAX_DELEGATORS];
 	size_t n_delegators;
-	char *metrics_listen; /* NULL = off */
-	char *health_listen;  /* NULL = off */
+	/* Principals (proxies, mesh sidecars) whose x-forwarded-client-cert names the caller. */
+	char *trusted_proxies[SVC_MAX_TRUSTED_PROXIES];
+	size_t n_trusted_proxies;
+	/* Transport defence (the front door, docs/security.md). */
+	char *tls_crl;           /* PEM CRLs, re-read on SIGHUP; NULL = none */
+	int max_connections;     /* open connections, all listeners (and below the fd limit) */
+	int handshake_timeout_s; /* a connection without a finished TLS handshake is closed */
+	char *metrics_listen;    /* NULL = off */
+	char *health_listen;     /* NULL = off */
 	int db_wait_s;
 	int workers;
 	int db_pool;
@@ -58,5 +66,7 @@ void svc_config_usage(FILE *out);
 bool svc_config_is_admin(const struct svc_config *cfg, const char *principal);
 /* Whether `principal` was named by --delegator. */
 bool svc_config_is_delegator(const struct svc_config *cfg, const char *principal);
+/* Whether `principal` was named by --trusted-proxy. */
+bool svc_config_is_trusted_proxy(const struct svc_config *cfg, const char *principal);
 
 #endif
