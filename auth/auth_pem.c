@@ -2,6 +2,7 @@
  * bad file is one clear error naming the file at start-up or on reload instead of a handshake
  * failure later. It does not build grpc credentials (service/ does) and does not verify chains. */
 #include "auth.h"
+#include "auth_x509.h"
 
 #include <openssl/crypto.h>
 #include <openssl/err.h>
@@ -28,6 +29,12 @@ static void buf_free(char *buf, size_t cap)
 	free(buf);
 }
 
+void auth_file_free(char *buf, size_t len)
+{
+	/* auth_file_read hands out len + 1 bytes at least; the NUL needs no cleansing. */
+	buf_free(buf, len);
+}
+
 /* The reason of the newest OpenSSL error, for messages; never NULL. */
 static const char *ssl_reason(void)
 {
@@ -36,10 +43,10 @@ static const char *ssl_reason(void)
 	return r != NULL ? r : "unknown OpenSSL error";
 }
 
-/* Reads a whole file into a NUL-terminated heap buffer (*out, *out_len without the NUL).
+/* auth_file_read (auth_x509.h): reads a whole file into a NUL-terminated heap buffer.
  * POSIX read(2) rather than stdio, and growth by copy-and-cleanse rather than realloc, so no
  * stray copy of a private key is left in a stdio buffer or in memory realloc released. */
-static enum mat_code read_file(const char *path, char **out, size_t *out_len, struct mat_error *err)
+enum mat_code auth_file_read(const char *path, char **out, size_t *out_len, struct mat_error *err)
 {
 	enum mat_code rc = MAT_INVALID;
 	int fd = -1;
@@ -225,7 +232,7 @@ enum mat_code auth_pem_load(const char *cert_file, const char *key_file, const c
 	if (bad_file != NULL)
 		*bad_file = AUTH_FILE_CERT;
 
-	rc = read_file(cert_file, &cert, &cert_len, err);
+	rc = auth_file_read(cert_file, &cert, &cert_len, err);
 	if (rc != MAT_OK)
 		goto out;
 	rc = parse_certs(cert_file, "certificate chain", cert, cert_len, &leaf, err);
@@ -233,7 +240,7 @@ enum mat_code auth_pem_load(const char *cert_file, const char *key_file, const c
 		goto out;
 
 	bad = AUTH_FILE_KEY;
-	rc = read_file(key_file, &key, &key_len, err);
+	rc = auth_file_read(key_file, &key, &key_len, err);
 	if (rc != MAT_OK)
 		goto out;
 	rc = check_key(key_file, cert_file, key, key_len, leaf, err);
@@ -241,7 +248,7 @@ enum mat_code auth_pem_load(const char *cert_file, const char *key_file, const c
 		goto out;
 
 	bad = AUTH_FILE_CLIENT_CA;
-	rc = read_file(ca_file, &ca, &ca_len, err);
+	rc = auth_file_read(ca_file, &ca, &ca_len, err);
 	if (rc != MAT_OK)
 		goto out;
 	rc = parse_certs(ca_file, "client CA bundle", ca, ca_len, NULL, err);

@@ -2,9 +2,12 @@
  * property), which the TLS handshake has already verified against the client CA. This file does
  * not verify anything itself; it only names the peer, strictly, per SPEC §6. grpc's own
  * peer_spiffe_id is not used: it is absent when a certificate has two URI SANs and unvalidated.
+ * auth_principal_from_x509 is the rule itself; the front door's handshake and the XFCC check
+ * (auth_tls.c) call it on certificates they verified, so every path names a peer the same way.
  * It also checks the syntax of a principal that a trusted delegator asserts for an end user
  * (auth_principal_check), which never comes from a certificate. */
 #include "auth.h"
+#include "auth_x509.h"
 #include "mat_validate.h"
 
 #include <openssl/err.h>
@@ -58,12 +61,10 @@ static enum mat_code emit(const char *kind, const char *prefix, const unsigned c
 	return MAT_OK;
 }
 
-enum mat_code auth_principal_from_pem(const char *pem, size_t len, char *out, size_t out_size,
-                                      struct mat_error *err)
+enum mat_code auth_principal_from_x509(const X509 *cert, char *out, size_t out_size,
+                                       struct mat_error *err)
 {
 	enum mat_code rc = MAT_UNAUTHENTICATED;
-	BIO *bio = NULL;
-	X509 *cert = NULL;
 	GENERAL_NAMES *sans = NULL;
 	unsigned char *cn = NULL;
 	const ASN1_IA5STRING *v;
@@ -76,20 +77,8 @@ enum mat_code auth_principal_from_pem(const char *pem, size_t len, char *out, si
 		rc = mat_error_set(err, MAT_INTERNAL, "principal buffer too small");
 		goto out;
 	}
-	if (pem == NULL || len == 0 || len > INT_MAX) {
-		mat_error_set(err, MAT_UNAUTHENTICATED, "no client certificate");
-		goto out;
-	}
-	bio = BIO_new_mem_buf(pem, (int)len);
-	if (bio == NULL) {
-		rc = mat_error_set(err, MAT_INTERNAL, "out of memory");
-		goto out;
-	}
-	/* Only the first PEM block: grpc's x509_pem_cert is the leaf, and a chain appended to it
-	 * must never contribute an identity. */
-	cert = PEM_read_bio_X509(bio, NULL, NULL, NULL);
 	if (cert == NULL) {
-		mat_error_set(err, MAT_UNAUTHENTICATED, "client certificate does not parse");
+		mat_error_set(err, MAT_UNAUTHENTICATED, "no client certificate");
 		goto out;
 	}
 
@@ -136,6 +125,40 @@ out:
 		out[0] = '\0';
 	OPENSSL_free(cn);
 	GENERAL_NAMES_free(sans);
+	return rc;
+}
+
+enum mat_code auth_principal_from_pem(const char *pem, size_t len, char *out, size_t out_size,
+                                      struct mat_error *err)
+{
+	enum mat_code rc = MAT_UNAUTHENTICATED;
+	BIO *bio = NULL;
+	X509 *cert = NULL;
+
+	if (out != NULL && out_size > 0)
+		out[0] = '\0';
+	if (out == NULL || out_size < MAT_MAX_PRINCIPAL + 1) {
+		rc = mat_error_set(err, MAT_INTERNAL, "principal buffer too small");
+		goto out;
+	}
+	if (pem == NULL || len == 0 || len > INT_MAX) {
+		mat_error_set(err, MAT_UNAUTHENTICATED, "no client certificate");
+		goto out;
+	}
+	bio = BIO_new_mem_buf(pem, (int)len);
+	if (bio == NULL) {
+		rc = mat_error_set(err, MAT_INTERNAL, "out of memory");
+		goto out;
+	}
+	/* Only the first PEM block: grpc's x509_pem_cert is the leaf, and a chain appended to it
+	 * must never contribute an identity. */
+	cert = PEM_read_bio_X509(bio, NULL, NULL, NULL);
+	if (cert == NULL) {
+		mat_error_set(err, MAT_UNAUTHENTICATED, "client certificate does not parse");
+		goto out;
+	}
+	rc = auth_principal_from_x509(cert, out, out_size, err);
+out:
 	X509_free(cert);
 	BIO_free(bio);
 	/* Called on grpc's threads: leave no stale entry in OpenSSL's per-thread error queue for

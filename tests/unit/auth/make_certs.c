@@ -58,8 +58,12 @@ X509 *tc_cert(EVP_PKEY *key, const struct tc_spec *spec)
 	check(x != NULL, "X509_new");
 	check(X509_set_version(x, 2) == 1, "X509_set_version");
 	check(ASN1_INTEGER_set(X509_get_serialNumber(x), serial++) == 1, "serial");
-	check(X509_gmtime_adj(X509_getm_notBefore(x), -60) != NULL, "notBefore");
-	check(X509_gmtime_adj(X509_getm_notAfter(x), 86400) != NULL, "notAfter");
+	check(X509_gmtime_adj(X509_getm_notBefore(x),
+	                      spec->not_before != 0 ? spec->not_before : -60) != NULL,
+	      "notBefore");
+	check(X509_gmtime_adj(X509_getm_notAfter(x),
+	                      spec->not_after != 0 ? spec->not_after : 86400) != NULL,
+	      "notAfter");
 	name = X509_get_subject_name(x);
 	check(X509_NAME_add_entry_by_txt(name, "O", MBSTRING_UTF8, (const unsigned char *)"test",
 	                                 -1, -1, 0) == 1,
@@ -121,5 +125,44 @@ char *tc_key_pem(EVP_PKEY *key, size_t *len)
 
 	check(bio != NULL && PEM_write_bio_PrivateKey(bio, key, NULL, NULL, 0, NULL, NULL) == 1,
 	      "PEM_write_bio_PrivateKey");
+	return bio_text(bio, len);
+}
+
+X509_CRL *tc_crl(X509 *issuer, EVP_PKEY *key, X509 *const *revoked, size_t n, long next_update)
+{
+	X509_CRL *crl = X509_CRL_new();
+	ASN1_TIME *t = ASN1_TIME_new();
+	size_t i;
+
+	check(crl != NULL && t != NULL, "X509_CRL_new");
+	check(X509_CRL_set_version(crl, 1) == 1, "X509_CRL_set_version"); /* v2 */
+	check(X509_CRL_set_issuer_name(crl, X509_get_subject_name(issuer)) == 1, "CRL issuer");
+	check(X509_gmtime_adj(t, -60) != NULL && X509_CRL_set1_lastUpdate(crl, t) == 1,
+	      "lastUpdate");
+	check(X509_gmtime_adj(t, next_update) != NULL && X509_CRL_set1_nextUpdate(crl, t) == 1,
+	      "nextUpdate");
+	for (i = 0; i < n; i++) {
+		X509_REVOKED *r = X509_REVOKED_new();
+		ASN1_TIME *when = ASN1_TIME_new();
+
+		check(r != NULL && when != NULL, "X509_REVOKED_new");
+		check(X509_gmtime_adj(when, -60) != NULL, "revocationDate");
+		check(X509_REVOKED_set_serialNumber(r, X509_get_serialNumber(revoked[i])) == 1,
+		      "X509_REVOKED_set_serialNumber");
+		check(X509_REVOKED_set_revocationDate(r, when) == 1, "revocationDate");
+		check(X509_CRL_add0_revoked(crl, r) == 1, "X509_CRL_add0_revoked");
+		ASN1_TIME_free(when);
+	}
+	check(X509_CRL_sort(crl) == 1, "X509_CRL_sort");
+	check(X509_CRL_sign(crl, key, EVP_sha256()) > 0, "X509_CRL_sign");
+	ASN1_TIME_free(t);
+	return crl;
+}
+
+char *tc_crl_pem(X509_CRL *crl, size_t *len)
+{
+	BIO *bio = BIO_new(BIO_s_mem());
+
+	check(bio != NULL && PEM_write_bio_X509_CRL(bio, crl) == 1, "PEM_write_bio_X509_CRL");
 	return bio_text(bio, len);
 }

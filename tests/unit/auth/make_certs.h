@@ -24,16 +24,24 @@ struct tc_spec {
 	bool ca;      /* basicConstraints CA:TRUE */
 	X509 *issuer; /* NULL = self-signed */
 	EVP_PKEY *issuer_key;
+	long not_before; /* seconds from now; 0 = -60 */
+	long not_after;  /* seconds from now; 0 = one day */
 };
 
 /* A new EC P-256 key. */
 EVP_PKEY *tc_key(void);
 
-/* A certificate for `key` as `spec` says, valid from now for a day. Caller X509_free()s it. */
+/* A certificate for `key` as `spec` says, valid from now for a day unless spec says otherwise.
+ * Caller X509_free()s it. */
 X509 *tc_cert(EVP_PKEY *key, const struct tc_spec *spec);
+
+/* A CRL of `issuer` signed with `key`, listing the serial numbers of `revoked` (n may be 0),
+ * lastUpdate now - 60 s and nextUpdate now + next_update seconds. Caller X509_CRL_free()s it. */
+X509_CRL *tc_crl(X509 *issuer, EVP_PKEY *key, X509 *const *revoked, size_t n, long next_update);
 
 /* PEM text, malloc'd and NUL-terminated; *len (if not NULL) without the NUL. Caller free()s. */
 char *tc_cert_pem(X509 *x, size_t *len);
 char *tc_key_pem(EVP_PKEY *key, size_t *len);
+char *tc_crl_pem(X509_CRL *crl, size_t *len);
 
 #endif
