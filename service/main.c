@@ -3,6 +3,7 @@
  * runtime failure (the database stayed unreachable), 2 on a configuration error. `maturityd
  * health` is a probe for container healthchecks (svc_probe.h). */
 #include "auth.h"
+#include "auth_tls.h"
 #include "store.h"
 #include "svc.h"
 #include "svc_attest.h"
@@ -90,6 +91,7 @@ int main(int argc, char **argv)
 	struct store_pool *pool = NULL;
 	struct svc_server *srv = NULL;
 	struct auth_pem pem = {0};
+	struct auth_tls *tls = NULL;
 	struct mat_error err;
 	sigset_t sigs;
 	int rc = 1;
@@ -129,6 +131,16 @@ int main(int argc, char **argv)
 			fprintf(stderr, "maturityd: %s: %s\n", flag_of(bad), one_line(err.message));
 			rc = 2;
 			goto out;
+		}
+		{
+			struct auth_tls_files files = {cfg.tls_cert, cfg.tls_key, cfg.tls_client_ca,
+			                               cfg.tls_crl};
+			if (auth_tls_new(&files, &tls, &bad, &err) != MAT_OK) {
+				fprintf(stderr, "maturityd: %s: %s\n", flag_of(bad),
+				        one_line(err.message));
+				rc = 2;
+				goto out;
+			}
 		}
 		const char *bad_flag = "";
 		if (svc_attest_init(&cfg, &bad_flag, &err) != MAT_OK) {
@@ -188,7 +200,8 @@ int main(int argc, char **argv)
 	}
 
 	grpc_init();
-	srv = svc_server_new(&cfg, pool, &pem);
+	srv = svc_server_new(&cfg, pool, &pem, tls);
+	tls = NULL;
 	if (srv == NULL) {
 		rc = 2;
 		goto out_grpc;
@@ -216,8 +229,7 @@ int main(int argc, char **argv)
 		if (sigwait(&sigs, &sig) != 0)
 			continue;
 		if (sig == SIGHUP) {
-			svc_log_event("info", "SIGHUP: certificates will be reloaded on the next "
-			                      "handshake");
+			svc_log_event("info", "SIGHUP: reloading certificates");
 			svc_server_request_reload(srv);
 			/* Attestation keys are not tied to a handshake: reload them now. */
 			svc_attest_reload(&cfg);
@@ -237,6 +249,7 @@ out_grpc:
 	grpc_shutdown_blocking();
 out:
 	auth_pem_cleanup(&pem);
+	auth_tls_unref(tls);
 	svc_attest_cleanup();
 	store_pool_free(pool);
 	svc_config_cleanup(&cfg);

@@ -178,6 +178,10 @@ void svc_store_call(struct svc_ctx *ctx, struct store_call *out);
 /* The configuration and pool, for handlers. */
 const struct svc_config *svc_server_config(const struct svc_server *srv);
 struct store_pool *svc_server_pool(const struct svc_server *srv);
+/* The TLS material in use now (client CA, CRLs), with a reference the caller releases
+ * (auth_tls_unref). Any thread. */
+struct auth_tls;
+struct auth_tls *svc_server_tls(const struct svc_server *srv);
 
 /* The database state the health monitor last saw: true when it answers. */
 bool svc_server_db_ok(const struct svc_server *srv);

@@ -4,6 +4,7 @@
 #include "svc_delegation.h"
 
 #include "auth.h"
+#include "auth_tls.h"
 #include "svc_log.h"
 
 #include <string.h>
@@ -23,6 +24,49 @@ static void audit_denial(struct svc_ctx *ctx)
 	if (store_audit_denied(&sc, "", 7 /* PERMISSION_DENIED */, &ignored) != MAT_OK)
 		svc_log_event("error", "audit of a denial failed: %s", ignored.message);
 	ctx->denial_audited = true;
+}
+
+enum mat_code svc_principal_forwarded(struct svc_ctx *ctx, const struct svc_config *cfg,
+                                      const grpc_metadata_array *md)
+{
+	static const size_t key_len = sizeof(SVC_FORWARDED_CERT) - 1;
+	const grpc_metadata *found = NULL;
+	size_t times = 0;
+	char forwarded[MAT_MAX_PRINCIPAL + 1];
+	struct auth_tls *tls;
+	enum mat_code rc;
+
+	for (size_t i = 0; i < md->count; i++) {
+		const grpc_slice *k = &md->metadata[i].key;
+		if (GRPC_SLICE_LENGTH(*k) == key_len &&
+		    memcmp(GRPC_SLICE_START_PTR(*k), SVC_FORWARDED_CERT, key_len) == 0) {
+			found = &md->metadata[i];
+			times++;
+		}
+	}
+	if (found == NULL)
+		return MAT_OK;
+	if (!svc_config_is_trusted_proxy(cfg, ctx->principal)) {
+		audit_denial(ctx);
+		return mat_error_set(&ctx->err, MAT_DENIED,
+		                     "%s may not send " SVC_FORWARDED_CERT
+		                     ": only a trusted proxy (--trusted-proxy) names the client",
+		                     ctx->principal);
+	}
+	if (times > 1)
+		return mat_error_set(&ctx->err, MAT_UNAUTHENTICATED,
+		                     SVC_FORWARDED_CERT " sent %zu times; a proxy sends one, "
+		                                        "appending its element to the last",
+		                     times);
+	tls = svc_server_tls(ctx->srv);
+	rc = auth_xfcc_principal(tls, (const char *)GRPC_SLICE_START_PTR(found->value),
+	                         GRPC_SLICE_LENGTH(found->value), forwarded, sizeof(forwarded),
+	                         &ctx->err);
+	auth_tls_unref(tls);
+	if (rc != MAT_OK)
+		return rc;
+	memcpy(ctx->principal, forwarded, sizeof(forwarded));
+	return MAT_OK;
 }
 
 enum mat_code svc_principal_resolve(struct svc_ctx *ctx, const struct svc_config *cfg,

@@ -5,6 +5,7 @@
 #include "svc_health_port.h"
 
 #include "grpc/health/v1/health.pb-c.h"
+#include "svc_door.h"
 #include "svc_log.h"
 
 #include <grpc/byte_buffer_reader.h>
@@ -315,7 +316,8 @@ static void *loop(void *arg)
 	return NULL;
 }
 
-struct svc_health_port *svc_health_port_start(const char *addr, bool (*serving)(void *), void *arg)
+struct svc_health_port *svc_health_port_start(const char *addr, struct svc_door *door,
+                                              bool (*serving)(void *), void *arg)
 {
 	struct svc_health_port *hp = calloc(1, sizeof(*hp));
 	grpc_server_credentials *creds;
@@ -338,9 +340,17 @@ struct svc_health_port *svc_health_port_start(const char *addr, bool (*serving)(
 	hp->watch_handle =
 	    grpc_server_register_method(hp->server, "/grpc.health.v1.Health/Watch", NULL,
 	                                GRPC_SRM_PAYLOAD_READ_INITIAL_BYTE_BUFFER, 0);
-	creds = grpc_insecure_server_credentials_create();
-	hp->port = grpc_server_add_http2_port(hp->server, addr, creds);
-	grpc_server_credentials_release(creds);
+	if (door != NULL) {
+		hp->port = svc_door_listen(door, addr, false, hp->server);
+		if (hp->port < 0)
+			hp->port = 0;
+		else if (hp->port == 0)
+			hp->port = -1; /* a unix socket: bound, no port */
+	} else {
+		creds = grpc_insecure_server_credentials_create();
+		hp->port = grpc_server_add_http2_port(hp->server, addr, creds);
+		grpc_server_credentials_release(creds);
+	}
 	if (hp->port == 0) {
 		svc_log_event("error", "--health-listen: cannot listen on %s", addr);
 		grpc_server_shutdown_and_notify(hp->server, hp->cq, &hp->t_shutdown);

@@ -41,6 +41,9 @@ struct svc_metrics {
 	atomic_ullong calls_reset;            /* reset by the client before they were handled */
 	atomic_ullong latency_bucket[10 + 1]; /* last = +Inf */
 	atomic_ullong latency_sum_us;
+	/* The front door: labels in door_labels[], "other" last. */
+	atomic_llong conns_open;
+	atomic_ullong door[3][12];
 	struct MHD_Daemon *daemon;
 	struct store_pool *pool;
 	double start_time_s; /* process start, seconds since the epoch */
@@ -130,6 +133,47 @@ void svc_metrics_watcher_too_slow(struct svc_metrics *m)
 {
 	if (m != NULL)
 		atomic_fetch_add_explicit(&m->watchers_too_slow, 1, memory_order_relaxed);
+}
+
+enum { DOOR_REFUSED, DOOR_HANDSHAKE, DOOR_ABUSE };
+static const char *const door_labels[3][12] = {
+    {"limit", "fd_limit", "other"},
+    {"protocol", "no_certificate", "untrusted", "expired", "revoked", "no_identity", "closed",
+     "timeout", "evicted", "other"},
+    {"rapid_reset", "header_block", "header_list", "ping_flood", "settings_flood", "empty_frames",
+     "protocol", "slow_reader", "other"},
+};
+
+static void door_count(struct svc_metrics *m, int kind, const char *reason)
+{
+	int i = 0;
+
+	if (m == NULL)
+		return;
+	while (door_labels[kind][i + 1] != NULL && strcmp(door_labels[kind][i], reason) != 0)
+		i++; /* the last label is "other" */
+	atomic_fetch_add_explicit(&m->door[kind][i], 1, memory_order_relaxed);
+}
+
+void svc_metrics_connections_open(struct svc_metrics *m, int delta)
+{
+	if (m != NULL)
+		atomic_fetch_add_explicit(&m->conns_open, delta, memory_order_relaxed);
+}
+
+void svc_metrics_connection_refused(struct svc_metrics *m, const char *reason)
+{
+	door_count(m, DOOR_REFUSED, reason);
+}
+
+void svc_metrics_handshake_failed(struct svc_metrics *m, const char *reason)
+{
+	door_count(m, DOOR_HANDSHAKE, reason);
+}
+
+void svc_metrics_connection_abuse(struct svc_metrics *m, const char *reason)
+{
+	door_count(m, DOOR_ABUSE, reason);
 }
 
 static const double latency_buckets[10] = {0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5};
@@ -276,6 +320,36 @@ static void render_process(struct sbuf *b, const struct svc_metrics *m)
 	          m->start_time_s);
 }
 
+static void render_door(struct sbuf *b, struct svc_metrics *m)
+{
+	/* Literal HELP/TYPE lines (tests/docs reads the exported names from them). */
+	static const char *const heads[3] = {
+	    "# HELP maturityd_connections_refused_total Connections closed at accept: over "
+	    "--max-connections, or out of descriptors.\n"
+	    "# TYPE maturityd_connections_refused_total counter\n",
+	    "# HELP maturityd_handshakes_failed_total Connections closed before their TLS "
+	    "handshake finished, by reason.\n"
+	    "# TYPE maturityd_handshakes_failed_total counter\n",
+	    "# HELP maturityd_connections_closed_abuse_total Connections closed with "
+	    "GOAWAY(ENHANCE_YOUR_CALM) by the frame guard, or as slow readers.\n"
+	    "# TYPE maturityd_connections_closed_abuse_total counter\n",
+	};
+	static const char *const names[3] = {"maturityd_connections_refused_total",
+	                                     "maturityd_handshakes_failed_total",
+	                                     "maturityd_connections_closed_abuse_total"};
+
+	sb_printf(b,
+	          "# HELP maturityd_connections_open Client connections open on the front door.\n"
+	          "# TYPE maturityd_connections_open gauge\nmaturityd_connections_open %lld\n",
+	          (long long)atomic_load(&m->conns_open));
+	for (int k = 0; k < 3; k++) {
+		sb_printf(b, "%s", heads[k]);
+		for (int i = 0; door_labels[k][i] != NULL; i++)
+			sb_printf(b, "%s{reason=\"%s\"} %llu\n", names[k], door_labels[k][i],
+			          atomic_load(&m->door[k][i]));
+	}
+}
+
 char *svc_metrics_render(struct svc_metrics *m, struct store_pool *pool)
 {
 	struct sbuf b = {0};
@@ -357,6 +431,7 @@ char *svc_metrics_render(struct svc_metrics *m, struct store_pool *pool)
 	    "maturityd_calls_reset_total %llu\n",
 	    (long long)atomic_load(&m->watchers), atomic_load(&m->events_delivered),
 	    atomic_load(&m->watchers_too_slow), atomic_load(&m->calls_reset));
+	render_door(&b, m);
 	{
 		unsigned long long cum = 0;
 		sb_printf(&b,

@@ -31,6 +31,16 @@ void svc_metrics_watcher_too_slow(struct svc_metrics *m);
 /* From the replica hearing of a commit to one of its events handed to a live watch. */
 void svc_metrics_event_latency(struct svc_metrics *m, double seconds);
 
+/* The front door (svc_door.c). Reasons are labels from fixed lists (svc_metrics.c): refused
+ * "limit", "fd_limit"; handshakes failed "protocol", "no_certificate", "untrusted", "expired",
+ * "revoked", "no_identity", "closed", "timeout", "evicted"; closed for abuse "rapid_reset",
+ * "header_block", "header_list", "ping_flood", "settings_flood", "empty_frames", "protocol",
+ * "slow_reader". Another label counts as "other". Any thread. */
+void svc_metrics_connections_open(struct svc_metrics *m, int delta);
+void svc_metrics_connection_refused(struct svc_metrics *m, const char *reason);
+void svc_metrics_handshake_failed(struct svc_metrics *m, const char *reason);
+void svc_metrics_connection_abuse(struct svc_metrics *m, const char *reason);
+
 /* The exposition text; caller frees. pool may be NULL. */
 char *svc_metrics_render(struct svc_metrics *m, struct store_pool *pool);
 

@@ -19,10 +19,12 @@
 
 #include "auth.h"
 #include "auth_policy.h"
+#include "auth_tls.h"
 #include "mat_validate.h"
 #include "svc.h"
 #include "svc_convert.h"
 #include "svc_delegation.h"
+#include "svc_door.h"
 #include "svc_health.h"
 #include "svc_health_port.h"
 #include "svc_log.h"
@@ -35,6 +37,7 @@
 #include <grpc/grpc.h>
 #include <grpc/grpc_security.h>
 #include <grpc/support/alloc.h>
+#include <grpc/support/string_util.h>
 #include <grpc/support/time.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -135,6 +138,7 @@ struct svc_call {
 	bool initial_md_sent;
 	struct timespec start;
 	char *peer;
+	bool door_peer;        /* came through the front door: ctx.principal was set at receipt */
 	bool authorized;       /* svc_authorize ran and allowed */
 	struct svc_call *next; /* handler queue */
 	/* Engine-driven server stream (svc_stream_start): FETCHING (queued for, or in, fetch on a
@@ -206,6 +210,10 @@ struct svc_server {
 	struct svc_metrics *metrics;
 	struct svc_health_port *health_port;
 	struct svc_events *events;
+	/* The front door owns the listening socket and TLS (NULL when grpc terminates TLS itself:
+	 * MATURITYD_DIRECT_GRPC_TLS=1, for side-by-side benchmarks only). */
+	struct svc_door *door;
+	struct auth_tls *tls; /* the material at start; the door holds the current one */
 };
 
 static const struct svc_service_impl *const services[] = {
@@ -226,6 +234,11 @@ const struct svc_config *svc_server_config(const struct svc_server *srv)
 struct store_pool *svc_server_pool(const struct svc_server *srv)
 {
 	return srv->pool;
+}
+
+struct auth_tls *svc_server_tls(const struct svc_server *srv)
+{
+	return srv->door != NULL ? svc_door_tls(srv->door) : auth_tls_ref(srv->tls);
 }
 
 bool svc_server_db_ok(const struct svc_server *srv)
@@ -305,7 +318,25 @@ out:
 
 void svc_server_request_reload(struct svc_server *srv)
 {
+	struct auth_tls_files files = {srv->cfg->tls_cert, srv->cfg->tls_key,
+	                               srv->cfg->tls_client_ca, srv->cfg->tls_crl};
+	struct auth_tls *fresh = NULL;
+	enum auth_file bad;
+	struct mat_error err;
+
 	atomic_store(&srv->reload_requested, 1);
+	if (srv->door == NULL)
+		return;
+	/* The door reads the files now; new handshakes (and forwarded certificates) use them. */
+	mat_error_clear(&err);
+	if (auth_tls_new(&files, &fresh, &bad, &err) != MAT_OK) {
+		svc_log_event("error", "certificate reload failed, keeping the current ones: %s",
+		              err.message);
+		return;
+	}
+	svc_door_set_tls(srv->door, fresh);
+	auth_tls_unref(fresh);
+	svc_log_event("info", "certificates%s reloaded", srv->cfg->tls_crl ? " and CRLs" : "");
 }
 
 /* --- method table --------------------------------------------------------------------- */
@@ -764,11 +795,15 @@ bool svc_sees_all(struct svc_ctx *ctx)
 
 static bool principal_of(struct svc_call *c)
 {
-	grpc_auth_context *ac = grpc_call_auth_context(c->call);
+	grpc_auth_context *ac;
 	grpc_auth_property_iterator it;
 	const grpc_auth_property *p;
 	bool ok = false;
 
+	/* Through the front door: verified at the handshake, copied at receipt. */
+	if (c->w->srv->door != NULL)
+		return c->door_peer && c->ctx.principal[0] != '\0';
+	ac = grpc_call_auth_context(c->call);
 	if (ac == NULL)
 		return false;
 	if (!grpc_auth_context_peer_is_authenticated(ac))
@@ -1221,6 +1256,16 @@ static struct svc_call *accept_call(struct svc_slot *s)
 	atomic_init(&c->ctx.cancelled, 0);
 	mat_error_clear(&c->ctx.err);
 	c->peer = grpc_call_get_peer(c->call);
+	if (srv->door != NULL) {
+		char addr[80];
+		c->door_peer = svc_door_peer(srv->door, c->peer, c->ctx.principal,
+		                             sizeof(c->ctx.principal), addr, sizeof(addr));
+		if (c->door_peer) {
+			/* Logs name the client, not our end of the socketpair. */
+			gpr_free(c->peer);
+			c->peer = gpr_strdup(addr);
+		}
+	}
 	c->ctx.deadline_ms = deadline_to_ms(s->deadline);
 	if (s->m != NULL) {
 		c->ctx.method = s->m->path;
@@ -1372,8 +1417,12 @@ static void run_call(struct svc_call *c)
 		                   "the client certificate carries no usable identity");
 		goto out;
 	}
-	/* The certificate's principal becomes the end user's when a delegator asserts one. After
-	 * principal_of, so its cache only ever holds certificate principals. */
+	/* Behind a trusted proxy the caller is the certificate it forwarded; then the certificate's
+	 * principal becomes the end user's when a delegator asserts one. After principal_of, so
+	 * its cache only ever holds certificate principals. */
+	rc = svc_principal_forwarded(&c->ctx, srv->cfg, &c->req_md);
+	if (rc != MAT_OK)
+		goto out;
 	rc = svc_principal_resolve(&c->ctx, srv->cfg, &c->req_md);
 	if (rc != MAT_OK)
 		goto out;
@@ -1644,7 +1693,7 @@ static grpc_arg int_arg(const char *key, int value)
 }
 
 struct svc_server *svc_server_new(const struct svc_config *cfg, struct store_pool *pool,
-                                  struct auth_pem *pem)
+                                  struct auth_pem *pem, struct auth_tls *tls)
 {
 	struct svc_server *srv = calloc(1, sizeof(*srv));
 	grpc_ssl_server_credentials_options *opts;
@@ -1655,10 +1704,12 @@ struct svc_server *svc_server_new(const struct svc_config *cfg, struct store_poo
 
 	if (srv == NULL) {
 		auth_pem_cleanup(pem);
+		auth_tls_unref(tls);
 		return NULL;
 	}
 	srv->cfg = cfg;
 	srv->pool = pool;
+	srv->tls = tls;
 	srv->pem = *pem;
 	memset(pem, 0, sizeof(*pem));
 	pthread_mutex_init(&srv->pem_mu, NULL);
@@ -1733,11 +1784,36 @@ struct svc_server *svc_server_new(const struct svc_config *cfg, struct store_poo
 		svc_log_event("error", "the embedded descriptor set does not parse");
 		goto fail;
 	}
-	srv->port = grpc_server_add_http2_port(srv->server, cfg->listen, creds);
+	{
+		const char *direct = getenv("MATURITYD_DIRECT_GRPC_TLS");
+		if (direct != NULL && strcmp(direct, "1") == 0) {
+			svc_log_event("warn",
+			              "MATURITYD_DIRECT_GRPC_TLS=1: grpc terminates TLS, "
+			              "without the front door's defences (benchmarks only)");
+			srv->port = grpc_server_add_http2_port(srv->server, cfg->listen, creds);
+			grpc_server_credentials_release(creds);
+			if (srv->port == 0) {
+				svc_log_event("error", "cannot listen on %s (--listen)",
+				              cfg->listen);
+				goto fail;
+			}
+			return srv;
+		}
+	}
 	grpc_server_credentials_release(creds);
-	if (srv->port == 0) {
-		svc_log_event("error", "cannot listen on %s (--listen)", cfg->listen);
-		goto fail;
+	{
+		struct svc_door_limits lim = {
+		    .max_connections = cfg->max_connections,
+		    .handshake_timeout_ms = cfg->handshake_timeout_s * 1000,
+		    .max_metadata_bytes = (uint32_t)cfg->max_metadata_bytes};
+		srv->door = svc_door_new(&lim, srv->tls, srv->metrics);
+		if (srv->door == NULL)
+			goto fail;
+		srv->port = svc_door_listen(srv->door, cfg->listen, true, srv->server);
+		if (srv->port < 0) {
+			svc_log_event("error", "cannot listen on %s (--listen)", cfg->listen);
+			goto fail;
+		}
 	}
 	return srv;
 fail:
@@ -1777,10 +1853,14 @@ int svc_server_start(struct svc_server *srv)
 	grpc_server_start(srv->server);
 	svc_health_start(srv->health);
 	if (srv->cfg->health_listen != NULL) {
-		srv->health_port = svc_health_port_start(srv->cfg->health_listen, serving_cb, srv);
+		srv->health_port =
+		    svc_health_port_start(srv->cfg->health_listen, srv->door, serving_cb, srv);
 		if (srv->health_port == NULL)
 			return -1;
 	}
+	/* After every listener is registered: the door's loop is its own from here. */
+	if (srv->door != NULL && svc_door_start(srv->door) != 0)
+		return -1;
 	if (srv->cfg->metrics_listen != NULL &&
 	    svc_metrics_serve(srv->metrics, srv->pool, srv->cfg->metrics_listen) != 0)
 		return -1;
@@ -1812,6 +1892,8 @@ void svc_server_shutdown(struct svc_server *srv)
 	clock_gettime(CLOCK_MONOTONIC, &start);
 	atomic_store(&srv->shutting_down, 1);
 	svc_health_set_shutting_down(srv->health);
+	/* No new connections; those open are relayed until grpc is done with them. */
+	svc_door_close_listeners(srv->door, srv->server);
 	grpc_server_shutdown_and_notify(srv->server, srv->shutdown_cq, &tag);
 	/* In-flight calls get the grace period; idle connections do not hold us up (NOTES: the
 	 * shutdown tag waits for clients that keep connections open). */
@@ -1873,6 +1955,9 @@ void svc_server_shutdown(struct svc_server *srv)
 	svc_metrics_stop(srv->metrics);
 	svc_health_port_stop(srv->health_port);
 	srv->health_port = NULL;
+	/* Last: the health port's watchers got their NOT_SERVING through it. */
+	svc_door_free(srv->door);
+	srv->door = NULL;
 	svc_health_stop(srv->health);
 }
 
@@ -1894,6 +1979,8 @@ void svc_server_free(struct svc_server *srv)
 		grpc_completion_queue_shutdown(srv->shutdown_cq);
 		grpc_completion_queue_destroy(srv->shutdown_cq);
 	}
+	svc_door_free(srv->door);
+	auth_tls_unref(srv->tls);
 	svc_health_free(srv->health);
 	svc_metrics_free(srv->metrics);
 	free(srv->methods);

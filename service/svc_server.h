@@ -11,11 +11,13 @@
 
 struct svc_server;
 
-/* Builds the server: takes the PEM material (ownership of `pem` moves in, regardless of return
- * code) and borrows cfg and pool for its lifetime. Returns NULL with one log line on failure
+/* Builds the server: takes the PEM material and the TLS material of the front door (ownership of
+ * `pem` and of the reference `tls` moves in, regardless of return code) and borrows cfg and pool
+ * for its lifetime. Returns NULL with one log line on failure
  * (e.g. the address cannot be bound). grpc_init must have been called. */
+struct auth_tls;
 struct svc_server *svc_server_new(const struct svc_config *cfg, struct store_pool *pool,
-                                  struct auth_pem *pem);
+                                  struct auth_pem *pem, struct auth_tls *tls);
 
 /* Starts the workers, and the health and metrics ports when configured; returns at once.
  * -1 (with a log line) when a health or metrics address cannot be bound; the caller then
@@ -25,8 +27,8 @@ int svc_server_start(struct svc_server *srv);
 /* The port actually bound (useful with port 0). */
 int svc_server_port(const struct svc_server *srv);
 
-/* Asks for the TLS files to be read again; the next handshake uses them if they load. Safe from
- * any thread (an atomic flag). */
+/* Reads the TLS files (and CRLs) again; the next handshake uses them if they load, else the
+ * current ones stay (logged). Called from the main thread on SIGHUP. */
 void svc_server_request_reload(struct svc_server *srv);
 
 /* Graceful shutdown (SPEC §9): NOT_SERVING, no new calls, in-flight calls get the grace period,

@@ -37,4 +37,10 @@ void itest_check_violation(struct tresult *r, const char *method, const char *fi
 
 const char *itest_code_name(grpc_status_code c);
 
+/* A TCP port on 127.0.0.1 free a moment ago, or -1. */
+int itest_free_port(void);
+/* GET path over HTTP/1.0 from 127.0.0.1:port (e.g. /metrics): the whole response, headers
+ * included (caller frees), or NULL when it cannot connect. */
+char *itest_http_get(int port, const char *path);
+
 #endif

@@ -35,20 +35,6 @@ static double now_s(void)
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-static int free_port(void)
-{
-	struct sockaddr_in a = {0};
-	socklen_t len = sizeof(a);
-	int fd = socket(AF_INET, SOCK_STREAM, 0), port = -1;
-	a.sin_family = AF_INET;
-	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	if (bind(fd, (struct sockaddr *)&a, sizeof(a)) == 0 &&
-	    getsockname(fd, (struct sockaddr *)&a, &len) == 0)
-		port = ntohs(a.sin_port);
-	close(fd);
-	return port;
-}
-
 static int sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 static int sh(const char *fmt, ...)
 {
@@ -124,7 +110,7 @@ static void test_database_outage_and_recovery(void **state)
 	struct tserver s;
 	struct tclient *c;
 	double t0;
-	int port = free_port();
+	int port = itest_free_port();
 	FILE *p;
 
 	(void)state;
@@ -227,7 +213,7 @@ static void test_restart_during_pipelined_reads(void **state)
 	atomic_int stop;
 	struct tserver s;
 	struct tclient *c;
-	int port = free_port(), ok = 0, unavailable = 0;
+	int port = itest_free_port(), ok = 0, unavailable = 0;
 	double t0;
 	FILE *p;
 
@@ -410,54 +396,21 @@ static void test_sigterm_with_streams(void **state)
 
 /* --- metrics, logs, health port --------------------------------------------------------- */
 
-static char *http_get(int port, const char *path)
-{
-	struct sockaddr_in a = {0};
-	int fd = socket(AF_INET, SOCK_STREAM, 0);
-	size_t cap = 1 << 20, n = 0;
-	char *buf = malloc(cap);
-	char req[256];
-
-	a.sin_family = AF_INET;
-	a.sin_port = htons((uint16_t)port);
-	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	if (connect(fd, (struct sockaddr *)&a, sizeof(a)) != 0) {
-		close(fd);
-		free(buf);
-		return NULL;
-	}
-	snprintf(req, sizeof(req), "GET %s HTTP/1.0\r\nHost: localhost\r\n\r\n", path);
-	if (write(fd, req, strlen(req)) < 0) {
-		close(fd);
-		free(buf);
-		return NULL;
-	}
-	for (;;) {
-		ssize_t r = read(fd, buf + n, cap - 1 - n);
-		if (r <= 0)
-			break;
-		n += (size_t)r;
-	}
-	buf[n] = '\0';
-	close(fd);
-	return buf;
-}
-
 static void test_metrics_logs_health_port(void **state)
 {
 	char m_arg[64], h_arg[64], target[64];
 	const char *extra[3];
 	struct tserver s;
 	struct tclient *c, *plain;
-	int mport = free_port(), hport;
+	int mport = itest_free_port(), hport;
 	char *text;
 
 	(void)state;
 	if (!tenv_available())
 		skip();
-	hport = free_port();
+	hport = itest_free_port();
 	while (hport == mport)
-		hport = free_port();
+		hport = itest_free_port();
 	snprintf(m_arg, sizeof(m_arg), "--metrics-listen=127.0.0.1:%d", mport);
 	snprintf(h_arg, sizeof(h_arg), "--health-listen=127.0.0.1:%d", hport);
 	extra[0] = m_arg;
@@ -468,7 +421,7 @@ static void test_metrics_logs_health_port(void **state)
 	for (int i = 0; i < 7; i++)
 		assert_int_equal(get_org(c, "organizations/no-such-metrics-org", 5000),
 		                 GRPC_STATUS_NOT_FOUND);
-	text = http_get(mport, "/metrics");
+	text = itest_http_get(mport, "/metrics");
 	assert_non_null(text);
 	assert_non_null(strstr(text, "grpc_server_handled_total{grpc_type=\"unary\",grpc_service="
 	                             "\"mlops.maturity.v1.OrganizationService\",grpc_method="
@@ -479,7 +432,7 @@ static void test_metrics_logs_health_port(void **state)
 	assert_non_null(strstr(text, "grpc_server_handling_seconds_bucket"));
 	assert_non_null(strstr(text, "maturityd_db_pool_connections{state=\"idle\"}"));
 	free(text);
-	text = http_get(mport, "/other");
+	text = itest_http_get(mport, "/other");
 	assert_non_null(strstr(text, "404"));
 	free(text);
 

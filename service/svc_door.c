@@ -1,0 +1,1170 @@
+/* The front door: listening sockets, TLS, connection bounds and the HTTP/2 frame guard, on one
+ * thread running a libuv loop (the storage loop's library, docs/architecture.md).
+ *
+ * A connection: HANDSHAKE (TLS handshake in progress, or a plaintext client's first byte not
+ * yet here; on the FIFO `hs` list, so the oldest is found first by both the timeout sweep and
+ * the eviction of a flood) -> RELAY (a socketpair to grpc; bytes copied both ways, the client's
+ * through the guard) -> CLOSING (handles closing; freed when both are closed).
+ *
+ * Relay: bytes move through one scratch buffer of the thread; a connection holds a buffer of
+ * its own only while a write could not take everything (a slow client, or grpc not reading),
+ * and stops reading that side until it drains, so a slow peer costs one buffer and the kernel's
+ * socket buffers, never more. Each wake-up moves at most BUDGET reads per direction; a
+ * connection with more to do goes on the `ready` list, served on the next loop turn, so one
+ * busy client cannot hold the others up. */
+#include "svc_door.h"
+
+#include "auth_tls.h"
+#include "mat_types.h"
+#include "svc_h2guard.h"
+#include "svc_log.h"
+#include "svc_metrics.h"
+
+#include <arpa/inet.h>
+#include <assert.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <grpc/grpc_posix.h>
+#include <grpc/grpc_security.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+#include <uv.h>
+
+#define SCRATCH (64 * 1024)
+#define BUDGET 8 /* reads per direction per wake-up */
+#define MAX_LISTENERS 8
+#define SWEEP_MS 250            /* handshake timeouts and slow readers are checked this often */
+#define SLOW_READER_MS 30000    /* output waiting this long ... */
+#define SLOW_READER_BYTES 16384 /* ... with less than this taken by the client: closed */
+#define ACCEPT_BACKOFF_MS 100   /* after running out of descriptors */
+#define FD_RESERVE 64           /* descriptors kept for everything else (files, database) */
+
+enum conn_state { C_HANDSHAKE, C_RELAY, C_CLOSING };
+
+struct listener {
+	struct svc_door *d;
+	int fd;
+	bool tls;
+	grpc_server *server;
+	uv_poll_t poll;
+	uv_timer_t backoff;
+	bool open;
+};
+
+struct conn {
+	struct svc_door *d;
+	struct listener *l;
+	enum conn_state st;
+	int fd;  /* the client's socket */
+	int pfd; /* our end of the socketpair; -1 before RELAY */
+	uv_poll_t poll, ppoll;
+	int ev, pev; /* events each poll handle watches now */
+	bool ppoll_init;
+	int handles; /* poll handles not yet closed */
+	struct auth_tls_conn *tls;
+	struct svc_h2guard *guard;
+	uint64_t since_ms; /* accepted (HANDSHAKE), or since the output stalled (RELAY) */
+	struct conn *hs_prev, *hs_next;
+	struct conn *prev, *next;
+	struct conn *ready_next;
+	bool on_ready;
+	bool dead; /* closed while on the ready list */
+	/* client -> grpc: what grpc's socket did not take yet */
+	uint8_t *up;
+	size_t up_off, up_len;
+	int up_want; /* what the TLS read waits for: UV_READABLE or UV_WRITABLE */
+	bool up_eof;
+	/* grpc -> client: what the client's socket did not take yet */
+	uint8_t *down;
+	size_t down_off, down_len;
+	int down_want;
+	uint64_t stall_bytes; /* taken by the client since the output stalled */
+	enum svc_h2guard_abuse abuse;
+	char addr[80];
+};
+
+/* Who is behind grpc's end of each socketpair, by descriptor number: grpc names such a
+ * connection "fd:N" (grpc_call_get_peer). Entries are written before the descriptor is handed
+ * to grpc, and a number is reused only after grpc closed it, which it does only once no call of
+ * that connection is left; so a call always finds its own connection's entry. */
+#define PEER_PAGE 256
+struct peer_entry {
+	char *principal;
+	char addr[80];
+};
+
+struct svc_door {
+	struct svc_door_limits lim;
+	int max_conns;
+	int max_handshakes;
+	struct svc_metrics *metrics;
+	pthread_mutex_t tls_mu;
+	struct auth_tls *tls;
+	struct svc_h2guard_limits glim;
+	grpc_server_credentials *insecure;
+	struct listener lst[MAX_LISTENERS];
+	int n_lst;
+	int reserve_fd;
+	uv_loop_t loop;
+	uv_async_t wake;
+	uv_timer_t sweep;
+	unsigned sweeps;
+	uv_idle_t idle;
+	pthread_t thread;
+	bool started;
+	atomic_int cmd; /* CMD_* bits for the loop */
+	pthread_mutex_t cmd_mu;
+	pthread_cond_t cmd_cv;
+	grpc_server *close_for; /* CMD_CLOSE_LISTENERS: the listeners of this server */
+	bool listeners_closed;
+	struct conn *all;
+	struct conn *hs_head, *hs_tail;
+	int n_conns, n_handshakes;
+	struct conn *ready;
+	uint8_t scratch[SCRATCH];
+	/* peers */
+	pthread_rwlock_t peers_mu;
+	struct peer_entry **pages;
+	size_t n_pages;
+	/* rate-limited log lines: [0] abuse, [1] refused handshakes */
+	uint64_t log_ms[2];
+	unsigned unlogged[2];
+};
+
+#define CMD_CLOSE_LISTENERS 1
+#define CMD_STOP 2
+
+static uint64_t now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+/* --- peers ------------------------------------------------------------------------------- */
+
+static void peer_set(struct svc_door *d, int fd, const char *principal, const char *addr)
+{
+	size_t page = (size_t)fd / PEER_PAGE, slot = (size_t)fd % PEER_PAGE;
+	char *copy = strdup(principal);
+
+	pthread_rwlock_wrlock(&d->peers_mu);
+	if (page >= d->n_pages) {
+		size_t n = page + 1 > 2 * d->n_pages ? page + 1 : 2 * d->n_pages;
+		struct peer_entry **p = realloc(d->pages, n * sizeof(*p));
+		if (p != NULL) {
+			memset(p + d->n_pages, 0, (n - d->n_pages) * sizeof(*p));
+			d->pages = p;
+			d->n_pages = n;
+		}
+	}
+	if (page < d->n_pages && d->pages[page] == NULL)
+		d->pages[page] = calloc(PEER_PAGE, sizeof(struct peer_entry));
+	if (page < d->n_pages && d->pages[page] != NULL) {
+		struct peer_entry *e = &d->pages[page][slot];
+		free(e->principal);
+		e->principal = copy;
+		copy = NULL;
+		snprintf(e->addr, sizeof(e->addr), "%s", addr);
+	}
+	pthread_rwlock_unlock(&d->peers_mu);
+	free(copy); /* out of memory: the call finds no entry and is refused UNAUTHENTICATED */
+}
+
+bool svc_door_peer(struct svc_door *d, const char *peer, char *principal, size_t principal_size,
+                   char *addr, size_t addr_size)
+{
+	char *end;
+	long fd;
+	bool ok = false;
+
+	if (d == NULL || peer == NULL || strncmp(peer, "fd:", 3) != 0)
+		return false;
+	fd = strtol(peer + 3, &end, 10);
+	if (end == peer + 3 || *end != '\0' || fd < 0)
+		return false;
+	pthread_rwlock_rdlock(&d->peers_mu);
+	if ((size_t)fd / PEER_PAGE < d->n_pages && d->pages[fd / PEER_PAGE] != NULL) {
+		struct peer_entry *e = &d->pages[fd / PEER_PAGE][fd % PEER_PAGE];
+		if (e->principal != NULL) {
+			snprintf(principal, principal_size, "%s", e->principal);
+			snprintf(addr, addr_size, "%s", e->addr);
+			ok = true;
+		}
+	}
+	pthread_rwlock_unlock(&d->peers_mu);
+	return ok;
+}
+
+/* --- connections ------------------------------------------------------------------------ */
+
+static void hs_remove(struct conn *c)
+{
+	struct svc_door *d = c->d;
+	if (c->hs_prev != NULL)
+		c->hs_prev->hs_next = c->hs_next;
+	else if (d->hs_head == c)
+		d->hs_head = c->hs_next;
+	else
+		return; /* not on the list */
+	if (c->hs_next != NULL)
+		c->hs_next->hs_prev = c->hs_prev;
+	else
+		d->hs_tail = c->hs_prev;
+	c->hs_prev = c->hs_next = NULL;
+	d->n_handshakes--;
+}
+
+static void conn_free(struct conn *c)
+{
+	close(c->fd);
+	if (c->pfd >= 0)
+		close(c->pfd);
+	auth_tls_conn_free(c->tls);
+	svc_h2guard_free(c->guard);
+	free(c->up);
+	free(c->down);
+	free(c);
+}
+
+static void on_handle_closed(uv_handle_t *h)
+{
+	struct conn *c = h->data;
+	if (--c->handles > 0)
+		return;
+	/* Still on the ready list: on_idle frees it when it gets there. */
+	if (c->on_ready)
+		c->dead = true;
+	else
+		conn_free(c);
+}
+
+static void conn_close(struct conn *c)
+{
+	struct svc_door *d = c->d;
+
+	if (c->st == C_CLOSING)
+		return;
+	if (c->st == C_HANDSHAKE)
+		hs_remove(c);
+	c->st = C_CLOSING;
+	if (c->prev != NULL)
+		c->prev->next = c->next;
+	else
+		d->all = c->next;
+	if (c->next != NULL)
+		c->next->prev = c->prev;
+	d->n_conns--;
+	svc_metrics_connections_open(d->metrics, -1);
+	if (c->tls != NULL)
+		auth_tls_shutdown(c->tls);
+	/* grpc sees its end close and cancels the connection's calls. */
+	if (c->pfd >= 0)
+		shutdown(c->pfd, SHUT_RDWR);
+	c->handles = 1 + (c->ppoll_init ? 1 : 0);
+	uv_close((uv_handle_t *)&c->poll, on_handle_closed);
+	if (c->ppoll_init)
+		uv_close((uv_handle_t *)&c->ppoll, on_handle_closed);
+}
+
+static void on_conn_event(uv_poll_t *h, int status, int events);
+static void on_pair_event(uv_poll_t *h, int status, int events);
+
+/* Watches what the connection waits for now. uv_poll_start only when it changed: each change
+ * is an epoll_ctl. */
+static void conn_watch(struct conn *c)
+{
+	int ev = 0, pev = 0;
+
+	if (c->st == C_CLOSING)
+		return;
+	if (c->st == C_RELAY) {
+		if (c->up_len == 0 && !c->up_eof && c->abuse == SVC_H2G_OK)
+			ev |= c->up_want;
+		if (c->down_len > 0)
+			ev |= c->down_want;
+		if (c->up_len > 0)
+			pev |= UV_WRITABLE;
+		if (c->down_len == 0)
+			pev |= UV_READABLE;
+	} else {
+		ev = c->up_want;
+	}
+	if (ev != c->ev) {
+		if (ev == 0)
+			uv_poll_stop(&c->poll);
+		else
+			uv_poll_start(&c->poll, ev, on_conn_event);
+		c->ev = ev;
+	}
+	if (c->ppoll_init && pev != c->pev) {
+		if (pev == 0)
+			uv_poll_stop(&c->ppoll);
+		else
+			uv_poll_start(&c->ppoll, pev, on_pair_event);
+		c->pev = pev;
+	}
+}
+
+static void on_idle(uv_idle_t *h);
+
+static void make_ready(struct conn *c)
+{
+	if (c->on_ready)
+		return;
+	c->on_ready = true;
+	c->ready_next = c->d->ready;
+	c->d->ready = c;
+	uv_idle_start(&c->d->idle, on_idle);
+}
+
+/* One line a second at most for each kind (abuse, refused handshakes), with the count of those
+ * left out: an attacker opening connections must not fill the disk. */
+static void log_limited(struct conn *c, int kind, const char *what, const char *why)
+{
+	struct svc_door *d = c->d;
+	uint64_t t = now_ms();
+	const char *principal = c->tls != NULL ? auth_tls_conn_principal(c->tls) : "";
+
+	if (t - d->log_ms[kind] < 1000) {
+		d->unlogged[kind]++;
+		return;
+	}
+	svc_log_event("warn", "connection from %s (%s) %s: %s (and %u more since the last line)",
+	              c->addr, principal[0] != '\0' ? principal : "no certificate", what, why,
+	              d->unlogged[kind]);
+	d->log_ms[kind] = t;
+	d->unlogged[kind] = 0;
+}
+
+static void log_abuse(struct conn *c, const char *why)
+{
+	log_limited(c, 0, "closed for abuse", why);
+}
+
+static void handshake_failed(struct conn *c, const char *why)
+{
+	svc_metrics_handshake_failed(c->d->metrics, why);
+	log_limited(c, 1, "refused at the TLS handshake", why);
+}
+
+/* A plaintext write that moves what it can: the count, or -1 (EAGAIN: 0). */
+static ssize_t plain_write(int fd, const uint8_t *p, size_t n)
+{
+	ssize_t w = send(fd, p, n, MSG_NOSIGNAL);
+	if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+		return 0;
+	return w;
+}
+
+/* To the client: through TLS, or as is on a plaintext listener. *moved set; the result as
+ * auth_tls_write's. */
+static enum auth_tls_io client_write(struct conn *c, const uint8_t *p, size_t n, size_t *moved)
+{
+	ssize_t w;
+
+	if (c->tls != NULL)
+		return auth_tls_write(c->tls, p, n, moved);
+	*moved = 0;
+	w = plain_write(c->fd, p, n);
+	if (w < 0)
+		return AUTH_TLS_ERROR;
+	*moved = (size_t)w;
+	return w == 0 ? AUTH_TLS_WANT_WRITE : AUTH_TLS_OK;
+}
+
+static enum auth_tls_io client_read(struct conn *c, uint8_t *p, size_t cap, size_t *n)
+{
+	ssize_t r;
+
+	if (c->tls != NULL)
+		return auth_tls_read(c->tls, p, cap, n);
+	*n = 0;
+	r = recv(c->fd, p, cap, 0);
+	if (r < 0)
+		return errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR
+		           ? AUTH_TLS_WANT_READ
+		           : AUTH_TLS_ERROR;
+	if (r == 0)
+		return AUTH_TLS_CLOSED;
+	*n = (size_t)r;
+	return AUTH_TLS_OK;
+}
+
+static int want_of(enum auth_tls_io r)
+{
+	return r == AUTH_TLS_WANT_WRITE ? UV_WRITABLE : UV_READABLE;
+}
+
+/* The guard found abuse: GOAWAY(ENHANCE_YOUR_CALM) when it can go between two of grpc's frames
+ * without waiting, then close. */
+static void abuse_close(struct conn *c, enum svc_h2guard_abuse why)
+{
+	uint8_t frame[96];
+	size_t n, moved;
+
+	c->abuse = why;
+	svc_metrics_connection_abuse(c->d->metrics, svc_h2guard_abuse_name(why));
+	log_abuse(c, svc_h2guard_abuse_name(why));
+	if (c->down_len == 0 && svc_h2guard_server_at_boundary(c->guard)) {
+		n = svc_h2guard_goaway(c->guard, why, frame, sizeof(frame));
+		(void)client_write(c, frame, n, &moved); /* best effort: closing anyway */
+	}
+	conn_close(c);
+}
+
+/* Keeps `p[0..n)` for later in *buf (grpc or the client took only part of it). false when out
+ * of memory (the caller closes). */
+static bool keep(uint8_t **buf, size_t *off, size_t *len, const uint8_t *p, size_t n)
+{
+	uint8_t *b = malloc(n);
+	if (b == NULL)
+		return false;
+	memcpy(b, p, n);
+	free(*buf);
+	*buf = b;
+	*off = 0;
+	*len = n;
+	return true;
+}
+
+static void drop(uint8_t **buf, size_t *off, size_t *len)
+{
+	free(*buf);
+	*buf = NULL;
+	*off = *len = 0;
+}
+
+/* Client -> grpc. */
+static void pump_up(struct conn *c)
+{
+	struct svc_door *d = c->d;
+
+	for (int i = 0; i < BUDGET; i++) {
+		size_t n = 0;
+		ssize_t w;
+		enum auth_tls_io r;
+		enum svc_h2guard_abuse a;
+
+		if (c->st != C_RELAY || c->abuse != SVC_H2G_OK)
+			return;
+		if (c->up_len > 0) {
+			w = plain_write(c->pfd, c->up + c->up_off, c->up_len);
+			if (w < 0) {
+				conn_close(c);
+				return;
+			}
+			c->up_off += (size_t)w;
+			c->up_len -= (size_t)w;
+			if (c->up_len > 0)
+				return; /* grpc is not reading: wait for its socket */
+			drop(&c->up, &c->up_off, &c->up_len);
+		}
+		if (c->up_eof)
+			return;
+		r = client_read(c, d->scratch, sizeof(d->scratch), &n);
+		if (r == AUTH_TLS_WANT_READ || r == AUTH_TLS_WANT_WRITE) {
+			c->up_want = want_of(r);
+			return;
+		}
+		if (r == AUTH_TLS_CLOSED) {
+			/* The client is done sending: grpc sees the end of its stream. */
+			c->up_eof = true;
+			shutdown(c->pfd, SHUT_WR);
+			return;
+		}
+		if (r != AUTH_TLS_OK) {
+			conn_close(c);
+			return;
+		}
+		a = svc_h2guard_client(c->guard, d->scratch, n, now_ms());
+		if (a != SVC_H2G_OK) {
+			abuse_close(c, a);
+			return;
+		}
+		w = plain_write(c->pfd, d->scratch, n);
+		if (w < 0) {
+			conn_close(c);
+			return;
+		}
+		if ((size_t)w < n &&
+		    !keep(&c->up, &c->up_off, &c->up_len, d->scratch + w, n - (size_t)w)) {
+			conn_close(c);
+			return;
+		}
+	}
+	make_ready(c);
+}
+
+/* grpc -> client. */
+static void pump_down(struct conn *c)
+{
+	struct svc_door *d = c->d;
+
+	for (int i = 0; i < BUDGET; i++) {
+		size_t moved = 0;
+		ssize_t r;
+		enum auth_tls_io io;
+
+		if (c->st != C_RELAY)
+			return;
+		if (c->down_len > 0) {
+			io = client_write(c, c->down + c->down_off, c->down_len, &moved);
+			c->stall_bytes += moved;
+			c->down_off += moved;
+			c->down_len -= moved;
+			if (io == AUTH_TLS_ERROR || io == AUTH_TLS_CLOSED) {
+				conn_close(c);
+				return;
+			}
+			if (c->down_len > 0) {
+				c->down_want = io == AUTH_TLS_OK ? UV_WRITABLE : want_of(io);
+				return;
+			}
+			drop(&c->down, &c->down_off, &c->down_len);
+		}
+		r = recv(c->pfd, d->scratch, sizeof(d->scratch), 0);
+		if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+			return;
+		if (r <= 0) {
+			/* grpc closed the connection (GOAWAY sent, idle, shutdown). */
+			conn_close(c);
+			return;
+		}
+		svc_h2guard_server(c->guard, d->scratch, (size_t)r);
+		io = client_write(c, d->scratch, (size_t)r, &moved);
+		if (io == AUTH_TLS_ERROR || io == AUTH_TLS_CLOSED) {
+			conn_close(c);
+			return;
+		}
+		if (moved < (size_t)r) {
+			if (!keep(&c->down, &c->down_off, &c->down_len, d->scratch + moved,
+			          (size_t)r - moved)) {
+				conn_close(c);
+				return;
+			}
+			c->down_want = io == AUTH_TLS_OK ? UV_WRITABLE : want_of(io);
+			c->since_ms = now_ms();
+			c->stall_bytes = 0;
+			return;
+		}
+	}
+	make_ready(c);
+}
+
+static void relay(struct conn *c)
+{
+	pump_up(c);
+	pump_down(c);
+	/* Writing to grpc may have made room for the client's next bytes, and the reverse. */
+	if (c->st == C_RELAY && c->up_len == 0)
+		pump_up(c);
+	conn_watch(c);
+}
+
+/* The handshake is done: a socketpair to grpc, then relay. */
+static void start_relay(struct conn *c)
+{
+	struct svc_door *d = c->d;
+	int sv[2];
+
+	hs_remove(c);
+	if (!c->l->open || (atomic_load(&d->cmd) & CMD_STOP)) {
+		conn_close(c); /* shutting down: this server takes no new connection */
+		return;
+	}
+	c->guard = svc_h2guard_new(&d->glim);
+	if (c->guard == NULL ||
+	    socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv) != 0) {
+		svc_log_event("error", "front door: cannot relay a connection: %s",
+		              strerror(errno));
+		conn_close(c);
+		return;
+	}
+	c->pfd = sv[0];
+	uv_poll_init(&d->loop, &c->ppoll, c->pfd);
+	c->ppoll.data = c;
+	c->ppoll_init = true;
+	c->st = C_RELAY;
+	c->up_want = UV_READABLE;
+	c->down_want = UV_WRITABLE;
+	peer_set(d, sv[1], c->tls != NULL ? auth_tls_conn_principal(c->tls) : "", c->addr);
+	/* grpc owns sv[1] from here, and closes it when the connection ends. */
+	grpc_server_add_channel_from_fd(c->l->server, sv[1], d->insecure);
+	relay(c);
+}
+
+static void handshake(struct conn *c)
+{
+	enum auth_tls_fail why = AUTH_TLS_FAIL_NONE;
+	enum auth_tls_io r;
+
+	if (c->tls == NULL) {
+		/* Plaintext: the first byte ends the "handshake". */
+		start_relay(c);
+		return;
+	}
+	r = auth_tls_handshake(c->tls, &why);
+	switch (r) {
+	case AUTH_TLS_OK:
+		start_relay(c);
+		return;
+	case AUTH_TLS_WANT_READ:
+	case AUTH_TLS_WANT_WRITE:
+		c->up_want = want_of(r);
+		conn_watch(c);
+		return;
+	case AUTH_TLS_CLOSED:
+	case AUTH_TLS_ERROR:
+		handshake_failed(c, auth_tls_fail_name(why));
+		conn_close(c);
+		return;
+	}
+}
+
+static void on_conn_event(uv_poll_t *h, int status, int events)
+{
+	struct conn *c = h->data;
+
+	(void)events;
+	if (status < 0) {
+		if (c->st == C_HANDSHAKE)
+			handshake_failed(c, "closed");
+		conn_close(c);
+		return;
+	}
+	if (c->st == C_HANDSHAKE)
+		handshake(c);
+	else if (c->st == C_RELAY)
+		relay(c);
+}
+
+static void on_pair_event(uv_poll_t *h, int status, int events)
+{
+	struct conn *c = h->data;
+
+	(void)events;
+	if (status < 0) {
+		conn_close(c);
+		return;
+	}
+	if (c->st == C_RELAY)
+		relay(c);
+}
+
+/* Connections with more to move than one wake-up's budget. */
+static void on_idle(uv_idle_t *h)
+{
+	struct svc_door *d = h->data;
+	struct conn *list = d->ready;
+
+	d->ready = NULL;
+	uv_idle_stop(h);
+	while (list != NULL) {
+		struct conn *c = list;
+		list = c->ready_next;
+		c->on_ready = false;
+		if (c->dead)
+			conn_free(c);
+		else if (c->st == C_RELAY)
+			relay(c);
+	}
+}
+
+/* --- accepting -------------------------------------------------------------------------- */
+
+static void format_addr(const struct sockaddr_storage *ss, char *out, size_t size)
+{
+	char host[INET6_ADDRSTRLEN] = "?";
+
+	if (ss->ss_family == AF_INET) {
+		const struct sockaddr_in *a = (const struct sockaddr_in *)ss;
+		inet_ntop(AF_INET, &a->sin_addr, host, sizeof(host));
+		snprintf(out, size, "ipv4:%s:%u", host, ntohs(a->sin_port));
+	} else if (ss->ss_family == AF_INET6) {
+		const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)ss;
+		inet_ntop(AF_INET6, &a->sin6_addr, host, sizeof(host));
+		snprintf(out, size, "ipv6:[%s]:%u", host, ntohs(a->sin6_port));
+	} else {
+		snprintf(out, size, "unix:");
+	}
+}
+
+static void on_listener_event(uv_poll_t *h, int status, int events);
+
+static void on_backoff(uv_timer_t *t)
+{
+	struct listener *l = t->data;
+	if (l->open)
+		uv_poll_start(&l->poll, UV_READABLE, on_listener_event);
+}
+
+/* Out of descriptors: the kernel keeps the pending connection, and the listener would wake us
+ * at once, for ever (grpc's acceptor gives up here for good, grpc/grpc#20418). Take it with the
+ * descriptor kept in reserve and close it, so the client learns at once, then pause the
+ * listener a moment: descriptors come back as connections end. */
+static void out_of_descriptors(struct listener *l)
+{
+	struct svc_door *d = l->d;
+	int fd;
+
+	if (d->reserve_fd >= 0) {
+		close(d->reserve_fd);
+		d->reserve_fd = -1;
+	}
+	fd = accept4(l->fd, NULL, NULL, SOCK_CLOEXEC);
+	if (fd >= 0)
+		close(fd);
+	d->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	svc_metrics_connection_refused(d->metrics, "fd_limit");
+	uv_poll_stop(&l->poll);
+	uv_timer_start(&l->backoff, on_backoff, ACCEPT_BACKOFF_MS, 0);
+}
+
+static void accept_one(struct listener *l, int fd, const struct sockaddr_storage *ss)
+{
+	struct svc_door *d = l->d;
+	struct conn *c;
+	int one = 1;
+
+	if (d->n_conns >= d->max_conns) {
+		close(fd);
+		svc_metrics_connection_refused(d->metrics, "limit");
+		return;
+	}
+	/* Handshakes in progress are bounded: a flood of connections that never finish theirs
+	 * pushes out the oldest of them, not the clients that complete in milliseconds. */
+	if (d->n_handshakes >= d->max_handshakes && d->hs_head != NULL) {
+		handshake_failed(d->hs_head, "evicted");
+		conn_close(d->hs_head);
+	}
+	c = calloc(1, sizeof(*c));
+	if (c != NULL && l->tls) {
+		struct auth_tls *t = svc_door_tls(d);
+		c->tls = t != NULL ? auth_tls_conn_new(t, fd) : NULL;
+		auth_tls_unref(t);
+		if (c->tls == NULL) {
+			free(c);
+			c = NULL;
+		}
+	}
+	if (c == NULL) {
+		close(fd);
+		svc_metrics_connection_refused(d->metrics, "limit");
+		return;
+	}
+	if (ss->ss_family != AF_UNIX)
+		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	c->d = d;
+	c->l = l;
+	c->fd = fd;
+	c->pfd = -1;
+	c->st = C_HANDSHAKE;
+	c->since_ms = now_ms();
+	c->up_want = UV_READABLE;
+	format_addr(ss, c->addr, sizeof(c->addr));
+	uv_poll_init(&d->loop, &c->poll, fd);
+	c->poll.data = c;
+	c->next = d->all;
+	if (d->all != NULL)
+		d->all->prev = c;
+	d->all = c;
+	d->n_conns++;
+	svc_metrics_connections_open(d->metrics, 1);
+	c->hs_prev = d->hs_tail;
+	if (d->hs_tail != NULL)
+		d->hs_tail->hs_next = c;
+	else
+		d->hs_head = c;
+	d->hs_tail = c;
+	d->n_handshakes++;
+	/* TLS: the ClientHello is usually here already. */
+	if (c->tls != NULL)
+		handshake(c);
+	else
+		conn_watch(c);
+}
+
+static void on_listener_event(uv_poll_t *h, int status, int events)
+{
+	struct listener *l = h->data;
+
+	(void)events;
+	if (status < 0)
+		return;
+	for (int i = 0; i < 64; i++) {
+		struct sockaddr_storage ss;
+		socklen_t len = sizeof(ss);
+		int fd = accept4(l->fd, (struct sockaddr *)&ss, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
+		if (fd < 0) {
+			if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS ||
+			    errno == ENOMEM)
+				out_of_descriptors(l);
+			/* EAGAIN: done; ECONNABORTED, EINTR, EPROTO...: the next one */
+			if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EMFILE ||
+			    errno == ENFILE || errno == ENOBUFS || errno == ENOMEM)
+				return;
+			continue;
+		}
+		accept_one(l, fd, &ss);
+	}
+}
+
+/* --- sweep: handshake timeouts, slow readers --------------------------------------------- */
+
+static void on_sweep(uv_timer_t *t)
+{
+	struct svc_door *d = t->data;
+	uint64_t now = now_ms();
+
+	while (d->hs_head != NULL &&
+	       now - d->hs_head->since_ms >= (uint64_t)d->lim.handshake_timeout_ms) {
+		handshake_failed(d->hs_head, "timeout");
+		conn_close(d->hs_head);
+	}
+	/* A client that does not take what it asked for (a zero window at the TCP level, or a
+	 * trickle) holds grpc's buffers for its streams: after SLOW_READER_MS with less than
+	 * SLOW_READER_BYTES taken, it is closed. Checked every 4th sweep (a second). */
+	if (++d->sweeps % 4 != 0)
+		return;
+	for (struct conn *c = d->all, *next; c != NULL; c = next) {
+		next = c->next;
+		if (c->st != C_RELAY || c->down_len == 0)
+			continue;
+		if (now - c->since_ms >= SLOW_READER_MS) {
+			if (c->stall_bytes < SLOW_READER_BYTES) {
+				svc_metrics_connection_abuse(d->metrics, "slow_reader");
+				log_abuse(c, "slow_reader");
+				conn_close(c);
+				continue;
+			}
+			c->since_ms = now;
+			c->stall_bytes = 0;
+		}
+	}
+}
+
+/* --- the loop's thread ------------------------------------------------------------------ */
+
+/* Closes the listeners handing to `server` (NULL: all). */
+static void close_listeners(struct svc_door *d, grpc_server *server)
+{
+	for (int i = 0; i < d->n_lst; i++) {
+		struct listener *l = &d->lst[i];
+		if (!l->open || (server != NULL && l->server != server))
+			continue;
+		l->open = false;
+		uv_timer_stop(&l->backoff);
+		uv_close((uv_handle_t *)&l->poll, NULL);
+		uv_close((uv_handle_t *)&l->backoff, NULL);
+		close(l->fd);
+	}
+}
+
+static void on_wake(uv_async_t *h)
+{
+	struct svc_door *d = h->data;
+	int cmd = atomic_load(&d->cmd);
+
+	if ((cmd & CMD_CLOSE_LISTENERS) && !d->listeners_closed) {
+		close_listeners(d, d->close_for);
+		pthread_mutex_lock(&d->cmd_mu);
+		d->listeners_closed = true;
+		pthread_cond_broadcast(&d->cmd_cv);
+		pthread_mutex_unlock(&d->cmd_mu);
+	}
+	if (cmd & CMD_STOP) {
+		close_listeners(d, NULL);
+		while (d->all != NULL)
+			conn_close(d->all);
+		uv_close((uv_handle_t *)&d->wake, NULL);
+		uv_close((uv_handle_t *)&d->sweep, NULL);
+		uv_close((uv_handle_t *)&d->idle, NULL);
+	}
+}
+
+static void *door_main(void *arg)
+{
+	struct svc_door *d = arg;
+	uv_run(&d->loop, UV_RUN_DEFAULT);
+	return NULL;
+}
+
+/* --- lifecycle -------------------------------------------------------------------------- */
+
+struct svc_door *svc_door_new(const struct svc_door_limits *lim, struct auth_tls *tls,
+                              struct svc_metrics *metrics)
+{
+	struct svc_door *d = calloc(1, sizeof(*d));
+	struct rlimit rl;
+	long room;
+
+	if (d == NULL)
+		return NULL;
+	d->lim = *lim;
+	d->metrics = metrics;
+	d->tls = auth_tls_ref(tls);
+	d->reserve_fd = -1;
+	pthread_mutex_init(&d->tls_mu, NULL);
+	pthread_mutex_init(&d->cmd_mu, NULL);
+	pthread_cond_init(&d->cmd_cv, NULL);
+	pthread_rwlock_init(&d->peers_mu, NULL);
+	atomic_init(&d->cmd, 0);
+	svc_h2guard_limits_default(&d->glim, lim->max_metadata_bytes);
+	/* A connection costs three descriptors (the client's and both ends of its socketpair):
+	 * the limit is raised to the hard limit, and the connection cap kept below it so
+	 * running out of descriptors stays the exception the accept loop survives. */
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		(void)setrlimit(RLIMIT_NOFILE, &rl); /* harmless if refused: the cap follows */
+		(void)getrlimit(RLIMIT_NOFILE, &rl);
+	}
+	room = rl.rlim_cur == RLIM_INFINITY ? 3L * 1000000 : (long)rl.rlim_cur;
+	room = (room - FD_RESERVE) / 3;
+	d->max_conns = lim->max_connections;
+	if (room < d->max_conns) {
+		d->max_conns = room < 1 ? 1 : (int)room;
+		svc_log_event("warn",
+		              "--max-connections %d lowered to %d: the descriptor limit is %ld "
+		              "(each connection needs three)",
+		              lim->max_connections, d->max_conns, (long)rl.rlim_cur);
+	}
+	d->max_handshakes = d->max_conns / 4 > 64 ? d->max_conns / 4 : 64;
+	if (uv_loop_init(&d->loop) != 0) {
+		auth_tls_unref(d->tls);
+		free(d);
+		return NULL;
+	}
+	d->insecure = grpc_insecure_server_credentials_create();
+	uv_async_init(&d->loop, &d->wake, on_wake);
+	d->wake.data = d;
+	uv_timer_init(&d->loop, &d->sweep);
+	d->sweep.data = d;
+	uv_idle_init(&d->loop, &d->idle);
+	d->idle.data = d;
+	d->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	return d;
+}
+
+/* Splits "host:port" / "[v6]:port". false on a bad address. */
+static bool split_addr(const char *addr, char *host, size_t hsize, char *port, size_t psize)
+{
+	const char *colon = strrchr(addr, ':');
+	size_t hl;
+
+	if (colon == NULL)
+		return false;
+	hl = (size_t)(colon - addr);
+	if (addr[0] == '[' && hl >= 2 && addr[hl - 1] == ']') {
+		addr++;
+		hl -= 2;
+	}
+	if (hl >= hsize || strlen(colon + 1) >= psize)
+		return false;
+	memcpy(host, addr, hl);
+	host[hl] = '\0';
+	snprintf(port, psize, "%s", colon + 1);
+	return true;
+}
+
+static int add_listener(struct svc_door *d, int fd, bool tls, grpc_server *server)
+{
+	struct listener *l;
+
+	if (d->n_lst >= MAX_LISTENERS) {
+		close(fd);
+		return -1;
+	}
+	l = &d->lst[d->n_lst++];
+	l->d = d;
+	l->fd = fd;
+	l->tls = tls;
+	l->server = server;
+	l->open = true;
+	uv_poll_init(&d->loop, &l->poll, fd);
+	l->poll.data = l;
+	uv_timer_init(&d->loop, &l->backoff);
+	l->backoff.data = l;
+	return 0;
+}
+
+int svc_door_listen(struct svc_door *d, const char *addr, bool tls, grpc_server *server)
+{
+	char host[256], port[16];
+	struct addrinfo hints, *res = NULL;
+	int bound_port = -1, one = 1, rc;
+
+	if (strncmp(addr, "unix:", 5) == 0) {
+		struct sockaddr_un sun;
+		int fd;
+		memset(&sun, 0, sizeof(sun));
+		sun.sun_family = AF_UNIX;
+		if (strlen(addr + 5) >= sizeof(sun.sun_path)) {
+			svc_log_event("error", "cannot listen on %s: path too long", addr);
+			return -1;
+		}
+		snprintf(sun.sun_path, sizeof(sun.sun_path), "%s", addr + 5);
+		unlink(sun.sun_path); /* a stale socket file from an earlier run */
+		fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+		if (fd < 0 || bind(fd, (struct sockaddr *)&sun, sizeof(sun)) != 0 ||
+		    listen(fd, 4096) != 0) {
+			svc_log_event("error", "cannot listen on %s: %s", addr, strerror(errno));
+			if (fd >= 0)
+				close(fd);
+			return -1;
+		}
+		return add_listener(d, fd, tls, server) == 0 ? 0 : -1;
+	}
+	if (!split_addr(addr, host, sizeof(host), port, sizeof(port))) {
+		svc_log_event("error", "cannot listen on %s: not host:port", addr);
+		return -1;
+	}
+	memset(&hints, 0, sizeof(hints));
+	hints.ai_family = AF_UNSPEC;
+	hints.ai_socktype = SOCK_STREAM;
+	hints.ai_flags = AI_PASSIVE;
+	rc = getaddrinfo(host[0] != '\0' ? host : NULL, port, &hints, &res);
+	if (rc != 0) {
+		svc_log_event("error", "cannot listen on %s: %s", addr, gai_strerror(rc));
+		return -1;
+	}
+	/* Every address the name has (localhost: 127.0.0.1 and ::1), on one port: the first
+	 * bound decides it when the port is 0. */
+	for (struct addrinfo *ai = res; ai != NULL; ai = ai->ai_next) {
+		int fd = socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+		struct sockaddr_storage ss;
+		socklen_t sl = sizeof(ss);
+
+		if (fd < 0)
+			continue;
+		setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+		if (ai->ai_family == AF_INET6)
+			setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
+		memcpy(&ss, ai->ai_addr, ai->ai_addrlen);
+		if (bound_port > 0) {
+			if (ss.ss_family == AF_INET)
+				((struct sockaddr_in *)&ss)->sin_port = htons((uint16_t)bound_port);
+			else if (ss.ss_family == AF_INET6)
+				((struct sockaddr_in6 *)&ss)->sin6_port =
+				    htons((uint16_t)bound_port);
+		}
+		if (bind(fd, (struct sockaddr *)&ss, ai->ai_addrlen) != 0 ||
+		    listen(fd, 4096) != 0) {
+			int e = errno;
+			close(fd);
+			if (bound_port < 0 && ai->ai_next == NULL) {
+				svc_log_event("error", "cannot listen on %s: %s", addr,
+				              strerror(e));
+				freeaddrinfo(res);
+				return -1;
+			}
+			continue;
+		}
+		if (getsockname(fd, (struct sockaddr *)&ss, &sl) == 0)
+			bound_port = ss.ss_family == AF_INET
+			                 ? ntohs(((struct sockaddr_in *)&ss)->sin_port)
+			                 : ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
+		if (add_listener(d, fd, tls, server) != 0)
+			break;
+	}
+	freeaddrinfo(res);
+	if (bound_port < 0)
+		svc_log_event("error", "cannot listen on %s", addr);
+	return bound_port;
+}
+
+int svc_door_start(struct svc_door *d)
+{
+	for (int i = 0; i < d->n_lst; i++)
+		uv_poll_start(&d->lst[i].poll, UV_READABLE, on_listener_event);
+	uv_timer_start(&d->sweep, on_sweep, SWEEP_MS, SWEEP_MS);
+	if (pthread_create(&d->thread, NULL, door_main, d) != 0) {
+		svc_log_event("error", "cannot start the front door's thread");
+		return -1;
+	}
+	d->started = true;
+	return 0;
+}
+
+void svc_door_set_tls(struct svc_door *d, struct auth_tls *tls)
+{
+	struct auth_tls *old;
+
+	pthread_mutex_lock(&d->tls_mu);
+	old = d->tls;
+	d->tls = auth_tls_ref(tls);
+	pthread_mutex_unlock(&d->tls_mu);
+	auth_tls_unref(old);
+}
+
+struct auth_tls *svc_door_tls(struct svc_door *d)
+{
+	struct auth_tls *t;
+
+	pthread_mutex_lock(&d->tls_mu);
+	t = auth_tls_ref(d->tls);
+	pthread_mutex_unlock(&d->tls_mu);
+	return t;
+}
+
+void svc_door_close_listeners(struct svc_door *d, grpc_server *server)
+{
+	if (d == NULL || !d->started)
+		return;
+	pthread_mutex_lock(&d->cmd_mu);
+	d->close_for = server;
+	d->listeners_closed = false;
+	pthread_mutex_unlock(&d->cmd_mu);
+	atomic_fetch_and(&d->cmd, ~CMD_CLOSE_LISTENERS);
+	atomic_fetch_or(&d->cmd, CMD_CLOSE_LISTENERS);
+	uv_async_send(&d->wake);
+	pthread_mutex_lock(&d->cmd_mu);
+	while (!d->listeners_closed)
+		pthread_cond_wait(&d->cmd_cv, &d->cmd_mu);
+	pthread_mutex_unlock(&d->cmd_mu);
+}
+
+void svc_door_free(struct svc_door *d)
+{
+	if (d == NULL)
+		return;
+	if (d->started) {
+		atomic_fetch_or(&d->cmd, CMD_STOP);
+		uv_async_send(&d->wake);
+		pthread_join(d->thread, NULL);
+	} else {
+		close_listeners(d, NULL);
+		uv_close((uv_handle_t *)&d->wake, NULL);
+		uv_close((uv_handle_t *)&d->sweep, NULL);
+		uv_close((uv_handle_t *)&d->idle, NULL);
+		uv_run(&d->loop, UV_RUN_DEFAULT);
+	}
+	(void)uv_loop_close(&d->loop);
+	if (d->reserve_fd >= 0)
+		close(d->reserve_fd);
+	if (d->insecure != NULL)
+		grpc_server_credentials_release(d->insecure);
+	for (size_t p = 0; p < d->n_pages; p++) {
+		for (size_t s = 0; d->pages[p] != NULL && s < PEER_PAGE; s++)
+			free(d->pages[p][s].principal);
+		free(d->pages[p]);
+	}
+	free(d->pages);
+	auth_tls_unref(d->tls);
+	pthread_rwlock_destroy(&d->peers_mu);
+	pthread_mutex_destroy(&d->tls_mu);
+	pthread_mutex_destroy(&d->cmd_mu);
+	pthread_cond_destroy(&d->cmd_cv);
+	free(d);
+}

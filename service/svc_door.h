@@ -1,0 +1,65 @@
+/* The front door (svc_door.c): maturityd's own listening sockets, on one thread running a
+ * libuv loop. It accepts connections (and keeps accepting when descriptors run out), bounds
+ * them (--max-connections, handshakes in progress, --handshake-timeout), terminates TLS and
+ * verifies client certificates through auth/ (CRLs included), then relays each connection's
+ * plaintext to grpc over a socketpair (grpc_server_add_channel_from_fd), reading every HTTP/2
+ * frame on the way through the frame guard (svc_h2guard.c), which closes abusers with
+ * GOAWAY(ENHANCE_YOUR_CALM). grpc never sees a byte the guard has not read, and the identity
+ * of a connection travels beside it (svc_door_peer), never in a header. Why and how:
+ * docs/security.md, docs/architecture.md. */
+#ifndef SVC_DOOR_H
+#define SVC_DOOR_H
+
+#include <grpc/grpc.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct auth_tls;
+struct svc_metrics;
+struct svc_door;
+
+struct svc_door_limits {
+	int max_connections;      /* all listeners; lowered to fit the descriptor limit */
+	int handshake_timeout_ms; /* TLS handshake, or a plaintext client's first byte */
+	uint32_t max_metadata_bytes;
+};
+
+/* A door (not yet listening). `tls` is the server's TLS material (a reference is taken; NULL
+ * only if every listener is plaintext); `metrics` borrowed for the door's life. Raises the
+ * descriptor limit to its hard limit. NULL on failure (logged). */
+struct svc_door *svc_door_new(const struct svc_door_limits *lim, struct auth_tls *tls,
+                              struct svc_metrics *metrics);
+
+/* Listens on addr ("host:port", "[v6]:port", "unix:path"; port 0 picks one) and hands each
+ * connection to `server` once its TLS handshake (when `tls`) is done. Before svc_door_start.
+ * Returns the bound port (0 for unix sockets), or -1 with a log line. */
+int svc_door_listen(struct svc_door *d, const char *addr, bool tls, grpc_server *server);
+
+/* Starts the door's thread. The grpc servers given to svc_door_listen must be started. 0 or -1
+ * (logged). */
+int svc_door_start(struct svc_door *d);
+
+/* New handshakes use `tls` from now on (a reference is taken); connections already open keep
+ * the material they started with. Any thread. */
+void svc_door_set_tls(struct svc_door *d, struct auth_tls *tls);
+/* The current TLS material with a reference the caller releases (auth_tls_unref); NULL if
+ * none. Any thread. */
+struct auth_tls *svc_door_tls(struct svc_door *d);
+
+/* Shutdown, first step: the listeners that hand connections to `server` close (new connections
+ * are refused by the kernel); open connections keep being relayed so calls in flight finish.
+ * Waits until done. Any thread but the door's. d NULL allowed. */
+void svc_door_close_listeners(struct svc_door *d, grpc_server *server);
+
+/* Closes every connection, stops the thread and frees. After the grpc servers are destroyed.
+ * NULL allowed. */
+void svc_door_free(struct svc_door *d);
+
+/* The verified principal and the client's address of the connection a call came in on, from
+ * grpc_call_get_peer's string ("fd:N" for the door's connections). false when `peer` is not a
+ * door connection. principal gets "" for a plaintext listener. Any thread. */
+bool svc_door_peer(struct svc_door *d, const char *peer, char *principal, size_t principal_size,
+                   char *addr, size_t addr_size);
+
+#endif

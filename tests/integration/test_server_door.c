@@ -1,0 +1,389 @@
+/* The front door over the real server: connection bounds (--max-connections, handshakes in
+ * progress, --handshake-timeout), running out of descriptors without the listener stopping,
+ * revoked certificates (--tls-crl, re-read on SIGHUP) and x-forwarded-client-cert from a
+ * --trusted-proxy. The HTTP/2 frame guard's attacks are in tests/abuse. */
+#include "itest.h"
+
+// clang-format off
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <cmocka.h>
+// clang-format on
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "mlops/maturity/v1/access.pb-c.h"
+
+#define WHOAMI "/mlops.maturity.v1.AccessService/WhoAmI"
+
+static double now_s(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* A TCP connection to the server that never speaks. */
+static int bare_connect(int port)
+{
+	struct sockaddr_in a = {0};
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+	a.sin_family = AF_INET;
+	a.sin_port = htons((uint16_t)port);
+	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	if (fd >= 0 && connect(fd, (struct sockaddr *)&a, sizeof(a)) != 0) {
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+/* Whether the server closed fd within ms (a read returns 0 or an error). */
+static bool closed_within(int fd, int ms)
+{
+	struct timeval tv = {.tv_sec = ms / 1000, .tv_usec = (ms % 1000) * 1000};
+	char b;
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	ssize_t r = recv(fd, &b, 1, 0);
+	return r == 0 || (r < 0 && errno != EAGAIN && errno != EWOULDBLOCK);
+}
+
+/* WhoAmI with a fresh client (a new connection) for `who`; its principal into out on OK. */
+static grpc_status_code whoami(const struct tserver *s, const char *who, const char *xfcc,
+                               char *out, size_t n, int timeout_ms)
+{
+	Mlops__Maturity__V1__WhoAmIRequest req = MLOPS__MATURITY__V1__WHO_AM_IREQUEST__INIT;
+	Mlops__Maturity__V1__WhoAmIResponse *resp = NULL;
+	struct tclient *c = tserver_client(s, who);
+	struct tresult r;
+	grpc_status_code st;
+
+	assert_non_null(c);
+	if (xfcc != NULL)
+		tclient_add_metadata(c, "x-forwarded-client-cert", xfcc, strlen(xfcc));
+	st = tclient_call(c, WHOAMI, &req.base, &mlops__maturity__v1__who_am_iresponse__descriptor,
+	                  (ProtobufCMessage **)&resp, timeout_ms, &r);
+	if (out != NULL)
+		snprintf(out, n, "%s", st == GRPC_STATUS_OK ? resp->principal : r.message);
+	if (resp != NULL)
+		protobuf_c_message_free_unpacked(&resp->base, NULL);
+	tresult_cleanup(&r);
+	tclient_free(c);
+	return st;
+}
+
+/* The value of a metric line (exact name with labels), or -1. */
+static long long metric(int mport, const char *name)
+{
+	char *text = itest_http_get(mport, "/metrics");
+	char key[256];
+	const char *p;
+	long long v = -1;
+
+	if (text == NULL)
+		return -1;
+	snprintf(key, sizeof(key), "\n%s ", name);
+	p = strstr(text, key);
+	if (p != NULL)
+		v = strtoll(p + strlen(key), NULL, 10);
+	free(text);
+	return v;
+}
+
+static void start(struct tserver *s, char *url, size_t n, const char *const *args)
+{
+	assert_int_equal(tenv_db_create(url, n), 0);
+	assert_int_equal(tserver_start(s, url, args), 0);
+}
+
+/* --- bounds ----------------------------------------------------------------------------- */
+
+static void test_cap_and_handshake_timeout(void **state)
+{
+	struct tserver s;
+	char url[1024], m_arg[64], principal[600];
+	int mport = itest_free_port(), fds[24], refused = 0;
+	double t0;
+
+	(void)state;
+	if (!tenv_available())
+		skip();
+	snprintf(m_arg, sizeof(m_arg), "--metrics-listen=127.0.0.1:%d", mport);
+	const char *const args[] = {"--max-connections=16", "--handshake-timeout=1", m_arg, NULL};
+	start(&s, url, sizeof(url), args);
+
+	/* 24 connections that never speak against a cap of 16: the extra ones are closed at
+	 * once, and while the cap is full a real client cannot get in. (The start-up check's
+	 * connection is given a moment to go first.) */
+	usleep(300 * 1000);
+	t0 = now_s();
+	for (int i = 0; i < 24; i++) {
+		fds[i] = bare_connect(s.port);
+		assert_true(fds[i] >= 0);
+	}
+	for (int i = 16; i < 24; i++)
+		refused += closed_within(fds[i], 300);
+	assert_int_equal(refused, 8);
+	assert_true(now_s() - t0 < 0.9);
+	assert_int_not_equal(whoami(&s, "admin", NULL, NULL, 0, 500), GRPC_STATUS_OK);
+	/* --handshake-timeout=1: all closed within about a second (the sweep runs every 250 ms),
+	 * after which a client gets in at once. */
+	for (int i = 0; i < 16; i++)
+		assert_true(closed_within(fds[i], 2500));
+	t0 = now_s();
+	assert_int_equal(whoami(&s, "admin", NULL, principal, sizeof(principal), 5000),
+	                 GRPC_STATUS_OK);
+	assert_true(now_s() - t0 < 1.0);
+	assert_string_equal(principal, "spiffe://maturityd.dev/admin");
+	for (int i = 0; i < 24; i++)
+		close(fds[i]);
+	assert_true(metric(mport, "maturityd_handshakes_failed_total{reason=\"timeout\"}") >= 10);
+	assert_true(metric(mport, "maturityd_connections_refused_total{reason=\"limit\"}") >= 6);
+	assert_int_equal(tserver_stop(&s), 0);
+}
+
+/* A flood of connections that never finish a handshake pushes out the oldest of them, not
+ * the client that finishes its handshake in milliseconds. */
+static void test_handshake_flood_evicts_oldest(void **state)
+{
+	struct tserver s;
+	char url[1024], m_arg[64];
+	enum { N = 300 };
+	int mport = itest_free_port(), fds[N];
+	double t0;
+
+	(void)state;
+	if (!tenv_available())
+		skip();
+	snprintf(m_arg, sizeof(m_arg), "--metrics-listen=127.0.0.1:%d", mport);
+	/* 400 connections: at most 100 handshakes in progress. */
+	const char *const args[] = {"--max-connections=400", m_arg, NULL};
+	start(&s, url, sizeof(url), args);
+	for (int i = 0; i < N; i++)
+		fds[i] = bare_connect(s.port);
+	usleep(300 * 1000);
+	t0 = now_s();
+	assert_int_equal(whoami(&s, "admin", NULL, NULL, 0, 5000), GRPC_STATUS_OK);
+	assert_true(now_s() - t0 < 1.0);
+	assert_true(metric(mport, "maturityd_handshakes_failed_total{reason=\"evicted\"}") >= 150);
+	for (int i = 0; i < N; i++)
+		if (fds[i] >= 0)
+			close(fds[i]);
+	assert_int_equal(tserver_stop(&s), 0);
+}
+
+/* Out of descriptors, grpc's own acceptor stopped for good; ours takes and closes the pending
+ * connection with its reserve descriptor, and accepts again as soon as descriptors free up. */
+static void test_out_of_descriptors(void **state)
+{
+	struct tserver s;
+	char url[1024], m_arg[64], cmd[128];
+	enum { N = 400 };
+	int mport = itest_free_port(), fds[N];
+	struct tclient *held;
+	double t0;
+
+	(void)state;
+	if (!tenv_available())
+		skip();
+	snprintf(m_arg, sizeof(m_arg), "--metrics-listen=127.0.0.1:%d", mport);
+	const char *const args[] = {m_arg, NULL};
+	start(&s, url, sizeof(url), args);
+	/* A client connected before the flood keeps working during it. */
+	held = tserver_client(&s, "admin");
+	{
+		Mlops__Maturity__V1__WhoAmIRequest req = MLOPS__MATURITY__V1__WHO_AM_IREQUEST__INIT;
+		struct tresult r;
+		assert_int_equal(tclient_call(held, WHOAMI, &req.base, NULL, NULL, 5000, &r),
+		                 GRPC_STATUS_OK);
+		tresult_cleanup(&r);
+	}
+	snprintf(cmd, sizeof(cmd), "prlimit --pid %d --nofile=256:256", (int)s.pid);
+	assert_int_equal(system(cmd), 0);
+	for (int i = 0; i < N; i++)
+		fds[i] = bare_connect(s.port);
+	usleep(500 * 1000);
+	{
+		Mlops__Maturity__V1__WhoAmIRequest req = MLOPS__MATURITY__V1__WHO_AM_IREQUEST__INIT;
+		struct tresult r;
+		assert_int_equal(tclient_call(held, WHOAMI, &req.base, NULL, NULL, 5000, &r),
+		                 GRPC_STATUS_OK);
+		tresult_cleanup(&r);
+	}
+	assert_true(metric(mport, "maturityd_connections_refused_total{reason=\"fd_limit\"}") >= 1);
+	for (int i = 0; i < N; i++)
+		if (fds[i] >= 0)
+			close(fds[i]);
+	/* New connections within a second of the flood ending. */
+	t0 = now_s();
+	assert_int_equal(whoami(&s, "admin", NULL, NULL, 0, 5000), GRPC_STATUS_OK);
+	assert_true(now_s() - t0 < 1.0);
+	tclient_free(held);
+	assert_int_equal(tserver_stop(&s), 0);
+}
+
+/* --- revocation ------------------------------------------------------------------------- */
+
+static void copy_file(const char *from, const char *to)
+{
+	char cmd[4096];
+	snprintf(cmd, sizeof(cmd), "cp '%.500s' '%.500s.tmp' && mv '%.500s.tmp' '%.500s'", from, to,
+	         to, to);
+	assert_int_equal(system(cmd), 0);
+}
+
+static void test_crl_and_sighup(void **state)
+{
+	struct tserver s;
+	char url[1024], m_arg[64], crl_arg[600], crl[512], pki[512];
+	int mport = itest_free_port();
+
+	(void)state;
+	if (!tenv_available())
+		skip();
+	snprintf(crl, sizeof(crl), "/tmp/maturity-door-crl-%d.pem", (int)getpid());
+	snprintf(pki, sizeof(pki), "%s/crl-empty.pem", getenv("MATURITY_TEST_PKI"));
+	copy_file(pki, crl);
+	snprintf(crl_arg, sizeof(crl_arg), "--tls-crl=%s", crl);
+	snprintf(m_arg, sizeof(m_arg), "--metrics-listen=127.0.0.1:%d", mport);
+	const char *const args[] = {crl_arg, m_arg, NULL};
+	start(&s, url, sizeof(url), args);
+
+	/* Not revoked yet. */
+	assert_int_equal(whoami(&s, "revoked", NULL, NULL, 0, 5000), GRPC_STATUS_OK);
+	/* The CA revokes it; SIGHUP re-reads the CRL: refused at the handshake from now on. */
+	snprintf(pki, sizeof(pki), "%s/crl.pem", getenv("MATURITY_TEST_PKI"));
+	copy_file(pki, crl);
+	assert_int_equal(kill(s.pid, SIGHUP), 0);
+	usleep(300 * 1000);
+	assert_int_equal(whoami(&s, "revoked", NULL, NULL, 0, 3000), GRPC_STATUS_UNAVAILABLE);
+	assert_int_equal(whoami(&s, "admin", NULL, NULL, 0, 5000), GRPC_STATUS_OK);
+	assert_true(metric(mport, "maturityd_handshakes_failed_total{reason=\"revoked\"}") >= 1);
+	assert_int_equal(tserver_stop(&s), 0);
+	unlink(crl);
+}
+
+/* --- behind a proxy --------------------------------------------------------------------- */
+
+/* Envoy's form of a certificate file: Cert="<percent-encoded PEM>". Caller frees. */
+static char *xfcc_cert(const char *pki_file)
+{
+	char path[600], *pem, *out;
+	FILE *f;
+	long n;
+	size_t k = 0;
+
+	snprintf(path, sizeof(path), "%s/%s", getenv("MATURITY_TEST_PKI"), pki_file);
+	f = fopen(path, "rb");
+	assert_non_null(f);
+	fseek(f, 0, SEEK_END);
+	n = ftell(f);
+	fseek(f, 0, SEEK_SET);
+	pem = calloc(1, (size_t)n + 1);
+	assert_int_equal(fread(pem, 1, (size_t)n, f), (size_t)n);
+	fclose(f);
+	out = malloc((size_t)n * 3 + 16);
+	k = (size_t)sprintf(out, "Cert=\"");
+	for (long i = 0; i < n; i++) {
+		unsigned char ch = (unsigned char)pem[i];
+		if ((ch >= 'A' && ch <= 'Z') || (ch >= 'a' && ch <= 'z') ||
+		    (ch >= '0' && ch <= '9') || ch == '-' || ch == '.' || ch == '_' || ch == '~')
+			out[k++] = (char)ch;
+		else
+			k += (size_t)sprintf(out + k, "%%%02X", ch);
+	}
+	sprintf(out + k, "\"");
+	free(pem);
+	return out;
+}
+
+static void test_forwarded_client_cert(void **state)
+{
+	struct tserver s;
+	char url[1024], crl_arg[600], principal[600], hdr[16384];
+	char *admin, *portal, *expired, *rogue, *revoked;
+
+	(void)state;
+	if (!tenv_available())
+		skip();
+	admin = xfcc_cert("admin.pem");
+	portal = xfcc_cert("portal.pem");
+	expired = xfcc_cert("expired.pem");
+	rogue = xfcc_cert("rogue.pem");
+	revoked = xfcc_cert("revoked.pem");
+	snprintf(crl_arg, sizeof(crl_arg), "--tls-crl=%s/crl.pem", getenv("MATURITY_TEST_PKI"));
+	const char *const args[] = {"--trusted-proxy=spiffe://maturityd.dev/proxy", crl_arg, NULL};
+	start(&s, url, sizeof(url), args);
+
+	/* The proxy itself, without the header. */
+	assert_int_equal(whoami(&s, "proxy", NULL, principal, sizeof(principal), 5000),
+	                 GRPC_STATUS_OK);
+	assert_string_equal(principal, "spiffe://maturityd.dev/proxy");
+	/* The certificate it forwards names the caller. */
+	snprintf(hdr, sizeof(hdr), "By=spiffe://maturityd.dev/server;Hash=ab12;%s;Subject=\"CN=a\"",
+	         admin);
+	assert_int_equal(whoami(&s, "proxy", hdr, principal, sizeof(principal), 5000),
+	                 GRPC_STATUS_OK);
+	assert_string_equal(principal, "spiffe://maturityd.dev/admin");
+	/* Only the last element counts: the one the proxy next to us appended. */
+	snprintf(hdr, sizeof(hdr), "%s,%s", admin, portal);
+	assert_int_equal(whoami(&s, "proxy", hdr, principal, sizeof(principal), 5000),
+	                 GRPC_STATUS_OK);
+	assert_string_equal(principal, "spiffe://maturityd.dev/portal");
+	/* From anyone else the header is an attempt to be someone else. */
+	assert_int_equal(whoami(&s, "portal", admin, principal, sizeof(principal), 5000),
+	                 GRPC_STATUS_PERMISSION_DENIED);
+	assert_non_null(strstr(principal, "--trusted-proxy"));
+	/* What it forwards must verify like a direct client's certificate. */
+	assert_int_equal(whoami(&s, "proxy", expired, NULL, 0, 5000), GRPC_STATUS_UNAUTHENTICATED);
+	assert_int_equal(whoami(&s, "proxy", rogue, NULL, 0, 5000), GRPC_STATUS_UNAUTHENTICATED);
+	assert_int_equal(whoami(&s, "proxy", revoked, NULL, 0, 5000), GRPC_STATUS_UNAUTHENTICATED);
+	assert_int_equal(whoami(&s, "proxy", "Cert=\"garbage\"", NULL, 0, 5000),
+	                 GRPC_STATUS_UNAUTHENTICATED);
+	assert_int_equal(whoami(&s, "proxy", "By=x;Hash=y", NULL, 0, 5000),
+	                 GRPC_STATUS_UNAUTHENTICATED);
+	/* A revoked certificate on a direct connection is refused at the handshake. */
+	assert_int_equal(whoami(&s, "revoked", NULL, NULL, 0, 3000), GRPC_STATUS_UNAVAILABLE);
+	assert_int_equal(tserver_stop(&s), 0);
+	free(admin);
+	free(portal);
+	free(expired);
+	free(rogue);
+	free(revoked);
+}
+
+static int group_setup(void **state)
+{
+	(void)state;
+	grpc_init();
+	return 0;
+}
+
+static int group_teardown(void **state)
+{
+	(void)state;
+	grpc_shutdown_blocking();
+	return 0;
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_cap_and_handshake_timeout),
+	    cmocka_unit_test(test_handshake_flood_evicts_oldest),
+	    cmocka_unit_test(test_out_of_descriptors),
+	    cmocka_unit_test(test_crl_and_sighup),
+	    cmocka_unit_test(test_forwarded_client_cert),
+	};
+	return cmocka_run_group_tests(tests, group_setup, group_teardown);
+}
