@@ -44,11 +44,12 @@
 #define SCRATCH (64 * 1024)
 #define BUDGET 8 /* reads per direction per wake-up */
 #define MAX_LISTENERS 8
-#define SWEEP_MS 250            /* handshake timeouts and slow readers are checked this often */
-#define SLOW_READER_MS 30000    /* output waiting this long ... */
-#define SLOW_READER_BYTES 16384 /* ... with less than this taken by the client: closed */
-#define ACCEPT_BACKOFF_MS 100   /* after running out of descriptors */
-#define FD_RESERVE 64           /* descriptors kept for everything else (files, database) */
+#define SWEEP_MS 250             /* handshake timeouts and slow readers are checked this often */
+#define SLOW_READER_MS 30000     /* output waiting this long ... */
+#define SLOW_READER_BYTES 16384  /* ... with less than this taken by the client: closed */
+#define ACCEPT_BACKOFF_MS 100    /* after running out of descriptors */
+#define FD_RESERVE 64            /* descriptors kept for everything else (files, database) */
+#define HANDSHAKE_BUDGET_US 2000 /* handshake steps a loop turn, after the relay work */
 
 enum conn_state { C_HANDSHAKE, C_RELAY, C_CLOSING };
 
@@ -79,7 +80,9 @@ struct conn {
 	struct conn *prev, *next;
 	struct conn *ready_next;
 	bool on_ready;
-	bool dead; /* closed while on the ready list */
+	struct conn *hsq_next; /* the queue of handshake steps to run */
+	bool on_hsq;
+	bool dead; /* closed while on the ready list or the handshake queue */
 	/* client -> grpc: what grpc's socket did not take yet */
 	uint8_t *up;
 	size_t up_off, up_len;
@@ -132,6 +135,7 @@ struct svc_door {
 	struct conn *hs_head, *hs_tail;
 	int n_conns, n_handshakes;
 	struct conn *ready;
+	struct conn *hsq_head, *hsq_tail; /* handshake steps, run after the relay's work */
 	uint8_t scratch[SCRATCH];
 	/* peers */
 	pthread_rwlock_t peers_mu;
@@ -243,8 +247,8 @@ static void on_handle_closed(uv_handle_t *h)
 	struct conn *c = h->data;
 	if (--c->handles > 0)
 		return;
-	/* Still on the ready list: on_idle frees it when it gets there. */
-	if (c->on_ready)
+	/* Still on a list: on_idle frees it when it gets there. */
+	if (c->on_ready || c->on_hsq)
 		c->dead = true;
 	else
 		conn_free(c);
@@ -318,6 +322,31 @@ static void conn_watch(struct conn *c)
 }
 
 static void on_idle(uv_idle_t *h);
+
+/* A handshake has something to do (its socket is ready). The step runs from on_idle, after the
+ * loop turn's relaying and accepting, within a time budget: a flood of ClientHellos costs the
+ * handshakes' CPU (signatures, key exchange), never the latency of connections already open,
+ * nor the accept loop's refusals. */
+static void queue_handshake(struct conn *c)
+{
+	struct svc_door *d = c->d;
+
+	if (c->on_hsq)
+		return;
+	c->on_hsq = true;
+	c->hsq_next = NULL;
+	if (d->hsq_tail != NULL)
+		d->hsq_tail->hsq_next = c;
+	else
+		d->hsq_head = c;
+	d->hsq_tail = c;
+	/* Not watched while queued (level-triggered: it would wake every turn). */
+	if (c->ev != 0) {
+		uv_poll_stop(&c->poll);
+		c->ev = 0;
+	}
+	uv_idle_start(&d->idle, on_idle);
+}
 
 static void make_ready(struct conn *c)
 {
@@ -645,7 +674,7 @@ static void on_conn_event(uv_poll_t *h, int status, int events)
 		return;
 	}
 	if (c->st == C_HANDSHAKE)
-		handshake(c);
+		queue_handshake(c);
 	else if (c->st == C_RELAY)
 		relay(c);
 }
@@ -663,23 +692,47 @@ static void on_pair_event(uv_poll_t *h, int status, int events)
 		relay(c);
 }
 
-/* Connections with more to move than one wake-up's budget. */
+static uint64_t now_us(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+/* Connections with more to move than one wake-up's budget, then queued handshake steps for at
+ * most HANDSHAKE_BUDGET_US (at least one step a turn). */
 static void on_idle(uv_idle_t *h)
 {
 	struct svc_door *d = h->data;
 	struct conn *list = d->ready;
+	uint64_t until;
 
 	d->ready = NULL;
-	uv_idle_stop(h);
 	while (list != NULL) {
 		struct conn *c = list;
 		list = c->ready_next;
 		c->on_ready = false;
-		if (c->dead)
+		if (c->dead && !c->on_hsq)
 			conn_free(c);
 		else if (c->st == C_RELAY)
 			relay(c);
 	}
+	until = now_us() + HANDSHAKE_BUDGET_US;
+	do {
+		struct conn *c = d->hsq_head;
+		if (c == NULL)
+			break;
+		d->hsq_head = c->hsq_next;
+		if (d->hsq_head == NULL)
+			d->hsq_tail = NULL;
+		c->on_hsq = false;
+		if (c->dead && !c->on_ready)
+			conn_free(c);
+		else if (c->st == C_HANDSHAKE)
+			handshake(c);
+	} while (now_us() < until);
+	if (d->ready == NULL && d->hsq_head == NULL)
+		uv_idle_stop(h);
 }
 
 /* --- accepting -------------------------------------------------------------------------- */
@@ -791,7 +844,7 @@ static void accept_one(struct listener *l, int fd, const struct sockaddr_storage
 	d->n_handshakes++;
 	/* TLS: the ClientHello is usually here already. */
 	if (c->tls != NULL)
-		handshake(c);
+		queue_handshake(c);
 	else
 		conn_watch(c);
 }
@@ -894,10 +947,31 @@ static void on_wake(uv_async_t *h)
 	}
 }
 
+/* After the loop ended: connections closed while on a list that no turn came back to. */
+static void free_listed(struct svc_door *d)
+{
+	while (d->ready != NULL) {
+		struct conn *c = d->ready;
+		d->ready = c->ready_next;
+		c->on_ready = false;
+		if (c->dead && !c->on_hsq)
+			conn_free(c);
+	}
+	while (d->hsq_head != NULL) {
+		struct conn *c = d->hsq_head;
+		d->hsq_head = c->hsq_next;
+		c->on_hsq = false;
+		if (c->dead)
+			conn_free(c);
+	}
+	d->hsq_tail = NULL;
+}
+
 static void *door_main(void *arg)
 {
 	struct svc_door *d = arg;
 	uv_run(&d->loop, UV_RUN_DEFAULT);
+	free_listed(d);
 	return NULL;
 }
 
