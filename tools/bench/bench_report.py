@@ -22,6 +22,7 @@ and writes the Markdown report (docs/benchmarks.md) and a short summary on stdou
   bench_report.py splice-streams RESULTS OUT.md          only the "Streams (engine-driven)"
                                                          section, replaced in (or added to) OUT.md
   bench_report.py splice-evidence RESULTS OUT.md         the same for "Evidence and gates"
+  bench_report.py splice-defence RESULTS OUT.md          the same for "Transport defence"
 
 Only the standard library: it runs under /usr/bin/python3 on a bare Debian machine.
 """
@@ -735,6 +736,7 @@ seeds it with SQL (`tools/bench/pgbench/seed.sql`): %(seed)s.
 
     # --- evidence and gates (only when the run had the section)
     render_evidence(w, rp, checks)
+    render_defence(w, rp, checks)
 
     # --- streams
     if any(r["kind"] == "streams" for r in recs) or ctxsw_records(rp):
@@ -1284,6 +1286,100 @@ def splice_evidence(results, out_path):
     print("\nwrote %s" % out_path)
 
 
+# --- transport defence (issue 19) ------------------------------------------------------------
+
+DEFENCE_TITLE = "## Transport defence (front door against grpc's own TLS)"
+DEFENCE_SCENARIOS = [("health", 64, "Health/Check"), ("evaluate", 64, "EvaluateAnswers"),
+                     ("get-organization", 16, "GetOrganization"),
+                     ("get-assessment", 16, "GetAssessment")]
+
+
+def render_defence(w, rp, checks, standalone=False):
+    """The door's medians over the direct server's, run side by side; the target: within 10 %
+    (throughput ratio >= 0.9, open-loop p99 ratio <= 1.1)."""
+    recs = rp.recs
+
+    def runs(v, scen, c, mode="closed"):
+        return [r for r in recs if r["kind"] in ("rpc", "open") and r.get("scenario") == scen
+                and r.get("mode") == mode and r.get("concurrency") == c
+                and r.get("variant") == "defence " + v]
+
+    door_any = [r for r in recs if str(r.get("variant", "")).startswith("defence")]
+    if not door_any:
+        return
+    m = rp.meta
+    w(DEFENCE_TITLE)
+    w("")
+    w("Every connection to maturityd goes through its front door (docs/security.md): maturityd's "
+      "own TLS (OpenSSL), a relay over a socketpair to grpc and the HTTP/2 frame guard. Here the "
+      "same build runs twice on the same database, once as shipped and once with grpc "
+      "terminating TLS itself (`MATURITYD_DIRECT_GRPC_TLS=1`, a benchmark-only switch), each "
+      "scenario on one server then the other (runs per scenario and server: %d); medians, and "
+      "the share of the machine "
+      "other work took during each run (`other`). git %s." % (
+          len(runs("door", "health", 64)), m.get("git", "?")))
+    w("")
+    rows = []
+    for scen, c, name in DEFENCE_SCENARIOS:
+        d, x = runs("door", scen, c), runs("direct", scen, c)
+        dm, xm = med([r.get("ok_per_s") for r in d]), med([r.get("ok_per_s") for r in x])
+        ratio = dm / xm if dm and xm else None
+        ok = ratio is not None and ratio >= 0.9
+        checks.append(("%s at %d in flight, door / direct >= 0.9" % (name, c),
+                       ratio_fmt(ratio), ok, None))
+        noise = spread([100 * r.get("cpu_other_frac", 0) for r in d + x], 0, " %")
+        rows.append([name, c, fmt(dm), fmt(xm), ratio_fmt(ratio),
+                     fmt(med([r.get("p99_ms") for r in d]), 2),
+                     fmt(med([r.get("p99_ms") for r in x]), 2), noise,
+                     "✅ met" if ok else "❌ missed"])
+    w(md_table(["scenario", "in flight", "door calls/s", "direct calls/s", "door / direct",
+                "door p99 ms", "direct p99 ms", "other", "≥ 0.9"], rows))
+    w("")
+    d, x = runs("door", "get-organization", 1000, "open"), runs("direct", "get-organization",
+                                                                1000, "open")
+    dp, xp = med([r.get("p99_ms") for r in d]), med([r.get("p99_ms") for r in x])
+    ratio = dp / xp if dp and xp else None
+    ok = ratio is not None and ratio <= 1.1
+    checks.append(("GetOrganization open-loop p99 at 50 %, door / direct <= 1.1",
+                   ratio_fmt(ratio), ok, None))
+    rate = med([r.get("rate") for r in d])
+    w("Open loop, GetOrganization at %s calls/s (half the door's closed-loop rate): p99 %s ms "
+      "through the door, %s ms direct (ratio %s, %s)." % (
+          fmt(rate), fmt(dp, 2), fmt(xp, 2), ratio_fmt(ratio),
+          "✅ within 10 %" if ok else "❌ more than 10 % worse"))
+    w("")
+
+
+def splice_defence(results, out_path):
+    """Replaces the Transport defence section of an existing report (or adds it before
+    "## Targets", or at the end): `scripts/bench --only defence`."""
+    rp = Report(load(results))
+    lines = []
+    checks = []
+    render_defence(lines.append, rp, checks, standalone=True)
+    section = "\n".join(lines).rstrip() + "\n\n"
+    try:
+        text = open(out_path).read()
+    except OSError:
+        text = ""
+    a = text.find(DEFENCE_TITLE + "\n")
+    if a >= 0:
+        b = text.find("\n## ", a + len(DEFENCE_TITLE))
+        text = text[:a] + section + (text[b + 1:] if b >= 0 else "")
+    else:
+        b = text.find("\n## Targets\n")
+        if b >= 0:
+            text = text[:b + 1] + section + text[b + 1:]
+        else:
+            text = text.rstrip() + ("\n\n" if text.strip() else "") + section
+    with open(out_path, "w") as f:
+        f.write(text.rstrip() + "\n")
+    print("\ntargets (transport defence):")
+    for t, meas, ok, _ in checks:
+        print("  %-8s %s: %s" % ("met" if ok else "MISSED", t, meas))
+    print("\nwrote %s" % out_path)
+
+
 def seed_text(rp):
     s = next((r for r in rp.recs if r["kind"] == "seed"), None)
     if s is None:
@@ -1487,6 +1583,8 @@ def main(argv):
         splice_streams(results, rest[0])
     elif cmd == "splice-evidence":
         splice_evidence(results, rest[0])
+    elif cmd == "splice-defence":
+        splice_defence(results, rest[0])
     else:
         sys.exit(__doc__)
 
