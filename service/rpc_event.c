@@ -535,8 +535,9 @@ static void watch_free(void *state)
 	free(w);
 }
 
+/* An event is a small message built from memory: encoded on the poller (replays). */
 static const struct svc_stream_ops watch_ops = {watch_fetch, watch_encode, watch_release,
-                                                watch_free};
+                                                watch_free, true};
 
 static enum mat_code watch_events(struct svc_ctx *ctx, const ProtobufCMessage *req_)
 {

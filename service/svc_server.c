@@ -1184,6 +1184,10 @@ static void stream_sent(struct svc_call *c, int success)
 		return;
 	}
 	if (++c->s_i < c->s_n) {
+		if (c->sops->encode_on_poller) {
+			stream_send(c);
+			return;
+		}
 		/* The next message is encoded on a handler thread, behind new calls: pollers only
 		 * route, so thousands of streams sending never delay a unary call's accept. */
 		if (!enqueue(srv, c, true)) {
