@@ -212,6 +212,8 @@ static struct svc_h2guard *guard(void)
 	return g;
 }
 
+static enum svc_h2guard_abuse verdict_of(const struct buf *b, size_t split);
+
 /* Feeds b in pieces of `split` bytes (0: at once); every piece but the last must pass. */
 static enum svc_h2guard_abuse feed(struct svc_h2guard *g, const struct buf *b, size_t split,
                                    uint64_t now_ms)
@@ -487,6 +489,29 @@ static void test_hpack_bomb(void **state)
 	buf_free(&b);
 }
 
+/* The decoded size is RFC 7541's: name + value + 32 per header, and the limit is inclusive. */
+static void test_header_list_exact(void **state)
+{
+	struct svc_h2guard_limits saved = LIM;
+	struct buf blk = {0}, b = {0};
+
+	(void)state;
+	LIM.header_list_bytes = 29 * 34;
+	for (int i = 0; i < 29; i++) /* 29 x (1 + 1 + 32) = the limit; 58 without the 32s */
+		put(&blk, "\x00\x01x\x01y", 5);
+	client_start(&b);
+	frame(&b, T_HEADERS, END_HEADERS, 1, blk.p, blk.n);
+	assert_int_equal(verdict_of(&b, 0), SVC_H2G_OK);
+	b.n = 0;
+	put(&blk, "\x00\x01x\x00", 4); /* one header of 33 more */
+	client_start(&b);
+	frame(&b, T_HEADERS, END_HEADERS, 1, blk.p, blk.n);
+	assert_int_equal(verdict_of(&b, 0), SVC_H2G_HEADER_LIST);
+	LIM = saved;
+	buf_free(&blk);
+	buf_free(&b);
+}
+
 /* The server allows a 64 KiB table: the client may resize to it, and an 8 KiB entry (evicted at
  * once from a 4 KiB table) stays referable. Without the server's word, the update is refused. */
 static void client_table_64k(struct buf *b)
@@ -535,6 +560,23 @@ static void test_table_size(void **state)
 		feed_server(g, &s, 0);
 		assert_int_equal(feed(g, &c, 0, 0), SVC_H2G_PROTOCOL);
 		svc_h2guard_free(g);
+	}
+	{ /* The server lowers the table again: the client may not have read that yet and still
+	   * refer to the large entry (grpc enforces the smaller size itself once acknowledged). */
+		struct svc_h2guard *g = guard();
+		struct buf more = {0};
+
+		s.n = 0;
+		settings(&s, 0x1, 65536);
+		feed_server(g, &s, 0);
+		assert_int_equal(feed(g, &c, 0, 0), SVC_H2G_OK);
+		s.n = 0;
+		settings(&s, 0x1, 1024);
+		feed_server(g, &s, 0);
+		frame(&more, T_HEADERS, END_HEADERS, 5, "\xbe", 1);
+		assert_int_equal(feed(g, &more, 0, 0), SVC_H2G_OK);
+		svc_h2guard_free(g);
+		buf_free(&more);
 	}
 	{ /* The server's SETTINGS arrives while the client is inside a header block: applied
 	   * after it (nghttp2 refuses a change inside one). */
@@ -956,6 +998,13 @@ static void test_sticky(void **state)
 	assert_int_equal(feed(g, &ok, 0, 0), SVC_H2G_PROTOCOL);
 	assert_int_equal(svc_h2guard_client(g, NULL, 0, 0), SVC_H2G_PROTOCOL);
 	assert_int_equal(last_stream(g), 0); /* read nothing after the verdict */
+	/* The server's side goes on: the door needs its boundaries to send GOAWAY. */
+	b.n = 0;
+	ping(&b, ACK);
+	svc_h2guard_server(g, b.p, 5);
+	assert_false(svc_h2guard_server_at_boundary(g));
+	svc_h2guard_server(g, b.p + 5, b.n - 5);
+	assert_true(svc_h2guard_server_at_boundary(g));
 	svc_h2guard_free(g);
 
 	/* A rate verdict does not wear off with time either. */
@@ -1003,14 +1052,14 @@ static void test_limits_default(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_normal_exchange),      cmocka_unit_test(test_rapid_reset),
-	    cmocka_unit_test(test_bucket_refill),        cmocka_unit_test(test_continuation_flood),
-	    cmocka_unit_test(test_hpack_bomb),           cmocka_unit_test(test_table_size),
-	    cmocka_unit_test(test_ping_settings_floods), cmocka_unit_test(test_empty_frames),
-	    cmocka_unit_test(test_bad_preface),          cmocka_unit_test(test_out_of_place),
-	    cmocka_unit_test(test_padded_priority),      cmocka_unit_test(test_goaway),
-	    cmocka_unit_test(test_server_boundary),      cmocka_unit_test(test_sticky),
-	    cmocka_unit_test(test_limits_default),
+	    cmocka_unit_test(test_normal_exchange), cmocka_unit_test(test_rapid_reset),
+	    cmocka_unit_test(test_bucket_refill),   cmocka_unit_test(test_continuation_flood),
+	    cmocka_unit_test(test_hpack_bomb),      cmocka_unit_test(test_header_list_exact),
+	    cmocka_unit_test(test_table_size),      cmocka_unit_test(test_ping_settings_floods),
+	    cmocka_unit_test(test_empty_frames),    cmocka_unit_test(test_bad_preface),
+	    cmocka_unit_test(test_out_of_place),    cmocka_unit_test(test_padded_priority),
+	    cmocka_unit_test(test_goaway),          cmocka_unit_test(test_server_boundary),
+	    cmocka_unit_test(test_sticky),          cmocka_unit_test(test_limits_default),
 	};
 	return cmocka_run_group_tests(tests, setup, NULL);
 }
