@@ -41,6 +41,19 @@ def chunks(server, data, size, tick=False):
     return b"".join(rec(server, data[i:i + size], tick and i == 0) for i in range(0, len(data), size))
 
 
+# What a real grpc-c 1.51 client sent (`maturityd health` against a recorder that answered with
+# srv_capture): the same bytes as GRPC_CLIENT in tests/unit/service/test_svc_h2guard.c.
+GRPC_CLIENT = bytes.fromhex(
+    "505249202a20485454502f322e300d0a0d0a534d0d0a0d0a000024040000000000000200000000000300000000000400"
+    "3fffff0005003fffff000600002000fe03000000010000000401000000000000d701040000000140053a706174681c2f"
+    "677270632e6865616c74682e76312e4865616c74682f436865636b400a3a617574686f726974790f3132372e302e302e"
+    "313a34333837358386400c636f6e74656e742d74797065106170706c69636174696f6e2f677270634002746508747261"
+    "696c6572734014677270632d6163636570742d656e636f64696e67176964656e746974792c206465666c6174652c2067"
+    "7a6970400c677270632d74696d656f7574023353400a757365722d6167656e741d677270632d632f32392e302e302028"
+    "6c696e75783b206368747470322900000408000000000100000005000005000100000001000000000000000408000000"
+    "0000003f000500000403000000000100000008")
+srv_capture = settings((1, 65536), (3, 100)) + settings(ack=True)
+
 MSG = b"\x00\x00\x00\x00\x14\x0a\x12organizations/acme"
 srv_hello = settings((4, 4194304), (1, 65536), (6, 16384)) + settings(ack=True)
 cli_hello = settings((2, 0), (4, 4194304), (6, 16384)) + settings(ack=True) + frame(WINDOW, 0, 0, struct.pack(">I", 983041))
@@ -50,6 +63,7 @@ resp = (frame(HEADERS, 4, 1, b"\x88\x5f\x10application/grpc") + frame(DATA, 0, 1
 call2 = frame(HEADERS, 4, 3, b"\x83\x86\xbf\xbe\xbd\xbc\xbb\xba") + frame(DATA, 1, 3, MSG) + frame(PING, 1, 0, b"12345678")
 
 seeds = {
+    "grpc_capture": b"\x00" + rec(True, srv_capture) + rec(False, GRPC_CLIENT),
     # mode 0: the preface is in the records; reads split at 1, 7 and 100 bytes
     "exchange": b"\x00" + rec(True, srv_hello) + chunks(False, PREFACE + cli_hello, 7)
                 + chunks(False, call, 1) + chunks(True, resp, 100) + chunks(False, call2, 100, True),
