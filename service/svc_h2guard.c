@@ -11,7 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define PREFACE "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
+static const char PREFACE[] = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 #define PREFACE_LEN 24
 #define FRAME_HEADER_LEN 9
 
@@ -42,8 +42,8 @@ enum {
  * into pfx, in a header block fragment (to the inflater), or skipping (padding, other frames). */
 enum cstate { C_PREFACE, C_HEADER, C_PREFIX, C_BLOCK, C_SKIP };
 
-/* A token bucket in thousandths of a frame, so that a refill of per_s frames a second needs no
- * division and no floating point: each millisecond adds per_s milli-tokens. */
+/* A token bucket in thousandths of a frame, so that a refill of per_s frames a second is exact
+ * in integers: each millisecond adds per_s milli-tokens. */
 struct bucket {
 	uint64_t milli, cap; /* cap = burst * 1000 */
 	uint64_t last_ms;    /* when milli was last refilled */

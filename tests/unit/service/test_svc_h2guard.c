@@ -212,6 +212,8 @@ static struct svc_h2guard *guard(void)
 	return g;
 }
 
+static enum svc_h2guard_abuse verdict_of(const struct buf *b, size_t split);
+
 /* Feeds b in pieces of `split` bytes (0: at once); every piece but the last must pass. */
 static enum svc_h2guard_abuse feed(struct svc_h2guard *g, const struct buf *b, size_t split,
                                    uint64_t now_ms)
@@ -312,6 +314,55 @@ static void test_normal_exchange(void **state)
 	buf_free(&c);
 	buf_free(&s);
 	nghttp2_hd_deflate_del(d);
+}
+
+/* What a real grpc-c 1.51 client sent (`maturityd health` against a recorder that answered with
+ * SETTINGS {HEADER_TABLE_SIZE 65536, MAX_CONCURRENT_STREAMS 100} and an ACK, nothing more):
+ * preface, SETTINGS, WINDOW_UPDATE, SETTINGS ACK, a 215-byte HEADERS (literals, no Huffman),
+ * WINDOW_UPDATE, DATA with END_STREAM, and after its 3 s deadline WINDOW_UPDATE, RST_STREAM. */
+static const uint8_t GRPC_CLIENT[] =
+    "\x50\x52\x49\x20\x2a\x20\x48\x54\x54\x50\x2f\x32\x2e\x30\x0d\x0a"
+    "\x0d\x0a\x53\x4d\x0d\x0a\x0d\x0a\x00\x00\x24\x04\x00\x00\x00\x00"
+    "\x00\x00\x02\x00\x00\x00\x00\x00\x03\x00\x00\x00\x00\x00\x04\x00"
+    "\x3f\xff\xff\x00\x05\x00\x3f\xff\xff\x00\x06\x00\x00\x20\x00\xfe"
+    "\x03\x00\x00\x00\x01\x00\x00\x00\x04\x01\x00\x00\x00\x00\x00\x00"
+    "\xd7\x01\x04\x00\x00\x00\x01\x40\x05\x3a\x70\x61\x74\x68\x1c\x2f"
+    "\x67\x72\x70\x63\x2e\x68\x65\x61\x6c\x74\x68\x2e\x76\x31\x2e\x48"
+    "\x65\x61\x6c\x74\x68\x2f\x43\x68\x65\x63\x6b\x40\x0a\x3a\x61\x75"
+    "\x74\x68\x6f\x72\x69\x74\x79\x0f\x31\x32\x37\x2e\x30\x2e\x30\x2e"
+    "\x31\x3a\x34\x33\x38\x37\x35\x83\x86\x40\x0c\x63\x6f\x6e\x74\x65"
+    "\x6e\x74\x2d\x74\x79\x70\x65\x10\x61\x70\x70\x6c\x69\x63\x61\x74"
+    "\x69\x6f\x6e\x2f\x67\x72\x70\x63\x40\x02\x74\x65\x08\x74\x72\x61"
+    "\x69\x6c\x65\x72\x73\x40\x14\x67\x72\x70\x63\x2d\x61\x63\x63\x65"
+    "\x70\x74\x2d\x65\x6e\x63\x6f\x64\x69\x6e\x67\x17\x69\x64\x65\x6e"
+    "\x74\x69\x74\x79\x2c\x20\x64\x65\x66\x6c\x61\x74\x65\x2c\x20\x67"
+    "\x7a\x69\x70\x40\x0c\x67\x72\x70\x63\x2d\x74\x69\x6d\x65\x6f\x75"
+    "\x74\x02\x33\x53\x40\x0a\x75\x73\x65\x72\x2d\x61\x67\x65\x6e\x74"
+    "\x1d\x67\x72\x70\x63\x2d\x63\x2f\x32\x39\x2e\x30\x2e\x30\x20\x28"
+    "\x6c\x69\x6e\x75\x78\x3b\x20\x63\x68\x74\x74\x70\x32\x29\x00\x00"
+    "\x04\x08\x00\x00\x00\x00\x01\x00\x00\x00\x05\x00\x00\x05\x00\x01"
+    "\x00\x00\x00\x01\x00\x00\x00\x00\x00\x00\x00\x04\x08\x00\x00\x00"
+    "\x00\x00\x00\x3f\x00\x05\x00\x00\x04\x03\x00\x00\x00\x00\x01\x00"
+    "\x00\x00\x08";
+
+static void test_grpc_capture(void **state)
+{
+	struct buf c = {0}, s = {0};
+
+	(void)state;
+	put(&c, GRPC_CLIENT, sizeof(GRPC_CLIENT) - 1);
+	frame(&s, T_SETTINGS, 0, 0, "\0\x1\0\1\0\0\0\x3\0\0\0\x64", 12);
+	frame(&s, T_SETTINGS, ACK, 0, NULL, 0);
+	for (size_t i = 0; i < sizeof(SPLITS) / sizeof(SPLITS[0]); i++) {
+		struct svc_h2guard *g = guard();
+
+		feed_server(g, &s, SPLITS[i]);
+		assert_int_equal(feed(g, &c, SPLITS[i], 0), SVC_H2G_OK);
+		assert_int_equal(last_stream(g), 1);
+		svc_h2guard_free(g);
+	}
+	buf_free(&c);
+	buf_free(&s);
 }
 
 /* n HEADERS + RST_STREAM pairs on new streams, `gap_ms` apart; returns the verdict and the
@@ -487,6 +538,29 @@ static void test_hpack_bomb(void **state)
 	buf_free(&b);
 }
 
+/* The decoded size is RFC 7541's: name + value + 32 per header, and the limit is inclusive. */
+static void test_header_list_exact(void **state)
+{
+	struct svc_h2guard_limits saved = LIM;
+	struct buf blk = {0}, b = {0};
+
+	(void)state;
+	LIM.header_list_bytes = 29 * 34;
+	for (int i = 0; i < 29; i++) /* 29 x (1 + 1 + 32) = the limit; 58 without the 32s */
+		put(&blk, "\x00\x01x\x01y", 5);
+	client_start(&b);
+	frame(&b, T_HEADERS, END_HEADERS, 1, blk.p, blk.n);
+	assert_int_equal(verdict_of(&b, 0), SVC_H2G_OK);
+	b.n = 0;
+	put(&blk, "\x00\x01x\x00", 4); /* one header of 33 more */
+	client_start(&b);
+	frame(&b, T_HEADERS, END_HEADERS, 1, blk.p, blk.n);
+	assert_int_equal(verdict_of(&b, 0), SVC_H2G_HEADER_LIST);
+	LIM = saved;
+	buf_free(&blk);
+	buf_free(&b);
+}
+
 /* The server allows a 64 KiB table: the client may resize to it, and an 8 KiB entry (evicted at
  * once from a 4 KiB table) stays referable. Without the server's word, the update is refused. */
 static void client_table_64k(struct buf *b)
@@ -535,6 +609,23 @@ static void test_table_size(void **state)
 		feed_server(g, &s, 0);
 		assert_int_equal(feed(g, &c, 0, 0), SVC_H2G_PROTOCOL);
 		svc_h2guard_free(g);
+	}
+	{ /* The server lowers the table again: the client may not have read that yet and still
+	   * refer to the large entry (grpc enforces the smaller size itself once acknowledged). */
+		struct svc_h2guard *g = guard();
+		struct buf more = {0};
+
+		s.n = 0;
+		settings(&s, 0x1, 65536);
+		feed_server(g, &s, 0);
+		assert_int_equal(feed(g, &c, 0, 0), SVC_H2G_OK);
+		s.n = 0;
+		settings(&s, 0x1, 1024);
+		feed_server(g, &s, 0);
+		frame(&more, T_HEADERS, END_HEADERS, 5, "\xbe", 1);
+		assert_int_equal(feed(g, &more, 0, 0), SVC_H2G_OK);
+		svc_h2guard_free(g);
+		buf_free(&more);
 	}
 	{ /* The server's SETTINGS arrives while the client is inside a header block: applied
 	   * after it (nghttp2 refuses a change inside one). */
@@ -956,6 +1047,13 @@ static void test_sticky(void **state)
 	assert_int_equal(feed(g, &ok, 0, 0), SVC_H2G_PROTOCOL);
 	assert_int_equal(svc_h2guard_client(g, NULL, 0, 0), SVC_H2G_PROTOCOL);
 	assert_int_equal(last_stream(g), 0); /* read nothing after the verdict */
+	/* The server's side goes on: the door needs its boundaries to send GOAWAY. */
+	b.n = 0;
+	ping(&b, ACK);
+	svc_h2guard_server(g, b.p, 5);
+	assert_false(svc_h2guard_server_at_boundary(g));
+	svc_h2guard_server(g, b.p + 5, b.n - 5);
+	assert_true(svc_h2guard_server_at_boundary(g));
 	svc_h2guard_free(g);
 
 	/* A rate verdict does not wear off with time either. */
@@ -1003,9 +1101,10 @@ static void test_limits_default(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_normal_exchange),      cmocka_unit_test(test_rapid_reset),
-	    cmocka_unit_test(test_bucket_refill),        cmocka_unit_test(test_continuation_flood),
-	    cmocka_unit_test(test_hpack_bomb),           cmocka_unit_test(test_table_size),
+	    cmocka_unit_test(test_normal_exchange),      cmocka_unit_test(test_grpc_capture),
+	    cmocka_unit_test(test_rapid_reset),          cmocka_unit_test(test_bucket_refill),
+	    cmocka_unit_test(test_continuation_flood),   cmocka_unit_test(test_hpack_bomb),
+	    cmocka_unit_test(test_header_list_exact),    cmocka_unit_test(test_table_size),
 	    cmocka_unit_test(test_ping_settings_floods), cmocka_unit_test(test_empty_frames),
 	    cmocka_unit_test(test_bad_preface),          cmocka_unit_test(test_out_of_place),
 	    cmocka_unit_test(test_padded_priority),      cmocka_unit_test(test_goaway),
