@@ -23,6 +23,7 @@ struct svc_door_limits {
 	int max_connections;      /* all listeners; lowered to fit the descriptor limit */
 	int handshake_timeout_ms; /* TLS handshake, or a plaintext client's first byte */
 	uint32_t max_metadata_bytes;
+	uint32_t max_concurrent_streams; /* per connection (grpc's limit) */
 };
 
 /* A door (not yet listening). `tls` is the server's TLS material (a reference is taken; NULL

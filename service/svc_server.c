@@ -1809,7 +1809,8 @@ struct svc_server *svc_server_new(const struct svc_config *cfg, struct store_poo
 		struct svc_door_limits lim = {
 		    .max_connections = cfg->max_connections,
 		    .handshake_timeout_ms = cfg->handshake_timeout_s * 1000,
-		    .max_metadata_bytes = (uint32_t)cfg->max_metadata_bytes};
+		    .max_metadata_bytes = (uint32_t)cfg->max_metadata_bytes,
+		    .max_concurrent_streams = (uint32_t)cfg->max_concurrent_streams};
 		srv->door = svc_door_new(&lim, srv->tls, srv->metrics);
 		if (srv->door == NULL)
 			goto fail;
