@@ -489,6 +489,8 @@ static enum mat_code watch_fetch(struct svc_ctx *ctx, void *state, size_t *n, en
 		*next = w->n == WATCH_BATCH ? SVC_FETCH_MORE : SVC_FETCH_PARK;
 		return MAT_OK;
 	}
+	/* Nothing this watch wants: no batch kept while it parks (an empty one is 30 KiB). */
+	watch_release(w);
 	if (now - w->sent_ms >= cfg->event_heartbeat_ms) {
 		/* A heartbeat: no event, the position reached (a filtered watch's cursor stays
 		 * recent, so a resume after a long silence is not refused as too old). */

@@ -44,14 +44,15 @@
 #define SCRATCH (64 * 1024)
 #define BUDGET 8 /* reads per direction per wake-up */
 #define MAX_LISTENERS 8
-#define SWEEP_MS 250             /* handshake timeouts and slow readers are checked this often */
-#define SLOW_READER_MS 30000     /* output waiting this long ... */
-#define SLOW_READER_BYTES 16384  /* ... with less than this taken by the client: closed */
-#define ACCEPT_BACKOFF_MS 100    /* after running out of descriptors */
-#define FD_RESERVE 64            /* descriptors kept for everything else (files, database) */
+#define SWEEP_MS 250            /* handshake timeouts and slow readers are checked this often */
+#define SLOW_READER_MS 30000    /* output waiting this long ... */
+#define SLOW_READER_BYTES 16384 /* ... with less than this taken by the client: closed */
+#define ACCEPT_BACKOFF_MS 100   /* after running out of descriptors */
+#define FD_RESERVE 64           /* descriptors kept for everything else (files, database) */
+#define DRAIN_MS 500 /* an abusive connection's last bytes are read and dropped this long */
 #define HANDSHAKE_BUDGET_US 2000 /* handshake steps a loop turn, after the relay work */
 
-enum conn_state { C_HANDSHAKE, C_RELAY, C_CLOSING };
+enum conn_state { C_HANDSHAKE, C_RELAY, C_DRAIN, C_CLOSING };
 
 struct listener {
 	struct svc_door *d;
@@ -302,6 +303,8 @@ static void conn_watch(struct conn *c)
 			pev |= UV_WRITABLE;
 		if (c->down_len == 0)
 			pev |= UV_READABLE;
+	} else if (c->st == C_DRAIN) {
+		ev = UV_READABLE;
 	} else {
 		ev = c->up_want;
 	}
@@ -449,6 +452,33 @@ static void abuse_close(struct conn *c, enum svc_h2guard_abuse why)
 	if (c->down_len == 0 && svc_h2guard_server_at_boundary(c->guard)) {
 		n = svc_h2guard_goaway(c->guard, why, frame, sizeof(frame));
 		(void)client_write(c, frame, n, &moved); /* best effort: closing anyway */
+	}
+	/* grpc drops the connection's calls now. The client is told we are done (close_notify,
+	 * FIN) and what it still sends is read and dropped for a moment (C_DRAIN): closing with
+	 * its bytes unread would reset the connection, and the reset can overtake the GOAWAY. */
+	shutdown(c->pfd, SHUT_RDWR);
+	if (c->ppoll_init && c->pev != 0) {
+		uv_poll_stop(&c->ppoll);
+		c->pev = 0;
+	}
+	if (c->tls != NULL)
+		auth_tls_shutdown(c->tls);
+	shutdown(c->fd, SHUT_WR);
+	c->st = C_DRAIN;
+	c->since_ms = now_ms();
+	conn_watch(c);
+}
+
+/* C_DRAIN: the client's last bytes, dropped unread; closed at its EOF or after DRAIN_MS. */
+static void drain(struct conn *c)
+{
+	for (int i = 0; i < BUDGET; i++) {
+		ssize_t r = recv(c->fd, c->d->scratch, sizeof(c->d->scratch), 0);
+		if (r > 0)
+			continue;
+		if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+			return;
+		break;
 	}
 	conn_close(c);
 }
@@ -677,6 +707,8 @@ static void on_conn_event(uv_poll_t *h, int status, int events)
 		queue_handshake(c);
 	else if (c->st == C_RELAY)
 		relay(c);
+	else if (c->st == C_DRAIN)
+		drain(c);
 }
 
 static void on_pair_event(uv_poll_t *h, int status, int events)
@@ -888,12 +920,16 @@ static void on_sweep(uv_timer_t *t)
 	}
 	/* A client that does not take what it asked for (a zero window at the TCP level, or a
 	 * trickle) holds grpc's buffers for its streams: after SLOW_READER_MS with less than
-	 * SLOW_READER_BYTES taken, it is closed. Checked every 4th sweep (a second). */
-	if (++d->sweeps % 4 != 0)
-		return;
+	 * SLOW_READER_BYTES taken, it is closed. Checked every 4th sweep (a second); abusive
+	 * connections draining their last bytes, every sweep. */
+	bool slow_turn = ++d->sweeps % 4 == 0;
 	for (struct conn *c = d->all, *next; c != NULL; c = next) {
 		next = c->next;
-		if (c->st != C_RELAY || c->down_len == 0)
+		if (c->st == C_DRAIN && now - c->since_ms >= DRAIN_MS) {
+			conn_close(c);
+			continue;
+		}
+		if (!slow_turn || c->st != C_RELAY || c->down_len == 0)
 			continue;
 		if (now - c->since_ms >= SLOW_READER_MS) {
 			if (c->stall_bytes < SLOW_READER_BYTES) {
