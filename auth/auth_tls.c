@@ -985,6 +985,12 @@ enum mat_code auth_xfcc_principal(struct auth_tls *t, const char *value, size_t 
 			              X509_verify_cert_error_string(v));
 			break;
 		default:
+			if (v == X509_V_ERR_INVALID_PURPOSE) {
+				mat_error_set(err, MAT_UNAUTHENTICATED,
+				              "x-forwarded-client-cert: the certificate is not for "
+				              "clients (its extendedKeyUsage lacks clientAuth)");
+				break;
+			}
 			mat_error_set(err, MAT_UNAUTHENTICATED,
 			              "x-forwarded-client-cert: the certificate does not chain to "
 			              "the client CA (%s)",
