@@ -476,6 +476,22 @@ const char *auth_tls_conn_principal(const struct auth_tls_conn *c)
 	return c->done ? c->principal : "";
 }
 
+/* Whether a verification error is about the CRLs rather than the certificate. */
+static bool crl_error(long v)
+{
+	switch (v) {
+	case X509_V_ERR_UNABLE_TO_GET_CRL:
+	case X509_V_ERR_CRL_HAS_EXPIRED:
+	case X509_V_ERR_CRL_NOT_YET_VALID:
+	case X509_V_ERR_CRL_SIGNATURE_FAILURE:
+	case X509_V_ERR_UNABLE_TO_GET_CRL_ISSUER:
+	case X509_V_ERR_DIFFERENT_CRL_SCOPE:
+		return true;
+	default:
+		return false;
+	}
+}
+
 /* A certificate verification error as a label. */
 static enum auth_tls_fail verify_fail(long v)
 {
@@ -985,6 +1001,14 @@ enum mat_code auth_xfcc_principal(struct auth_tls *t, const char *value, size_t 
 			              X509_verify_cert_error_string(v));
 			break;
 		default:
+			if (crl_error(v)) {
+				mat_error_set(
+				    err, MAT_UNAUTHENTICATED,
+				    "x-forwarded-client-cert: revocation cannot be checked "
+				    "(%s)",
+				    X509_verify_cert_error_string(v));
+				break;
+			}
 			if (v == X509_V_ERR_INVALID_PURPOSE) {
 				mat_error_set(err, MAT_UNAUTHENTICATED,
 				              "x-forwarded-client-cert: the certificate is not for "

@@ -31,9 +31,9 @@
 static char dir[] = "/tmp/test_auth_tls.XXXXXX";
 
 static const char *const file_names[] = {
-    "server.pem",      "server.key",      "ca.pem",        "other.key",
-    "crl.pem",         "crl-empty.pem",   "crl-other.pem", "crl-forged.pem",
-    "crl-garbage.pem", "crl-expired.pem", "crl-both.pem",
+    "server.pem",    "server.key",    "ca.pem",         "other.key",       "crl.pem",
+    "crl-empty.pem", "crl-other.pem", "crl-forged.pem", "crl-garbage.pem", "crl-expired.pem",
+    "crl-both.pem",  "ca-both.pem",   "crl-soon.pem",
 };
 
 /* Made once in setup. */
@@ -182,6 +182,17 @@ static int setup(void **state)
 	write_free("crl-expired.pem", tc_crl_pem(crl, NULL));
 	X509_CRL_free(crl);
 
+	/* Two CAs in the bundle, a CRL for one of them only. */
+	a = tc_cert_pem(ca, NULL);
+	b = tc_cert_pem(other_ca, NULL);
+	both = malloc(strlen(a) + strlen(b) + 1);
+	assert_non_null(both);
+	strcpy(both, a);
+	strcat(both, b);
+	write_free("ca-both.pem", both);
+	free(a);
+	free(b);
+
 	t_plain = make_tls(NULL);
 	t_crl = make_tls("crl.pem");
 	t_crl_empty = make_tls("crl-empty.pem");
@@ -217,6 +228,10 @@ static int teardown(void **state)
 	EVP_PKEY_free(cli_key);
 	return 0;
 }
+
+static char *cert_enc(X509 *x);
+static char *fmt(const char *f, ...) MAT_PRINTF(1, 2);
+static void expect_xfcc_free(struct auth_tls *t, char *value, const char *want, const char *why);
 
 /* ---- a connection: the server under test on fds[0], an OpenSSL client on fds[1] ---- */
 
@@ -443,6 +458,57 @@ static void test_handshake_revoked(void **state)
 	/* The same certificate without CRLs, or with an empty one, is fine. */
 	expect_handshake(t_plain, &o, AUTH_TLS_OK, AUTH_TLS_FAIL_NONE);
 	expect_handshake(t_crl_empty, &o, AUTH_TLS_OK, AUTH_TLS_FAIL_NONE);
+}
+
+static void test_crl_missing_for_issuer(void **state)
+{
+	/* With CRL checking on, a client whose issuer has no CRL in the file is refused (fail
+	 * closed), as untrusted; the other CA's clients are fine. */
+	const struct auth_tls_files files = {path("server.pem"), path("server.key"),
+	                                     path("ca-both.pem"), path("crl.pem")};
+	const struct auth_tls_files nocrl = {path("server.pem"), path("server.key"),
+	                                     path("ca-both.pem"), NULL};
+	const struct client_opts o_other = {rogue, alpn_h2, 3, 0};
+	const struct client_opts o_good = {good, alpn_h2, 3, 0};
+	struct auth_tls *t = NULL;
+	enum auth_file bad;
+	struct mat_error err;
+	char *r = cert_enc(rogue);
+
+	assert_int_equal(auth_tls_new(&files, &t, &bad, &err), MAT_OK);
+	expect_handshake(t, &o_other, AUTH_TLS_ERROR, AUTH_TLS_FAIL_UNTRUSTED);
+	expect_handshake(t, &o_good, AUTH_TLS_OK, AUTH_TLS_FAIL_NONE);
+	expect_xfcc_free(t, fmt("Cert=%s", r), NULL, "revocation cannot be checked");
+	auth_tls_unref(t);
+	/* Without the CRL the same bundle accepts it. */
+	t = NULL;
+	assert_int_equal(auth_tls_new(&nocrl, &t, &bad, &err), MAT_OK);
+	expect_handshake(t, &o_other, AUTH_TLS_OK, AUTH_TLS_FAIL_NONE);
+	auth_tls_unref(t);
+	free(r);
+}
+
+static void test_crl_goes_stale(void **state)
+{
+	/* A CRL past its nextUpdate: OpenSSL refuses to decide (X509_V_ERR_CRL_HAS_EXPIRED) and
+	 * every client of that CA is refused as untrusted until a new CRL is loaded. */
+	const struct client_opts o = {good, alpn_h2, 3, 0};
+	/* Current for 3 s more (made here: setup may have been slow under valgrind). */
+	X509_CRL *crl = tc_crl(ca, ca_key, NULL, 0, 3);
+	struct auth_tls *t;
+	char *g = cert_enc(good);
+
+	write_free("crl-soon.pem", tc_crl_pem(crl, NULL));
+	X509_CRL_free(crl);
+	t = make_tls("crl-soon.pem");
+	assert_non_null(t);
+	expect_handshake(t, &o, AUTH_TLS_OK, AUTH_TLS_FAIL_NONE);
+	expect_xfcc_free(t, fmt("Cert=%s", g), "spiffe://test/client", NULL);
+	sleep(4);
+	expect_handshake(t, &o, AUTH_TLS_ERROR, AUTH_TLS_FAIL_UNTRUSTED);
+	expect_xfcc_free(t, fmt("Cert=%s", g), NULL, "revocation cannot be checked");
+	auth_tls_unref(t);
+	free(g);
 }
 
 static void test_handshake_no_identity(void **state)
@@ -875,7 +941,6 @@ static char *cert_enc(X509 *x)
 	return enc;
 }
 
-static char *fmt(const char *f, ...) MAT_PRINTF(1, 2);
 static char *fmt(const char *f, ...)
 {
 	va_list ap;
@@ -1167,6 +1232,8 @@ int main(void)
 	    cmocka_unit_test(test_handshake_server_eku),
 	    cmocka_unit_test(test_handshake_expired),
 	    cmocka_unit_test(test_handshake_revoked),
+	    cmocka_unit_test(test_crl_missing_for_issuer),
+	    cmocka_unit_test(test_crl_goes_stale),
 	    cmocka_unit_test(test_handshake_no_identity),
 	    cmocka_unit_test(test_handshake_no_h2),
 	    cmocka_unit_test(test_handshake_plaintext),
