@@ -796,6 +796,58 @@ static void test_data_round_trip(void **state)
 	free(data);
 }
 
+/* Reads and drops whatever the client has received. */
+static void drain_client(struct link *l)
+{
+	unsigned char buf[16384];
+	size_t n;
+
+	while (SSL_read_ex(l->cli, buf, sizeof(buf), &n) == 1)
+		;
+	assert_int_equal(SSL_get_error(l->cli, 0), SSL_ERROR_WANT_READ);
+	ERR_clear_error();
+}
+
+static void test_data_moving_buffer(void **state)
+{
+	/* After WANT_WRITE the same bytes may be offered from another address (the door's
+	 * buffer compacted or grew): OpenSSL refuses that (bad write retry) unless the moving
+	 * write buffer mode is on. */
+	const struct client_opts o = {good, alpn_h2, 3, 0};
+	enum { CHUNK = 65536 };
+	unsigned char *a = malloc(CHUNK), *b = malloc(CHUNK);
+	struct link l;
+	enum auth_tls_fail why;
+	enum auth_tls_io io;
+	size_t n;
+	int i;
+
+	assert_non_null(a);
+	assert_non_null(b);
+	memset(a, 'a', CHUNK);
+	link_open(&l, t_plain, &o);
+	assert_int_equal(handshake(&l, &why), AUTH_TLS_OK);
+	for (i = 0; i < 1000; i++) {
+		io = auth_tls_write(l.srv, a, CHUNK, &n);
+		if (io != AUTH_TLS_OK)
+			break;
+	}
+	assert_int_equal(io, AUTH_TLS_WANT_WRITE);
+	memcpy(b, a, CHUNK);
+	memset(a, 0, CHUNK); /* the old buffer is gone */
+	for (i = 0; i < 1000; i++) {
+		drain_client(&l);
+		io = auth_tls_write(l.srv, b, CHUNK, &n);
+		if (io != AUTH_TLS_WANT_WRITE)
+			break;
+	}
+	assert_int_equal(io, AUTH_TLS_OK);
+	assert_true(n > 0);
+	link_close(&l);
+	free(a);
+	free(b);
+}
+
 static void test_data_peer_vanishes(void **state)
 {
 	const struct client_opts o = {good, alpn_h2, 3, 0};
@@ -1240,6 +1292,7 @@ int main(void)
 	    cmocka_unit_test(test_handshake_closed),
 	    cmocka_unit_test(test_data_round_trip),
 	    cmocka_unit_test(test_stale_error_queue),
+	    cmocka_unit_test(test_data_moving_buffer),
 	    cmocka_unit_test(test_data_peer_vanishes),
 	    cmocka_unit_test(test_conn_outlives_unref),
 	    cmocka_unit_test(test_fail_names),
