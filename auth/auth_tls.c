@@ -81,31 +81,30 @@ static int no_passphrase(char *buf, int size, int rwflag, void *u)
 	return -1;
 }
 
-/* Every certificate of a PEM text that auth_pem_load already parsed, in order. */
+/* Every certificate of a PEM text that auth_pem_load already parsed, in order; NULL if none
+ * or out of memory. */
 static STACK_OF(X509) * pem_certs(const char *pem)
 {
-	STACK_OF(X509) *sk = sk_X509_new_null();
+	STACK_OF(X509) *sk = sk_X509_new_null(), *ret = NULL;
 	BIO *bio = BIO_new_mem_buf(pem, -1);
 	X509 *x;
 
 	if (sk == NULL || bio == NULL)
-		goto fail;
+		goto out;
 	while ((x = PEM_read_bio_X509(bio, NULL, NULL, NULL)) != NULL) {
 		if (sk_X509_push(sk, x) <= 0) {
 			X509_free(x);
-			goto fail;
+			goto out;
 		}
 	}
-	BIO_free(bio);
-	if (sk_X509_num(sk) == 0) {
-		sk_X509_free(sk);
-		return NULL;
+	if (sk_X509_num(sk) > 0) {
+		ret = sk;
+		sk = NULL;
 	}
-	return sk;
-fail:
+out:
 	BIO_free(bio);
 	sk_X509_pop_free(sk, X509_free);
-	return NULL;
+	return ret;
 }
 
 /* ALPN: "h2" or nothing. grpc speaks only HTTP/2 and its clients always offer h2; a client
@@ -345,7 +344,7 @@ enum mat_code auth_tls_new(const struct auth_tls_files *files, struct auth_tls *
 
 	ERR_clear_error();
 	*out = NULL;
-	/* The same checks and messages as grpc's credentials had: readable, parse, key matches. */
+	/* The checks and messages of grpc's credentials files: readable, parse, key matches. */
 	rc = auth_pem_load(files->cert, files->key, files->client_ca, &pem, &bad, err);
 	if (rc != MAT_OK)
 		goto out;
@@ -396,7 +395,9 @@ enum mat_code auth_tls_new(const struct auth_tls_files *files, struct auth_tls *
 	if (rc != MAT_OK)
 		goto out;
 	/* A client certificate is mandatory and verified against the store during the
-	 * handshake; the purpose (sslclient) is OpenSSL's default on the server side. */
+	 * handshake. The sslclient purpose is OpenSSL's default on the server side; set on the
+	 * store as well, every verification against it (the XFCC check's too) refuses a
+	 * certificate whose extendedKeyUsage leaves out clientAuth. */
 	SSL_CTX_set_verify(t->ctx, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, NULL);
 	if (X509_STORE_set_purpose(t->store, X509_PURPOSE_SSL_CLIENT) != 1) {
 		rc = mat_error_set(err, MAT_INTERNAL, "cannot set the verification purpose");
@@ -440,25 +441,25 @@ void auth_tls_unref(struct auth_tls *t)
 
 struct auth_tls_conn *auth_tls_conn_new(struct auth_tls *t, int fd)
 {
-	struct auth_tls_conn *c = calloc(1, sizeof(*c));
+	struct auth_tls_conn *c = calloc(1, sizeof(*c)), *ret = NULL;
 
 	ERR_clear_error();
 	if (c == NULL)
-		goto fail;
+		goto out;
 	c->ssl = SSL_new(t->ctx);
 	/* SSL_set_fd makes a socket BIO with BIO_NOCLOSE: the socket stays the caller's. */
 	if (c->ssl == NULL || SSL_set_fd(c->ssl, fd) != 1)
-		goto fail;
+		goto out;
 	SSL_set_accept_state(c->ssl);
 	c->t = auth_tls_ref(t);
-	ERR_clear_error();
-	return c;
-fail:
+	ret = c;
+	c = NULL;
+out:
 	if (c != NULL)
 		SSL_free(c->ssl);
 	free(c);
 	ERR_clear_error();
-	return NULL;
+	return ret;
 }
 
 void auth_tls_conn_free(struct auth_tls_conn *c)
@@ -474,6 +475,22 @@ void auth_tls_conn_free(struct auth_tls_conn *c)
 const char *auth_tls_conn_principal(const struct auth_tls_conn *c)
 {
 	return c->done ? c->principal : "";
+}
+
+/* Whether a verification error is about the CRLs rather than the certificate. */
+static bool crl_error(long v)
+{
+	switch (v) {
+	case X509_V_ERR_UNABLE_TO_GET_CRL:
+	case X509_V_ERR_CRL_HAS_EXPIRED:
+	case X509_V_ERR_CRL_NOT_YET_VALID:
+	case X509_V_ERR_CRL_SIGNATURE_FAILURE:
+	case X509_V_ERR_UNABLE_TO_GET_CRL_ISSUER:
+	case X509_V_ERR_DIFFERENT_CRL_SCOPE:
+		return true;
+	default:
+		return false;
+	}
 }
 
 /* A certificate verification error as a label. */
@@ -985,6 +1002,20 @@ enum mat_code auth_xfcc_principal(struct auth_tls *t, const char *value, size_t 
 			              X509_verify_cert_error_string(v));
 			break;
 		default:
+			if (crl_error(v)) {
+				mat_error_set(
+				    err, MAT_UNAUTHENTICATED,
+				    "x-forwarded-client-cert: revocation cannot be checked "
+				    "(%s)",
+				    X509_verify_cert_error_string(v));
+				break;
+			}
+			if (v == X509_V_ERR_INVALID_PURPOSE) {
+				mat_error_set(err, MAT_UNAUTHENTICATED,
+				              "x-forwarded-client-cert: the certificate is not for "
+				              "clients (its extendedKeyUsage lacks clientAuth)");
+				break;
+			}
 			mat_error_set(err, MAT_UNAUTHENTICATED,
 			              "x-forwarded-client-cert: the certificate does not chain to "
 			              "the client CA (%s)",

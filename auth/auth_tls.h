@@ -25,9 +25,17 @@ struct auth_tls_files {
 	const char *crl;       /* PEM, one or more CRLs; NULL = no revocation checking */
 };
 
-/* Reads and checks the files (as auth_pem_load, plus every CRL parses and is signed by a
- * certificate of the client CA bundle). On failure *bad_file names the file and err says why
- * (MAT_INVALID). *out is NULL on entry and set on MAT_OK with one reference. Any thread. */
+/* Reads and checks the files (as auth_pem_load, plus every CRL parses, is signed by a
+ * certificate of the client CA bundle and is current: lastUpdate passed, nextUpdate not). On
+ * failure *bad_file names the file and err says why (MAT_INVALID). *out is NULL on entry and set
+ * on MAT_OK with one reference. Any thread.
+ *
+ * With CRLs, the leaf's issuer must have a current CRL in the file at every handshake (and XFCC
+ * check): a client of a CA without one, and every client once its CA's CRL passes nextUpdate,
+ * is refused as UNTRUSTED (fail closed). Publish the next CRL before nextUpdate and reload: a
+ * reload builds a new auth_tls from the files and swaps it in (auth_tls_new refuses a stale
+ * CRL, so a failed reload keeps the old one). No session resumption, so a reload applies to
+ * every new connection at once. */
 enum mat_code auth_tls_new(const struct auth_tls_files *files, struct auth_tls **out,
                            enum auth_file *bad_file, struct mat_error *err) MAT_MUSTCHECK;
 /* Reference counting; thread-safe. unref of the last reference frees. NULL allowed. */
@@ -64,14 +72,16 @@ enum auth_tls_fail {
 const char *auth_tls_fail_name(enum auth_tls_fail why);
 
 /* A session for `fd` on `t` (takes a reference on t, released by _free). NULL when out of
- * memory. */
+ * memory. Writing to a socket the peer closed raises SIGPIPE: the process must ignore it (as
+ * service/main.c does). */
 struct auth_tls_conn *auth_tls_conn_new(struct auth_tls *t, int fd);
 /* Frees the session; does not close the socket. NULL allowed. */
 void auth_tls_conn_free(struct auth_tls_conn *c);
 
 /* Advances the server handshake. AUTH_TLS_OK: finished and the client certificate verified
  * (chain, validity, CRLs) and a principal read from it (same rule as auth_principal_from_pem).
- * AUTH_TLS_ERROR or AUTH_TLS_CLOSED: *why says why (never NONE). */
+ * AUTH_TLS_ERROR or AUTH_TLS_CLOSED: *why says why (never NONE); the session is dead, close the
+ * socket (calling again returns AUTH_TLS_ERROR). WANT_*: *why is NONE. */
 enum auth_tls_io auth_tls_handshake(struct auth_tls_conn *c, enum auth_tls_fail *why);
 /* The verified principal, NUL-terminated; valid until _free. "" before the handshake ended. */
 const char *auth_tls_conn_principal(const struct auth_tls_conn *c);
@@ -79,10 +89,15 @@ const char *auth_tls_conn_principal(const struct auth_tls_conn *c);
 /* Plaintext in and out after the handshake. *n is 0 on entry and the bytes moved on
  * AUTH_TLS_OK. A read may want the socket writable and a write readable (TLS 1.3 key
  * updates): the caller polls for what was asked. write may move fewer than len bytes
- * (partial writes are enabled) and may be called again with a different buffer. */
+ * (partial writes are enabled). After a write returned WANT_*, call it again with the same
+ * bytes first (OpenSSL has already sealed them into a record): the buffer may have moved (a
+ * compacted ring) and may have grown, but the unsent bytes must not change. CLOSED:
+ * close_notify, or EOF without it. Before the handshake finished, after an ERROR, after EOF, or
+ * with cap 0 they return AUTH_TLS_ERROR; a write of len 0 is AUTH_TLS_OK with *n 0. */
 enum auth_tls_io auth_tls_read(struct auth_tls_conn *c, void *buf, size_t cap, size_t *n);
 enum auth_tls_io auth_tls_write(struct auth_tls_conn *c, const void *buf, size_t len, size_t *n);
-/* Sends close_notify if it can without blocking; harmless to skip. */
+/* Sends close_notify if it can without blocking; harmless to skip. Nothing after a failure.
+ * NULL allowed. */
 void auth_tls_shutdown(struct auth_tls_conn *c);
 
 /* The caller named by a trusted proxy's x-forwarded-client-cert value (`len` bytes, not

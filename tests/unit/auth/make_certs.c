@@ -91,6 +91,15 @@ X509 *tc_cert(EVP_PKEY *key, const struct tc_spec *spec)
 	check(X509_add1_ext_i2d(x, NID_basic_constraints, bc, 1, X509V3_ADD_DEFAULT) == 1,
 	      "basicConstraints");
 	BASIC_CONSTRAINTS_free(bc);
+	if (spec->eku != 0) {
+		EXTENDED_KEY_USAGE *eku = sk_ASN1_OBJECT_new_null();
+
+		check(eku != NULL && sk_ASN1_OBJECT_push(eku, OBJ_nid2obj(spec->eku)) > 0,
+		      "extendedKeyUsage");
+		check(X509_add1_ext_i2d(x, NID_ext_key_usage, eku, 0, X509V3_ADD_DEFAULT) == 1,
+		      "X509_add1_ext_i2d(extendedKeyUsage)");
+		sk_ASN1_OBJECT_pop_free(eku, ASN1_OBJECT_free);
+	}
 	check(X509_sign(x, spec->issuer_key != NULL ? spec->issuer_key : key, EVP_sha256()) > 0,
 	      "X509_sign");
 	return x;

@@ -26,6 +26,7 @@ struct tc_spec {
 	EVP_PKEY *issuer_key;
 	long not_before; /* seconds from now; 0 = -60 */
 	long not_after;  /* seconds from now; 0 = one day */
+	int eku;         /* 0 = no extendedKeyUsage; else one NID, e.g. NID_server_auth */
 };
 
 /* A new EC P-256 key. */

@@ -31,15 +31,15 @@
 static char dir[] = "/tmp/test_auth_tls.XXXXXX";
 
 static const char *const file_names[] = {
-    "server.pem",      "server.key",      "ca.pem",        "other.key",
-    "crl.pem",         "crl-empty.pem",   "crl-other.pem", "crl-forged.pem",
-    "crl-garbage.pem", "crl-expired.pem", "crl-both.pem",
+    "server.pem",    "server.key",    "ca.pem",         "other.key",       "crl.pem",
+    "crl-empty.pem", "crl-other.pem", "crl-forged.pem", "crl-garbage.pem", "crl-expired.pem",
+    "crl-both.pem",  "ca-both.pem",   "crl-soon.pem",
 };
 
 /* Made once in setup. */
 static EVP_PKEY *ca_key, *other_ca_key, *srv_key, *cli_key;
 static X509 *ca, *other_ca, *srv;
-static X509 *good, *rogue, *expired, *revoked, *noid, *dnsonly;
+static X509 *good, *rogue, *expired, *revoked, *noid, *dnsonly, *server_eku;
 static char *good_pem;
 /* The server side: without CRLs, with the CRL revoking `revoked`, with an empty CRL. */
 static struct auth_tls *t_plain, *t_crl, *t_crl_empty;
@@ -142,6 +142,10 @@ static int setup(void **state)
 	dns_spec.issuer = ca;
 	dns_spec.issuer_key = ca_key;
 	dnsonly = tc_cert(cli_key, &dns_spec);
+	/* Our CA, a DNS SAN, but meant for servers only. */
+	srv_spec.eku = NID_server_auth;
+	srv_spec.sans = dns_sans;
+	server_eku = tc_cert(cli_key, &srv_spec);
 
 	write_free("server.pem", tc_cert_pem(srv, NULL));
 	write_free("server.key", tc_key_pem(srv_key, NULL));
@@ -178,6 +182,17 @@ static int setup(void **state)
 	write_free("crl-expired.pem", tc_crl_pem(crl, NULL));
 	X509_CRL_free(crl);
 
+	/* Two CAs in the bundle, a CRL for one of them only. */
+	a = tc_cert_pem(ca, NULL);
+	b = tc_cert_pem(other_ca, NULL);
+	both = malloc(strlen(a) + strlen(b) + 1);
+	assert_non_null(both);
+	strcpy(both, a);
+	strcat(both, b);
+	write_free("ca-both.pem", both);
+	free(a);
+	free(b);
+
 	t_plain = make_tls(NULL);
 	t_crl = make_tls("crl.pem");
 	t_crl_empty = make_tls("crl-empty.pem");
@@ -203,6 +218,7 @@ static int teardown(void **state)
 	X509_free(revoked);
 	X509_free(noid);
 	X509_free(dnsonly);
+	X509_free(server_eku);
 	X509_free(srv);
 	X509_free(ca);
 	X509_free(other_ca);
@@ -213,6 +229,10 @@ static int teardown(void **state)
 	return 0;
 }
 
+static char *cert_enc(X509 *x);
+static char *fmt(const char *f, ...) MAT_PRINTF(1, 2);
+static void expect_xfcc_free(struct auth_tls *t, char *value, const char *want, const char *why);
+
 /* ---- a connection: the server under test on fds[0], an OpenSSL client on fds[1] ---- */
 
 struct link {
@@ -220,6 +240,7 @@ struct link {
 	SSL_CTX *cctx;
 	SSL *cli;
 	struct auth_tls_conn *srv;
+	bool cli_ok; /* the client's side of the handshake finished (set by handshake_ex) */
 };
 
 struct client_opts {
@@ -296,6 +317,7 @@ static enum auth_tls_io handshake_ex(struct link *l, enum auth_tls_fail *why, bo
 
 			if (r == 1) {
 				cli_active = false;
+				l->cli_ok = true;
 			} else {
 				int e = SSL_get_error(l->cli, r);
 
@@ -323,6 +345,8 @@ static enum auth_tls_io handshake(struct link *l, enum auth_tls_fail *why)
 }
 
 /* One whole handshake with `o` against `t`: its result and label. */
+static bool last_cli_ok; /* whether the client's side finished in the last expect_handshake */
+
 static void expect_handshake(struct auth_tls *t, const struct client_opts *o,
                              enum auth_tls_io want_io, enum auth_tls_fail want_why)
 {
@@ -332,6 +356,7 @@ static void expect_handshake(struct auth_tls *t, const struct client_opts *o,
 	link_open(&l, t, o);
 	assert_int_equal(handshake(&l, &why), want_io);
 	assert_int_equal(why, want_why);
+	last_cli_ok = l.cli_ok;
 	if (want_io != AUTH_TLS_OK)
 		assert_string_equal(auth_tls_conn_principal(l.srv), "");
 	/* A failed session stays failed. */
@@ -391,20 +416,6 @@ static void test_handshake_principal_rule(void **state)
 	link_close(&l);
 }
 
-static void test_handshake_stale_error_queue(void **state)
-{
-	/* SSL_get_error reads the thread's queue: a stale entry would turn WANT_READ into a
-	 * fatal error unless each call clears it first. */
-	const struct client_opts o = {good, alpn_h2, 3, 0};
-	struct link l;
-	enum auth_tls_fail why;
-
-	link_open(&l, t_plain, &o);
-	assert_int_equal(handshake_ex(&l, &why, true), AUTH_TLS_OK);
-	assert_string_equal(auth_tls_conn_principal(l.srv), "spiffe://test/client");
-	link_close(&l);
-}
-
 static void test_handshake_no_cert(void **state)
 {
 	const struct client_opts o = {NULL, alpn_h2, 3, 0};
@@ -417,6 +428,14 @@ static void test_handshake_no_cert(void **state)
 static void test_handshake_untrusted(void **state)
 {
 	const struct client_opts o = {rogue, alpn_h2, 3, 0};
+
+	expect_handshake(t_plain, &o, AUTH_TLS_ERROR, AUTH_TLS_FAIL_UNTRUSTED);
+}
+
+static void test_handshake_server_eku(void **state)
+{
+	/* A certificate whose extendedKeyUsage says serverAuth only is not a client's. */
+	const struct client_opts o = {server_eku, alpn_h2, 3, 0};
 
 	expect_handshake(t_plain, &o, AUTH_TLS_ERROR, AUTH_TLS_FAIL_UNTRUSTED);
 }
@@ -441,6 +460,57 @@ static void test_handshake_revoked(void **state)
 	expect_handshake(t_crl_empty, &o, AUTH_TLS_OK, AUTH_TLS_FAIL_NONE);
 }
 
+static void test_crl_missing_for_issuer(void **state)
+{
+	/* With CRL checking on, a client whose issuer has no CRL in the file is refused (fail
+	 * closed), as untrusted; the other CA's clients are fine. */
+	const struct auth_tls_files files = {path("server.pem"), path("server.key"),
+	                                     path("ca-both.pem"), path("crl.pem")};
+	const struct auth_tls_files nocrl = {path("server.pem"), path("server.key"),
+	                                     path("ca-both.pem"), NULL};
+	const struct client_opts o_other = {rogue, alpn_h2, 3, 0};
+	const struct client_opts o_good = {good, alpn_h2, 3, 0};
+	struct auth_tls *t = NULL;
+	enum auth_file bad;
+	struct mat_error err;
+	char *r = cert_enc(rogue);
+
+	assert_int_equal(auth_tls_new(&files, &t, &bad, &err), MAT_OK);
+	expect_handshake(t, &o_other, AUTH_TLS_ERROR, AUTH_TLS_FAIL_UNTRUSTED);
+	expect_handshake(t, &o_good, AUTH_TLS_OK, AUTH_TLS_FAIL_NONE);
+	expect_xfcc_free(t, fmt("Cert=%s", r), NULL, "revocation cannot be checked");
+	auth_tls_unref(t);
+	/* Without the CRL the same bundle accepts it. */
+	t = NULL;
+	assert_int_equal(auth_tls_new(&nocrl, &t, &bad, &err), MAT_OK);
+	expect_handshake(t, &o_other, AUTH_TLS_OK, AUTH_TLS_FAIL_NONE);
+	auth_tls_unref(t);
+	free(r);
+}
+
+static void test_crl_goes_stale(void **state)
+{
+	/* A CRL past its nextUpdate: OpenSSL refuses to decide (X509_V_ERR_CRL_HAS_EXPIRED) and
+	 * every client of that CA is refused as untrusted until a new CRL is loaded. */
+	const struct client_opts o = {good, alpn_h2, 3, 0};
+	/* Current for 3 s more (made here: setup may have been slow under valgrind). */
+	X509_CRL *crl = tc_crl(ca, ca_key, NULL, 0, 3);
+	struct auth_tls *t;
+	char *g = cert_enc(good);
+
+	write_free("crl-soon.pem", tc_crl_pem(crl, NULL));
+	X509_CRL_free(crl);
+	t = make_tls("crl-soon.pem");
+	assert_non_null(t);
+	expect_handshake(t, &o, AUTH_TLS_OK, AUTH_TLS_FAIL_NONE);
+	expect_xfcc_free(t, fmt("Cert=%s", g), "spiffe://test/client", NULL);
+	sleep(4);
+	expect_handshake(t, &o, AUTH_TLS_ERROR, AUTH_TLS_FAIL_UNTRUSTED);
+	expect_xfcc_free(t, fmt("Cert=%s", g), NULL, "revocation cannot be checked");
+	auth_tls_unref(t);
+	free(g);
+}
+
 static void test_handshake_no_identity(void **state)
 {
 	const struct client_opts o = {noid, alpn_h2, 3, 0};
@@ -455,9 +525,14 @@ static void test_handshake_no_h2(void **state)
 	const struct client_opts other = {good, http1, sizeof(http1) - 1, 0};
 	const struct client_opts none12 = {good, NULL, 0, TLS1_2_VERSION};
 
+	/* Refused in the handshake with an alert (the ClientHello callback, the ALPN callback),
+	 * not after it: the client never finishes either. */
 	expect_handshake(t_plain, &none, AUTH_TLS_ERROR, AUTH_TLS_FAIL_PROTOCOL);
+	assert_false(last_cli_ok);
 	expect_handshake(t_plain, &other, AUTH_TLS_ERROR, AUTH_TLS_FAIL_PROTOCOL);
+	assert_false(last_cli_ok);
 	expect_handshake(t_plain, &none12, AUTH_TLS_ERROR, AUTH_TLS_FAIL_PROTOCOL);
+	assert_false(last_cli_ok);
 }
 
 static void test_handshake_plaintext(void **state)
@@ -596,6 +671,47 @@ static int pump(struct link *l, bool to_client, const unsigned char *data, size_
 	return partial;
 }
 
+static void test_stale_error_queue(void **state)
+{
+	/* SSL_get_error reads the thread's queue: a stale entry (another connection on the same
+	 * thread) would turn WANT_READ into a fatal error unless each call clears it first. */
+	const struct client_opts o = {good, alpn_h2, 3, 0};
+	struct link l;
+	enum auth_tls_fail why;
+	unsigned char buf[16];
+	size_t n;
+
+	link_open(&l, t_plain, &o);
+	assert_int_equal(handshake_ex(&l, &why, true), AUTH_TLS_OK);
+	assert_string_equal(auth_tls_conn_principal(l.srv), "spiffe://test/client");
+	ERR_raise(ERR_LIB_SSL, SSL_R_BAD_LENGTH);
+	assert_int_equal(auth_tls_read(l.srv, buf, sizeof(buf), &n), AUTH_TLS_WANT_READ);
+	assert_int_equal(ERR_peek_error(), 0);
+	assert_int_equal(pump(&l, false, (const unsigned char *)"ping", 4, 64), 0);
+	ERR_raise(ERR_LIB_SSL, SSL_R_BAD_LENGTH);
+	assert_int_equal(auth_tls_write(l.srv, "pong", 4, &n), AUTH_TLS_OK);
+	assert_int_equal(n, 4);
+	assert_int_equal(ERR_peek_error(), 0);
+	/* And a write that finds the socket full. */
+	{
+		static unsigned char chunk[65536];
+		enum auth_tls_io io;
+		int i;
+
+		for (i = 0; i < 1000; i++) {
+			io = auth_tls_write(l.srv, chunk, sizeof(chunk), &n);
+			if (io != AUTH_TLS_OK)
+				break;
+		}
+		assert_int_equal(io, AUTH_TLS_WANT_WRITE);
+		ERR_raise(ERR_LIB_SSL, SSL_R_BAD_LENGTH);
+		assert_int_equal(auth_tls_write(l.srv, chunk, sizeof(chunk), &n),
+		                 AUTH_TLS_WANT_WRITE);
+		assert_int_equal(ERR_peek_error(), 0);
+	}
+	link_close(&l);
+}
+
 static void test_data_round_trip(void **state)
 {
 	const struct client_opts o = {good, alpn_h2, 3, 0};
@@ -678,6 +794,58 @@ static void test_data_round_trip(void **state)
 	assert_int_equal(ERR_peek_error(), 0);
 	link_close(&l);
 	free(data);
+}
+
+/* Reads and drops whatever the client has received. */
+static void drain_client(struct link *l)
+{
+	unsigned char buf[16384];
+	size_t n;
+
+	while (SSL_read_ex(l->cli, buf, sizeof(buf), &n) == 1)
+		;
+	assert_int_equal(SSL_get_error(l->cli, 0), SSL_ERROR_WANT_READ);
+	ERR_clear_error();
+}
+
+static void test_data_moving_buffer(void **state)
+{
+	/* After WANT_WRITE the same bytes may be offered from another address (the door's
+	 * buffer compacted or grew): OpenSSL refuses that (bad write retry) unless the moving
+	 * write buffer mode is on. */
+	const struct client_opts o = {good, alpn_h2, 3, 0};
+	enum { CHUNK = 65536 };
+	unsigned char *a = malloc(CHUNK), *b = malloc(CHUNK);
+	struct link l;
+	enum auth_tls_fail why;
+	enum auth_tls_io io;
+	size_t n;
+	int i;
+
+	assert_non_null(a);
+	assert_non_null(b);
+	memset(a, 'a', CHUNK);
+	link_open(&l, t_plain, &o);
+	assert_int_equal(handshake(&l, &why), AUTH_TLS_OK);
+	for (i = 0; i < 1000; i++) {
+		io = auth_tls_write(l.srv, a, CHUNK, &n);
+		if (io != AUTH_TLS_OK)
+			break;
+	}
+	assert_int_equal(io, AUTH_TLS_WANT_WRITE);
+	memcpy(b, a, CHUNK);
+	memset(a, 0, CHUNK); /* the old buffer is gone */
+	for (i = 0; i < 1000; i++) {
+		drain_client(&l);
+		io = auth_tls_write(l.srv, b, CHUNK, &n);
+		if (io != AUTH_TLS_WANT_WRITE)
+			break;
+	}
+	assert_int_equal(io, AUTH_TLS_OK);
+	assert_true(n > 0);
+	link_close(&l);
+	free(a);
+	free(b);
 }
 
 static void test_data_peer_vanishes(void **state)
@@ -825,7 +993,6 @@ static char *cert_enc(X509 *x)
 	return enc;
 }
 
-static char *fmt(const char *f, ...) MAT_PRINTF(1, 2);
 static char *fmt(const char *f, ...)
 {
 	va_list ap;
@@ -990,6 +1157,9 @@ static void test_xfcc_refused(void **state)
 	expect_xfcc_free(t_plain, fmt("Cert=%s", v), "spiffe://test/revoked", NULL);
 	expect_xfcc_free(t_crl_empty, fmt("Cert=%s", v), "spiffe://test/revoked", NULL);
 	expect_xfcc_free(t_plain, fmt("Cert=%s", n), NULL, "no identity");
+	free(n);
+	n = cert_enc(server_eku);
+	expect_xfcc_free(t_plain, fmt("Cert=%s", n), NULL, "not for clients");
 	free(r);
 	free(e);
 	free(v);
@@ -1109,16 +1279,20 @@ int main(void)
 	    cmocka_unit_test(test_handshake_good),
 	    cmocka_unit_test(test_handshake_tls12_and_alpn_list),
 	    cmocka_unit_test(test_handshake_principal_rule),
-	    cmocka_unit_test(test_handshake_stale_error_queue),
 	    cmocka_unit_test(test_handshake_no_cert),
 	    cmocka_unit_test(test_handshake_untrusted),
+	    cmocka_unit_test(test_handshake_server_eku),
 	    cmocka_unit_test(test_handshake_expired),
 	    cmocka_unit_test(test_handshake_revoked),
+	    cmocka_unit_test(test_crl_missing_for_issuer),
+	    cmocka_unit_test(test_crl_goes_stale),
 	    cmocka_unit_test(test_handshake_no_identity),
 	    cmocka_unit_test(test_handshake_no_h2),
 	    cmocka_unit_test(test_handshake_plaintext),
 	    cmocka_unit_test(test_handshake_closed),
 	    cmocka_unit_test(test_data_round_trip),
+	    cmocka_unit_test(test_stale_error_queue),
+	    cmocka_unit_test(test_data_moving_buffer),
 	    cmocka_unit_test(test_data_peer_vanishes),
 	    cmocka_unit_test(test_conn_outlives_unref),
 	    cmocka_unit_test(test_fail_names),
