@@ -4,6 +4,7 @@ closed them), checks of its own, and notes of what happened.
 
 Every attack stops by itself: bounded in time and in count, loopback only.
 """
+import select
 import socket
 import time
 
@@ -67,7 +68,7 @@ def _drive(conns, deadline, make_batch, out):
                 progressed = True
             c.pump()
         if not progressed:
-            h.select.select([c.sock for c in live], [c.sock for c in live], [], 0.01)
+            select.select([c.sock for c in live], [c.sock for c in live], [], 0.01)
     for c in conns:
         c.pump()
 
@@ -75,7 +76,7 @@ def _drive(conns, deadline, make_batch, out):
 def _after_close(conns, linger=0.3):
     """Reads a moment longer (a GOAWAY may still be in flight), then closes."""
     end = time.monotonic() + linger
-    while time.monotonic() < end and any(not c.closed_at for c in conns):
+    while time.monotonic() < end and any(not c._read_done for c in conns):
         for c in conns:
             c.pump(wait=0.01)
     for c in conns:
@@ -198,6 +199,21 @@ def settings_flood(ctx):
     return out
 
 
+def empty_frames(ctx):
+    """Zero-length DATA frames (no END_STREAM) on an open stream: each costs the server a
+    frame's work and moves no data."""
+    c = ctx.conn()
+    out = Outcome([c], must_close=True)
+    enc = hpack.Encoder()
+    sid = c.new_stream()
+    c.send(h.frame(h.HEADERS, h.END_HEADERS, sid, enc.encode(h.request_headers(HEALTH))))
+    empty = h.frame(h.DATA, 0, sid)
+    _drive([c], time.monotonic() + ctx.duration, lambda conn: (empty * 200, 200), out)
+    out.note(f"{out.frames_sent} empty DATA frames sent")
+    _after_close([c])
+    return out
+
+
 def ping_flood(ctx):
     c = ctx.conn()
     out = Outcome([c], must_close=True)
@@ -232,24 +248,31 @@ def _open_streams(c, enc, n, out):
     out.frames_sent += 2 * n
 
 
+def _stream_limit(c):
+    """As many streams as the server allows at once (its SETTINGS_MAX_CONCURRENT_STREAMS, a
+    few kept back): slow readers stay within the protocol; only their reading is slow."""
+    return max(1, min(c.peer_settings.get(h.SETTINGS_MAX_CONCURRENT_STREAMS, 100), 2000) - 4)
+
+
 def zero_window_reader(ctx):
     """SETTINGS_INITIAL_WINDOW_SIZE 0 and never a WINDOW_UPDATE: the server may not send a byte
-    of any response, and every response it produced waits in its memory."""
+    of any response body, and every response it produced waits in its memory."""
     c = ctx.conn(settings={h.SETTINGS_INITIAL_WINDOW_SIZE: 0}, window=None)
     c.auto_window = False
     c.abuse_start = time.monotonic()
     out = Outcome([c])
     enc = hpack.Encoder()
     deadline = time.monotonic() + ctx.duration
+    limit = _stream_limit(c)
     streams = 0
     while time.monotonic() < deadline and not c.closed_at:
-        if c.backlog() < BACKLOG:
-            _open_streams(c, enc, 50, out)
-            streams += 50
-        c.pump(wait=0.02)  # 50 streams per 20 ms at most: ~2,500/s
-    refused = sum(1 for _, code in c.rsts if code == h.REFUSED_STREAM)
-    out.note(f"{streams} streams asked, {len(c.rsts)} reset by server ({refused} refused), "
-             f"{c.data_bytes} B of DATA received; "
+        if streams < limit and c.backlog() < BACKLOG:
+            n = min(50, limit - streams)
+            _open_streams(c, enc, n, out)
+            streams += n
+        c.pump(wait=0.02)
+    out.note(f"{streams} streams open (server allows {limit + 4}), {len(c.rsts)} reset by the "
+             f"server, {c.data_bytes} B of DATA received; "
              + (f"closed after {c.closed_at - c.abuse_start:.2f} s ({c.close_reason}, "
                 f"GOAWAY {c.goaway_codes()})" if c.closed_at else "still open at the end"))
     _after_close([c], linger=0.1)
@@ -257,20 +280,23 @@ def zero_window_reader(ctx):
 
 
 def trickle_reader(ctx):
-    """A small receive buffer and one TCP byte read per second: responses pile up in the
-    server's socket and its own buffers."""
+    """A small receive buffer and one TCP byte read per second, with as many streams as the
+    server allows asking for a model (tens of KiB each) or a health watch: responses pile up in
+    the server's socket and its own buffers."""
     c = ctx.conn(rcvbuf=4096)
     c.abuse_start = time.monotonic()
     out = Outcome([c])
     enc = hpack.Encoder()
     deadline = time.monotonic() + ctx.duration
+    limit = _stream_limit(c)
     streams, next_read, read = 0, time.monotonic(), 0
     while time.monotonic() < deadline and not c.closed_at:
-        if c.backlog() < BACKLOG and streams < 20000:
-            _open_streams(c, enc, 50, out)
-            streams += 50
+        if streams < limit and c.backlog() < BACKLOG:
+            n = min(50, limit - streams)
+            _open_streams(c, enc, n, out)
+            streams += n
         if time.monotonic() >= next_read:
-            read += c._recv_raw(1)  # one byte of TCP, not decrypted until a record is whole
+            read += c._recv_raw(1)  # one byte of TCP (TLS cannot decrypt a partial record)
             next_read += 1.0
         time.sleep(0.02)
         c._flush()
@@ -301,22 +327,31 @@ def new_connection_checks(ctx, out, budget=1.0):
 
 
 def _hold(ctx, socks_or_conns, until, raw):
-    """Keeps connections open until `until`, noticing the ones the server closes."""
+    """Keeps connections open until `until`, noticing the ones the server closes: {index: when}."""
     closed = {}
+    if raw:
+        poller = select.poll()
+        byfd = {}
+        for i, s in enumerate(socks_or_conns):
+            poller.register(s, select.POLLIN)
+            byfd[s.fileno()] = i
+        while time.monotonic() < until:
+            for fd, _ in poller.poll(max(0, int((until - time.monotonic()) * 1000))):
+                i = byfd[fd]
+                s = socks_or_conns[i]
+                try:
+                    if s.recv(65536):
+                        continue
+                except (BlockingIOError, InterruptedError):
+                    continue
+                except OSError:
+                    pass
+                closed[i] = time.monotonic()
+                poller.unregister(fd)
+        return closed
     while time.monotonic() < until:
         for i, c in enumerate(socks_or_conns):
-            if i in closed:
-                continue
-            if raw:
-                try:
-                    d = c.recv(4096)
-                    if not d:
-                        closed[i] = time.monotonic()
-                except (BlockingIOError, InterruptedError):
-                    pass
-                except OSError:
-                    closed[i] = time.monotonic()
-            else:
+            if i not in closed:
                 c.pump()
                 if c.closed_at:
                     closed[i] = c.closed_at
@@ -340,7 +375,8 @@ def idle_tls(n):
                 failed += 1
                 first_err = first_err or f"{type(e).__name__}: {e}"
         t_open = time.monotonic() - t0
-        closed = _hold(ctx, conns, time.monotonic() + ctx.duration, raw=False)
+        # Held for the attack's duration, and at least a moment after the last one opened.
+        closed = _hold(ctx, conns, max(t0 + ctx.duration, time.monotonic() + 0.5), raw=False)
         out.note(f"{len(conns)}/{n} TLS handshakes done in {t_open:.1f} s, {failed} failed"
                  + (f" ({first_err})" if failed else "")
                  + f"; server closed {len(closed)} of them while idle")
@@ -369,7 +405,7 @@ def tcp_flood(n):
                 s.close()
         closed = _hold(ctx, socks, t0 + ctx.duration, raw=True)
         out.note(f"{len(socks)}/{n} TCP connections made ({failed} failed); server closed "
-                 f"{len(closed)} during the {ctx.duration:.0f} s"
+                 f"{len(closed)} during the {ctx.duration:g} s"
                  + (f" (first after {min(closed.values()) - t0:.2f} s)" if closed else ""))
         out.check("server alive during the flood", ctx.server.alive())
         for s in socks:
@@ -399,7 +435,7 @@ def half_open_tls(n):
                 s.close()
         closed = _hold(ctx, socks, t0 + ctx.duration, raw=True)
         out.note(f"{len(socks)}/{n} ClientHellos sent ({failed} failed); server closed "
-                 f"{len(closed)} during the {ctx.duration:.0f} s"
+                 f"{len(closed)} during the {ctx.duration:g} s"
                  + (f" (first after {min(closed.values()) - t0:.2f} s)" if closed else ""))
         out.check("server alive during the flood", ctx.server.alive())
         for s in socks:

@@ -144,6 +144,8 @@ class RawConn:
         self.addr = addr
         self.closed_at = None      # monotonic time the server closed us (EOF/reset/alert)
         self.close_reason = None
+        self._read_done = False    # EOF or error seen on the receiving side
+        self.peer_settings = {}
         self.goaways = []          # (monotonic time, error code, last stream id, debug)
         self.rsts = []             # (stream id, code)
         self.settings_seen = 0
@@ -154,6 +156,7 @@ class RawConn:
         self.data_bytes = 0
         self.bytes_in = 0
         self.ack_settings = True
+        self.preface_sent = False  # nothing of HTTP/2 (not even a SETTINGS ACK) before it
         self.auto_window = True    # give back connection window as DATA arrives
         self._unacked_data = 0
         self._rbuf = b""
@@ -199,6 +202,7 @@ class RawConn:
     def start_h2(self, settings=None, window=None):
         """Preface and our SETTINGS (no ACK of the server's unless ack_settings)."""
         self.send(PREFACE + settings_frame(settings or {}))
+        self.preface_sent = True
         if window:
             self.send(window_update_frame(0, window))
 
@@ -215,16 +219,20 @@ class RawConn:
             self.close_reason = why
 
     def _recv_raw(self, limit=262144):
-        if self.closed_at:
+        # Reads go on after a failed send: what the server sent before closing (a GOAWAY) may
+        # still be in our receive queue.
+        if self._read_done or limit <= 0:
             return 0
         try:
             data = self.sock.recv(limit)
         except (BlockingIOError, InterruptedError):
             return 0
         except OSError as e:
+            self._read_done = True
             self._mark_closed(f"recv: {errno.errorcode.get(e.errno, e)}")
             return 0
         if not data:
+            self._read_done = True
             self._mark_closed("EOF")
             return 0
         self.bytes_in += len(data)
@@ -271,7 +279,7 @@ class RawConn:
         if wait:
             self._wait_readable(wait)
         got = 0
-        while not self.closed_at:
+        while not self._read_done:
             n = self._recv_raw(262144 if max_bytes is None else max(0, max_bytes - got))
             got += n
             if n == 0 or (max_bytes is not None and got >= max_bytes):
@@ -319,7 +327,10 @@ class RawConn:
                 self.settings_acks += 1
             else:
                 self.settings_seen += 1
-                if self.ack_settings:
+                for j in range(0, len(payload) - 5, 6):
+                    k, v = struct.unpack_from(">HI", payload, j)
+                    self.peer_settings[k] = v
+                if self.ack_settings and self.preface_sent:
                     self.send(settings_frame(ack=True))
         elif ftype == GOAWAY:
             last, code = struct.unpack_from(">II", payload)
@@ -334,7 +345,7 @@ class RawConn:
             self._unacked_data += len(payload)
             if flags & END_STREAM:
                 self.ended.add(sid)
-            if self.auto_window and self._unacked_data >= 32768:
+            if self.auto_window and self.preface_sent and self._unacked_data >= 32768:
                 self.send(window_update_frame(0, self._unacked_data))
                 self._unacked_data = 0
         elif ftype == HEADERS:

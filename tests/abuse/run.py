@@ -50,7 +50,7 @@ PROFILES = {
     "full": Profile("full", rate=300, baseline=3.0, duration=5.0, settle=1.0, after=3.0,
                     fraction=0.90, p99_ms=50.0, idle_conns=2000, flood_conns=1100),
     # ctest on a loaded 2-core CI machine: shorter, and looser bounds (documented in README).
-    "ci": Profile("ci", rate=100, baseline=1.0, duration=2.0, settle=0.5, after=1.0,
+    "ci": Profile("ci", rate=100, baseline=1.0, duration=1.5, settle=0.3, after=1.0,
                   fraction=0.50, p99_ms=250.0, idle_conns=500, flood_conns=1100),
 }
 
@@ -84,6 +84,7 @@ def specs(p):
              A.hpack_bomb(False)),
         Spec("settings-flood", "control_frames", "SETTINGS flood", A.settings_flood),
         Spec("ping-flood", "control_frames", "PING flood", A.ping_flood),
+        Spec("empty-frames", "control_frames", "Empty DATA frames flood", A.empty_frames),
         Spec("zero-window", "slow_readers", "Slow reader: window 0, never WINDOW_UPDATE",
              A.zero_window_reader),
         Spec("trickle", "slow_readers", "Slow reader: 1 TCP byte/s", A.trickle_reader),
@@ -130,7 +131,7 @@ def run_one(spec, p, binary, dburl, pki, logdir, sanitized):
     try:
         if not prober.wait_ready():
             check("good client connects", False, "no successful call in 10 s")
-        time.sleep(0.3)  # warm-up, not counted
+        time.sleep(0.2)  # warm-up, not counted
         t_b0 = time.monotonic()
         time.sleep(p.baseline)
         t_b1 = time.monotonic()
