@@ -140,7 +140,7 @@ class Closed(Exception):
 class RawConn:
     """One TCP + TLS + HTTP/2 client connection driven by hand."""
 
-    def __init__(self, addr, pki, who="admin", rcvbuf=None, timeout=5.0):
+    def __init__(self, addr, pki, who="admin", rcvbuf=None, timeout=5.0, connect=True):
         self.addr = addr
         self.closed_at = None      # monotonic time the server closed us (EOF/reset/alert)
         self.close_reason = None
@@ -168,8 +168,12 @@ class RawConn:
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         if rcvbuf:
             self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
-        self.sock.settimeout(timeout)
-        self.sock.connect(addr)
+        if connect:
+            self.sock.settimeout(timeout)
+            self.sock.connect(addr)
+        else:  # non-blocking connect: handshake_step() goes on once it is writable
+            self.sock.setblocking(False)
+            self.sock.connect_ex(addr)
         self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.sock.setblocking(False)
         self._inc, self._outbio = ssl.MemoryBIO(), ssl.MemoryBIO()
@@ -177,6 +181,22 @@ class RawConn:
         self._ctx = client_context(pki, who) if pki else None
 
     # --- TLS -----------------------------------------------------------------------------
+    def handshake_step(self, ctx=None):
+        """One non-blocking step of the TLS handshake: True once it is done (many connections
+        can shake hands at once this way)."""
+        if self.tls is None:
+            self.tls = (ctx or self._ctx).wrap_bio(self._inc, self._outbio, server_side=False)
+        self._recv_raw()
+        try:
+            self.tls.do_handshake()
+        except ssl.SSLWantReadError:
+            self._flush()
+            if self.closed_at:
+                raise Closed(self.close_reason)
+            return False
+        self._flush()
+        return True
+
     def handshake(self, ctx=None, timeout=5.0):
         ctx = ctx or self._ctx
         self.tls = ctx.wrap_bio(self._inc, self._outbio, server_side=False)

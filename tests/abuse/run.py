@@ -51,7 +51,7 @@ PROFILES = {
                     fraction=0.90, p99_ms=50.0, idle_conns=2000, flood_conns=1100),
     # ctest on a loaded 2-core CI machine: shorter, and looser bounds (documented in README).
     "ci": Profile("ci", rate=100, baseline=1.0, duration=1.5, settle=0.3, after=1.0,
-                  fraction=0.50, p99_ms=250.0, idle_conns=500, flood_conns=1100),
+                  fraction=0.50, p99_ms=250.0, idle_conns=200, flood_conns=1100),
 }
 
 # Connection floods run the server with a 1,024-descriptor limit and a connection cap below it.
