@@ -37,8 +37,10 @@ class Outcome:
 
 
 class Ctx:
-    def __init__(self, server, pki, duration, scale):
+    def __init__(self, server, pki, duration, scale, max_connections=None):
         self.server, self.pki, self.duration, self.scale = server, pki, duration, scale
+        self.max_connections = max_connections  # the server's --max-connections, if set
+        self.flood_open_s = 0.0
 
     def conn(self, ack_settings=True, settings=None, window=1 << 30, who="admin", rcvbuf=None):
         c = RawConn(self.server.addr, self.pki, who, rcvbuf=rcvbuf)
@@ -432,16 +434,31 @@ def tcp_flood(n):
             except OSError:
                 failed += 1
                 s.close()
+        ctx.flood_open_s = time.monotonic() - t0
         closed = _hold(ctx, socks, t0 + ctx.duration, raw=True)
         out.note(f"{len(socks)}/{n} TCP connections made ({failed} failed); server closed "
                  f"{len(closed)} during the {ctx.duration:g} s"
                  + (f" (first after {min(closed.values()) - t0:.2f} s)" if closed else ""))
         out.check("server alive during the flood", ctx.server.alive())
+        _refusal_check(ctx, out, n, len(socks), closed, t0)
         for s in socks:
             s.close()
         new_connection_checks(ctx, out)
         return out
     return attack
+
+
+def _refusal_check(ctx, out, n, made, closed, t0):
+    """With --max-connections=M below the descriptor limit, the connections beyond M are
+    refused (accepted and closed at once, counted in maturityd_connections_refused_total): at
+    least 90 % of the n - M extras must see their close within 1 s of the flood's start."""
+    cap = ctx.max_connections
+    if cap is None or made <= cap:
+        return
+    quick = sum(1 for t in closed.values() if t - t0 <= 1.0 + ctx.flood_open_s)
+    want = int(0.9 * (made - cap))
+    out.check(f"connections beyond --max-connections={cap} refused", quick >= want,
+              f"{quick} closed by the server within 1 s, want >= {want}")
 
 
 def half_open_tls(n):
@@ -462,11 +479,13 @@ def half_open_tls(n):
             except OSError:
                 failed += 1
                 s.close()
+        ctx.flood_open_s = time.monotonic() - t0
         closed = _hold(ctx, socks, t0 + ctx.duration, raw=True)
         out.note(f"{len(socks)}/{n} ClientHellos sent ({failed} failed); server closed "
                  f"{len(closed)} during the {ctx.duration:g} s"
                  + (f" (first after {min(closed.values()) - t0:.2f} s)" if closed else ""))
         out.check("server alive during the flood", ctx.server.alive())
+        _refusal_check(ctx, out, n, len(socks), closed, t0)
         for s in socks:
             s.close()
         new_connection_checks(ctx, out)

@@ -136,7 +136,9 @@ def run_one(spec, p, binary, dburl, pki, logdir, sanitized):
         time.sleep(p.baseline)
         t_b1 = time.monotonic()
         m0 = srv.metrics()
-        ctx = A.Ctx(srv, pki, spec.duration or p.duration, p)
+        cap = [int(a.split("=", 1)[1]) for a in spec.server_args
+               if a.startswith("--max-connections=")]
+        ctx = A.Ctx(srv, pki, spec.duration or p.duration, p, cap[0] if cap else None)
         t_a0 = time.monotonic()
         try:
             out = spec.fn(ctx)
