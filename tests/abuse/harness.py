@@ -75,7 +75,7 @@ class Server:
                 "--tls-client-ca", f"{self.pki}/ca.pem",
                 "--admin-principal", "spiffe://maturityd.dev/admin",
                 "--metrics-listen", f"127.0.0.1:{self.metrics_port}",
-                "--shutdown-grace", "2", "--db-wait", "10", *self.extra_args]
+                "--shutdown-grace", "1", "--db-wait", "10", *self.extra_args]
         nofile = self.nofile
 
         def limits():
@@ -145,12 +145,12 @@ class Server:
         return out
 
     def stop(self):
-        """SIGTERM, then SIGKILL after 10 s; returns the exit status."""
+        """SIGTERM, then SIGKILL after 5 s; returns the exit status (-9: it had to be killed)."""
         if self.proc is None or self.proc.poll() is not None:
             return None if self.proc is None else self.proc.returncode
         self.proc.send_signal(signal.SIGTERM)
         try:
-            return self.proc.wait(10)
+            return self.proc.wait(5)
         except subprocess.TimeoutExpired:
             self.kill()
             return -9
