@@ -72,7 +72,7 @@ def _drive(conns, deadline, make_batch, out):
                 progressed = True
             c.pump()
         if not progressed:
-            select.select([c.sock for c in live], [c.sock for c in live], [], 0.01)
+            h.wait_any([c.sock for c in live], 0.01, write=True)
     for c in conns:
         c.pump()
 
@@ -383,8 +383,7 @@ def idle_tls(n):
                     failed += 1
                     first_err = first_err or f"connect: {e}"
                 started += 1
-            ready, _, _ = select.select([c.sock for c, _ in pending], [], [], 0.05)
-            ready = set(ready)
+            ready = set(h.wait_any([c.sock for c, _ in pending], 0.05))
             still = []
             for c, t in pending:
                 try:

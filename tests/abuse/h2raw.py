@@ -133,6 +133,26 @@ def client_hello(pki):
     return out.read()
 
 
+def wait_any(socks, timeout, write=False):
+    """poll() (select() cannot take descriptors above 1023): the sockets ready to read (or,
+    with write=True, also those ready to write)."""
+    p = select.poll()
+    byfd = {}
+    for s in socks:
+        try:
+            fd = s.fileno()
+        except OSError:
+            continue
+        if fd < 0:
+            continue
+        byfd[fd] = s
+        p.register(fd, select.POLLIN | (select.POLLOUT if write else 0))
+    try:
+        return [byfd[fd] for fd, _ in p.poll(max(0, int(timeout * 1000)))]
+    except (OSError, InterruptedError):
+        return []
+
+
 class Closed(Exception):
     pass
 
@@ -228,10 +248,7 @@ class RawConn:
 
     # --- bytes ---------------------------------------------------------------------------
     def _wait_readable(self, t):
-        try:
-            select.select([self.sock], [], [], t)
-        except (OSError, ValueError):
-            pass
+        wait_any([self.sock], t)
 
     def _mark_closed(self, why):
         if self.closed_at is None:
