@@ -111,7 +111,19 @@ def hpack_literal(name, value, indexing=False):
             + hpack_int(len(value), 7) + value)
 
 
+_contexts = {}
+
+
 def client_context(pki, who="admin"):
+    """One SSLContext per (PKI, certificate), made once: loading the files costs milliseconds,
+    which thousands of connections would spend in the attacker instead of the server."""
+    key = (pki, who)
+    if key not in _contexts:
+        _contexts[key] = _new_context(pki, who)
+    return _contexts[key]
+
+
+def _new_context(pki, who):
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     ctx.load_verify_locations(f"{pki}/ca.pem")
     if who:
@@ -123,7 +135,7 @@ def client_context(pki, who="admin"):
 
 def client_hello(pki):
     """The bytes of a real ClientHello (for half-open floods: sent, then silence)."""
-    ctx = client_context(pki)
+    ctx = _new_context(pki, "admin")
     inc, out = ssl.MemoryBIO(), ssl.MemoryBIO()
     obj = ctx.wrap_bio(inc, out, server_side=False)
     try:
