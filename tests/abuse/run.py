@@ -200,6 +200,11 @@ def run_one(spec, p, binary, dburl, pki, logdir, sanitized):
         if out.conns:
             closed_within = max(ends) if len(ends) == len(out.conns) else None
     res["closed_within"] = closed_within
+    # What the table shows: when the last abusive connection was closed, and whether every one
+    # got GOAWAY(ENHANCE_YOUR_CALM) first.
+    eofs = [c.closed_at - (c.abuse_start or t_a0) for c in out.conns if c.closed_at]
+    res["closed_all"] = max(eofs) if out.conns and len(eofs) == len(out.conns) else None
+    res["calm_all"] = bool(out.conns) and all(c.calm_at() is not None for c in out.conns)
     res["must_close"] = out.must_close
 
     # 3. memory
@@ -245,8 +250,11 @@ def table(results, p):
                          f"{r['verdict']}")
             continue
         b, d, a = r["before"], r["during"], r["after"]
-        cw = r.get("closed_within")
-        closed = (f"{cw:.2f}s" if cw is not None else ("no" if r.get("must_close") else "-"))
+        ca = r.get("closed_all")
+        if ca is None:
+            closed = "open" if r.get("must_close") or r.get("calm_all") else "-"
+        else:
+            closed = f"{ca:.2f}s" + ("" if r.get("calm_all") else "!")
         mem = "/".join("-" if x is None else str(x // MiB)
                        for x in (r["rss_base"], r["rss_peak"], r["rss_after"]))
         lines.append(f"{r['name']:<20} {b[0]:>10.0f} /{d[0]:>9.0f} /{a[0]:>9.0f} "
@@ -309,6 +317,8 @@ def main():
           f"pass: during/after >= {p.fraction:.0%} of before, p99 <= {p.p99_ms:.0f} ms, "
           f"frame abuse closed <= 1 s, RSS <= 512 MiB and back; server logs in {logdir}")
     print(table(results, p))
+    print("closed: when the last abusive connection was closed, after its first abusive frame "
+          "(! = without GOAWAY(ENHANCE_YOUR_CALM); open = still open at the end)")
     failed = [r["name"] for r in results if r["verdict"] != "PASS"]
     if args.json:
         with open(args.json, "w") as f:
