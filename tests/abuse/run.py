@@ -228,7 +228,8 @@ def run_one(spec, p, binary, dburl, pki, logdir, sanitized):
     res["notes"].extend(out.notes)
     delta = metric_delta(m0, m1)
     if delta:
-        res["notes"].append("metrics: " + ", ".join(f"{k} +{v:g}" for k, v in sorted(delta.items())))
+        res["notes"].append("metrics: " + ", ".join(f"{k} +{v:g}"
+                                                    for k, v in sorted(delta.items())))
     rc = srv.stop()
     if rc not in (0, None):
         res["notes"].append(f"maturityd exited with {rc} on SIGTERM (log {srv.log_path})")
