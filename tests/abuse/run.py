@@ -18,7 +18,9 @@ Profiles: `full` (scripts/abuse: the real targets, 90 % and 50 ms) and `ci` (cte
 loaded 2-core CI machine: 50 % and 250 ms, and fewer idle connections).
 
 Usage: run.py --maturityd BIN [--profile ci|full] [--only NAME[,NAME...]] [--list]
-              [--json FILE] [--logdir DIR] [--sanitized]
+              [--json FILE] [--logdir DIR] [--sanitized] [--retries N]
+An attack whose only failures are the good client's numbers runs once more in profile ci (the
+machine is shared: other work can slow the good client without the attack); never in full.
 Exit: 0 all passed, 1 some failed, 77 skipped (MATURITY_TEST_DATABASE_URL/PKI not set).
 """
 import argparse
@@ -259,7 +261,8 @@ def table(results, p):
         mem = "/".join("-" if x is None else str(x // MiB)
                        for x in (r["rss_base"], r["rss_peak"], r["rss_after"]))
         lines.append(f"{r['name']:<20} {b[0]:>10.0f} /{d[0]:>9.0f} /{a[0]:>9.0f} "
-                     f"{fmt_ms(b[2]):>5}/{fmt_ms(d[2]):>5} {closed:>8} {mem:>24}  {r['verdict']}")
+                     f"{fmt_ms(b[2]):>5}/{fmt_ms(d[2]):>5} {closed:>8} {mem:>24}  {r['verdict']}"
+                     + (f" (run {r['attempts']})" if r.get("attempts", 1) > 1 else ""))
     return "\n".join(lines)
 
 
@@ -271,6 +274,9 @@ def main():
     ap.add_argument("--list", action="store_true")
     ap.add_argument("--json")
     ap.add_argument("--logdir")
+    ap.add_argument("--retries", type=int, default=None,
+                    help="runs again an attack whose only failures are the good client's "
+                         "numbers (default: 1 in profile ci, 0 in full)")
     ap.add_argument("--sanitized", action="store_true",
                     help="maturityd is an ASan build: no RSS bounds, looser latency")
     args = ap.parse_args()
@@ -293,6 +299,7 @@ def main():
     if not args.maturityd or not os.access(args.maturityd, os.X_OK):
         print(f"maturityd not found: {args.maturityd}", file=sys.stderr)
         return 2
+    retries = args.retries if args.retries is not None else (1 if p.name == "ci" else 0)
     harness.raise_own_nofile(16384)
     logdir = args.logdir or tempfile.mkdtemp(prefix="maturityd-abuse.")
     os.makedirs(logdir, exist_ok=True)
@@ -303,13 +310,25 @@ def main():
         for s in chosen:
             t0 = time.monotonic()
             print(f"== {s.name}: {s.title}", flush=True)
-            r = run_one(s, p, args.maturityd, dburl, pki, logdir, args.sanitized)
-            r["seconds"] = time.monotonic() - t0
-            for name, ok, detail in r["checks"]:
-                print(f"   {'ok  ' if ok else 'FAIL'} {name}" + (f": {detail}" if detail else ""))
-            for n in r["notes"]:
-                print(f"   note: {n}")
-            print(f"   {r['verdict']} ({r['seconds']:.1f} s)", flush=True)
+            for attempt in range(retries + 1):
+                r = run_one(s, p, args.maturityd, dburl, pki, logdir, args.sanitized)
+                r["seconds"] = time.monotonic() - t0
+                r["load"] = os.getloadavg()[0]
+                for name, ok, detail in r["checks"]:
+                    print(f"   {'ok  ' if ok else 'FAIL'} {name}"
+                          + (f": {detail}" if detail else ""))
+                for n in r["notes"]:
+                    print(f"   note: {n}")
+                print(f"   {r['verdict']} ({r['seconds']:.1f} s, load average "
+                      f"{r['load']:.1f})", flush=True)
+                failing = [name for name, ok, _ in r["checks"] if not ok]
+                # The good client's numbers alone can fail on a machine shared with other
+                # work; everything else (closing, memory, new connections) is not retried.
+                if not failing or not all(f.startswith("good client") for f in failing) \
+                        or attempt == retries:
+                    break
+                print("   once more: only the good client's numbers failed", flush=True)
+            r["attempts"] = attempt + 1
             results.append(r)
     finally:
         harness.drop_db(dbname)
