@@ -91,7 +91,7 @@ def specs(p):
              A.zero_window_reader),
         Spec("trickle", "slow_readers", "Slow reader: 1 TCP byte/s", A.trickle_reader),
         Spec("idle-tls", "connections", f"{p.idle_conns} idle TLS connections",
-             A.idle_tls(p.idle_conns), nofile=p.idle_conns + 1024),
+             A.idle_tls(p.idle_conns), nofile=max(p.idle_conns + 1024, 8192)),
         Spec("tcp-flood", "connections",
              f"{p.flood_conns} silent TCP conns, ulimit -n {LOW_NOFILE}",
              A.tcp_flood(p.flood_conns), server_args=FLOOD_ARGS, nofile=LOW_NOFILE),
