@@ -116,12 +116,19 @@ def metric_delta(m0, m1):
 
 
 def run_one(spec, p, binary, dburl, pki, logdir, sanitized):
+    srv = harness.Server(binary, dburl, pki, logdir, spec.name, spec.server_args, spec.nofile)
+    try:
+        return _run_one(srv, spec, p, pki, sanitized)
+    finally:
+        srv.kill()  # whatever happened, no maturityd is left behind
+
+
+def _run_one(srv, spec, p, pki, sanitized):
     res = {"name": spec.name, "title": spec.title, "checks": [], "notes": []}
 
     def check(name, ok, detail=""):
         res["checks"].append((name, bool(ok), detail))
 
-    srv = harness.Server(binary, dburl, pki, logdir, spec.name, spec.server_args, spec.nofile)
     try:
         srv.start()
     except RuntimeError as e:
