@@ -1073,9 +1073,9 @@ struct svc_door *svc_door_new(const struct svc_door_limits *lim, struct auth_tls
 	atomic_init(&d->cmd, 0);
 	svc_h2guard_limits_default(&d->glim, lim->max_metadata_bytes);
 	/* A client may cancel every call it has in flight at once (a deadline shared by a fan-out):
-	 * that is not a flood. */
-	if (d->glim.resets_burst < 2 * lim->max_concurrent_streams)
-		d->glim.resets_burst = 2 * lim->max_concurrent_streams;
+	 * that is not a flood. Not more: each reset call that gets through is dispatched. */
+	if (d->glim.resets_burst < lim->max_concurrent_streams)
+		d->glim.resets_burst = lim->max_concurrent_streams;
 	/* A connection costs three descriptors (the client's and both ends of its socketpair):
 	 * the limit is raised to the hard limit, and the connection cap kept below it so
 	 * running out of descriptors stays the exception the accept loop survives. */
