@@ -13,7 +13,7 @@ SQL expressions the pgbench scripts use to compute what maturityd sends as a tex
 ('bench-' || $n, 'organizations/' || ..., bench_asm_id($n), bench_uuid7(), bench_ev_id($n, i),
 bench_practice($n + i), literal ''), and
 trailing semicolons. maturityd's once-a-second health ping (set_config + SELECT 1 on one
-connection) and the events janitor's transaction (the one holding its advisory lock) are dropped. Prints one JSON object: {"ok": bool, "scripts": [...], "mismatched":
+connection), its schema check (set_config + the schema_migrations reads) and the events janitor's transaction (the one holding its advisory lock) are dropped. Prints one JSON object: {"ok": bool, "scripts": [...], "mismatched":
 [...], "diff": {name: [...]}}; exit status 0 either way (the report says what failed).
 """
 import difflib
@@ -37,7 +37,8 @@ def statements(path, start, end):
     # same backend.
     keep = [True] * len(out)
     for i, (pid, sql) in enumerate(out):
-        if sql.strip() == "SELECT 1":
+        if sql.strip() in ("SELECT 1", "SELECT to_regclass('schema_migrations') IS NOT NULL",
+                           "SELECT version FROM schema_migrations ORDER BY version"):
             keep[i] = False
             for j in range(i - 1, -1, -1):
                 if out[j][0] == pid:
