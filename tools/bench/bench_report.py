@@ -1369,7 +1369,7 @@ during it ("other CPU"), and the figures are medians.
   and one `INSERT INTO events` per event (snapshots: the bytes of real events of each kind,
   %s) whose statement trigger `NOTIFY`s at commit; `update_answers.sql` likewise (its
   `ASSESSMENT_UPDATED` and `delegator`). pgbench cannot branch on a result inside a pipeline, so
-  it sends the submit and the supersede (`RETURNING`, `\aset`) in round trips of their own: 2
+  it sends the submit and the supersede (`RETURNING`, `\\aset`) in round trips of their own: 2
   more than maturityd, which makes P a little lower. SQL check of both scripts against
   maturityd's statement log: %s.
 * **Replay.** `tools/bench/pgbench/seed_events.sql` copies the latest 10,000 real events (types
@@ -1462,23 +1462,27 @@ during it ("other CPU"), and the figures are medians.
     every = []
     for r in fan:
         every.append(["fan-out", r.get("repeat"), "%s/%s deliveries; p50 %s, p90 %s, p99 %s, max %s ms "
-                      "from the write's start; write RPC p99 %s ms" % (
+                      "from the write's start; write RPC p99 %s ms; server %s µs, PostgreSQL %s "
+                      "µs, client %s µs of CPU per delivery" % (
                           fmt(r.get("delivered")), fmt(r.get("expected")),
                           fmt(h(r, "from_write_start", "p50_ms"), 1),
                           fmt(h(r, "from_write_start", "p90_ms"), 1),
                           fmt(h(r, "from_write_start"), 1),
-                          fmt(h(r, "from_write_start", "max_ms"), 1), fmt(h(r, "write"), 1)),
+                          fmt(h(r, "from_write_start", "max_ms"), 1), fmt(h(r, "write"), 1),
+                          per_event(r, "server"), per_event(r, "db"), per_event(r, "client")),
                       fmt(r.get("load1"), 2), "%.0f %%" % (100 * r.get("cpu_other_frac", 0))])
     for i, r in enumerate(idle):
         a = probe0[i] if i < len(probe0) else {}
         b = probe1[i] if i < len(probe1) else {}
         every.append(["idle", r.get("repeat"), "%s held, %s failed, live after %s s; VmRSS %s → %s MiB "
-                      "(max %s, %s threads); probe p50/p99 %s/%s ms without, %s/%s ms with" % (
+                      "(max %s, %s threads); probe p50/p99 %s/%s ms without, %s/%s ms with; "
+                      "servers' CPU %s without, %s with them, PostgreSQL's %s, %s (cores)" % (
                           fmt(r.get("whole")), fmt(r.get("failed")), fmt(r.get("live_s"), 1),
                           fmt(r.get("rss_before_kib", 0) / 1024), fmt(r.get("rss_ready_kib", 0) / 1024),
                           fmt(r.get("rss_max_kib", 0) / 1024), r.get("server_threads", "?"),
                           fmt(a.get("p50_ms"), 2), fmt(a.get("p99_ms"), 2),
-                          fmt(b.get("p50_ms"), 2), fmt(b.get("p99_ms"), 2)),
+                          fmt(b.get("p50_ms"), 2), fmt(b.get("p99_ms"), 2),
+                          cores(a, "server"), cores(b, "server"), cores(a, "db"), cores(b, "db")),
                       "%s / %s" % (fmt(a.get("load1"), 2), fmt(b.get("load1"), 2)),
                       "%.0f %%" % (100 * b.get("cpu_other_frac", 0))])
     for i, c in enumerate(cost):
@@ -1489,15 +1493,29 @@ during it ("other CPU"), and the figures are medians.
             "%s / %s" % ("%.0f %%" % (100 * rpc[i].get("cpu_other_frac", 0)),
                          "%.0f %%" % (100 * pgb[i].get("cpu_other_frac", 0)) if i < len(pgb) else "—")])
     for r in rep:
-        every.append(["replay", r.get("repeat"), "%s events in %s s: %s events/s (first message "
-                      "after %s s)" % (fmt(r.get("events")), fmt(r.get("replay_s"), 2),
-                                       fmt(r.get("events_per_s")), fmt(r.get("live_s"), 2)),
+        every.append(["replay", r.get("repeat"), "%s events in %s s: %s events/s (first event "
+                      "after %s s; server %s µs, PostgreSQL %s µs, client %s µs of CPU per "
+                      "event)" % (fmt(r.get("events")), fmt(r.get("replay_s"), 2),
+                                  fmt(r.get("events_per_s")), fmt(r.get("first_s"), 2),
+                                  per_event(r, "server"), per_event(r, "db"),
+                                  per_event(r, "client")),
                       fmt(r.get("load1"), 2), "%.0f %%" % (100 * r.get("cpu_other_frac", 0))])
     w("Every run (load average: at the end of the run; idle: without / with the watches; write "
       "cost: RPC / pgbench):")
     w("")
     w(md_table(["measurement", "run", "result", "load average", "other CPU"], every))
     w("")
+
+
+def cores(r, who):
+    v, wall = r.get("cpu_%s_s" % who), r.get("cpu_wall_s")
+    return fmt(v / wall, 2) if v is not None and wall else "—"
+
+
+def per_event(r, who):
+    n = r.get("events") or r.get("delivered")
+    v = r.get("cpu_%s_s" % who)
+    return fmt(1e6 * v / n) if n and v is not None else "—"
 
 
 def seed_snap_text(recs):

@@ -666,7 +666,8 @@ static void report(FILE *f, const struct erun *r, bool json)
 	        "\"whole\":%llu,\"failed\":%llu,\"messages\":%llu,\"bytes\":%llu,\"events\":%llu,"
 	        "\"live_s\":%.3f,\"warm_writes\":%ld,\"writes\":%ld,\"rate\":%.2f,"
 	        "\"write_failed\":%llu,\"delivered\":%llu,\"expected\":%llu,\"unmatched\":%llu,"
-	        "\"before_reply\":%llu,\"hold_s\":%.1f,\"replay_s\":%.3f,\"events_per_s\":%.1f,",
+	        "\"before_reply\":%llu,\"hold_s\":%.1f,\"replay_s\":%.3f,\"events_per_s\":%.1f,"
+	        "\"first_s\":%.3f,",
 	        o->mode_name, o->watchers, o->connections, o->parent, (unsigned long long)r->whole,
 	        (unsigned long long)r->failed, (unsigned long long)r->messages,
 	        (unsigned long long)r->bytes, (unsigned long long)r->events, live_s, r->warm_writes,
@@ -674,7 +675,7 @@ static void report(FILE *f, const struct erun *r, bool json)
 	        (unsigned long long)r->write_failed, (unsigned long long)r->from_start.n,
 	        (unsigned long long)expected, (unsigned long long)r->unmatched,
 	        (unsigned long long)r->before_reply, o->mode == M_IDLE ? o->hold_s : 0.0, replay_s,
-	        eps);
+	        eps, r->replay_first_ns ? (double)(r->replay_first_ns - r->t0) / 1e9 : -1.0);
 	hist_json(f, "from_write_start", &r->from_start);
 	fputc(',', f);
 	hist_json(f, "from_write_done", &r->from_done);
