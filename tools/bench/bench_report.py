@@ -1509,7 +1509,8 @@ during it ("other CPU"), and the figures are medians.
 
 def cores(r, who):
     v, wall = r.get("cpu_%s_s" % who), r.get("cpu_wall_s")
-    return fmt(v / wall, 2) if v is not None and wall else "—"
+    # (PostgreSQL's count can come out negative when a backend exits during the run: not shown)
+    return fmt(v / wall, 2) if v is not None and v >= 0 and wall else "—"
 
 
 def per_event(r, who):
