@@ -46,7 +46,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "mlops/maturity/v1/event.pb-c.h"
+#include "mlops/maturity/v1/event.pb-c.h" /* the request */
 
 enum emode { M_FANOUT, M_IDLE, M_REPLAY };
 
@@ -359,29 +359,136 @@ static uint64_t realtime_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
+/* --- a minimal protobuf walk: the client reads only what it measures --------------------------
+ * (resource and time of WatchEventsResponse.event), not the snapshot: fully unpacking every
+ * delivery would make the one client thread the bottleneck of a 1,000-watch burst. */
+
+static bool pb_varint(const uint8_t **p, const uint8_t *end, uint64_t *v)
+{
+	uint64_t x = 0;
+
+	for (int shift = 0; shift < 64 && *p < end; shift += 7) {
+		uint8_t b = *(*p)++;
+		x |= (uint64_t)(b & 0x7f) << shift;
+		if ((b & 0x80) == 0) {
+			*v = x;
+			return true;
+		}
+	}
+	return false;
+}
+
+/* Visits the fields of one message: for each, its number, wire type and (LEN) its bytes or
+ * (VARINT) its value. False on malformed input. */
+struct pb_field {
+	uint32_t num, wt;
+	uint64_t v;
+	const uint8_t *b;
+	size_t len;
+};
+
+static bool pb_next(const uint8_t **p, const uint8_t *end, struct pb_field *f)
+{
+	uint64_t key, len;
+
+	if (!pb_varint(p, end, &key))
+		return false;
+	f->num = (uint32_t)(key >> 3);
+	f->wt = (uint32_t)(key & 7);
+	switch (f->wt) {
+	case 0:
+		return pb_varint(p, end, &f->v);
+	case 1:
+		if (end - *p < 8)
+			return false;
+		*p += 8;
+		return true;
+	case 2:
+		if (!pb_varint(p, end, &len) || (uint64_t)(end - *p) < len)
+			return false;
+		f->b = *p;
+		f->len = (size_t)len;
+		*p += len;
+		return true;
+	case 5:
+		if (end - *p < 4)
+			return false;
+		*p += 4;
+		return true;
+	}
+	return false;
+}
+
+struct ev_view {
+	bool event;
+	char resource[512];
+	bool has_time;
+	uint64_t time_ns;
+};
+
+static bool ev_parse(const uint8_t *b, size_t n, struct ev_view *v)
+{
+	const uint8_t *p = b, *end = b + n;
+	struct pb_field f;
+
+	memset(v, 0, sizeof(*v));
+	while (p < end) {
+		if (!pb_next(&p, end, &f))
+			return false;
+		if (f.num == 1 && f.wt == 2) {
+			const uint8_t *q = f.b, *qe = f.b + f.len;
+			struct pb_field g;
+			v->event = true;
+			while (q < qe) {
+				if (!pb_next(&q, qe, &g))
+					return false;
+				if (g.num == 4 && g.wt == 2) {
+					size_t l = g.len < sizeof(v->resource) - 1 ? g.len
+					                                           : sizeof(v->resource) - 1;
+					memcpy(v->resource, g.b, l);
+					v->resource[l] = '\0';
+				} else if (g.num == 6 && g.wt == 2) {
+					const uint8_t *t = g.b, *te = g.b + g.len;
+					struct pb_field h;
+					uint64_t sec = 0, nanos = 0;
+					while (t < te) {
+						if (!pb_next(&t, te, &h))
+							return false;
+						if (h.num == 1 && h.wt == 0)
+							sec = h.v;
+						else if (h.num == 2 && h.wt == 0)
+							nanos = h.v;
+					}
+					v->has_time = true;
+					v->time_ns = sec * 1000000000u + nanos;
+				}
+			}
+		}
+	}
+	return true;
+}
+
 /* A live event: match it to its write and record the latencies. */
 static void on_event(struct erun *r, struct watcher *s, grpc_byte_buffer *bb, uint64_t now)
 {
 	grpc_byte_buffer_reader rd;
 	grpc_slice all;
-	Mlops__Maturity__V1__WatchEventsResponse *m;
-	const Mlops__Maturity__V1__Event *e;
+	struct ev_view v;
 	long line, wi;
 	struct write_rec *x;
+	bool ok;
 
 	if (!grpc_byte_buffer_reader_init(&rd, bb))
 		return;
 	all = grpc_byte_buffer_reader_readall(&rd);
 	grpc_byte_buffer_reader_destroy(&rd);
-	m = mlops__maturity__v1__watch_events_response__unpack(NULL, GRPC_SLICE_LENGTH(all),
-	                                                       GRPC_SLICE_START_PTR(all));
+	ok = ev_parse(GRPC_SLICE_START_PTR(all), GRPC_SLICE_LENGTH(all), &v);
 	grpc_slice_unref(all);
-	if (m == NULL)
+	if (!ok)
 		return;
-	e = m->event;
-	if (e == NULL) {
+	if (!v.event) {
 		s->heartbeats++;
-		goto out;
+		return;
 	}
 	s->events++;
 	r->events++;
@@ -389,15 +496,15 @@ static void on_event(struct erun *r, struct watcher *s, grpc_byte_buffer *bb, ui
 		s->live = true;
 		r->live++;
 	}
-	line = e->resource != NULL ? draft_line(r, e->resource) : -1;
+	line = draft_line(r, v.resource);
 	wi = line >= 0 ? r->last_write[line] : -1;
 	if (wi < 0) {
 		r->unmatched++;
-		goto out;
+		return;
 	}
 	x = &r->writes[wi];
 	if (!x->measured)
-		goto out;
+		return;
 	s->measured++;
 	lg_hist_record(&r->from_start, now - x->start_ns);
 	if (x->done_ns != 0 && now >= x->done_ns) {
@@ -406,10 +513,9 @@ static void on_event(struct erun *r, struct watcher *s, grpc_byte_buffer *bb, ui
 		lg_hist_record(&r->from_done, 0);
 		r->before_reply++;
 	}
-	if (e->time != NULL) {
-		uint64_t t = (uint64_t)e->time->seconds * 1000000000u + (uint64_t)e->time->nanos;
+	if (v.has_time) {
 		uint64_t rt = realtime_ns();
-		lg_hist_record(&r->from_time, rt > t ? rt - t : 0);
+		lg_hist_record(&r->from_time, rt > v.time_ns ? rt - v.time_ns : 0);
 	}
 	if (x->first_ns == 0)
 		x->first_ns = now;
@@ -417,8 +523,6 @@ static void on_event(struct erun *r, struct watcher *s, grpc_byte_buffer *bb, ui
 	x->received++;
 	if (x->received == r->o->watchers)
 		lg_hist_record(&r->all_watchers, now - x->start_ns);
-out:
-	mlops__maturity__v1__watch_events_response__free_unpacked(m, NULL);
 }
 
 /* Replay: an event message starts with field 1 (tag 0x0a); a heartbeat has only field 2. */
