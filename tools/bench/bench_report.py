@@ -1344,7 +1344,7 @@ maturityd on the same database), both with their default configuration (%s worke
 per connection, the default heartbeat), each LISTENing on its own connection. The load generator
 is `maturity-loadgen events` (`tools/bench/loadgen_events.c`): every watch and the writer are
 driven by one client thread over grpc core's asynchronous API, mutual TLS as the portal
-(a global editor: its watches of `organizations/-` see everything). Each measurement %d time(s),
+(a global editor: its watches of `organizations/-` see everything). Each measurement %s,
 no retries; the machine is shared (2 cores with other engineers' builds and tests), so every run
 is listed with the 1-minute load average at its end and the share of CPU other people's work used
 during it ("other CPU"), and the figures are medians.
@@ -1380,7 +1380,8 @@ during it ("other CPU"), and the figures are medians.
   day ago (table: %s events, %s MiB with indexes; %s s). One watch with `start_time`
   1970-01-01T00:00:01Z on B reads every event from the start of retention as fast as the client
   takes them (messages counted, not decoded); events/s = events ÷ (last event − request).""" % (
-        m.get("workers", "?"), max(len(fan), len(idle), len(rep), len(rpc)),
+        m.get("workers", "?"), times_text(max(len(fan), len(idle), len(rep), len(rpc)),
+                                          len([r for r in recs if r["kind"] == "meta"])),
         fmt(f0.get("watchers")), fmt(f0.get("connections")), fmt(f0.get("writes")),
         fmt(f0.get("rate"), 0), fmt(f0.get("watchers")),
         fmt(probe0[0].get("rate")) if probe0 else "?",
@@ -1508,6 +1509,12 @@ during it ("other CPU"), and the figures are medians.
     w("")
     w(md_table(["measurement", "run", "result", "load average", "other CPU"], every))
     w("")
+
+
+def times_text(n, runs):
+    if runs > 1 and n % runs == 0:
+        return "%d times in each of %d runs of the section (%d in all)" % (n // runs, runs, n)
+    return "%d time(s)" % n
 
 
 def cores(r, who):
