@@ -1352,7 +1352,8 @@ during it ("other CPU"), and the figures are medians.
 * **Fan-out.** %s live watches of `organizations/-` on B over %s connections. A warm-up write
   every 0.5 s until every watch has received an event (so each has joined B's feed), then %s
   `UpdateAnswers` through A at %s/s, one in flight; each commits one `ASSESSMENT_UPDATED`,
-  matched to its write by the draft it names. Latency of every (watch, event) delivery = the
+  matched to its write by the draft it names (the client reads only each event's resource and
+  time, not its snapshot). Latency of every (watch, event) delivery = the
   client's receive time − the write call's start, on the client's monotonic clock: an upper bound
   of commit → delivery (it includes the write RPC up to its commit; the client is the same
   process). Also shown: from the write call's completion (a lower bound; a delivery that beat
@@ -1361,8 +1362,8 @@ during it ("other CPU"), and the figures are medians.
 * **Idle watches.** B restarted (VmRSS from its start). `GetOrganization` open loop at %s/s for
   %s s on B with no watches; then %s live watches of `organizations/-` over %s connections
   (≤ 208 a connection, under the default 256), live once each has received a warm-up event, and
-  the same probe again while they idle (the server's 15 s heartbeats and its re-read of each
-  watch's bindings every 3 s are all they cost). B's VmRSS sampled every 0.2 s while they are open.
+  the same probe again while they idle (the server's 15 s heartbeats, its wake-up of every parked
+  watch each second and its re-read of each watch's bindings every 3 s are all they cost). B's VmRSS sampled every 0.2 s while they are open.
 * **Write cost.** SubmitAssessment (3 paths: level unchanged; changed under the automatic
   policy: applied; changed under manual review: proposed) at 16 in flight through A, each draft
   once, beside P = pgbench running `tools/bench/pgbench/submit.sql` and E = the bare grpc-core

@@ -19,7 +19,9 @@
  *   beats the reply counts 0), both on this process's CLOCK_MONOTONIC; and minus the event's
  *   `time` (the writing transaction's start, CLOCK_REALTIME of the same machine). Per write: the
  *   time until the last watch had it. The run ends when every watch has every measured event or
- *   --drain S seconds after the last write.
+ *   --drain S seconds after the last write. Each delivery is read only as far as the event's
+ *   resource and time (a protobuf walk, not an unpack of the snapshot), so the one client thread
+ *   keeps up with bursts of thousands of deliveries.
  * idle: once every watch is live, creates --ready-file (if given) and holds the watches --hold S
  *   seconds with no writes, then cancels them; a watch still open then is whole. (The bench
  *   samples the server's RSS and runs a unary probe meanwhile.)
