@@ -45,20 +45,23 @@ def statements(path, start, end):
                     if out[j][1].startswith("SELECT set_config('statement_timeout'"):
                         keep[j] = False
                     break
-    # Drop the events janitor's transaction (store_event_prune: BEGIN .. the advisory lock ..
-    # COMMIT on one backend), which may run on its own schedule during a check.
+    # Drop the events janitor's transaction (store_event_prune: BEGIN, set_config, the advisory
+    # lock, [the DELETE], COMMIT on one backend), which may run on its own schedule during a
+    # check: its own statements only, the two before the lock and the two after it at most.
     for i, (pid, sql) in enumerate(out):
-        if "pg_try_advisory_xact_lock(120265331664246)" in sql:
-            for j in range(i, -1, -1):
-                if out[j][0] == pid:
-                    keep[j] = False
-                    if out[j][1].startswith("BEGIN"):
-                        break
-            for j in range(i, len(out)):
-                if out[j][0] == pid:
-                    keep[j] = False
-                    if out[j][1].strip().rstrip(";") in ("COMMIT", "ROLLBACK"):
-                        break
+        if "pg_try_advisory_xact_lock(120265331664246)" not in sql:
+            continue
+        keep[i] = False
+        mine = [j for j in range(i - 1, -1, -1) if out[j][0] == pid][:2]
+        for j in mine:
+            if out[j][1].startswith(("BEGIN", "SELECT set_config('statement_timeout'")):
+                keep[j] = False
+        for j in [j for j in range(i + 1, len(out)) if out[j][0] == pid][:2]:
+            t = out[j][1].strip().rstrip(";")
+            if t.startswith("DELETE FROM events") or t in ("COMMIT", "ROLLBACK"):
+                keep[j] = False
+                if t in ("COMMIT", "ROLLBACK"):
+                    break
     return [norm(sql) for (pid, sql), k in zip(out, keep) if k]
 
 
