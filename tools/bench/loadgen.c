@@ -95,6 +95,9 @@ static void usage(FILE *f)
 	    "  maturity-loadgen streams --target HOST:PORT --ca CA.pem --cert CERT.pem --key KEY\n"
 	    "      --scenario export-assessments|watch [--streams N] [--connections K] ...\n"
 	    "      (maturity-loadgen streams --help)\n"
+	    "  maturity-loadgen events --target HOST:PORT --ca CA.pem --cert CERT.pem --key KEY\n"
+	    "      --mode fanout|idle|replay [--watchers N] [--connections K] ...\n"
+	    "      (maturity-loadgen events --help)\n"
 	    "  maturity-loadgen baseline --listen HOST:PORT --cert server.pem --key server.key\n"
 	    "      --ca ca.pem [--workers W] [--armed A]\n"
 	    "\n"
@@ -752,6 +755,8 @@ int main(int argc, char **argv)
 		return lg_baseline_main(argc - 1, argv + 1);
 	if (argc >= 2 && strcmp(argv[1], "streams") == 0)
 		return lg_streams_main(argc - 1, argv + 1);
+	if (argc >= 2 && strcmp(argv[1], "events") == 0)
+		return lg_events_main(argc - 1, argv + 1);
 	if (argc >= 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
 		usage(stdout);
 		return 0;

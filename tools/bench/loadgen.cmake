@@ -7,6 +7,7 @@ add_executable(maturity-loadgen
   ${CMAKE_CURRENT_LIST_DIR}/loadgen_baseline.c
   ${CMAKE_CURRENT_LIST_DIR}/loadgen_stats.c
   ${CMAKE_CURRENT_LIST_DIR}/loadgen_streams.c
+  ${CMAKE_CURRENT_LIST_DIR}/loadgen_events.c
   ${CMAKE_CURRENT_LIST_DIR}/loadgen_util.c)
 target_link_libraries(maturity-loadgen PRIVATE
   maturity_proto PkgConfig::GRPC Threads::Threads maturity_warnings m)

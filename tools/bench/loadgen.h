@@ -1,7 +1,7 @@
 /* maturity-loadgen: the pieces shared by its modules — the client (loadgen.c), the request
  * scenarios (loadgen_scenario.c), latency statistics and reports (loadgen_stats.c), small
  * utilities (loadgen_util.c), the bare grpc-core baseline server (loadgen_baseline.c) and the
- * server-stream client (loadgen_streams.c). */
+ * server-stream client (loadgen_streams.c) and the event watchers (loadgen_events.c). */
 #ifndef MATURITY_LOADGEN_H
 #define MATURITY_LOADGEN_H
 
@@ -129,5 +129,9 @@ int lg_baseline_main(int argc, char **argv);
 /* --- many server streams from one thread (loadgen_streams.c) -------------------------- */
 
 int lg_streams_main(int argc, char **argv);
+
+/* --- EventService/WatchEvents: fan-out, idle watches, replay (loadgen_events.c) ------- */
+
+int lg_events_main(int argc, char **argv);
 
 #endif
