@@ -212,8 +212,8 @@ static const ProtobufCMessage *export_encode(struct svc_ctx *ctx, void *state, s
 	return e->kind->encode(ctx, e, i);
 }
 
-static const struct svc_stream_ops export_ops = {export_fetch, export_encode, export_release, free,
-                                                 false};
+static const struct svc_stream_ops export_ops = {export_fetch, export_encode, export_release,
+                                                 free,         false,         NULL};
 
 /* The part both exports share: organization, authorization, cursor. NULL with ctx->err set. */
 static struct export *export_open(struct svc_ctx *ctx, const struct export_kind *kind,

@@ -127,6 +127,10 @@ struct svc_stream_ops {
 	 * replay ran at ~1,500 messages/s that way). false: encoded on a handler thread, behind
 	 * new calls (exports: large records, thousands of streams). */
 	bool encode_on_poller;
+	/* When a parked stream wants a fetch of its own accord (store_now_ms()'s clock: a
+	 * heartbeat due), for svc_server_wake_due_streams; NULL or 0: only when woken. Called as it
+	 * parks. */
+	int64_t (*due_ms)(void *state);
 };
 
 /* How many records a stream's next batch may hold: its share of a budget of
@@ -144,6 +148,9 @@ void svc_stream_start(struct svc_ctx *ctx, const struct svc_stream_ops *ops, voi
 
 /* Wakes every parked stream (SVC_FETCH_PARK): each fetches again. Any thread. */
 void svc_server_wake_streams(struct svc_server *srv);
+/* Wakes only the parked streams whose due_ms has come (now_ms on store_now_ms()'s clock):
+ * nothing happened for the others, so they cost nothing. Any thread. */
+void svc_server_wake_due_streams(struct svc_server *srv, int64_t now_ms);
 
 /* True once shutdown's grace period has passed: streams that would wait for more (event
  * watches) end with UNAVAILABLE instead of being cut by the cancellation that follows. */

@@ -287,8 +287,8 @@ static void watch_release(void *state)
 	(void)state; /* a watch's batch is its `last` field */
 }
 
-static const struct svc_stream_ops watch_ops = {watch_fetch, watch_encode, watch_release, free,
-                                                true};
+static const struct svc_stream_ops watch_ops = {watch_fetch, watch_encode, watch_release,
+                                                free,        true,         NULL};
 
 static enum mat_code health_watch(struct svc_ctx *ctx, const ProtobufCMessage *req_)
 {

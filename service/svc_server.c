@@ -151,6 +151,7 @@ struct svc_call {
 	grpc_byte_buffer *send_bb;
 	unsigned park_gen; /* srv->wake_gen when the fetch started */
 	bool parked;       /* under srv->park_mu */
+	int64_t due_ms;    /* sops->due_ms when it parked; 0: only when woken */
 	struct svc_call *park_prev, *park_next;
 	bool stream_counted; /* holds one of srv->streams */
 	bool reset;          /* reset before it was handled: counted, not logged one line each */
@@ -1081,6 +1082,7 @@ static void stream_park(struct svc_call *c)
 	struct svc_server *srv = c->w->srv;
 	bool woken;
 
+	c->due_ms = c->sops->due_ms != NULL ? c->sops->due_ms(c->sstate) : 0;
 	pthread_mutex_lock(&srv->park_mu);
 	woken = srv->wake_gen != c->park_gen || atomic_load(&c->ctx.cancelled);
 	if (!woken) {
@@ -1137,6 +1139,39 @@ void svc_server_wake_streams(struct svc_server *srv)
 		struct svc_call *c = list;
 		list = c->park_next;
 		c->park_prev = c->park_next = NULL;
+		if (!enqueue(srv, c, true)) {
+			mat_error_set(&c->ctx.err, MAT_UNAVAILABLE, "the server is shutting down");
+			stream_end(c, MAT_UNAVAILABLE);
+		}
+	}
+}
+
+void svc_server_wake_due_streams(struct svc_server *srv, int64_t now_ms)
+{
+	struct svc_call *due = NULL;
+
+	/* No wake_gen bump: a fetch in progress has nothing new to see. */
+	pthread_mutex_lock(&srv->park_mu);
+	for (struct svc_call *c = srv->parked, *next; c != NULL; c = next) {
+		next = c->park_next;
+		if (c->due_ms == 0 || c->due_ms > now_ms)
+			continue;
+		if (c->park_prev != NULL)
+			c->park_prev->park_next = c->park_next;
+		else
+			srv->parked = c->park_next;
+		if (c->park_next != NULL)
+			c->park_next->park_prev = c->park_prev;
+		c->parked = false;
+		c->park_prev = NULL;
+		c->park_next = due;
+		due = c;
+	}
+	pthread_mutex_unlock(&srv->park_mu);
+	while (due != NULL) {
+		struct svc_call *c = due;
+		due = c->park_next;
+		c->park_next = NULL;
 		if (!enqueue(srv, c, true)) {
 			mat_error_set(&c->ctx.err, MAT_UNAVAILABLE, "the server is shutting down");
 			stream_end(c, MAT_UNAVAILABLE);
