@@ -1100,6 +1100,19 @@ static void stream_park(struct svc_call *c)
 	}
 }
 
+/* Unlinks a parked c (under park_mu). */
+static void park_unlink(struct svc_server *srv, struct svc_call *c)
+{
+	if (c->park_prev != NULL)
+		c->park_prev->park_next = c->park_next;
+	else
+		srv->parked = c->park_next;
+	if (c->park_next != NULL)
+		c->park_next->park_prev = c->park_prev;
+	c->parked = false;
+	c->park_prev = c->park_next = NULL;
+}
+
 /* Takes c out of the parked list; false if it was not there. */
 static bool stream_unpark(struct svc_call *c)
 {
@@ -1110,16 +1123,8 @@ static bool stream_unpark(struct svc_call *c)
 		return false;
 	pthread_mutex_lock(&srv->park_mu);
 	was = c->parked;
-	if (was) {
-		if (c->park_prev != NULL)
-			c->park_prev->park_next = c->park_next;
-		else
-			srv->parked = c->park_next;
-		if (c->park_next != NULL)
-			c->park_next->park_prev = c->park_prev;
-		c->parked = false;
-		c->park_prev = c->park_next = NULL;
-	}
+	if (was)
+		park_unlink(srv, c);
 	pthread_mutex_unlock(&srv->park_mu);
 	return was;
 }
@@ -1156,14 +1161,7 @@ void svc_server_wake_due_streams(struct svc_server *srv, int64_t now_ms)
 		next = c->park_next;
 		if (c->due_ms == 0 || c->due_ms > now_ms)
 			continue;
-		if (c->park_prev != NULL)
-			c->park_prev->park_next = c->park_next;
-		else
-			srv->parked = c->park_next;
-		if (c->park_next != NULL)
-			c->park_next->park_prev = c->park_prev;
-		c->parked = false;
-		c->park_prev = NULL;
+		park_unlink(srv, c);
 		c->park_next = due;
 		due = c;
 	}

@@ -71,20 +71,6 @@ static void free_msg(void *m)
 		protobuf_c_message_free_unpacked(m, NULL);
 }
 
-static int free_port(void)
-{
-	struct sockaddr_in a = {0};
-	socklen_t len = sizeof(a);
-	int fd = socket(AF_INET, SOCK_STREAM, 0), port = -1;
-	a.sin_family = AF_INET;
-	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	if (bind(fd, (struct sockaddr *)&a, sizeof(a)) == 0 &&
-	    getsockname(fd, (struct sockaddr *)&a, &len) == 0)
-		port = ntohs(a.sin_port);
-	close(fd);
-	return port;
-}
-
 static int sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 static int sh(const char *fmt, ...)
 {
@@ -622,7 +608,7 @@ static int setup(void **state)
 	if (!tenv_available())
 		return 0;
 	grpc_init();
-	pg_port = free_port();
+	pg_port = itest_free_port();
 	snprintf(pg_dir, sizeof(pg_dir), "/tmp/maturity-crash-%d", (int)getpid());
 	snprintf(cmd, sizeof(cmd), "%s/scripts/pg-dev start %s %d", MATURITY_SOURCE_DIR, pg_dir,
 	         pg_port);

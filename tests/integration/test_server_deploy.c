@@ -35,20 +35,6 @@ static double now_s(void)
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-static int free_port(void)
-{
-	struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-	socklen_t len = sizeof(a);
-	int fd = socket(AF_INET, SOCK_STREAM, 0), port;
-
-	assert_true(fd >= 0);
-	assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0);
-	assert_int_equal(getsockname(fd, (struct sockaddr *)&a, &len), 0);
-	port = ntohs(a.sin_port);
-	close(fd);
-	return port;
-}
-
 /* Runs maturityd with args (after the program name, NULL-terminated) and extra environment
  * entries (NULL-terminated, may be NULL); DATABASE_URL is unset. Returns the exit status; the
  * combined output goes to out. */
@@ -122,7 +108,7 @@ static void test_port_clash_exits_2(void **state)
 	if (rc != 2 || strstr(out, "--listen") == NULL || strstr(out, "serving") != NULL)
 		fail_msg("want exit 2 naming --listen; got %d: %s", rc, out);
 	/* Its plaintext health port. */
-	snprintf(listen, sizeof(listen), "--listen=127.0.0.1:%d", free_port());
+	snprintf(listen, sizeof(listen), "--listen=127.0.0.1:%d", itest_free_port());
 	snprintf(health, sizeof(health), "--health-listen=127.0.0.1:%d", health_port);
 	rc = run((const char *[]){listen, health, db, a_cert, a_key, a_ca, "--db-wait=5", NULL},
 	         NULL, out, sizeof(out));
@@ -142,7 +128,7 @@ static void test_flag_wins_over_bad_env(void **state)
 	if (!tenv_available())
 		skip();
 	snprintf(db, sizeof(db), "--database-url=%s", g_dburl);
-	snprintf(listen, sizeof(listen), "--listen=127.0.0.1:%d", free_port());
+	snprintf(listen, sizeof(listen), "--listen=127.0.0.1:%d", itest_free_port());
 	/* --db-wait=0 against a port nothing listens on: exit 1 is "it got past the
 	 * configuration". */
 	rc = run((const char *[]){"--database-url=host=127.0.0.1 port=1 connect_timeout=1", a_cert,
@@ -430,7 +416,7 @@ static void test_stderr_is_json_only(void **state)
 	free(log);
 
 	snprintf(db, sizeof(db), "--database-url=%s", g_dburl);
-	snprintf(listen, sizeof(listen), "--listen=127.0.0.1:%d", free_port());
+	snprintf(listen, sizeof(listen), "--listen=127.0.0.1:%d", itest_free_port());
 	snprintf(metrics, sizeof(metrics), "--metrics-listen=127.0.0.1:%d", metrics_port);
 	rc = run((const char *[]){listen, metrics, db, a_cert, a_key, a_ca, NULL}, NULL, out,
 	         sizeof(out));
@@ -574,7 +560,7 @@ static void test_health_subcommand(void **state)
 	rc = run((const char *[]){"health", NULL}, (const char *[]){env, NULL}, out, sizeof(out));
 	if (rc != 0)
 		fail_msg("want exit 0 from the environment's address; got %d: %s", rc, out);
-	snprintf(addr, sizeof(addr), "127.0.0.1:%d", free_port());
+	snprintf(addr, sizeof(addr), "127.0.0.1:%d", itest_free_port());
 	rc = run((const char *[]){"health", "--health-addr", addr, NULL}, NULL, out, sizeof(out));
 	if (rc != 1)
 		fail_msg("nothing listening: want exit 1; got %d: %s", rc, out);
@@ -596,8 +582,8 @@ static int setup(void **state)
 	snprintf(a_cert, sizeof(a_cert), "--tls-cert=%s", cert);
 	snprintf(a_key, sizeof(a_key), "--tls-key=%s", key);
 	snprintf(a_ca, sizeof(a_ca), "--tls-client-ca=%s", ca);
-	health_port = free_port();
-	metrics_port = free_port();
+	health_port = itest_free_port();
+	metrics_port = itest_free_port();
 	snprintf(h, sizeof(h), "--health-listen=127.0.0.1:%d", health_port);
 	snprintf(m, sizeof(m), "--metrics-listen=127.0.0.1:%d", metrics_port);
 	grpc_init();

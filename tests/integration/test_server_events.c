@@ -56,20 +56,6 @@ static const char *const level1[] = {"people.regular_communication",
 static char viewer_binding[128];
 static int g_metrics_port; /* the main server's --metrics-listen */
 
-static int free_port(void)
-{
-	struct sockaddr_in a = {0};
-	socklen_t len = sizeof(a);
-	int fd = socket(AF_INET, SOCK_STREAM, 0), port = -1;
-	a.sin_family = AF_INET;
-	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	if (bind(fd, (struct sockaddr *)&a, sizeof(a)) == 0 &&
-	    getsockname(fd, (struct sockaddr *)&a, &len) == 0)
-		port = ntohs(a.sin_port);
-	close(fd);
-	return port;
-}
-
 /* GET http://127.0.0.1:port/path, the whole response (malloc'd) or NULL. */
 static char *http_get(int port, const char *path)
 {
@@ -680,7 +666,7 @@ static void test_two_replicas_and_retention(void **state)
 {
 	char m_arg[64];
 	const char *args[] = {"--event-retention", "1", m_arg, NULL};
-	int mport = free_port();
+	int mport = itest_free_port();
 	char *text;
 	struct tserver b = {0};
 	struct tclient *cb;
@@ -1153,7 +1139,7 @@ int main(void)
 		        "skipped: MATURITY_TEST_DATABASE_URL / MATURITY_TEST_PKI not set\n");
 		return 0;
 	}
-	g_metrics_port = free_port();
+	g_metrics_port = itest_free_port();
 	snprintf(metrics_arg, sizeof(metrics_arg), "--metrics-listen=127.0.0.1:%d", g_metrics_port);
 	itest_server_args = server_args;
 	/* Heartbeats (and with them the watch timer) much faster than the 15 s default. */

@@ -1065,21 +1065,21 @@ def streams_analysis(w, ex, wa, cs):
     w("")
 
 
-def splice_streams(results, out_path):
-    """Replaces the Streams section of an existing report (or adds it before "## Targets", or at
-    the end), keeping the rest: `scripts/bench --only streams`."""
+def splice_section(results, out_path, title, render, label):
+    """Replaces the section `title` of an existing report (or adds it before "## Targets", or
+    at the end), keeping the rest: what `scripts/bench --only ...` writes."""
     rp = Report(load(results))
     lines = []
     checks = []
-    render_streams(lines.append, rp, checks, standalone=True)
+    render(lines.append, rp, checks, standalone=True)
     section = "\n".join(lines).rstrip() + "\n\n"
     try:
         text = open(out_path).read()
     except OSError:
         text = ""
-    a = text.find(STREAMS_TITLE + "\n")
+    a = text.find(title + "\n")
     if a >= 0:
-        b = text.find("\n## ", a + len(STREAMS_TITLE))
+        b = text.find("\n## ", a + len(title))
         text = text[:a] + section + (text[b + 1:] if b >= 0 else "")
     else:
         b = text.find("\n## Targets\n")
@@ -1089,10 +1089,15 @@ def splice_streams(results, out_path):
             text = text.rstrip() + ("\n\n" if text.strip() else "") + section
     with open(out_path, "w") as f:
         f.write(text.rstrip() + "\n")
-    print("\ntargets (streams):")
+    print("\ntargets (%s):" % label)
     for t, meas, ok, _ in checks:
         print("  %-8s %s: %s" % ("met" if ok else "MISSED", t, meas))
     print("\nwrote %s" % out_path)
+
+
+def splice_streams(results, out_path):
+    """The Streams section in place (`scripts/bench --only streams`)."""
+    splice_section(results, out_path, STREAMS_TITLE, render_streams, "streams")
 
 
 # --- evidence and gates (issues 14, 15) -------------------------------------------------------
@@ -1261,33 +1266,8 @@ used by processes that are not ours during each run, and the figures below are m
 
 
 def splice_evidence(results, out_path):
-    """Replaces the Evidence and gates section of an existing report (or adds it before
-    "## Targets", or at the end), keeping the rest: `scripts/bench --only evidence`."""
-    rp = Report(load(results))
-    lines = []
-    checks = []
-    render_evidence(lines.append, rp, checks, standalone=True)
-    section = "\n".join(lines).rstrip() + "\n\n"
-    try:
-        text = open(out_path).read()
-    except OSError:
-        text = ""
-    a = text.find(EVIDENCE_TITLE + "\n")
-    if a >= 0:
-        b = text.find("\n## ", a + len(EVIDENCE_TITLE))
-        text = text[:a] + section + (text[b + 1:] if b >= 0 else "")
-    else:
-        b = text.find("\n## Targets\n")
-        if b >= 0:
-            text = text[:b + 1] + section + text[b + 1:]
-        else:
-            text = text.rstrip() + ("\n\n" if text.strip() else "") + section
-    with open(out_path, "w") as f:
-        f.write(text.rstrip() + "\n")
-    print("\ntargets (evidence and gates):")
-    for t, meas, ok, _ in checks:
-        print("  %-8s %s: %s" % ("met" if ok else "MISSED", t, meas))
-    print("\nwrote %s" % out_path)
+    """The Evidence and gates section in place (`scripts/bench --only evidence`)."""
+    splice_section(results, out_path, EVIDENCE_TITLE, render_evidence, "evidence and gates")
 
 
 # --- events (issue 13) --------------------------------------------------------------------------
@@ -1542,33 +1522,8 @@ def seed_snap_text(recs):
 
 
 def splice_events(results, out_path):
-    """Replaces the Events section of an existing report (or adds it before "## Targets", or at
-    the end), keeping the rest: `scripts/bench --only events`."""
-    rp = Report(load(results))
-    lines = []
-    checks = []
-    render_events(lines.append, rp, checks, standalone=True)
-    section = "\n".join(lines).rstrip() + "\n\n"
-    try:
-        text = open(out_path).read()
-    except OSError:
-        text = ""
-    a = text.find(EVENTS_TITLE + "\n")
-    if a >= 0:
-        b = text.find("\n## ", a + len(EVENTS_TITLE))
-        text = text[:a] + section + (text[b + 1:] if b >= 0 else "")
-    else:
-        b = text.find("\n## Targets\n")
-        if b >= 0:
-            text = text[:b + 1] + section + text[b + 1:]
-        else:
-            text = text.rstrip() + ("\n\n" if text.strip() else "") + section
-    with open(out_path, "w") as f:
-        f.write(text.rstrip() + "\n")
-    print("\ntargets (events):")
-    for t, meas, ok, _ in checks:
-        print("  %-8s %s: %s" % ("met" if ok else "MISSED", t, meas))
-    print("\nwrote %s" % out_path)
+    """The Events section in place (`scripts/bench --only events`)."""
+    splice_section(results, out_path, EVENTS_TITLE, render_events, "events")
 
 
 # --- transport defence (issue 19) ------------------------------------------------------------
@@ -1636,33 +1591,8 @@ def render_defence(w, rp, checks, standalone=False):
 
 
 def splice_defence(results, out_path):
-    """Replaces the Transport defence section of an existing report (or adds it before
-    "## Targets", or at the end): `scripts/bench --only defence`."""
-    rp = Report(load(results))
-    lines = []
-    checks = []
-    render_defence(lines.append, rp, checks, standalone=True)
-    section = "\n".join(lines).rstrip() + "\n\n"
-    try:
-        text = open(out_path).read()
-    except OSError:
-        text = ""
-    a = text.find(DEFENCE_TITLE + "\n")
-    if a >= 0:
-        b = text.find("\n## ", a + len(DEFENCE_TITLE))
-        text = text[:a] + section + (text[b + 1:] if b >= 0 else "")
-    else:
-        b = text.find("\n## Targets\n")
-        if b >= 0:
-            text = text[:b + 1] + section + text[b + 1:]
-        else:
-            text = text.rstrip() + ("\n\n" if text.strip() else "") + section
-    with open(out_path, "w") as f:
-        f.write(text.rstrip() + "\n")
-    print("\ntargets (transport defence):")
-    for t, meas, ok, _ in checks:
-        print("  %-8s %s: %s" % ("met" if ok else "MISSED", t, meas))
-    print("\nwrote %s" % out_path)
+    """The Transport defence section in place (`scripts/bench --only defence`)."""
+    splice_section(results, out_path, DEFENCE_TITLE, render_defence, "transport defence")
 
 
 def seed_text(rp):
