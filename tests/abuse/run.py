@@ -172,7 +172,17 @@ def _run_one(srv, spec, p, pki, sanitized):
     during = prober.window(t_a0, t_a1)
     after = prober.window(t_f0, t_f1)
     res.update(before=base, during=during, after=after)
-    if base[0] > 0:
+    if base[0] > 0 and sanitized:
+        # Under ASan every call costs the sanitizer's 2-5x, and the reset calls an attack gets
+        # through before its connection is closed hold the pollers for seconds: the good
+        # client's numbers are the sanitizer's, not the server's. They are reported; the
+        # uninstrumented run of the same suite (./scripts/test runs both) judges them. After
+        # the attack the good client must be served again.
+        res["notes"].append(f"sanitizer build: good client {during[0]:.0f} calls/s during "
+                            f"(p99 {during[2] or 0:.0f} ms), not judged")
+        check("good client served after the attack", after[0] > 0,
+              f"{after[0]:.0f} vs {base[0]:.0f} calls/s")
+    elif base[0] > 0:
         check(f"good client during >= {p.fraction:.0%} of baseline",
               during[0] >= p.fraction * base[0], f"{during[0]:.0f} vs {base[0]:.0f} calls/s")
         check(f"good client after >= {p.fraction:.0%} of baseline",
@@ -285,7 +295,8 @@ def main():
                     help="runs again an attack whose only failures are the good client's "
                          "numbers (default: 1 in profile ci, 0 in full)")
     ap.add_argument("--sanitized", action="store_true",
-                    help="maturityd is an ASan build: no RSS bounds, looser latency")
+                    help="maturityd is an ASan build: no RSS bounds, the good client's "
+                         "numbers reported, not judged (the uninstrumented run judges them)")
     args = ap.parse_args()
     p = PROFILES[args.profile]
     if args.sanitized:
