@@ -92,6 +92,7 @@ struct conn {
 	size_t up_off, up_len;
 	int up_want; /* what the TLS read waits for: UV_READABLE or UV_WRITABLE */
 	bool up_eof;
+	bool grpc_gone; /* grpc closed its end: client bytes are dropped (grpc_gone()) */
 	/* grpc -> client: what the client's socket did not take yet */
 	uint8_t *down;
 	size_t down_off, down_len;
@@ -447,6 +448,8 @@ static int want_of(enum auth_tls_io r)
 	return r == AUTH_TLS_WANT_WRITE ? UV_WRITABLE : UV_READABLE;
 }
 
+static void graceful_close(struct conn *c);
+
 /* The guard found abuse: GOAWAY(ENHANCE_YOUR_CALM) when it can go between two of grpc's frames
  * without waiting, then close. */
 static void abuse_close(struct conn *c, enum svc_h2guard_abuse why)
@@ -462,9 +465,15 @@ static void abuse_close(struct conn *c, enum svc_h2guard_abuse why)
 		n = svc_h2guard_goaway(c->guard, why, frame, sizeof(frame));
 		(void)client_write(c, frame, n, &moved); /* best effort: closing anyway */
 	}
-	/* grpc drops the connection's calls now. The client is told we are done (close_notify,
-	 * FIN) and what it still sends is read and dropped for a moment (C_DRAIN): closing with
-	 * its bytes unread would reset the connection, and the reset can overtake the GOAWAY. */
+	graceful_close(c);
+}
+
+/* The client is told we are done (close_notify, FIN) and what it still sends is read and
+ * dropped for a moment (C_DRAIN): closing with its bytes unread would reset the connection,
+ * and the reset can overtake the last bytes we sent (a GOAWAY, the end of a response). grpc
+ * drops the connection's calls now, if it had not already. */
+static void graceful_close(struct conn *c)
+{
 	shutdown(c->pfd, SHUT_RDWR);
 	if (c->ppoll_init && c->pev != 0) {
 		uv_poll_stop(&c->ppoll);
@@ -514,6 +523,16 @@ static void drop(uint8_t **buf, size_t *off, size_t *len)
 	*off = *len = 0;
 }
 
+/* grpc closed its end (a connection it was done with: shut down, idle, GOAWAY): what the client
+ * still sends is read and dropped, while what grpc wrote before closing still goes to the client
+ * (pump_down closes at grpc's end of stream). Closing at once would cut the tail of the last
+ * responses off (an export at shutdown ended "Broken pipe" 600 messages short). */
+static void grpc_gone(struct conn *c)
+{
+	c->grpc_gone = true;
+	drop(&c->up, &c->up_off, &c->up_len);
+}
+
 /* Client -> grpc. */
 static void pump_up(struct conn *c)
 {
@@ -530,8 +549,8 @@ static void pump_up(struct conn *c)
 		if (c->up_len > 0) {
 			w = plain_write(c->pfd, c->up + c->up_off, c->up_len);
 			if (w < 0) {
-				conn_close(c);
-				return;
+				grpc_gone(c);
+				continue;
 			}
 			c->up_off += (size_t)w;
 			c->up_len -= (size_t)w;
@@ -561,10 +580,12 @@ static void pump_up(struct conn *c)
 			abuse_close(c, a);
 			return;
 		}
+		if (c->grpc_gone)
+			continue; /* read and dropped: see grpc_gone */
 		w = plain_write(c->pfd, d->scratch, n);
 		if (w < 0) {
-			conn_close(c);
-			return;
+			grpc_gone(c);
+			continue;
 		}
 		if ((size_t)w < n &&
 		    !keep(&c->up, &c->up_off, &c->up_len, d->scratch + w, n - (size_t)w)) {
@@ -605,9 +626,14 @@ static void pump_down(struct conn *c)
 		r = recv(c->pfd, d->scratch, sizeof(d->scratch), 0);
 		if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
 			return;
-		if (r <= 0) {
-			/* grpc closed the connection (GOAWAY sent, idle, shutdown). */
+		if (r < 0) {
 			conn_close(c);
+			return;
+		}
+		if (r == 0) {
+			/* grpc closed the connection (GOAWAY sent, idle, shutdown), and all it
+			 * wrote has gone to the client. */
+			graceful_close(c);
 			return;
 		}
 		svc_h2guard_server(c->guard, d->scratch, (size_t)r);
