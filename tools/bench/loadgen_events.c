@@ -155,7 +155,8 @@ static void events_usage(FILE *f)
 
 static grpc_slice build_request(const struct events_opts *o)
 {
-	Mlops__Maturity__V1__WatchEventsRequest req = MLOPS__MATURITY__V1__WATCH_EVENTS_REQUEST__INIT;
+	Mlops__Maturity__V1__WatchEventsRequest req =
+	    MLOPS__MATURITY__V1__WATCH_EVENTS_REQUEST__INIT;
 	Google__Protobuf__Timestamp ts = GOOGLE__PROTOBUF__TIMESTAMP__INIT;
 	grpc_slice s;
 
@@ -225,9 +226,9 @@ static void start_write(struct erun *r, bool measured)
 	wr->index = i;
 	r->writes[i] = (struct write_rec){.start_ns = lg_now_ns(), .measured = measured};
 	r->last_write[i % (long)r->ndrafts] = i;
-	wr->call = grpc_channel_create_registered_call(r->wchan, NULL, GRPC_PROPAGATE_DEFAULTS, r->cq,
-	                                               r->whandle, lg_deadline_in_ns(10000000000LL),
-	                                               NULL);
+	wr->call =
+	    grpc_channel_create_registered_call(r->wchan, NULL, GRPC_PROPAGATE_DEFAULTS, r->cq,
+	                                        r->whandle, lg_deadline_in_ns(10000000000LL), NULL);
 	send = grpc_raw_byte_buffer_create(&payload, 1);
 	grpc_metadata_array_init(&wr->initial);
 	grpc_metadata_array_init(&wr->trailing);
@@ -445,8 +446,9 @@ static bool ev_parse(const uint8_t *b, size_t n, struct ev_view *v)
 				if (!pb_next(&q, qe, &g))
 					return false;
 				if (g.num == 4 && g.wt == 2) {
-					size_t l = g.len < sizeof(v->resource) - 1 ? g.len
-					                                           : sizeof(v->resource) - 1;
+					size_t l = g.len < sizeof(v->resource) - 1
+					               ? g.len
+					               : sizeof(v->resource) - 1;
 					memcpy(v->resource, g.b, l);
 					v->resource[l] = '\0';
 				} else if (g.num == 6 && g.wt == 2) {
@@ -642,17 +644,20 @@ static void step(struct erun *r, uint64_t now)
 			r->warm = false;
 			r->live_ns = now;
 			fprintf(stderr,
-			        "maturity-loadgen: %ld watches live after %.2f s (%ld warm-up writes)\n",
+			        "maturity-loadgen: %ld watches live after %.2f s (%ld warm-up "
+			        "writes)\n",
 			        r->live, (double)(now - r->t0) / 1e9, r->warm_writes);
 			if (o->mode == M_IDLE) {
 				r->holding = true;
 				r->hold_end_ns = now + (uint64_t)(o->hold_s * 1e9);
 				if (o->ready_file != NULL) {
-					int fd = open(o->ready_file, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+					int fd =
+					    open(o->ready_file, O_WRONLY | O_CREAT | O_TRUNC, 0644);
 					if (fd >= 0)
 						close(fd);
 				}
-				fprintf(stderr, "maturity-loadgen: holding them %.0f s\n", o->hold_s);
+				fprintf(stderr, "maturity-loadgen: holding them %.0f s\n",
+				        o->hold_s);
 			} else {
 				r->measuring = true;
 				r->measure_t0 = now + 1000000000u; /* let the warm-up settle */
@@ -719,10 +724,12 @@ static void drive(struct erun *r)
 
 static void hist_json(FILE *f, const char *name, const struct lg_hist *h)
 {
-	fprintf(f, "\"%s\":{\"n\":%llu,\"p50_ms\":%.3f,\"p90_ms\":%.3f,\"p99_ms\":%.3f,\"max_ms\":%.3f}",
-	        name, (unsigned long long)h->n, (double)lg_hist_quantile(h, 0.5) / 1e6,
-	        (double)lg_hist_quantile(h, 0.9) / 1e6, (double)lg_hist_quantile(h, 0.99) / 1e6,
-	        (double)h->max_ns / 1e6);
+	fprintf(
+	    f,
+	    "\"%s\":{\"n\":%llu,\"p50_ms\":%.3f,\"p90_ms\":%.3f,\"p99_ms\":%.3f,\"max_ms\":%.3f}",
+	    name, (unsigned long long)h->n, (double)lg_hist_quantile(h, 0.5) / 1e6,
+	    (double)lg_hist_quantile(h, 0.9) / 1e6, (double)lg_hist_quantile(h, 0.99) / 1e6,
+	    (double)h->max_ns / 1e6);
 }
 
 static void report(FILE *f, const struct erun *r, bool json)
@@ -853,10 +860,11 @@ static bool setup_writer(struct erun *r, const struct events_opts *o)
 	sort_base = (const char *const *)r->drafts;
 	qsort(r->sorted, r->ndrafts, sizeof(*r->sorted), cmp_idx);
 	if ((long)r->ndrafts < o->writes + 120)
-		fprintf(stderr,
-		        "maturity-loadgen events: warning: %zu drafts for up to %ld writes: a draft "
-		        "written twice is matched to its latest write\n",
-		        r->ndrafts, o->writes + 120);
+		fprintf(
+		    stderr,
+		    "maturity-loadgen events: warning: %zu drafts for up to %ld writes: a draft "
+		    "written twice is matched to its latest write\n",
+		    r->ndrafts, o->writes + 120);
 	return true;
 }
 
@@ -903,8 +911,8 @@ static int run_events(const struct events_opts *o)
 	}
 	if (need_writer) {
 		r->wchan = lg_channel_new(o->writer_target, creds);
-		r->whandle = grpc_channel_register_call(r->wchan, lg_method_path[LG_M_UPDATE_ANSWERS],
-		                                        NULL, NULL);
+		r->whandle = grpc_channel_register_call(
+		    r->wchan, lg_method_path[LG_M_UPDATE_ANSWERS], NULL, NULL);
 	}
 	grpc_channel_credentials_release(creds);
 	if (!lg_connect_all(r->chans, (int)o->connections, o->connect_timeout_s) ||
@@ -923,8 +931,7 @@ static int run_events(const struct events_opts *o)
 	drive(r);
 	report(stdout, r, false);
 	rc = r->failed > 0 ? 3 : 0;
-	if (o->mode == M_FANOUT &&
-	    r->from_start.n < (uint64_t)o->watchers * (uint64_t)o->writes)
+	if (o->mode == M_FANOUT && r->from_start.n < (uint64_t)o->watchers * (uint64_t)o->writes)
 		rc = 3;
 	if (o->json != NULL && write_json(o->json, r) != 0)
 		rc = 1;
