@@ -42,8 +42,9 @@ struct auth_tls {
 struct auth_tls_conn {
 	struct auth_tls *t;
 	SSL *ssl;
-	bool done;   /* the handshake finished and the peer was named */
-	bool failed; /* a fatal error: OpenSSL forbids SSL_shutdown after one */
+	bool done;         /* the handshake finished and the peer was named */
+	bool failed;       /* a fatal error: OpenSSL forbids SSL_shutdown after one */
+	bool socket_empty; /* the last read from the socket returned less than asked */
 	char principal[MAT_MAX_PRINCIPAL + 1];
 };
 
@@ -384,6 +385,11 @@ enum mat_code auth_tls_new(const struct auth_tls_files *files, struct auth_tls *
 	SSL_CTX_set_mode(t->ctx, SSL_MODE_ENABLE_PARTIAL_WRITE |
 	                             SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER |
 	                             SSL_MODE_RELEASE_BUFFERS);
+	/* Read ahead: one read(2) takes every record the socket holds (up to the buffer), where
+	 * OpenSSL would otherwise make two per record (header, then body). The relay reads until
+	 * WANT_READ, so nothing stays buffered unseen. The buffer keeps its default size (one
+	 * largest record, ~17 KiB) and is still released when empty. */
+	SSL_CTX_set_read_ahead(t->ctx, 1);
 	SSL_CTX_set_alpn_select_cb(t->ctx, alpn_select, NULL);
 	SSL_CTX_set_client_hello_cb(t->ctx, client_hello, NULL);
 
@@ -439,6 +445,21 @@ void auth_tls_unref(struct auth_tls *t)
 	free(t);
 }
 
+/* Called by OpenSSL around every operation on the connection's socket BIO: after a read, notes
+ * whether the socket had less than OpenSSL asked for (empty, or would block). */
+static long socket_watch(BIO *b, int oper, const char *argp, size_t len, int argi, long argl,
+                         int ret, size_t *processed)
+{
+	(void)argp;
+	(void)argi;
+	(void)argl;
+	if (oper == (BIO_CB_READ | BIO_CB_RETURN)) {
+		struct auth_tls_conn *c = (struct auth_tls_conn *)BIO_get_callback_arg(b);
+		c->socket_empty = ret <= 0 || processed == NULL || *processed < len;
+	}
+	return ret;
+}
+
 struct auth_tls_conn *auth_tls_conn_new(struct auth_tls *t, int fd)
 {
 	struct auth_tls_conn *c = calloc(1, sizeof(*c)), *ret = NULL;
@@ -450,6 +471,8 @@ struct auth_tls_conn *auth_tls_conn_new(struct auth_tls *t, int fd)
 	/* SSL_set_fd makes a socket BIO with BIO_NOCLOSE: the socket stays the caller's. */
 	if (c->ssl == NULL || SSL_set_fd(c->ssl, fd) != 1)
 		goto out;
+	BIO_set_callback_arg(SSL_get_rbio(c->ssl), (char *)c);
+	BIO_set_callback_ex(SSL_get_rbio(c->ssl), socket_watch);
 	SSL_set_accept_state(c->ssl);
 	c->t = auth_tls_ref(t);
 	ret = c;
@@ -671,6 +694,11 @@ enum auth_tls_io auth_tls_read(struct auth_tls_conn *c, void *buf, size_t cap, s
 	io = r == 1 ? AUTH_TLS_OK : io_error(c, r);
 	ERR_clear_error();
 	return io;
+}
+
+bool auth_tls_read_drained(const struct auth_tls_conn *c)
+{
+	return c->socket_empty && SSL_has_pending(c->ssl) == 0;
 }
 
 enum auth_tls_io auth_tls_write(struct auth_tls_conn *c, const void *buf, size_t len, size_t *n)

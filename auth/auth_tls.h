@@ -93,9 +93,17 @@ const char *auth_tls_conn_principal(const struct auth_tls_conn *c);
  * bytes first (OpenSSL has already sealed them into a record): the buffer may have moved (a
  * compacted ring) and may have grown, but the unsent bytes must not change. CLOSED:
  * close_notify, or EOF without it. Before the handshake finished, after an ERROR, after EOF, or
- * with cap 0 they return AUTH_TLS_ERROR; a write of len 0 is AUTH_TLS_OK with *n 0. */
+ * with cap 0 they return AUTH_TLS_ERROR; a write of len 0 is AUTH_TLS_OK with *n 0.
+ * Records are read ahead (one read(2) takes all the socket has): read until it returns
+ * something other than AUTH_TLS_OK before waiting for the socket, or bytes already taken from
+ * it wait unseen. Each call returns at most one record's plaintext. */
 enum auth_tls_io auth_tls_read(struct auth_tls_conn *c, void *buf, size_t cap, size_t *n);
 enum auth_tls_io auth_tls_write(struct auth_tls_conn *c, const void *buf, size_t len, size_t *n);
+/* After a read returned AUTH_TLS_OK: true when OpenSSL holds nothing more and its last read
+ * from the socket got less than it asked for, so the socket was empty. The caller may then wait
+ * for the socket to be readable (level-triggered: it is, if more came since) instead of reading
+ * once more only to be told WANT_READ (a syscall saved per burst). */
+bool auth_tls_read_drained(const struct auth_tls_conn *c);
 /* Sends close_notify if it can without blocking; harmless to skip. Nothing after a failure.
  * NULL allowed. */
 void auth_tls_shutdown(struct auth_tls_conn *c);
