@@ -14,6 +14,7 @@
 #include "svc_probe.h"
 #include "svc_server.h"
 
+#include <dlfcn.h>
 #include <grpc/grpc.h>
 #include <pthread.h>
 #include <signal.h>
@@ -83,6 +84,21 @@ static int check_schema(struct store_pool *pool, const struct svc_config *cfg,
 		}
 		nanosleep(&(struct timespec){.tv_sec = 0, .tv_nsec = 500000000L}, NULL);
 	}
+}
+
+/* Debian builds abseil without NDEBUG, which turns on absl::Mutex deadlock detection: every
+ * lock of a grpc mutex while another is held updates one global lock graph, whose memory
+ * (LowLevelAlloc, 64 KiB mmaps) is never given back. Each connection's transport adds mutexes,
+ * so a flood of connections left ~3 MiB per 1,000 resident for good (measured: 1,000 idle TLS
+ * connections opened and closed, RssAnon +8.9 -> +5.9 MiB). A release build of abseil has it
+ * off; so do we, before grpc starts. The C++ entry point is found by its mangled name (Debian's
+ * inline namespace): on another build it is absent and nothing changes. */
+static void absl_deadlock_detection_off(void)
+{
+	void (*set_mode)(int) = (void (*)(int))dlsym(
+	    RTLD_DEFAULT, "_ZN4absl7debian329SetMutexDeadlockDetectionModeENS0_15OnDeadlockCycleE");
+	if (set_mode != NULL)
+		set_mode(0); /* absl::OnDeadlockCycle::kIgnore */
 }
 
 int main(int argc, char **argv)
@@ -199,6 +215,7 @@ int main(int argc, char **argv)
 		goto out;
 	}
 
+	absl_deadlock_detection_off();
 	grpc_init();
 	srv = svc_server_new(&cfg, pool, &pem, tls);
 	tls = NULL;
