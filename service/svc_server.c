@@ -12,7 +12,6 @@
 #include "svc_door.h"
 #include "svc_engine.h"
 #include "svc_health.h"
-#include "svc_health_port.h"
 #include "svc_log.h"
 #include "svc_metrics.h"
 
@@ -80,11 +79,6 @@ struct svc_health *svc_server_health(const struct svc_server *srv)
 static void wake_streams_cb(void *arg)
 {
 	svc_server_wake_streams(arg);
-}
-
-static bool serving_cb(void *arg)
-{
-	return svc_server_serving(arg);
 }
 
 /* --- TLS -------------------------------------------------------------------------------- */
@@ -367,11 +361,19 @@ int svc_server_start(struct svc_server *srv)
 		return -1;
 	grpc_server_start(srv->server);
 	svc_health_start(srv->health);
+	/* The health port: a second, plaintext listener of this same engine, which serves
+	 * grpc.health.v1 only on its connections (svc_engine.c). */
 	if (srv->cfg->health_listen != NULL) {
-		srv->health_port =
-		    svc_health_port_start(srv->cfg->health_listen, srv->door, serving_cb, srv);
-		if (srv->health_port == NULL)
+		if (srv->door == NULL) {
+			svc_log_event("error", "--health-listen needs the front door "
+			                       "(not available with MATURITYD_DIRECT_GRPC_TLS=1)");
 			return -1;
+		}
+		if (svc_door_listen(srv->door, srv->cfg->health_listen, false, srv->server) < 0) {
+			svc_log_event("error", "--health-listen: cannot listen on %s",
+			              srv->cfg->health_listen);
+			return -1;
+		}
 	}
 	/* After every listener is registered: the door's loop is its own from here. */
 	if (srv->door != NULL && svc_door_start(srv->door) != 0)
@@ -468,9 +470,6 @@ void svc_server_shutdown(struct svc_server *srv)
 	for (int i = 0; i < srv->n_workers; i++)
 		pthread_join(srv->workers[i].thread, NULL);
 	svc_metrics_stop(srv->metrics);
-	svc_health_port_stop(srv->health_port);
-	srv->health_port = NULL;
-	/* Last: the health port's watchers got their NOT_SERVING through it. */
 	svc_door_free(srv->door);
 	srv->door = NULL;
 	svc_health_stop(srv->health);
