@@ -9,7 +9,7 @@
  *   resources    store_org, store_assessment, store_transition, store_access, store_report,
  *                store_evidence, store_event, store_migrate
  *   mutations    store_mutation (audit rows, request_id claims)
- *   exec         store_loop, store_health, store_listen  >  store_exec  >  store_authz  >  store_stmt
+ *   exec         store_loop, store_health, store_listen > store_exec > store_authz > store_stmt
  *   pool         store_pool (connections, reconnect backoff)
  *   base         store_row, store_token, store_uuid, store_error, store_pq (the libpq seam)
  */
@@ -154,6 +154,18 @@ typedef enum mat_code (*store__tx_body)(struct store__tx *tx, void *arg, struct 
 /* BEGIN (with statement_timeout from the time left, same round trip), body, COMMIT. */
 enum mat_code store__transact(const struct store_call *c, store__tx_body body, void *arg,
                               struct mat_error *err) MAT_MUSTCHECK;
+
+/* --- shared SQL -------------------------------------------------------------------------------
+ */
+
+/* "May this principal see this organization", the one definition: a role binding of the
+ * principal on the organization, or a global one (every role includes viewer), unless the call
+ * sees everything (`vis` false: store_call.only_visible as "true"/"false"). `vis` and
+ * `principal` name parameters ("$2"), `org` the organization column ("o.id"). */
+#define STORE__VISIBLE(vis, principal, org)                                              \
+	"(NOT " vis                                                                      \
+	"::bool OR EXISTS (SELECT 1 FROM role_bindings b WHERE b.principal = " principal \
+	" AND (b.org_id IS NULL OR b.org_id = " org ")))"
 
 /* --- rows ------------------------------------------------------------------------------------- */
 
