@@ -360,9 +360,10 @@ void svc_call_finish(struct svc_call *c, enum mat_code code)
 	svc_status_build(code, &c->ctx.err, &st);
 	if (code == MAT_INTERNAL)
 		svc_log_event("error", "%s: internal error: %s", method, c->ctx.err.message);
-	svc_log_call_format(&line, method, c->ctx.principal, c->ctx.delegator,
-	                    svc_status_code_name(st.code), ms, c->ctx.request_id, c->peer,
-	                    st.code == GRPC_STATUS_OK ? NULL : c->ctx.err.message);
+	/* The health port's callers have no identity: the line says where they came from. */
+	svc_log_call_format(&line, method, c->health_port ? "(health port)" : c->ctx.principal,
+	                    c->ctx.delegator, svc_status_code_name(st.code), ms, c->ctx.request_id,
+	                    c->peer, st.code == GRPC_STATUS_OK ? NULL : c->ctx.err.message);
 	svc_log_call_add_trace(&line, c->ctx.trace.trace_id, c->ctx.trace.span_id);
 	svc_metrics_handled(srv->metrics, c->m ? c->m->metrics_index : -1, st.code, ms / 1e3);
 
@@ -449,6 +450,9 @@ static struct svc_call *accept_call(struct svc_slot *s)
 		char addr[80];
 		c->door_peer = svc_door_peer(srv->door, c->peer, c->ctx.principal,
 		                             sizeof(c->ctx.principal), addr, sizeof(addr));
+		/* Only the health listener is plaintext: a TLS connection always has a principal
+		 * (the door refuses a handshake without one). */
+		c->health_port = c->door_peer && c->ctx.principal[0] == '\0';
 		if (c->door_peer) {
 			/* Logs name the client, not our end of the socketpair. */
 			gpr_free(c->peer);
@@ -580,13 +584,21 @@ static void run_call(struct svc_call *c)
 		                   c->ctx.method);
 		goto out;
 	}
+	/* The health port is a second listener of this engine for probes that speak no TLS
+	 * (docs/operations.md): health checks and watches there, nothing else, no identity. */
+	if (c->health_port && strcmp(m->service_name, "grpc.health.v1.Health") != 0) {
+		rc = mat_error_set(&c->ctx.err, MAT_UNIMPLEMENTED,
+		                   "%s is not served on the health port", c->ctx.method);
+		goto out;
+	}
 	/* Reset while it waited for a handler: nothing to do (and nothing to read). */
 	if (atomic_load(&c->ctx.cancelled)) {
 		c->reset = true;
 		rc = mat_error_set(&c->ctx.err, MAT_CANCELLED, "cancelled before it was handled");
 		goto out;
 	}
-	if (!svc_principal_of(c)) {
+	/* The health port's callers are anonymous: its methods need no permission. */
+	if (!c->health_port && !svc_principal_of(c)) {
 		struct store_call sc;
 		struct mat_error ignored;
 		svc_store_call_plain(&c->ctx, &sc);
@@ -601,13 +613,15 @@ static void run_call(struct svc_call *c)
 	/* Behind a trusted proxy the caller is the certificate it forwarded; then the certificate's
 	 * principal becomes the end user's when a delegator asserts one. After principal_of, so
 	 * its cache only ever holds certificate principals. */
-	rc = svc_principal_forwarded(&c->ctx, srv->cfg, &c->req_md);
-	if (rc != MAT_OK)
-		goto out;
-	rc = svc_principal_resolve(&c->ctx, srv->cfg, &c->req_md);
-	if (rc != MAT_OK)
-		goto out;
-	c->ctx.bootstrap_admin = svc_config_is_admin(srv->cfg, c->ctx.principal);
+	if (!c->health_port) {
+		rc = svc_principal_forwarded(&c->ctx, srv->cfg, &c->req_md);
+		if (rc != MAT_OK)
+			goto out;
+		rc = svc_principal_resolve(&c->ctx, srv->cfg, &c->req_md);
+		if (rc != MAT_OK)
+			goto out;
+		c->ctx.bootstrap_admin = svc_config_is_admin(srv->cfg, c->ctx.principal);
+	}
 	/* No shutdown check here: grpc stops matching new calls at shutdown, so every call that
 	 * reached us was accepted before and gets to finish within the grace period. */
 	if (m->kind != SVC_BIDI_STREAM) {

@@ -91,6 +91,7 @@ struct svc_call {
 	struct timespec start;
 	char *peer;
 	bool door_peer;        /* came through the front door: ctx.principal was set at receipt */
+	bool health_port;      /* came through the plaintext health listener: grpc.health.v1 only */
 	bool authorized;       /* the engine's decision (svc_authz.c) allowed the call */
 	struct svc_call *next; /* handler queue */
 	/* Engine-driven server stream (svc_stream_start): FETCHING (queued for, or in, fetch on a
@@ -167,7 +168,6 @@ struct svc_server {
 	bool first_fetch_done;
 	struct svc_health *health;
 	struct svc_metrics *metrics;
-	struct svc_health_port *health_port;
 	struct svc_events *events;
 	/* The front door owns the listening socket and TLS (NULL when grpc terminates TLS itself:
 	 * MATURITYD_DIRECT_GRPC_TLS=1, for side-by-side benchmarks only). */

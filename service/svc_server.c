@@ -25,7 +25,6 @@
 #include "svc_door.h"
 #include "svc_engine.h"
 #include "svc_health.h"
-#include "svc_health_port.h"
 #include "svc_log.h"
 #include "svc_methods.h"
 #include "svc_metrics.h"
@@ -101,11 +100,6 @@ struct svc_health *svc_server_health(const struct svc_server *srv)
 static void wake_streams_cb(void *arg)
 {
 	svc_server_wake_streams(arg);
-}
-
-static bool serving_cb(void *arg)
-{
-	return svc_server_serving(arg);
 }
 
 /* --- TLS -------------------------------------------------------------------------------- */
@@ -393,11 +387,19 @@ int svc_server_start(struct svc_server *srv)
 		return -1;
 	grpc_server_start(srv->server);
 	svc_health_start(srv->health);
+	/* The health port: a second, plaintext listener of this same engine, which serves
+	 * grpc.health.v1 only on its connections (svc_engine.c). */
 	if (srv->cfg->health_listen != NULL) {
-		srv->health_port =
-		    svc_health_port_start(srv->cfg->health_listen, srv->door, serving_cb, srv);
-		if (srv->health_port == NULL)
+		if (srv->door == NULL) {
+			svc_log_event("error", "--health-listen needs the front door "
+			                       "(not available with MATURITYD_DIRECT_GRPC_TLS=1)");
 			return -1;
+		}
+		if (svc_door_listen(srv->door, srv->cfg->health_listen, false, srv->server) < 0) {
+			svc_log_event("error", "--health-listen: cannot listen on %s",
+			              srv->cfg->health_listen);
+			return -1;
+		}
 	}
 	/* After every listener is registered: the door's loop is its own from here. */
 	if (srv->door != NULL && svc_door_start(srv->door) != 0)
@@ -436,8 +438,9 @@ void svc_server_shutdown(struct svc_server *srv)
 	/* No new connections; those open are relayed until grpc is done with them. */
 	svc_door_close_listeners(srv->door, srv->server);
 	grpc_server_shutdown_and_notify(srv->server, srv->shutdown_cq, &tag);
-	/* In-flight calls get the grace period; idle connections do not hold us up (NOTES: the
-	 * shutdown tag waits for clients that keep connections open). */
+	/* In-flight calls get the grace period; idle connections do not hold us up
+	 * (docs/architecture.md, grpc core: the shutdown tag waits for clients that keep
+	 * connections open). */
 	while (svc_elapsed_ms(&start) < srv->cfg->shutdown_grace_s * 1000.0) {
 		if (atomic_load(&srv->in_flight) == 0)
 			break;
@@ -494,9 +497,6 @@ void svc_server_shutdown(struct svc_server *srv)
 	for (int i = 0; i < srv->n_workers; i++)
 		pthread_join(srv->workers[i].thread, NULL);
 	svc_metrics_stop(srv->metrics);
-	svc_health_port_stop(srv->health_port);
-	srv->health_port = NULL;
-	/* Last: the health port's watchers got their NOT_SERVING through it. */
 	svc_door_free(srv->door);
 	srv->door = NULL;
 	svc_health_stop(srv->health);

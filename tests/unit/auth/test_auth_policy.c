@@ -16,8 +16,8 @@
 
 #define M "/mlops.maturity.v1."
 
-/* Every method of API.md and the standard services, with the rule SPEC §6 asks for. Written
- * out here by hand so that a rule dropped or changed in the code fails this test. */
+/* Every method of the API (proto/) and the standard services, with the rule docs/permissions.md
+ * gives it. Written by hand so that a rule dropped or changed in the code fails this test. */
 static const struct auth_rule expected_rules[] = {
     {M "ModelService/GetMaturityModel", AUTH_PERM_ANY, AUTH_ORG_NONE},
     {M "ModelService/ListMaturityModels", AUTH_PERM_ANY, AUTH_ORG_NONE},
