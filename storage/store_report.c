@@ -251,13 +251,10 @@ static int clamp_batch(int batch)
 	return batch > EXPORT_BATCH_MAX ? EXPORT_BATCH_MAX : batch;
 }
 
-#define ASM_COLS                                                                                  \
-	"a.org_id, a.id::text, a.title, a.model_id, a.state, a.creator, a.submitter, "            \
-	"mat_epoch_us(a.create_time), mat_epoch_us(a.update_time), mat_epoch_us(a.submit_time), " \
-	"a.version"
-#define ANS_COLS                                                                             \
-	"x.org_id, x.assessment_id::text, x.practice_id, x.status, x.note, x.evidence_uri, " \
-	"mat_epoch_us(x.update_time), x.updated_by"
+#define ASM_COLS STORE__ASM_COLS
+/* The answers with their assessment's organization and id (merged by both), then from column 2
+ * what store__answers_from_rows reads. */
+#define ANS_COLS "x.org_id, " STORE__ANS_COLS
 /* One batch of ExportAssessments. The redundant `update_time >= position` lets the
  * (org_id, update_time, id) index start at the position; the row comparison does the rest. */
 #define ASM_ORG_BATCH                                                                              \
