@@ -216,7 +216,7 @@ enum mat_code store__idem_claim(struct store__tx *tx, const char *request_id, co
 enum mat_code store__request_id(const char *request_id, char out[STORE_UUID_TEXT],
                                 struct mat_error *err) MAT_MUSTCHECK;
 
-/* --- for store_pool.c, store_exec.c and store_pq.c only ----------------------------------------
+/* --- for the pool, the executors (store_stmt.c, store_exec.c, store_loop.c) and store_pq.c -----
  */
 
 /* CONNECTING -> IDLE <-> IN_USE -> BROKEN -> CONNECTING ... (EMPTY: never connected yet). */
