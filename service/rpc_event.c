@@ -43,6 +43,9 @@ typedef Mlops__Maturity__V1__Event Event;
 /* The feed: the latest events of every organization kept for live watches. */
 #define WINDOW 4096
 #define FEED_BATCH 500
+/* The timer's step: heartbeats due are sent, and events an open transaction held back are read,
+ * at most this late. */
+#define STEP_MS 50
 
 /* Bumped by every notification: a watch reads again only when it changed since its last read
  * (or its own reasons say so). */
@@ -1127,8 +1130,9 @@ static void *timer_main(void *arg)
 	pthread_mutex_lock(&ev->mu);
 	while (!ev->stop) {
 		struct timespec ts;
+		int step_ms = tick_ms < STEP_MS ? tick_ms : STEP_MS;
 		clock_gettime(CLOCK_REALTIME, &ts);
-		ts.tv_nsec += (long)tick_ms * 1000000L;
+		ts.tv_nsec += (long)step_ms * 1000000L;
 		ts.tv_sec += ts.tv_nsec / 1000000000L;
 		ts.tv_nsec %= 1000000000L;
 		if (!ev->notified)
@@ -1141,22 +1145,27 @@ static void *timer_main(void *arg)
 			if (feed_valid())
 				feed_reset();
 		} else {
-			/* Read the feed when told, while an open transaction holds events back, and
-			 * once a tick anyway (a notification lost with the listener's connection).
+			/* Read the feed when told, every step while an open transaction holds
+			 * events back (they are delivered within a step of its commit, not a tick:
+			 * any transaction open on the database holds them, a replica's own reads
+			 * included), and once a tick anyway (a notification lost with the
+			 * listener's connection; no feed: the database could not be read).
 			 */
 			unsigned g = atomic_load(&notify_gen);
-			bool fresh = false;
-			if (!feed_valid() || feed.held || feed.read_gen != g ||
-			    store_now_ms() >= next_feed) {
+			int64_t now = store_now_ms();
+			bool fresh = false, read = false;
+			if (feed.held || feed.read_gen != g || now >= next_feed) {
 				fresh = feed_read(ev);
-				next_feed = store_now_ms() + 1000;
+				read = true;
+				next_feed = store_now_ms() + tick_ms;
 			}
 			/* Every watch when there is something new (or no feed: they read the table
-			 * themselves); otherwise only those with a heartbeat due. Waking all 10,000
-			 * idle watches every tick cost half a core and re-read each one's bindings
-			 * every 3 s, for nothing; a watch re-reads them before it delivers anyway.
+			 * themselves); otherwise only those with a heartbeat due, every step, so
+			 * watches opened within the same second do not all send theirs in one
+			 * burst. Waking all 10,000 idle watches every tick cost half a core, for
+			 * nothing.
 			 */
-			if (fresh || g != woke_gen || !feed_valid()) {
+			if (fresh || g != woke_gen || (read && !feed_valid())) {
 				woke_gen = g;
 				svc_server_wake_streams(ev->srv);
 			} else {
