@@ -1,5 +1,6 @@
 /* The gRPC server on grpc core: listeners, TLS credentials (reloadable on SIGHUP), worker threads
- * with a completion queue each, the method table, the call lifecycle and graceful shutdown. */
+ * with a completion queue each, the method table and graceful shutdown (svc_server.c). The life
+ * of a call is the engine's: svc_engine.c, svc_stream.c, svc_authz.c (svc_engine.h). */
 #ifndef SVC_SERVER_H
 #define SVC_SERVER_H
 

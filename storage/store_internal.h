@@ -1,11 +1,23 @@
 /* Internals shared by the files of storage/ (and its tests): pooled connections, the one way
  * statements are executed (prepared once per connection, sent as a pipeline, bounded by the
  * call's deadline), transactions with retry, row decoding helpers, etags and audit rows.
- * Nothing outside storage/ includes this header except storage tests. */
+ * Nothing outside storage/ includes this header except storage tests.
+ *
+ * The files are layered; a file calls only into its own layer or those below it
+ * (docs/architecture.md; tests/unit/storage/check_layers.sh checks the library's symbols):
+ *
+ *   resources    store_org, store_assessment, store_transition, store_access, store_report,
+ *                store_evidence, store_event, store_migrate
+ *   mutations    store_mutation (audit rows, request_id claims)
+ *   exec         store_loop, store_health, store_listen > store_exec > store_authz > store_stmt
+ *   pool         store_pool (connections, reconnect backoff)
+ *   base         store_row, store_token, store_uuid, store_error, store_pq (the libpq seam)
+ */
 #ifndef STORE_INTERNAL_H
 #define STORE_INTERNAL_H
 
 #include "store.h"
+#include "store_error.h"
 #include "store_uuid.h"
 
 #include <libpq-fe.h>
@@ -85,13 +97,20 @@ enum mat_code store__run_script(struct store__conn *cn, const struct store_call 
 /* --- reads and transactions ---------------------------------------------------------------------
  */
 
-/* store_call.authz (store.h), for the executors of store_exec.c: whether it is still to be
- * decided, the binding read to send, and the verdict on its result (MAT_DENIED when refused;
- * the result is consumed either way). */
+/* store_call.authz (store.h), for the executors of store_exec.c and store_loop.c (store_authz.c):
+ * whether it is still to be decided, the binding read to send, and the verdict on its result
+ * (MAT_DENIED when refused; the result is consumed either way). */
 bool store__authz_pending(const struct store_call *c);
 void store__authz_cmd(const struct store_call *c, struct store__cmd *cmd);
 enum mat_code store__authz_decide(const struct store_call *c, struct store__cmd *cmd,
                                   struct mat_error *err) MAT_MUSTCHECK;
+/* The role bindings of principal $1 (STORE__BINDING_COLS, by organization, role, id): the read
+ * above, also run on its own by store_bindings_for_principal. */
+struct store__stmt *store__st_bindings_of(void);
+/* The bindings in a result of store__st_bindings_of (calloc'd array; caller cleans each and
+ * frees it); the result is cleared either way. */
+enum mat_code store__bindings_decode(struct store__cmd *cmd, struct mat_role_binding **out,
+                                     size_t *n_out, struct mat_error *err) MAT_MUSTCHECK;
 
 /* Runs read-only `cmds` (at most 8) in one round trip, bounded by the call's deadline
  * (statement_timeout set locally in the same pipeline). More than one command run in one
@@ -135,6 +154,18 @@ typedef enum mat_code (*store__tx_body)(struct store__tx *tx, void *arg, struct 
 /* BEGIN (with statement_timeout from the time left, same round trip), body, COMMIT. */
 enum mat_code store__transact(const struct store_call *c, store__tx_body body, void *arg,
                               struct mat_error *err) MAT_MUSTCHECK;
+
+/* --- shared SQL -------------------------------------------------------------------------------
+ */
+
+/* "May this principal see this organization", the one definition: a role binding of the
+ * principal on the organization, or a global one (every role includes viewer), unless the call
+ * sees everything (`vis` false: store_call.only_visible as "true"/"false"). `vis` and
+ * `principal` name parameters ("$2"), `org` the organization column ("o.id"). */
+#define STORE__VISIBLE(vis, principal, org)                                              \
+	"(NOT " vis                                                                      \
+	"::bool OR EXISTS (SELECT 1 FROM role_bindings b WHERE b.principal = " principal \
+	" AND (b.org_id IS NULL OR b.org_id = " org ")))"
 
 /* --- rows ------------------------------------------------------------------------------------- */
 
@@ -196,12 +227,6 @@ enum mat_code store__idem_claim(struct store__tx *tx, const char *request_id, co
 enum mat_code store__request_id(const char *request_id, char out[STORE_UUID_TEXT],
                                 struct mat_error *err) MAT_MUSTCHECK;
 
-/* Folds whitespace runs (libpq's multi-line messages) into single spaces, in place. */
-void store__one_line(char *s);
-
-/* "out of memory" as MAT_INTERNAL. */
-enum mat_code store__oom(struct mat_error *err);
-
 /* --- for store_pool.c, store_exec.c and store_pq.c only ----------------------------------------
  */
 
@@ -246,7 +271,7 @@ PGresult *store__pq_get_result(struct store__conn *cn);
 /* True when an injected fault was the last failure on this thread (for error messages). */
 bool store__pq_fault_hit(void);
 
-/* --- for store_exec.c and store_loop.c ---------------------------------------------------------
+/* --- for store_stmt.c, store_exec.c and store_loop.c -------------------------------------------
  */
 
 /* The slot (prepared statement "s<slot>") of st, assigned on first use. Any thread. */
@@ -268,9 +293,12 @@ struct store__stmt *store__st_app_set(void);
 void store__pool_params(const struct store_pool *p, const char *const **keywords,
                         const char *const **values, int *connect_timeout_ms);
 struct store_loop;
-/* The pool's storage loop (store_loop.c), NULL until store_pool_start_loop. */
+/* The pool's storage loop (store_loop.c), NULL until store_pool_start_loop. The pool keeps it
+ * for its users and calls `stop` (store_pool_stop_loop) from store_pool_free: the pool, a layer
+ * below, never names the loop's functions. */
 struct store_loop *store__pool_loop(const struct store_pool *p);
-void store__pool_set_loop(struct store_pool *p, struct store_loop *l);
+void store__pool_set_loop(struct store_pool *p, struct store_loop *l,
+                          void (*stop)(struct store_pool *pool));
 
 /* A read run by the storage loop (store_loop.c) instead of the calling thread: the same commands
  * and the same semantics as store__read (statement_timeout from the deadline, the binding read of

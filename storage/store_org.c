@@ -17,9 +17,8 @@ STORE__STMT(st_org_insert, 6,
             "VALUES ($1, $2, $3, $4::jsonb, $5::smallint, $6::smallint) RETURNING " ORG_COLS);
 STORE__STMT(st_org_get, 1, "SELECT " ORG_COLS " FROM organizations o WHERE o.id = $1");
 STORE__STMT(st_org_list, 4,
-            "SELECT " ORG_COLS " FROM organizations o WHERE o.id > $1 AND (NOT $2::bool OR "
-            "EXISTS (SELECT 1 FROM role_bindings b WHERE b.principal = $3 AND "
-            "(b.org_id IS NULL OR b.org_id = o.id))) ORDER BY o.id LIMIT $4::int");
+            "SELECT " ORG_COLS " FROM organizations o WHERE o.id > $1 AND " STORE__VISIBLE(
+                "$2", "$3", "o.id") " ORDER BY o.id LIMIT $4::int");
 /* NO KEY UPDATE: serializes with other changes of the row but not with inserts that reference
  * it (creating an assessment), which only take KEY SHARE. */
 STORE__STMT(st_org_lock, 1,

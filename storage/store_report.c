@@ -20,12 +20,6 @@
 #define EXPORT_BATCH_DEFAULT 100
 #define EXPORT_BATCH_MAX 1000
 
-/* Visibility as in store_org_list, for the organization column `col`. */
-#define VISIBLE(vis, principal, col)                                                     \
-	"(NOT " vis                                                                      \
-	"::bool OR EXISTS (SELECT 1 FROM role_bindings b WHERE b.principal = " principal \
-	" AND (b.org_id IS NULL OR b.org_id = " col ")))"
-
 /* --- portfolio ------------------------------------------------------------------------------ */
 
 /* One batch of organizations (by id, after $2) with the answers of each one's last submitted
@@ -34,9 +28,9 @@
  * from being flattened: otherwise the planner may hash-join the whole assessments table for
  * every batch (measured: a sequential scan of 50,000 rows per batch of 500 organizations)
  * instead of 500 primary-key lookups. */
-#define PF_ORGS                                                                        \
-	"SELECT o.id, o.current_level, o.target_level, o.last_assessment_id "          \
-	"FROM organizations o WHERE o.labels @> $1::jsonb AND o.id > $2 AND " VISIBLE( \
+#define PF_ORGS                                                                               \
+	"SELECT o.id, o.current_level, o.target_level, o.last_assessment_id "                 \
+	"FROM organizations o WHERE o.labels @> $1::jsonb AND o.id > $2 AND " STORE__VISIBLE( \
 	    "$3", "$4", "o.id") " ORDER BY o.id LIMIT $5::int"
 STORE__STMT(st_pf_batch, 5,
             "SELECT o.id, o.current_level, o.target_level, a.model_id, x.practice_id, x.status "
@@ -50,7 +44,7 @@ STORE__STMT(st_pf_moves, 5,
             "count(*) FILTER (WHERE t.direction = 2) FROM transitions t "
             "JOIN organizations o ON o.id = t.org_id WHERE t.state = 2 AND "
             "t.decide_time >= $4::timestamptz AND t.decide_time < $5::timestamptz AND "
-            "o.labels @> $1::jsonb AND " VISIBLE("$2", "$3", "o.id"));
+            "o.labels @> $1::jsonb AND " STORE__VISIBLE("$2", "$3", "o.id"));
 
 /* Where the dimensions of `m` go among those of the default model (by id: a future model may
  * order or name them differently); -1 for a dimension the summary does not count. */
@@ -277,9 +271,8 @@ static int clamp_batch(int batch)
 	"AND a.update_time > $2::timestamptz "                                         \
 	"AND (a.update_time, a.org_id, a.id) > ($3::timestamptz, $4::text, $5::uuid) " \
 	"AND a.update_time < $9::timestamptz "                                         \
-	"AND " VISIBLE("$6", "$7",                                                     \
-	               "a.org_id") " "                                                 \
-	                           "ORDER BY a.update_time, a.org_id, a.id LIMIT $8::int"
+	"AND " STORE__VISIBLE("$6", "$7",                                              \
+	                      "a.org_id") " ORDER BY a.update_time, a.org_id, a.id LIMIT $8::int"
 /* The answers of the batch's assessments, in the batch's order (run in the same snapshot). */
 #define ANS_OF(batch)                                                                  \
 	"SELECT " ANS_COLS " FROM (SELECT a.org_id, a.id, a.update_time " batch ") p " \
@@ -302,9 +295,8 @@ STORE__STMT(st_exp_ans_all, 9, ANS_OF(ASM_ALL_BATCH));
 	"FROM transitions t WHERE t.update_time >= $1::timestamptz "                   \
 	"AND (t.update_time, t.org_id, t.id) > ($2::timestamptz, $3::text, $4::uuid) " \
 	"AND t.update_time < $8::timestamptz "                                         \
-	"AND " VISIBLE("$5", "$6",                                                     \
-	               "t.org_id") " "                                                 \
-	                           "ORDER BY t.update_time, t.org_id, t.id LIMIT $7::int"
+	"AND " STORE__VISIBLE("$5", "$6",                                              \
+	                      "t.org_id") " ORDER BY t.update_time, t.org_id, t.id LIMIT $7::int"
 
 STORE__STMT(st_exp_tr_org, 7, "SELECT " TR_COLS " " TR_ORG_BATCH);
 STORE__STMT(st_exp_org_exists, 1, "SELECT 1 FROM organizations WHERE id = $1");

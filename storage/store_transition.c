@@ -20,13 +20,13 @@
 	"AND (t.propose_time, t.id) > ($5::timestamptz, $6::uuid) "                                \
 	"ORDER BY t.propose_time, t.id LIMIT $7::int"
 /* Across organizations (organizations/-): visibility as in store_org_list. */
-#define TR_ALL_PAGE                                                                              \
-	"FROM transitions t WHERE ($1::smallint = 0 OR t.state = $1::smallint) "                 \
-	"AND t.propose_time >= $2::timestamptz AND t.propose_time < $3::timestamptz "            \
-	"AND (t.propose_time, t.org_id, t.id) > ($4::timestamptz, $5::text, $6::uuid) "          \
-	"AND (NOT $7::bool OR EXISTS (SELECT 1 FROM role_bindings b WHERE b.principal = $8 AND " \
-	"(b.org_id IS NULL OR b.org_id = t.org_id))) "                                           \
-	"ORDER BY t.propose_time, t.org_id, t.id LIMIT $9::int"
+#define TR_ALL_PAGE                                                                     \
+	"FROM transitions t WHERE ($1::smallint = 0 OR t.state = $1::smallint) "        \
+	"AND t.propose_time >= $2::timestamptz AND t.propose_time < $3::timestamptz "   \
+	"AND (t.propose_time, t.org_id, t.id) > ($4::timestamptz, $5::text, $6::uuid) " \
+	"AND " STORE__VISIBLE("$7", "$8",                                               \
+	                      "t.org_id") " "                                           \
+	                                  "ORDER BY t.propose_time, t.org_id, t.id LIMIT $9::int"
 
 STORE__STMT(st_tr_get, 2,
             "SELECT " TR_COLS " FROM transitions t "

@@ -1,6 +1,6 @@
-/* Access control over the real server (SPEC §6), table-driven: every RPC of API.md x every role,
+/* Access control over the real server (docs/permissions.md), table-driven: every RPC x every role,
  * bound globally and on the caller's own organization, called on its own organization and on
- * another -> OK or PERMISSION_DENIED as the table of SPEC §6 says (written out here
+ * another -> OK or PERMISSION_DENIED as the rules of docs/permissions.md say (written out here
  * independently of auth/'s table), plus an unbound principal and a bootstrap admin; then the same
  * matrix with every principal asserted through a delegator (x-on-behalf-of). Also list
  * filtering, revocation seen on the next call, audit of mutations and denials, and four-eyes. */
@@ -591,7 +591,8 @@ static const struct rpc_case {
     {"Health/Check", P_ANY, r_health},
 };
 
-/* SPEC §6, written out: what a role bound globally or on `own` grants for `perm` on `org`. */
+/* docs/permissions.md, written out: what a role bound globally or on `own` grants for `perm` on
+ * `org`. */
 static bool allowed(enum perm perm, int role, bool global, bool bootstrap, const char *org)
 {
 	bool admin = bootstrap || (role == MLOPS__MATURITY__V1__ROLE__ROLE_ADMIN && global);

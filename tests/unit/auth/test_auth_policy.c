@@ -1,7 +1,7 @@
-/* The permission table and auth_policy_allows: every method of API.md has the rule SPEC §6
- * gives it, every role x scope x permission decides as SPEC §6 says (an explicit expected
- * table, not a second implementation), and docs/permissions.md lists every rule as the code
- * has it. */
+/* The permission table and auth_policy_allows: every method of the API has the rule
+ * docs/permissions.md gives it, every role x scope x permission decides as its "Roles" and "Rules"
+ * say (an explicit expected table, not a second implementation), and docs/permissions.md lists
+ * every rule as the code has it. */
 #include "auth_policy.h"
 
 #include <setjmp.h>
@@ -20,8 +20,8 @@
 
 #define M "/mlops.maturity.v1."
 
-/* Every method of API.md and the standard services, with the rule SPEC §6 asks for. Written
- * out here by hand so that a rule dropped or changed in the code fails this test. */
+/* Every method of the API (proto/) and the standard services, with the rule docs/permissions.md
+ * gives it. Written by hand so that a rule dropped or changed in the code fails this test. */
 static const struct auth_rule expected_rules[] = {
     {M "ModelService/GetMaturityModel", AUTH_PERM_ANY, AUTH_ORG_NONE},
     {M "ModelService/ListMaturityModels", AUTH_PERM_ANY, AUTH_ORG_NONE},
@@ -85,7 +85,7 @@ static void test_policy_every_api_method_has_its_rule(void **state)
 			         auth_perm_name(expected_rules[i].perm),
 			         auth_org_from_name(expected_rules[i].org_from));
 	}
-	/* ... and nothing else: every rule in the code is a method of API.md. */
+	/* ... and nothing else: every rule in the code is a method of the API. */
 	assert_int_equal(n, N_EXPECTED);
 }
 
