@@ -88,6 +88,7 @@ static struct {
 	struct store_event_pos start, end;
 	bool valid;
 	bool held;         /* timer thread only: the last read saw events held back */
+	bool more;         /* timer thread only: the last read stopped with events left */
 	unsigned read_gen; /* timer thread only: notify_gen at the last read */
 } feed = {.mu = PTHREAD_MUTEX_INITIALIZER};
 
@@ -810,6 +811,7 @@ static enum mat_code watch_fetch(struct svc_ctx *ctx, void *state, size_t *n, en
 		                     "last cursor",
 		                     WINDOW);
 	case FEED_TAKEN:
+		w->read_now = false; /* live: the feed says when there is more */
 		break;
 	case FEED_BEHIND:
 		g = atomic_load(&notify_gen);
@@ -950,14 +952,14 @@ static enum mat_code watch_events(struct svc_ctx *ctx, const ProtobufCMessage *r
 	}
 	if (w->pb != NULL && ctx->bindings_loaded) {
 		/* The bindings the call was authorized with, read after `began`: the principal's
-		 * copy unless a fresher one is there; the call keeps none of its own. */
+		 * copy unless a fresher one is there. */
 		pthread_mutex_lock(&binds_mu);
 		binds_install(w->pb, ctx->bindings, ctx->n_bindings, began);
 		pthread_mutex_unlock(&binds_mu);
 		ctx->bindings = NULL;
 		ctx->n_bindings = 0;
-		svc_forget_bindings(ctx);
 	}
+	svc_forget_bindings(ctx); /* the call keeps none of its own while it watches */
 	w->sent_ms = store_now_ms();
 	w->read_now = true;
 	w->gen = atomic_load(&notify_gen);
@@ -1009,7 +1011,7 @@ static void feed_reset(void)
 	feed.first = feed.next = 0;
 	feed.valid = false;
 	pthread_mutex_unlock(&feed.mu);
-	feed.held = false;
+	feed.held = feed.more = false;
 }
 
 /* Extends the feed with what was committed since its end (one read for every watch of the
@@ -1046,6 +1048,7 @@ static bool feed_read(struct svc_events *ev)
 		pos = feed.end;
 		pthread_mutex_unlock(&feed.mu);
 	}
+	feed.more = false;
 	for (int round = 0; round < WINDOW / FEED_BATCH; round++) {
 		struct store_event *batch = NULL;
 		size_t n = 0;
@@ -1084,6 +1087,9 @@ static bool feed_read(struct svc_events *ev)
 		any = any || n > 0;
 		if (n < FEED_BATCH)
 			break;
+		/* A window's worth in one read at most: the rest at the next step (a burst of
+		 * 20,000 events moves at a window a step, not a window a tick). */
+		feed.more = round + 1 == WINDOW / FEED_BATCH;
 	}
 	return any;
 fail:
@@ -1148,13 +1154,14 @@ static void *timer_main(void *arg)
 			/* Read the feed when told, every step while an open transaction holds
 			 * events back (they are delivered within a step of its commit, not a tick:
 			 * any transaction open on the database holds them, a replica's own reads
-			 * included), and once a tick anyway (a notification lost with the
+			 * included) or while a burst is larger than one read takes, and once a tick
+			 * anyway (a notification lost with the
 			 * listener's connection; no feed: the database could not be read).
 			 */
 			unsigned g = atomic_load(&notify_gen);
 			int64_t now = store_now_ms();
 			bool fresh = false, read = false;
-			if (feed.held || feed.read_gen != g || now >= next_feed) {
+			if (feed.held || feed.more || feed.read_gen != g || now >= next_feed) {
 				fresh = feed_read(ev);
 				read = true;
 				next_feed = store_now_ms() + tick_ms;
