@@ -19,6 +19,7 @@
 #include "svc.h"
 #include "svc_convert.h"
 #include "svc_log.h"
+#include "svc_methods.h"
 #include "svc_metrics.h"
 
 #include <pthread.h>
@@ -336,8 +337,9 @@ static struct ev_msg *ev_msg_build(const struct store_event *e)
 
 /* --- requests ------------------------------------------------------------------------------- */
 
-/* parent and types, then authorization: one organization as GetOrganization answers it (viewer
- * on it, then NOT_FOUND if it does not exist); organizations/- for anyone, filtered. On MAT_OK
+/* The engine parsed parent and authorized the caller (svc_methods.def); then types, and one
+ * organization as GetOrganization answers it (viewer on it, then NOT_FOUND if it does not
+ * exist); organizations/- for anyone, filtered. On MAT_OK
  * f->org_id points into org_buf (or is NULL) and *only_visible is set. */
 static enum mat_code open_request(struct svc_ctx *ctx, const char *parent,
                                   const Mlops__Maturity__V1__EventType *types, size_t n_types,
@@ -347,12 +349,9 @@ static enum mat_code open_request(struct svc_ctx *ctx, const char *parent,
 
 	memset(f, 0, sizeof(*f));
 	*only_visible = false;
-	if (!svc_parse_org_name(parent, "parent", true, org_buf, &ctx->err))
-		return MAT_INVALID;
+	(void)parent; /* parsed and authorized by the engine (svc_methods.def) */
+	memcpy(org_buf, ctx->org, MAT_MAX_ORG_ID + 1);
 	f->org_id = strcmp(org_buf, "-") == 0 ? NULL : org_buf;
-	rc = svc_authorize(ctx, f->org_id);
-	if (rc != MAT_OK)
-		return rc;
 	for (size_t i = 0; i < n_types; i++) {
 		int t = (int)types[i];
 		if (t < 1 || t > STORE_EVENT_TYPE_MAX) {
@@ -409,7 +408,7 @@ static enum mat_code feed_join(struct svc_ctx *ctx, struct store_event_pos *pos)
 
 /* --- ListEvents ----------------------------------------------------------------------------- */
 
-static enum mat_code list_events(struct svc_ctx *ctx, const ProtobufCMessage *req_)
+enum mat_code rpc_list_events(struct svc_ctx *ctx, const ProtobufCMessage *req_)
 {
 	const Mlops__Maturity__V1__ListEventsRequest *req = (const void *)req_;
 	Mlops__Maturity__V1__ListEventsResponse resp =
@@ -781,7 +780,7 @@ static enum mat_code watch_judge(struct svc_ctx *ctx, struct watch *w, int64_t n
 	if (auth_policy_can_see(w->f.org_id, b->list, b->n, false))
 		return MAT_OK;
 	svc_forget_bindings(ctx);
-	rc = svc_authorize(ctx, w->f.org_id);
+	rc = svc_reauthorize(ctx);
 	svc_forget_bindings(ctx);
 	return rc;
 }
@@ -907,12 +906,11 @@ static int64_t watch_due(void *state)
 static const struct svc_stream_ops watch_ops = {watch_fetch, watch_encode, watch_release,
                                                 watch_free,  true,         watch_due};
 
-static enum mat_code watch_events(struct svc_ctx *ctx, const ProtobufCMessage *req_)
+enum mat_code rpc_watch_events(struct svc_ctx *ctx, const ProtobufCMessage *req_)
 {
 	const Mlops__Maturity__V1__WatchEventsRequest *req = (const void *)req_;
 	const struct svc_config *cfg = svc_server_config(ctx->srv);
 	struct watch *w = calloc(1, sizeof(*w));
-	int64_t began = store_now_ms();
 	mat_time_us start = 0;
 	enum mat_code rc;
 
@@ -950,16 +948,10 @@ static enum mat_code watch_events(struct svc_ctx *ctx, const ProtobufCMessage *r
 		free(w);
 		return rc;
 	}
-	if (w->pb != NULL && ctx->bindings_loaded) {
-		/* The bindings the call was authorized with, read after `began`: the principal's
-		 * copy unless a fresher one is there. */
-		pthread_mutex_lock(&binds_mu);
-		binds_install(w->pb, ctx->bindings, ctx->n_bindings, began);
-		pthread_mutex_unlock(&binds_mu);
-		ctx->bindings = NULL;
-		ctx->n_bindings = 0;
-	}
-	svc_forget_bindings(ctx); /* the call keeps none of its own while it watches */
+	/* The call keeps no bindings of its own while it watches: the principal's copy judges it
+	 * (read at the first fetch unless another watch's is fresh; the engine read the call's
+	 * before this handler ran, when is not known here, so they do not seed it). */
+	svc_forget_bindings(ctx);
 	w->sent_ms = store_now_ms();
 	w->read_now = true;
 	w->gen = atomic_load(&notify_gen);
@@ -967,15 +959,6 @@ static enum mat_code watch_events(struct svc_ctx *ctx, const ProtobufCMessage *r
 	svc_stream_start(ctx, &watch_ops, w);
 	return MAT_OK;
 }
-
-static const struct svc_method_impl methods[] = {
-    {"ListEvents", list_events, SVC_UNARY},
-    {"WatchEvents", watch_events, SVC_SERVER_STREAM},
-};
-
-const struct svc_service_impl svc_event_service = {&mlops__maturity__v1__event_service__descriptor,
-                                                   methods, sizeof(methods) / sizeof(methods[0])};
-
 /* --- the replica's listener, timer and janitor ----------------------------------------------- */
 
 struct svc_events {

@@ -1,15 +1,20 @@
 /* Who the caller is and what it may do: the principal of the call (from the front door's table
  * or the peer certificate, with a per-thread cache), the caller's role bindings (read on every
- * call, never cached across calls) and the authorization functions handlers call
- * (svc_authorize, svc_authorize_with / svc_authorized, svc_sees_all; svc.h). auth/ owns the
- * decision itself (auth_policy_allows) and the rule table; this file gathers what it needs and
- * audits refusals. docs/permissions.md lists the rules. */
+ * call, never cached across calls) and the engine's authorization of every call from its method
+ * row (svc_methods.def): the resource name parsed first (svc_authz_locate), then the row's rule
+ * decided before the handler (SVC_AZ_BEFORE) or on its first storage round trip
+ * (SVC_AZ_IN_STEP: armed by svc_authz_begin, attached by svc_store_call, settled by
+ * svc_authz_settle when the handler or its last continuation returns). auth/ owns the decision
+ * itself (auth_policy_allows); this file gathers what it needs and audits refusals.
+ * docs/permissions.md lists the rules. */
 #include "svc_engine.h"
 
 #include "auth.h"
 #include "auth_policy.h"
 #include "svc.h"
+#include "svc_convert.h"
 #include "svc_log.h"
+#include "svc_methods.h"
 
 #include <grpc/grpc.h>
 #include <grpc/grpc_security.h>
@@ -63,7 +68,7 @@ static enum mat_code load_bindings(struct svc_ctx *ctx)
 
 	if (ctx->bindings_loaded)
 		return MAT_OK;
-	svc_store_call(ctx, &sc);
+	svc_store_call_plain(ctx, &sc);
 	rc = store_bindings_for_principal(&sc, ctx->principal, &ctx->bindings, &ctx->n_bindings,
 	                                  &ctx->err);
 	if (rc == MAT_OK)
@@ -73,13 +78,13 @@ static enum mat_code load_bindings(struct svc_ctx *ctx)
 
 bool svc_authz_needed(const struct svc_ctx *ctx)
 {
-	return ctx->call->m->rule->perm != AUTH_PERM_ANY && !ctx->bootstrap_admin;
+	return ctx->call->m->row->rule.perm != AUTH_PERM_ANY && !ctx->bootstrap_admin;
 }
 
 bool svc_authz_allows(const struct svc_ctx *ctx, const char *org_id)
 {
-	return auth_policy_allows(ctx->call->m->rule->perm, org_id, ctx->bindings, ctx->n_bindings,
-	                          ctx->bootstrap_admin);
+	return auth_policy_allows(ctx->call->m->row->rule.perm, org_id, ctx->bindings,
+	                          ctx->n_bindings, ctx->bootstrap_admin);
 }
 
 /* The refusal: audited before the response, then MAT_DENIED with its message. */
@@ -94,7 +99,7 @@ static enum mat_code deny(struct svc_ctx *ctx, const char *org_id)
 		snprintf(resource, sizeof(resource), "organizations/%s", org_id);
 	else
 		resource[0] = '\0';
-	svc_store_call(ctx, &sc);
+	svc_store_call_plain(ctx, &sc);
 	mat_error_clear(&ignored);
 	/* An audit write that fails is logged, and the caller still gets PERMISSION_DENIED
 	 * (never more access). */
@@ -105,7 +110,14 @@ static enum mat_code deny(struct svc_ctx *ctx, const char *org_id)
 	                     c->m->method_name, resource[0] ? " on " : "", resource);
 }
 
-enum mat_code svc_authorize(struct svc_ctx *ctx, const char *org_id)
+/* The organization the decision is about: organizations/- and "" name none. */
+static const char *decided_org(const struct svc_ctx *ctx)
+{
+	return ctx->org[0] == '\0' || strcmp(ctx->org, "-") == 0 ? NULL : ctx->org;
+}
+
+/* Bindings read now, then the row's rule for org_id. */
+static enum mat_code authorize(struct svc_ctx *ctx, const char *org_id)
 {
 	enum mat_code rc;
 
@@ -120,45 +132,122 @@ enum mat_code svc_authorize(struct svc_ctx *ctx, const char *org_id)
 	return MAT_OK;
 }
 
-/* store_authz.decide: runs inside the store call, on this thread. */
+enum mat_code svc_reauthorize(struct svc_ctx *ctx)
+{
+	drop_bindings(ctx);
+	return authorize(ctx, decided_org(ctx));
+}
+
+/* The string field at `path` ("a" or "a.b") of msg; NULL with ctx->err filled when a message on
+ * the way is absent (the handler's own "is required"). */
+static const char *field_string(struct svc_ctx *ctx, const ProtobufCMessage *msg, const char *path)
+{
+	char name[64];
+	const char *dot = strchr(path, '.');
+	size_t len = dot != NULL ? (size_t)(dot - path) : strlen(path);
+	const ProtobufCFieldDescriptor *f;
+	const void *at;
+
+	if (len >= sizeof(name))
+		return NULL;
+	memcpy(name, path, len);
+	name[len] = '\0';
+	f = protobuf_c_message_descriptor_get_field_by_name(msg->descriptor, name);
+	if (f == NULL)
+		return NULL;
+	at = (const char *)msg + f->offset;
+	if (dot == NULL)
+		return f->type == PROTOBUF_C_TYPE_STRING ? *(const char *const *)at : NULL;
+	if (f->type != PROTOBUF_C_TYPE_MESSAGE)
+		return NULL;
+	if (*(const ProtobufCMessage *const *)at == NULL) {
+		mat_error_field(&ctx->err, name, "is required");
+		return NULL;
+	}
+	return field_string(ctx, *(const ProtobufCMessage *const *)at, dot + 1);
+}
+
+enum mat_code svc_authz_locate(struct svc_ctx *ctx, const ProtobufCMessage *req)
+{
+	const struct svc_rpc *row = ctx->call->m->row;
+	const char *name;
+
+	ctx->org[0] = ctx->id[0] = '\0';
+	if (row->field == NULL || req == NULL)
+		return MAT_OK;
+	name = field_string(ctx, req, row->field);
+	if (name == NULL) {
+		if (ctx->err.code == MAT_OK) /* a row naming a field its request lacks */
+			return mat_error_set(&ctx->err, MAT_INTERNAL, "%s: no string field %s",
+			                     ctx->method, row->field);
+		return MAT_INVALID;
+	}
+	if ((row->flags & SVC_ORG_OPTIONAL) && name[0] == '\0')
+		return MAT_OK;
+	if (row->collection != NULL
+	        ? !svc_parse_child_name(name, row->collection, row->field, ctx->org, ctx->id,
+	                                &ctx->err)
+	        : !svc_parse_org_name(name, row->field, (row->flags & SVC_ORG_ALL) != 0, ctx->org,
+	                              &ctx->err))
+		return MAT_INVALID;
+	return MAT_OK;
+}
+
+/* store_authz.decide: runs inside the store call, on the thread that completes it. */
 static bool decide_in_store(void *arg, struct mat_role_binding *list, size_t n)
 {
-	struct svc_authz *a = arg;
-	struct svc_ctx *ctx = a->ctx;
+	struct svc_ctx *ctx = arg;
 
+	drop_bindings(ctx); /* read before by the handler (svc_sees_all): these are newer */
 	ctx->bindings = list;
 	ctx->n_bindings = n;
 	ctx->bindings_loaded = true;
-	return svc_authz_allows(ctx, a->org_id);
+	return svc_authz_allows(ctx, ctx->call->authz.org);
 }
 
-void svc_authorize_with(struct svc_ctx *ctx, const char *org_id, struct store_call *sc,
-                        struct svc_authz *a)
+enum mat_code svc_authz_begin(struct svc_ctx *ctx)
 {
-	memset(a, 0, sizeof(*a));
-	if (!svc_authz_needed(ctx))
-		return; /* allowed whatever the bindings: svc_authorized confirms */
-	if (ctx->bindings_loaded) {
-		/* Read again with the store call rather than decided here: storage must be the one
-		 * that decides before a write, whatever the handler did earlier. (Rare: handlers
-		 * that arm this read no bindings before.) */
-		drop_bindings(ctx);
+	struct svc_call *c = ctx->call;
+
+	if (c->m->row->rule.perm == AUTH_PERM_ANY) {
+		c->authorized = true;
+		return MAT_OK;
 	}
-	a->ctx = ctx;
-	a->org_id = org_id;
-	a->az.decide = decide_in_store;
-	a->az.arg = a;
-	sc->authz = &a->az;
-	ctx->call->async_az = a;
+	if (c->m->row->az == SVC_AZ_BEFORE)
+		return authorize(ctx, decided_org(ctx));
+	memset(&c->authz, 0, sizeof(c->authz));
+	c->authz.org = decided_org(ctx);
+	c->authz.armed = true;
+	c->authz.az.decide = decide_in_store;
+	c->authz.az.arg = ctx;
+	return MAT_OK;
 }
 
-enum mat_code svc_authorized(struct svc_ctx *ctx, const char *org_id, enum mat_code rc)
+void svc_authz_attach(struct svc_ctx *ctx, struct store_call *sc)
 {
+	struct svc_call *c = ctx->call;
+
+	if (!c->authz.armed || c->authz.attached || !svc_authz_needed(ctx))
+		return; /* allowed whatever the bindings: settled when the handler returns */
+	c->authz.attached = true;
+	sc->authz = &c->authz.az;
+}
+
+enum mat_code svc_authz_settle(struct svc_ctx *ctx, enum mat_code rc)
+{
+	struct svc_call *c = ctx->call;
+	const char *org_id = c->authz.org;
 	enum mat_code lrc;
 
-	if (svc_authz_needed(ctx) && !ctx->bindings_loaded) {
-		/* The store call failed before the bindings arrived. A database that is down or
-		 * out of time would fail a second read the same way: its error is the answer. */
+	if (!c->authz.armed)
+		return rc;
+	c->authz.armed = false;
+	/* Decided in the store call only when it got that far: bindings_loaded alone may come
+	 * from svc_sees_all, read outside the decision. */
+	if (svc_authz_needed(ctx) && !c->authz.az.done) {
+		/* The store call failed before the bindings arrived (or the handler made none). A
+		 * database that is down or out of time would fail a second read the same way: its
+		 * error is the answer. */
 		if (rc == MAT_UNAVAILABLE || rc == MAT_TIMEOUT || rc == MAT_CANCELLED)
 			return rc;
 		lrc = load_bindings(ctx);
@@ -169,8 +258,19 @@ enum mat_code svc_authorized(struct svc_ctx *ctx, const char *org_id, enum mat_c
 		mat_error_clear(&ctx->err); /* nothing of what storage found may leak */
 		return deny(ctx, org_id);
 	}
-	ctx->call->authorized = true;
+	c->authorized = true;
 	return rc;
+}
+
+bool svc_authz_settle_blocks(struct svc_ctx *ctx, enum mat_code rc)
+{
+	struct svc_call *c = ctx->call;
+
+	if (!c->authz.armed || !svc_authz_needed(ctx))
+		return false;
+	if (!c->authz.az.done)
+		return !(rc == MAT_UNAVAILABLE || rc == MAT_TIMEOUT || rc == MAT_CANCELLED);
+	return !svc_authz_allows(ctx, c->authz.org);
 }
 
 bool svc_sees_all(struct svc_ctx *ctx)

@@ -209,6 +209,12 @@ static void req_free(void *data, void *p)
 }
 void svc_store_call(struct svc_ctx *ctx, struct store_call *out)
 {
+	svc_store_call_plain(ctx, out);
+	svc_authz_attach(ctx, out); /* the first one carries an armed decision */
+}
+
+void svc_store_call_plain(struct svc_ctx *ctx, struct store_call *out)
+{
 	memset(out, 0, sizeof(*out));
 	out->pool = ctx->srv->pool;
 	out->deadline_ms = ctx->deadline_ms;
@@ -503,21 +509,14 @@ void svc_async_begin(struct svc_ctx *ctx, svc_cont_fn then, void *arg)
 }
 
 /* Whether the continuation might block: it must then run on a handler thread. Only the
- * authorization can: bindings the step could not read are read then, and a refusal is audited
- * (a write). Everything else a continuation does is decoding and encoding. */
+ * authorization the engine settles after it can: bindings the step could not read are read
+ * then, and a refusal is audited (a write). Everything else a continuation does is decoding and
+ * encoding. */
 static bool continuation_blocks(struct svc_call *c)
 {
-	struct svc_ctx *ctx = &c->ctx;
-	const struct svc_authz *a = c->async_az;
-	enum mat_code rc = c->async_rc;
-
 	if (c->async_blocks)
 		return true;
-	if (a == NULL || !svc_authz_needed(ctx))
-		return false;
-	if (!ctx->bindings_loaded)
-		return !(rc == MAT_UNAVAILABLE || rc == MAT_TIMEOUT || rc == MAT_CANCELLED);
-	return !svc_authz_allows(ctx, a->org_id);
+	return svc_authz_settle_blocks(&c->ctx, c->async_rc);
 }
 
 static void async_resume(struct svc_call *c);
@@ -602,7 +601,7 @@ static void run_call(struct svc_call *c)
 	if (!c->health_port && !svc_principal_of(c)) {
 		struct store_call sc;
 		struct mat_error ignored;
-		svc_store_call(&c->ctx, &sc);
+		svc_store_call_plain(&c->ctx, &sc);
 		mat_error_clear(&ignored);
 		if (store_audit_denied(&sc, "", 16 /* UNAUTHENTICATED */, &ignored) != MAT_OK)
 			svc_log_event("error", "audit of an unauthenticated call failed: %s",
@@ -645,8 +644,6 @@ static void run_call(struct svc_call *c)
 			goto out;
 		}
 	}
-	if (m->rule->perm == AUTH_PERM_ANY)
-		c->authorized = true;
 	if (m->kind == SVC_SERVER_STREAM || m->kind == SVC_BIDI_STREAM) {
 		if (atomic_fetch_add(&srv->streams, 1) >= srv->max_streams) {
 			atomic_fetch_sub(&srv->streams, 1);
@@ -658,6 +655,16 @@ static void run_call(struct svc_call *c)
 			goto out;
 		}
 		c->stream_counted = true; /* released by svc_call_finish() */
+	}
+	/* The row's resource name, then its permission: before the handler, or armed for its first
+	 * storage round trip (svc_methods.def). */
+	rc = svc_authz_locate(&c->ctx, req);
+	if (rc == MAT_OK)
+		rc = svc_authz_begin(&c->ctx);
+	if (rc != MAT_OK) {
+		complete(c, rc);
+		svc_arena_free(req_arena);
+		return;
 	}
 	rc = m->fn(&c->ctx, req);
 	if (c->sops != NULL && rc == MAT_OK && c->authorized) {
@@ -689,7 +696,10 @@ static void complete(struct svc_call *c, enum mat_code rc)
 	struct svc_server *srv = c->w->srv;
 	const struct svc_method *m = c->m;
 
-	/* A handler that skipped svc_authorize for a guarded method is a bug: never send data. */
+	/* A decision that rode on the handler's store call (SVC_AZ_IN_STEP) is settled first: a
+	 * refusal replaces whatever the handler answered. */
+	rc = svc_authz_settle(&c->ctx, rc);
+	/* A call the engine did not authorize is a bug: never send data. */
 	if (rc == MAT_OK && !c->authorized) {
 		rc = mat_error_set(&c->ctx.err, MAT_INTERNAL, "%s returned without authorizing",
 		                   c->ctx.method);
@@ -705,7 +715,7 @@ static void complete(struct svc_call *c, enum mat_code rc)
 	if (rc == MAT_DENIED && !c->ctx.denial_audited) {
 		struct store_call sc;
 		struct mat_error ignored;
-		svc_store_call(&c->ctx, &sc);
+		svc_store_call_plain(&c->ctx, &sc);
 		mat_error_clear(&ignored);
 		if (store_audit_denied(&sc, c->ctx.resource, 7, &ignored) != MAT_OK)
 			svc_log_event("error", "audit of a denial failed: %s", ignored.message);

@@ -15,6 +15,7 @@
 
 #include "auth.h"
 #include "svc.h"
+#include "svc_methods.h"
 #include "svc_server.h"
 
 #include <grpc/grpc.h>
@@ -42,8 +43,8 @@ struct svc_method {
 	const ProtobufCMessageDescriptor *input;
 	svc_handler_fn fn;
 	enum svc_kind kind;
-	const struct auth_rule *rule;
-	void *handle; /* grpc registered-method handle */
+	const struct svc_rpc *row; /* its row of svc_methods.def: permission, resource name */
+	void *handle;              /* grpc registered-method handle */
 	int metrics_index;
 };
 
@@ -91,7 +92,7 @@ struct svc_call {
 	char *peer;
 	bool door_peer;        /* came through the front door: ctx.principal was set at receipt */
 	bool health_port;      /* came through the plaintext health listener: grpc.health.v1 only */
-	bool authorized;       /* svc_authorize ran and allowed */
+	bool authorized;       /* the engine's decision (svc_authz.c) allowed the call */
 	struct svc_call *next; /* handler queue */
 	/* Engine-driven server stream (svc_stream_start): FETCHING (queued for, or in, fetch on a
 	 * handler thread) -> SENDING (one message in flight, no thread) -> FETCHING ... or PARKED
@@ -112,10 +113,16 @@ struct svc_call {
 	void *async_arg;
 	atomic_int async_state; /* enum async_state */
 	enum mat_code async_rc;
-	const struct svc_authz *async_az;  /* the decision svc_authorize_with armed, or NULL */
 	bool async_blocks;                 /* svc_async_may_block: continue on a handler thread */
 	struct svc_arena_block *req_arena; /* the decoded request, kept for the continuations */
 	char generic_path[200];
+	/* SVC_AZ_IN_STEP: the decision the engine armed for the first store call (svc_authz.c). */
+	struct {
+		struct store_authz az; /* handed to the first svc_store_call */
+		const char *org;       /* the organization decided on, or NULL */
+		bool armed;            /* waiting for a store call, or for svc_authz_settle */
+		bool attached;         /* a store call carries it */
+	} authz;
 };
 
 struct svc_server {
@@ -206,6 +213,23 @@ void svc_driver_end(struct svc_call *c, enum mat_code rc);
 bool svc_principal_of(struct svc_call *c);
 /* Frees this thread's principal cache (when a poller or handler thread ends). */
 void svc_principal_cache_clear(void);
+/* Parses the resource name the method's row names into ctx->org / ctx->id: MAT_INVALID (ctx->err
+ * filled, the message the handler gave before) when it is malformed, MAT_OK otherwise. */
+enum mat_code svc_authz_locate(struct svc_ctx *ctx, const ProtobufCMessage *req);
+/* Authorizes the call from its row before the handler runs (SVC_AZ_BEFORE; may read bindings)
+ * or arms the decision for its first store call (SVC_AZ_IN_STEP). MAT_OK, or the refusal
+ * (audited, ctx->err filled). */
+enum mat_code svc_authz_begin(struct svc_ctx *ctx);
+/* Attaches an armed decision to the call's first store call (from svc_store_call). */
+void svc_authz_attach(struct svc_ctx *ctx, struct store_call *sc);
+/* Settles an armed decision once the handler or its last continuation returned rc: the refusal
+ * (audited, ctx->err replaced) when the caller may not call, else rc. Bindings the store call
+ * could not read are read now, unless rc says the database is unreachable. May block. */
+enum mat_code svc_authz_settle(struct svc_ctx *ctx, enum mat_code rc);
+/* Whether svc_authz_settle may block for the step result rc (a read or an audit). */
+bool svc_authz_settle_blocks(struct svc_ctx *ctx, enum mat_code rc);
+/* A store call for the engine's own statements (bindings, audit): never carries a decision. */
+void svc_store_call_plain(struct svc_ctx *ctx, struct store_call *out);
 /* Whether the method's rule needs the caller's bindings. */
 bool svc_authz_needed(const struct svc_ctx *ctx);
 /* The rule's decision for org_id with the bindings in ctx. */

@@ -8,11 +8,25 @@
 #include "auth.h"
 #include "auth_policy.h"
 #include "auth_tls.h"
+#include "grpc/health/v1/health.pb-c.h"
+#include "grpc/reflection/v1/reflection.pb-c.h"
+#include "grpc/reflection/v1alpha/reflection.pb-c.h"
+#include "mlops/maturity/v1/access.pb-c.h"
+#include "mlops/maturity/v1/assessment.pb-c.h"
+#include "mlops/maturity/v1/event.pb-c.h"
+#include "mlops/maturity/v1/evidence.pb-c.h"
+#include "mlops/maturity/v1/gate.pb-c.h"
+#include "mlops/maturity/v1/model.pb-c.h"
+#include "mlops/maturity/v1/organization.pb-c.h"
+#include "mlops/maturity/v1/reporting.pb-c.h"
+#include "mlops/maturity/v1/scoring.pb-c.h"
+#include "mlops/maturity/v1/transition.pb-c.h"
 #include "svc.h"
 #include "svc_door.h"
 #include "svc_engine.h"
 #include "svc_health.h"
 #include "svc_log.h"
+#include "svc_methods.h"
 #include "svc_metrics.h"
 
 #include <assert.h>
@@ -26,14 +40,21 @@
 #include <time.h>
 #include <unistd.h>
 
-static const struct svc_service_impl *const services[] = {
-    &svc_model_service,         &svc_organization_service,
-    &svc_assessment_service,    &svc_scoring_service,
-    &svc_transition_service,    &svc_reporting_service,
-    &svc_access_service,        &svc_health_service,
-    &svc_reflection_v1_service, &svc_reflection_v1alpha_service,
-    &svc_evidence_service,      &svc_gate_service,
-    &svc_event_service,
+/* The services served: every method of each must have a row in svc_methods.def. */
+static const ProtobufCServiceDescriptor *const services[] = {
+    &mlops__maturity__v1__model_service__descriptor,
+    &mlops__maturity__v1__organization_service__descriptor,
+    &mlops__maturity__v1__assessment_service__descriptor,
+    &mlops__maturity__v1__scoring_service__descriptor,
+    &mlops__maturity__v1__transition_service__descriptor,
+    &mlops__maturity__v1__reporting_service__descriptor,
+    &mlops__maturity__v1__access_service__descriptor,
+    &grpc__health__v1__health__descriptor,
+    &grpc__reflection__v1__server_reflection__descriptor,
+    &grpc__reflection__v1alpha__server_reflection__descriptor,
+    &mlops__maturity__v1__evidence_service__descriptor,
+    &mlops__maturity__v1__gate_service__descriptor,
+    &mlops__maturity__v1__event_service__descriptor,
 };
 
 const struct svc_config *svc_server_config(const struct svc_server *srv)
@@ -146,48 +167,53 @@ void svc_server_request_reload(struct svc_server *srv)
 
 /* --- method table --------------------------------------------------------------------- */
 
-static enum mat_code unimplemented(struct svc_ctx *ctx, const ProtobufCMessage *req)
-{
-	return mat_error_set(&ctx->err, MAT_UNIMPLEMENTED, "%s is not implemented yet",
-	                     ctx->method);
-}
-
+/* One registered method per method of the served services, each with its row. A method without
+ * a row, a row without a method, or a row that would block a poller is a bug of the table: the
+ * server does not start. */
 static int build_methods(struct svc_server *srv)
 {
-	size_t n = 0, k = 0;
+	size_t n = 0, k = 0, n_rows;
+	(void)svc_rpcs(&n_rows);
 
 	for (size_t s = 0; s < sizeof(services) / sizeof(services[0]); s++)
-		n += services[s]->desc->n_methods;
+		n += services[s]->n_methods;
 	srv->methods = calloc(n, sizeof(*srv->methods));
 	if (srv->methods == NULL)
 		return -1;
 	for (size_t s = 0; s < sizeof(services) / sizeof(services[0]); s++) {
-		const struct svc_service_impl *impl = services[s];
-		for (unsigned i = 0; i < impl->desc->n_methods; i++) {
-			const ProtobufCMethodDescriptor *md = &impl->desc->methods[i];
+		const ProtobufCServiceDescriptor *desc = services[s];
+		for (unsigned i = 0; i < desc->n_methods; i++) {
+			const ProtobufCMethodDescriptor *md = &desc->methods[i];
 			struct svc_method *m = &srv->methods[k++];
-			snprintf(m->path, sizeof(m->path), "/%s/%s", impl->desc->name, md->name);
-			m->service_name = impl->desc->name;
+			snprintf(m->path, sizeof(m->path), "/%s/%s", desc->name, md->name);
+			m->service_name = desc->name;
 			m->method_name = md->name;
 			m->input = md->input;
-			m->fn = unimplemented;
-			m->kind = SVC_UNARY;
-			for (size_t j = 0; j < impl->n_methods; j++) {
-				if (strcmp(impl->methods[j].name, md->name) == 0) {
-					m->fn = impl->methods[j].fn;
-					m->kind = impl->methods[j].kind;
-				}
+			m->row = svc_rpc_find(m->path);
+			if (m->row == NULL) {
+				svc_log_event("error", "no row in svc_methods.def for %s", m->path);
+				return -1;
 			}
-			m->rule = auth_policy_find(m->path);
-			if (m->rule == NULL) {
-				svc_log_event("error", "no permission rule for %s", m->path);
+			m->fn = m->row->fn;
+			m->kind = m->row->kind;
+			if ((m->kind == SVC_UNARY_INLINE || m->kind == SVC_UNARY_ASYNC) &&
+			    m->row->az == SVC_AZ_BEFORE && m->row->rule.perm != AUTH_PERM_ANY) {
+				svc_log_event(
+				    "error",
+				    "%s runs on a poller: it must be authorized in its step",
+				    m->path);
 				return -1;
 			}
 		}
 	}
+	if (n != n_rows) {
+		svc_log_event("error", "svc_methods.def has %zu rows for %zu methods", n_rows, n);
+		return -1;
+	}
 	srv->n_methods = n;
 	return 0;
 }
+
 /* --- lifecycle ------------------------------------------------------------------------ */
 
 static grpc_arg int_arg(const char *key, int value)
@@ -412,8 +438,9 @@ void svc_server_shutdown(struct svc_server *srv)
 	/* No new connections; those open are relayed until grpc is done with them. */
 	svc_door_close_listeners(srv->door, srv->server);
 	grpc_server_shutdown_and_notify(srv->server, srv->shutdown_cq, &tag);
-	/* In-flight calls get the grace period; idle connections do not hold us up (NOTES: the
-	 * shutdown tag waits for clients that keep connections open). */
+	/* In-flight calls get the grace period; idle connections do not hold us up
+	 * (docs/architecture.md, grpc core: the shutdown tag waits for clients that keep
+	 * connections open). */
 	while (svc_elapsed_ms(&start) < srv->cfg->shutdown_grace_s * 1000.0) {
 		if (atomic_load(&srv->in_flight) == 0)
 			break;

@@ -32,8 +32,8 @@ int svc_server_port(const struct svc_server *srv);
  * current ones stay (logged). Called from the main thread on SIGHUP. */
 void svc_server_request_reload(struct svc_server *srv);
 
-/* Graceful shutdown (SPEC §9): NOT_SERVING, no new calls, in-flight calls get the grace period,
- * then the rest are cancelled. Blocks until every thread has stopped. */
+/* Graceful shutdown (docs/architecture.md, Shutdown): NOT_SERVING, no new calls, in-flight calls
+ * get the grace period, then the rest are cancelled. Blocks until every thread has stopped. */
 void svc_server_shutdown(struct svc_server *srv);
 
 /* Frees. NULL allowed. Only after svc_server_shutdown. */

@@ -72,8 +72,7 @@ enum mat_code store_audit_attested(const struct store_call *c, const char *resou
 
 /* --- role bindings (AccessService) ---------------------------------------------------------- */
 
-#define BINDING_COLS \
-	"b.id::text, b.principal, b.role, b.org_id, b.creator, mat_epoch_us(b.create_time)"
+#define BINDING_COLS STORE__BINDING_COLS
 
 STORE__STMT(st_binding_insert, 5,
             "INSERT INTO role_bindings AS b (id, principal, role, org_id, creator) "
@@ -91,25 +90,6 @@ STORE__STMT(st_binding_page, 5,
 static const char *const role_names[] = {"ROLE_UNSPECIFIED",    "ROLE_ADMIN",  "ROLE_EDITOR",
                                          "ROLE_REVIEWER",       "ROLE_VIEWER", "ROLE_REPORTER",
                                          "ROLE_EVIDENCE_WRITER"};
-
-static enum mat_code binding_from_row(const PGresult *res, int row, struct mat_role_binding *b,
-                                      struct mat_error *err)
-{
-	struct store__row r = {.res = res, .row = row};
-
-	mat_role_binding_cleanup(b);
-	b->id = store__text0(&r, 0);
-	b->principal = store__text0(&r, 1);
-	b->role = (enum mat_role)store__int(&r, 2);
-	b->org_id = store__text(&r, 3);
-	b->creator = store__text0(&r, 4);
-	b->create_time = store__int(&r, 5);
-	if (r.oom) {
-		mat_role_binding_cleanup(b);
-		return store__oom(err);
-	}
-	return MAT_OK;
-}
 
 static int clamp_page(int page_size)
 {
@@ -164,7 +144,7 @@ static enum mat_code binding_create_body(struct store__tx *tx, void *arg, struct
 				    err, MAT_NOT_FOUND,
 				    "%s, created by this request_id, no longer exists", prior);
 			if (rc == MAT_OK)
-				rc = binding_from_row(r, 0, a->out, err);
+				rc = store__binding_from_row(r, 0, a->out, err);
 			PQclear(r);
 			free(prior);
 			return rc;
@@ -183,7 +163,7 @@ static enum mat_code binding_create_body(struct store__tx *tx, void *arg, struct
 		                   a->org_id != NULL ? "on organizations/" : "globally",
 		                   a->org_id != NULL ? a->org_id : "");
 	if (rc == MAT_OK)
-		rc = binding_from_row(cmds[0].res, 0, a->out, err);
+		rc = store__binding_from_row(cmds[0].res, 0, a->out, err);
 	store__cmds_clear(cmds, 2);
 	return rc;
 }
@@ -326,7 +306,7 @@ enum mat_code store_binding_list(const struct store_call *c, const char *princip
 		goto out;
 	}
 	for (; n < (size_t)rows; n++) {
-		rc = binding_from_row(cmd.res, (int)n, &list[n], err);
+		rc = store__binding_from_row(cmd.res, (int)n, &list[n], err);
 		if (rc != MAT_OK)
 			goto out;
 	}

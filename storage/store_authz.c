@@ -8,8 +8,7 @@
 #include <stdlib.h>
 
 STORE__STMT(st_bindings_of, 1,
-            "SELECT b.id::text, b.principal, b.role, b.org_id, b.creator, "
-            "mat_epoch_us(b.create_time) FROM role_bindings b WHERE b.principal = $1 "
+            "SELECT " STORE__BINDING_COLS " FROM role_bindings b WHERE b.principal = $1 "
             "ORDER BY b.org_id NULLS FIRST, b.role, b.id");
 
 enum mat_code store__bindings_decode(struct store__cmd *cmd, struct mat_role_binding **out,
@@ -27,19 +26,9 @@ enum mat_code store__bindings_decode(struct store__cmd *cmd, struct mat_role_bin
 		goto out;
 	}
 	for (; n < (size_t)PQntuples(cmd->res); n++) {
-		struct store__row r = {.res = cmd->res, .row = (int)n};
-		struct mat_role_binding *b = &list[n];
-		b->id = store__text0(&r, 0);
-		b->principal = store__text0(&r, 1);
-		b->role = (enum mat_role)store__int(&r, 2);
-		b->org_id = store__text(&r, 3);
-		b->creator = store__text0(&r, 4);
-		b->create_time = store__int(&r, 5);
-		if (r.oom) {
-			n++;
-			rc = store__oom(err);
-			goto out;
-		}
+		rc = store__binding_from_row(cmd->res, (int)n, &list[n], err);
+		if (rc != MAT_OK)
+			goto out; /* list[n] is clean */
 	}
 	rc = MAT_OK;
 out:

@@ -183,17 +183,6 @@ char *store__text0(struct store__row *r, int col);
 int64_t store__int(const struct store__row *r, int col);
 bool store__is_null(const struct store__row *r, int col);
 
-/* The columns of a level transition (table alias t), in the order
- * store__transition_from_row reads them. */
-#define STORE__TR_COLS                                                                         \
-	"t.org_id, t.id::text, t.assessment_id::text, t.from_level, t.to_level, t.direction, " \
-	"t.state, t.proposer, mat_epoch_us(t.propose_time), t.decider, "                       \
-	"mat_epoch_us(t.decide_time), t.reason, t.version, mat_epoch_us(t.update_time)"
-/* Fills *t (cleaned first) from a STORE__TR_COLS row; the etag mixes version and propose_time
- * (a transition has no create_time: it is created when proposed). */
-enum mat_code store__transition_from_row(const PGresult *res, int row, struct mat_transition *t,
-                                         struct mat_error *err) MAT_MUSTCHECK;
-
 /* --- etags, resources, audit --------------------------------------------------------------- */
 
 #define STORE__ETAG_LEN 17 /* 16 hex digits and the NUL */
@@ -227,7 +216,7 @@ enum mat_code store__idem_claim(struct store__tx *tx, const char *request_id, co
 enum mat_code store__request_id(const char *request_id, char out[STORE_UUID_TEXT],
                                 struct mat_error *err) MAT_MUSTCHECK;
 
-/* --- for store_pool.c, store_exec.c and store_pq.c only ----------------------------------------
+/* --- for the pool, the executors (store_stmt.c, store_exec.c, store_loop.c) and store_pq.c -----
  */
 
 /* CONNECTING -> IDLE <-> IN_USE -> BROKEN -> CONNECTING ... (EMPTY: never connected yet). */
@@ -363,21 +352,28 @@ void store__aget_start(struct store__aget *g, size_t n);
  * (malloc'd; NULL when out of memory). One encoding everywhere, so containment compares like
  * with like. */
 char *store__labels_json(const struct mat_label *labels, size_t n);
-/* The columns of an assessment (table alias a), as store__assessment_from_row reads them, and of
- * its answers (alias x): assessment id, then what store__answers_from_rows reads from column 1. */
+
+/* The decoders of rows that several statements return (store_row.c). Each reads exactly the
+ * columns of its STORE__*_COLS list, in that order, and every statement that feeds it selects
+ * (or RETURNs) that list by name, never a copy: a column added to the list reaches the decoder
+ * and every query at once. */
+
+/* The columns of an assessment (table alias a), as store__assessment_from_row reads them. */
 #define STORE__ASM_COLS                                                                           \
 	"a.org_id, a.id::text, a.title, a.model_id, a.state, a.creator, a.submitter, "            \
 	"mat_epoch_us(a.create_time), mat_epoch_us(a.update_time), mat_epoch_us(a.submit_time), " \
 	"a.version"
-#define STORE__ANS_COLS                                                            \
-	"x.assessment_id::text, x.practice_id, x.status, x.note, x.evidence_uri, " \
-	"mat_epoch_us(x.update_time), x.updated_by"
 /* An assessment (without answers) from a row of STORE__ASM_COLS. */
 enum mat_code store__assessment_from_row(const PGresult *res, int row, struct mat_assessment *a,
                                          struct mat_error *err);
-/* a->answers from answer rows [from, to) whose practice_id is column `col` (then status, note,
- * evidence_uri, update_time, updated_by), in the catalog order of a's model (unknown practices
- * last). */
+/* The columns of an answer (alias x), as store__answers_from_rows reads them from its `col`. */
+#define STORE__ANSWER_COLS                                                               \
+	"x.practice_id, x.status, x.note, x.evidence_uri, mat_epoch_us(x.update_time), " \
+	"x.updated_by"
+/* The answers of assessments: the assessment id, then STORE__ANSWER_COLS from column 1. */
+#define STORE__ANS_COLS "x.assessment_id::text, " STORE__ANSWER_COLS
+/* a->answers from answer rows [from, to) holding STORE__ANSWER_COLS from column `col`, in the
+ * catalog order of a's model (unknown practices last). */
 enum mat_code store__answers_from_rows(const PGresult *res, int from, int to, int col,
                                        struct mat_assessment *a, struct mat_error *err);
 
@@ -391,6 +387,24 @@ enum mat_code store__answers_from_rows(const PGresult *res, int from, int to, in
 	"mat_epoch_us(o.create_time), mat_epoch_us(o.update_time), o.version"
 enum mat_code store__org_from_row(const PGresult *res, int row, struct mat_organization *o,
                                   struct mat_error *err) MAT_MUSTCHECK;
+
+/* The columns of a level transition (table alias t), in the order
+ * store__transition_from_row reads them. */
+#define STORE__TR_COLS                                                                         \
+	"t.org_id, t.id::text, t.assessment_id::text, t.from_level, t.to_level, t.direction, " \
+	"t.state, t.proposer, mat_epoch_us(t.propose_time), t.decider, "                       \
+	"mat_epoch_us(t.decide_time), t.reason, t.version, mat_epoch_us(t.update_time)"
+/* Fills *t (cleaned first) from a STORE__TR_COLS row; the etag mixes version and propose_time
+ * (a transition has no create_time: it is created when proposed). */
+enum mat_code store__transition_from_row(const PGresult *res, int row, struct mat_transition *t,
+                                         struct mat_error *err) MAT_MUSTCHECK;
+
+/* The columns of a role binding (alias b), as store__binding_from_row reads them. */
+#define STORE__BINDING_COLS \
+	"b.id::text, b.principal, b.role, b.org_id, b.creator, mat_epoch_us(b.create_time)"
+/* Fills *b (cleaned first) from a STORE__BINDING_COLS row. */
+enum mat_code store__binding_from_row(const PGresult *res, int row, struct mat_role_binding *b,
+                                      struct mat_error *err) MAT_MUSTCHECK;
 
 /* --- evidence (store_evidence.c), for the prefill of CreateAssessment ------------------------ */
 

@@ -89,35 +89,6 @@ static enum mat_code not_found(struct mat_error *err, const char *org_id, const 
 	                     org_id != NULL ? org_id : "", id != NULL ? id : "");
 }
 
-enum mat_code store__transition_from_row(const PGresult *res, int row, struct mat_transition *t,
-                                         struct mat_error *err)
-{
-	struct store__row r = {.res = res, .row = row};
-	char etag[STORE__ETAG_LEN];
-
-	mat_transition_cleanup(t);
-	t->org_id = store__text0(&r, 0);
-	t->id = store__text0(&r, 1);
-	t->assessment_id = store__text0(&r, 2);
-	t->from_level = (int)store__int(&r, 3);
-	t->to_level = (int)store__int(&r, 4);
-	t->direction = (enum mat_direction)store__int(&r, 5);
-	t->state = (enum mat_transition_state)store__int(&r, 6);
-	t->proposer = store__text0(&r, 7);
-	t->propose_time = store__int(&r, 8);
-	t->decider = store__text(&r, 9);
-	t->decide_time = store__int(&r, 10);
-	t->reason = store__text0(&r, 11);
-	store__etag(store__int(&r, 12), t->propose_time, etag);
-	t->update_time = store__int(&r, 13);
-	t->etag = strdup(etag);
-	if (r.oom || t->etag == NULL) {
-		mat_transition_cleanup(t);
-		return store__oom(err);
-	}
-	return MAT_OK;
-}
-
 /* --- get ------------------------------------------------------------------------------------ */
 
 enum mat_code store_transition_get(const struct store_call *c, const char *org_id, const char *id,

@@ -806,7 +806,7 @@ static void test_audit_events(void **state)
 	tclient_set_request_id(itest_client("admin"), NULL);
 	tclient_set_request_id(itest_client(WHO), "audit-denied-1");
 	assert_int_equal(create_org_as(WHO, "never-org"), GRPC_STATUS_PERMISSION_DENIED);
-	/* A read refused on the store call's own round trip (svc_authorize_with) is audited
+	/* A read refused on the store call's own round trip (SVC_AZ_IN_STEP) is audited
 	 * once too, and says nothing of whether the organization exists. */
 	tclient_set_request_id(itest_client(WHO), "audit-denied-2");
 	assert_int_equal(r_get_org(WHO, "audited-org"), GRPC_STATUS_PERMISSION_DENIED);
