@@ -397,8 +397,10 @@ struct store_live_inputs {
 	struct mat_organization org;
 	struct mat_assessment submitted; /* zeroed (id NULL) when the organization has no submitted
 	                                    assessment */
-	struct mat_evidence *evidence;   /* candidate evidence at `now` (at most the current one per
-	                                    practice is enough) */
+	struct mat_evidence *evidence;   /* the current evidence at `now` (at most one per
+	                                    practice): org_id, id, practice_id, status and the
+	                                    three times only (source, reporter, uri, digest and
+	                                    note are NULL) */
 	size_t n_evidence;
 };
 
