@@ -396,7 +396,8 @@ enum mat_code store_evidence_list(const struct store_call *c, const char *org_id
 struct store_live_inputs {
 	struct mat_organization org;
 	struct mat_assessment submitted; /* zeroed (id NULL) when the organization has no submitted
-	                                    assessment */
+	                                    assessment; its answers in no particular order, with
+	                                    practice_id and status only */
 	struct mat_evidence *evidence;   /* the current evidence at `now` (at most one per
 	                                    practice): org_id, id, practice_id, status and the
 	                                    three times only (source, reporter, uri, digest and

@@ -131,10 +131,11 @@ STORE__STMT(st_live_org, 1, "SELECT " STORE__ORG_COLS " FROM organizations o WHE
 STORE__STMT(st_live_asm, 1,
             "SELECT " STORE__ASM_COLS " FROM organizations o JOIN assessments a "
             "ON a.org_id = o.id AND a.id = o.last_assessment_id WHERE o.id = $1");
+/* Of the answers, what the live rule and the gate read: the practice and its status (not the
+ * notes, evidence links, update times and authors). */
 STORE__STMT(st_live_ans, 1,
-            "SELECT " STORE__ANS_COLS " FROM organizations o JOIN answers x "
-            "ON x.org_id = o.id AND x.assessment_id = o.last_assessment_id WHERE o.id = $1 "
-            "ORDER BY x.practice_id");
+            "SELECT x.practice_id, x.status FROM organizations o JOIN answers x "
+            "ON x.org_id = o.id AND x.assessment_id = o.last_assessment_id WHERE o.id = $1");
 
 /* --- names and rows ------------------------------------------------------------------------- */
 
@@ -194,6 +195,30 @@ static enum mat_code live_from_row(const PGresult *res, int row, struct mat_evid
 		return store__oom(err);
 	}
 	return MAT_OK;
+}
+
+/* The rows of st_live_ans as a's answers, in no particular order: practice_id and status set,
+ * the other fields NULL or 0. */
+static enum mat_code live_answers(const PGresult *res, struct mat_assessment *a,
+                                  struct mat_error *err)
+{
+	size_t n = (size_t)PQntuples(res);
+	bool oom = false;
+
+	if (n == 0)
+		return MAT_OK;
+	a->answers = calloc(n, sizeof(*a->answers));
+	if (a->answers == NULL)
+		return store__oom(err);
+	a->n_answers = n;
+	for (size_t i = 0; i < n; i++) {
+		struct store__row r = {.res = res, .row = (int)i};
+
+		a->answers[i].practice_id = store__text0(&r, 0);
+		a->answers[i].status = (enum mat_status)store__int(&r, 1);
+		oom |= r.oom;
+	}
+	return oom ? store__oom(err) : MAT_OK;
 }
 
 static void evidence_free(struct mat_evidence *list, size_t n)
@@ -675,8 +700,7 @@ static enum mat_code live_decode(struct store__cmd *cmds, const char *org_id,
 	if (rc == MAT_OK && PQntuples(cmds[1].res) > 0) {
 		rc = store__assessment_from_row(cmds[1].res, 0, &out->submitted, err);
 		if (rc == MAT_OK)
-			rc = store__answers_from_rows(cmds[2].res, 0, PQntuples(cmds[2].res), 1,
-			                              &out->submitted, err);
+			rc = live_answers(cmds[2].res, &out->submitted, err);
 	}
 	if (rc == MAT_OK)
 		rc = rows_with(cmds[3].res, live_from_row, &out->evidence, &out->n_evidence, err);
