@@ -394,7 +394,7 @@ enum mat_code store_evidence_list(const struct store_call *c, const char *org_id
 
 /* Everything the live score needs, read in one round trip where possible. */
 struct store_live_inputs {
-	struct mat_organization org;
+	struct mat_organization org;     /* id and current_level only */
 	struct mat_assessment submitted; /* zeroed (id NULL) when the organization has no submitted
 	                                    assessment; its answers in no particular order, with
 	                                    practice_id and status only */

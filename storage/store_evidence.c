@@ -127,7 +127,8 @@ STORE__STMT(st_ev_page_all, 11,
             "WHERE b.principal = $11 AND (b.org_id IS NULL OR b.org_id = o.id))) "
             "ORDER BY e.observe_time DESC, " EV_NAME_KEY " DESC, e.id DESC LIMIT $7::int");
 /* The inputs of the live score, with st_ev_current, in one snapshot. */
-STORE__STMT(st_live_org, 1, "SELECT " STORE__ORG_COLS " FROM organizations o WHERE o.id = $1");
+/* Of the organization, what the live score and the gate read: that it exists, its level. */
+STORE__STMT(st_live_org, 1, "SELECT o.id, o.current_level FROM organizations o WHERE o.id = $1");
 STORE__STMT(st_live_asm, 1,
             "SELECT " STORE__ASM_COLS " FROM organizations o JOIN assessments a "
             "ON a.org_id = o.id AND a.id = o.last_assessment_id WHERE o.id = $1");
@@ -687,8 +688,8 @@ void store_live_inputs_cleanup(struct store_live_inputs *in)
 }
 
 /* The live-score inputs from the results of the four commands below (one round trip, one
- * snapshot: the organization, its last submitted assessment with its answers, and the current
- * evidence of each practice). */
+ * snapshot: the organization's id and level, its last submitted assessment with the practice and
+ * status of its answers, and the current evidence of each practice). */
 static enum mat_code live_decode(struct store__cmd *cmds, const char *org_id,
                                  struct store_live_inputs *out, struct mat_error *err)
 {
@@ -696,7 +697,13 @@ static enum mat_code live_decode(struct store__cmd *cmds, const char *org_id,
 
 	if (PQntuples(cmds[0].res) == 0)
 		return org_not_found(err, org_id);
-	rc = store__org_from_row(cmds[0].res, 0, &out->org, err);
+	{
+		struct store__row r = {.res = cmds[0].res, .row = 0};
+
+		out->org.id = store__text0(&r, 0);
+		out->org.current_level = (int)store__int(&r, 1);
+		rc = r.oom ? store__oom(err) : MAT_OK;
+	}
 	if (rc == MAT_OK && PQntuples(cmds[1].res) > 0) {
 		rc = store__assessment_from_row(cmds[1].res, 0, &out->submitted, err);
 		if (rc == MAT_OK)
