@@ -1,6 +1,6 @@
 /* auth/: the only code that includes OpenSSL. Loads and checks the TLS files, turns the peer's
- * verified leaf certificate into a principal (SPEC §6), and decides from a principal's role
- * bindings whether a method may be called. It never reads the database: service/ hands it the
+ * verified leaf certificate into a principal (docs/permissions.md), and decides from a principal's
+ * role bindings whether a method may be called. It never reads the database: service/ hands it the
  * bindings it read through storage/. */
 #ifndef AUTH_H
 #define AUTH_H

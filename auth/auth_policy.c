@@ -1,100 +1,11 @@
-/* The permission table of SPEC §6 and the decision function. Pure data and pure functions: the
- * caller (service/) reads the principal's bindings through storage/ on every call and hands them
- * in, so a revoked binding takes effect on the next call. docs/permissions.md is this table for
- * users; test_auth_policy checks that the two agree. */
+/* The decision function of the permission model: which role grants which permission on which
+ * scope. Pure functions: the caller (service/) reads the principal's bindings through storage/
+ * on every call and hands them in, so a revoked binding takes effect on the next call. Which
+ * method needs which permission is the method table's (service/svc_methods.def);
+ * docs/permissions.md lists both for users. */
 #include "auth_policy.h"
 
 #include <string.h>
-
-#define MLOPS "/mlops.maturity.v1."
-
-/* One row per RPC of API.md plus the standard services. Rules needing ADMIN, ANY or GLOBAL_ANY
- * name no organization (AUTH_ORG_NONE): their decision does not depend on one, so authorization
- * never waits on parsing a resource name. A linear scan of ~30 rows is cheaper than the
- * protobuf decode that precedes it; keep the order of API.md for the reader instead of sorting. */
-static const struct auth_rule rules[] = {
-    /* The model catalog is the same for everyone. */
-    {MLOPS "ModelService/GetMaturityModel", AUTH_PERM_ANY, AUTH_ORG_NONE},
-    {MLOPS "ModelService/ListMaturityModels", AUTH_PERM_ANY, AUTH_ORG_NONE},
-
-    {MLOPS "OrganizationService/CreateOrganization", AUTH_PERM_ADMIN, AUTH_ORG_NONE},
-    {MLOPS "OrganizationService/GetOrganization", AUTH_PERM_VIEW, AUTH_ORG_NAME},
-    /* Anyone may list; the handler filters with auth_policy_can_see, so a principal without
-     * bindings gets an empty list rather than PERMISSION_DENIED (SPEC §6). */
-    {MLOPS "OrganizationService/ListOrganizations", AUTH_PERM_ANY, AUTH_ORG_NONE},
-    {MLOPS "OrganizationService/UpdateOrganization", AUTH_PERM_EDIT, AUTH_ORG_RESOURCE},
-    {MLOPS "OrganizationService/DeleteOrganization", AUTH_PERM_ADMIN, AUTH_ORG_NONE},
-
-    {MLOPS "AssessmentService/CreateAssessment", AUTH_PERM_EDIT, AUTH_ORG_PARENT},
-    {MLOPS "AssessmentService/GetAssessment", AUTH_PERM_VIEW, AUTH_ORG_NAME},
-    {MLOPS "AssessmentService/ListAssessments", AUTH_PERM_VIEW, AUTH_ORG_PARENT},
-    {MLOPS "AssessmentService/UpdateAnswers", AUTH_PERM_EDIT, AUTH_ORG_NAME},
-    {MLOPS "AssessmentService/SubmitAssessment", AUTH_PERM_EDIT, AUTH_ORG_NAME},
-    {MLOPS "AssessmentService/DeleteAssessment", AUTH_PERM_EDIT, AUTH_ORG_NAME},
-
-    /* Scoring answers the caller supplies touches no stored data. */
-    {MLOPS "ScoringService/EvaluateAnswers", AUTH_PERM_ANY, AUTH_ORG_NONE},
-    {MLOPS "ScoringService/GetRoadmap", AUTH_PERM_VIEW, AUTH_ORG_FIELD},
-
-    {MLOPS "TransitionService/GetTransition", AUTH_PERM_VIEW, AUTH_ORG_NAME},
-    /* parent organizations/- reaches auth_policy_allows as "no organization": allowed, and the
-     * handler filters the list with auth_policy_can_see. */
-    {MLOPS "TransitionService/ListTransitions", AUTH_PERM_VIEW, AUTH_ORG_PARENT},
-    {MLOPS "TransitionService/ApproveTransition", AUTH_PERM_REVIEW, AUTH_ORG_NAME},
-    {MLOPS "TransitionService/RejectTransition", AUTH_PERM_REVIEW, AUTH_ORG_NAME},
-
-    {MLOPS "ReportingService/GetPortfolioSummary", AUTH_PERM_GLOBAL_ANY, AUTH_ORG_NONE},
-    {MLOPS "ReportingService/ExportAssessments", AUTH_PERM_VIEW_OR_GLOBAL, AUTH_ORG_FIELD},
-    {MLOPS "ReportingService/ExportTransitions", AUTH_PERM_VIEW_OR_GLOBAL, AUTH_ORG_FIELD},
-
-    /* Automation reports what it observes; people who may edit assessments may report too. */
-    {MLOPS "EvidenceService/ReportEvidence", AUTH_PERM_REPORT_EVIDENCE, AUTH_ORG_PARENT},
-    {MLOPS "EvidenceService/BatchReportEvidence", AUTH_PERM_REPORT_EVIDENCE, AUTH_ORG_PARENT},
-    {MLOPS "EvidenceService/GetEvidence", AUTH_PERM_VIEW, AUTH_ORG_NAME},
-    {MLOPS "EvidenceService/ListEvidence", AUTH_PERM_VIEW, AUTH_ORG_PARENT},
-    {MLOPS "EvidenceService/GetLiveScore", AUTH_PERM_VIEW, AUTH_ORG_FIELD},
-
-    /* A gate decision reveals no more than GetOrganization does; the public keys are public. */
-    {MLOPS "GateService/CheckGate", AUTH_PERM_VIEW, AUTH_ORG_FIELD},
-    {MLOPS "GateService/ListAttestationKeys", AUTH_PERM_ANY, AUTH_ORG_NONE},
-    /* parent organizations/- reaches auth_policy_allows as "no organization": allowed, and
-     * the handler filters the events with auth_policy_can_see's rule (any binding). */
-    {MLOPS "EventService/ListEvents", AUTH_PERM_VIEW, AUTH_ORG_PARENT},
-    {MLOPS "EventService/WatchEvents", AUTH_PERM_VIEW, AUTH_ORG_PARENT},
-
-    {MLOPS "AccessService/WhoAmI", AUTH_PERM_ANY, AUTH_ORG_NONE},
-    {MLOPS "AccessService/CreateRoleBinding", AUTH_PERM_ADMIN, AUTH_ORG_NONE},
-    {MLOPS "AccessService/DeleteRoleBinding", AUTH_PERM_ADMIN, AUTH_ORG_NONE},
-    {MLOPS "AccessService/ListRoleBindings", AUTH_PERM_ADMIN, AUTH_ORG_NONE},
-    {MLOPS "AccessService/ListAuditEvents", AUTH_PERM_ADMIN, AUTH_ORG_NONE},
-
-    /* Probes and tooling must work with any client certificate. */
-    {"/grpc.health.v1.Health/Check", AUTH_PERM_ANY, AUTH_ORG_NONE},
-    {"/grpc.health.v1.Health/Watch", AUTH_PERM_ANY, AUTH_ORG_NONE},
-    {"/grpc.reflection.v1.ServerReflection/ServerReflectionInfo", AUTH_PERM_ANY, AUTH_ORG_NONE},
-    {"/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo", AUTH_PERM_ANY,
-     AUTH_ORG_NONE},
-};
-
-const struct auth_rule *auth_policy_find(const char *method)
-{
-	size_t i;
-
-	if (method == NULL)
-		return NULL;
-	for (i = 0; i < sizeof(rules) / sizeof(rules[0]); i++) {
-		if (strcmp(rules[i].method, method) == 0)
-			return &rules[i];
-	}
-	return NULL;
-}
-
-const struct auth_rule *auth_policy_rules(size_t *n)
-{
-	if (n != NULL)
-		*n = sizeof(rules) / sizeof(rules[0]);
-	return rules;
-}
 
 const char *auth_perm_name(enum auth_perm perm)
 {

@@ -1,6 +1,7 @@
-/* The one permission table (SPEC §6): every RPC of API.md -> the permission it needs and where
- * its organization comes from. Handlers ask auth_policy_check; nothing else decides. Pure data
- * plus a decision function; no I/O. */
+/* The permission model: the permissions a method may need (enum auth_perm), where its
+ * organization comes from (enum auth_org_from) and the decision (auth_policy_allows). Which rule
+ * applies to which method is the method table's (service/svc_methods.def, one row per RPC); the
+ * engine decides every call from its row. Pure data plus decision functions; no I/O. */
 #ifndef AUTH_POLICY_H
 #define AUTH_POLICY_H
 
@@ -31,17 +32,12 @@ enum auth_org_from {
 	AUTH_ORG_FIELD,    /* `organization` = organizations/{org}, optional (roadmap, exports) */
 };
 
+/* A method's rule (the first columns of its row in service/svc_methods.def). */
 struct auth_rule {
 	const char *method; /* full path: "/mlops.maturity.v1.ModelService/GetMaturityModel" */
 	enum auth_perm perm;
 	enum auth_org_from org_from;
 };
-
-/* The rule for a full method path, or NULL for a path not in API.md. */
-const struct auth_rule *auth_policy_find(const char *method);
-
-/* Every rule, for documentation and the table-driven test. */
-const struct auth_rule *auth_policy_rules(size_t *n);
 
 /* Whether a principal with `bindings` (and the bootstrap-admin flag) may call a method needing
  * `perm` on organization `org_id` (NULL or "" = no single organization, e.g. organizations/-). */

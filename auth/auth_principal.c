@@ -1,11 +1,11 @@
 /* The principal of a client: derived from the peer's leaf certificate (grpc's x509_pem_cert
  * property), which the TLS handshake has already verified against the client CA. This file does
- * not verify anything itself; it only names the peer, strictly, per SPEC §6. grpc's own
- * peer_spiffe_id is not used: it is absent when a certificate has two URI SANs and unvalidated.
- * auth_principal_from_x509 is the rule itself; the front door's handshake and the XFCC check
- * (auth_tls.c) call it on certificates they verified, so every path names a peer the same way.
- * It also checks the syntax of a principal that a trusted delegator asserts for an end user
- * (auth_principal_check), which never comes from a certificate. */
+ * not verify anything itself; it only names the peer, strictly, per docs/permissions.md ("Who you
+ * are"). grpc's own peer_spiffe_id is not used: it is absent when a certificate has two URI SANs
+ * and unvalidated. auth_principal_from_x509 is the rule itself; the front door's handshake and the
+ * XFCC check (auth_tls.c) call it on certificates they verified, so every path names a peer the
+ * same way. It also checks the syntax of a principal that a trusted delegator asserts for an end
+ * user (auth_principal_check), which never comes from a certificate. */
 #include "auth.h"
 #include "auth_x509.h"
 #include "mat_validate.h"

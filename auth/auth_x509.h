@@ -10,10 +10,11 @@
 
 #include <stddef.h>
 
-/* The principal of a leaf certificate, by SPEC §6 (the rule auth_principal_from_pem documents):
- * the first URI SAN as is; else "dns:" + first DNS SAN; else "cn:" + subject CN. Names only;
- * verifies nothing (the caller did). out_size >= MAT_MAX_PRINCIPAL + 1. No identity or a bad
- * one -> MAT_UNAUTHENTICATED. Leaves entries in OpenSSL's error queue: the caller clears it. */
+/* The principal of a leaf certificate (docs/permissions.md, "Who you are"; the rule
+ * auth_principal_from_pem documents): the first URI SAN as is; else "dns:" + first DNS SAN; else
+ * "cn:" + subject CN. Names only; verifies nothing (the caller did). out_size >=
+ * MAT_MAX_PRINCIPAL + 1. No identity or a bad one -> MAT_UNAUTHENTICATED. Leaves entries in
+ * OpenSSL's error queue: the caller clears it. */
 enum mat_code auth_principal_from_x509(const X509 *cert, char *out, size_t out_size,
                                        struct mat_error *err) MAT_MUSTCHECK;
 

@@ -1,6 +1,7 @@
 # mat_add_test(NAME name SOURCES a.c [b.c] LIBS libs... LABEL unit|integration|fuzz [TIMEOUT s])
-# One cmocka executable per source file (ARCHITECTURE: tests/unit/<lib>/test_<file>.c); every
-# ctest entry has LABELS and a TIMEOUT so `ctest -L unit` needs no database and nothing hangs CI.
+# One cmocka executable per source file (tests/unit/<lib>/test_<file>.c, docs/conventions.md);
+# every ctest entry has LABELS and a TIMEOUT so `ctest -L unit` needs no database and nothing
+# hangs CI.
 pkg_check_modules(CMOCKA IMPORTED_TARGET cmocka)
 
 function(mat_add_test)

@@ -1,14 +1,14 @@
-/* The built-in maturity models as static data (SPEC §1): `mlops-v1`, written from the seed's
- * "Highlights" and "Detailed Levels and Practices". Nothing here runs at start-up: every table,
- * including the id-sorted index that mat_model_practice_index searches, is a compile-time
- * constant, so there is no initialisation order and no race. This file is not scoring: see
- * mat_score.c. */
+/* The built-in maturity models as static data (docs/model.md): `mlops-v1`, written from the
+ * "Highlights" and "Detailed Levels and Practices" of the MLOps maturity model document. Nothing
+ * here runs at start-up: every table, including the id-sorted index that mat_model_practice_index
+ * searches, is a compile-time constant, so there is no initialisation order and no race. This file
+ * is not scoring: see mat_score.c. */
 #include "mat_model.h"
 
 #include <string.h>
 
-/* Practice indexes in catalog order (SPEC §1 table). Naming them lets the id-sorted index below
- * be read and reviewed; test_mat_catalog checks it is sorted and complete. */
+/* Practice indexes in catalog order (the practice table of docs/model.md). Naming them lets the
+ * id-sorted index below be read and reviewed; test_mat_catalog checks it is sorted and complete. */
 enum {
 	P_PEOPLE_REGULAR_COMMUNICATION,
 	P_PEOPLE_DS_DE_REPEATABLE_JOBS,

@@ -1,6 +1,6 @@
 /* A maturity model as data: levels, dimensions and practices. The built-in `mlops-v1` catalog
- * (SPEC §1) is one instance; scoring and roadmaps read only this struct, so a model loaded from
- * the database later needs no new code paths. Immutable once built; safe to share between
+ * (docs/model.md) is one instance; scoring and roadmaps read only this struct, so a model loaded
+ * from the database later needs no new code paths. Immutable once built; safe to share between
  * threads. */
 #ifndef MAT_MODEL_H
 #define MAT_MODEL_H

@@ -1,8 +1,8 @@
-/* Scoring (SPEC §2) and roadmaps (SPEC §3), each one linear pass over the model's practices
- * followed by work proportional to the levels and dimensions. Credits are counted in integer
- * half-credits (PARTIAL 1, satisfied 2) so sums are exact and the maturity index rounds the exact
- * value; only final ratios become doubles. No allocation, no global state: safe on any thread.
- * This file knows nothing of any particular model; see mat_catalog.c for mlops-v1. */
+/* Scoring and roadmaps (docs/model.md, "Scoring" and "Roadmap"), each one linear pass over the
+ * model's practices followed by work proportional to the levels and dimensions. Credits are counted
+ * in integer half-credits (PARTIAL 1, satisfied 2) so sums are exact and the maturity index rounds
+ * the exact value; only final ratios become doubles. No allocation, no global state: safe on any
+ * thread. This file knows nothing of any particular model; see mat_catalog.c for mlops-v1. */
 #include "mat_score.h"
 
 #include <string.h>
@@ -200,8 +200,8 @@ void mat_roadmap_compute(const struct mat_model *m, const enum mat_status *statu
 			st->n_steps = append_bits(st->steps, st->n_steps, unsat[level][col]);
 	}
 
-	/* SPEC §3: a target at or below the current level gives an empty roadmap, so nothing is
-	 * "ahead" of it either. */
+	/* docs/model.md, Roadmap: a target at or below the current level gives an empty roadmap, so
+	 * nothing is "ahead" of it either. */
 	if (out->target_level <= out->current_level)
 		return;
 	for (int level = out->target_level + 1; level <= MAT_MAX_LEVEL; level++) {

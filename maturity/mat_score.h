@@ -1,6 +1,7 @@
-/* Scoring (SPEC §2) and roadmaps (SPEC §3): pure functions of (model, statuses). Statuses are
- * given per practice index of the model (catalog order); MAT_STATUS_UNSPECIFIED counts as
- * NOT_IMPLEMENTED (a practice without an answer). No allocation, no I/O; thread-safe. */
+/* Scoring and roadmaps (docs/model.md, "Scoring" and "Roadmap"): pure functions of (model,
+ * statuses). Statuses are given per practice index of the model (catalog order);
+ * MAT_STATUS_UNSPECIFIED counts as NOT_IMPLEMENTED (a practice without an answer). No allocation,
+ * no I/O; thread-safe. */
 #ifndef MAT_SCORE_H
 #define MAT_SCORE_H
 
@@ -53,8 +54,8 @@ struct mat_roadmap {
 	                                     dimension order, then catalog order */
 };
 
-/* The target level of SPEC §3: `requested` if >= 0; else `org_target` if above `current`;
- * else current + 1 capped at 4. */
+/* The target level of a roadmap (docs/model.md): `requested` if >= 0; else `org_target` if above
+ * `current`; else current + 1 capped at 4. */
 int mat_roadmap_target(int requested, int org_target, int current);
 
 /* Roadmap from statuses: current = overall level of the score; target from mat_roadmap_target.

@@ -10,7 +10,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* Limits of SPEC §7, in bytes unless said otherwise. */
+/* Limits of docs/api.md ("Limits"), in bytes unless said otherwise. */
 #define MAT_MAX_DISPLAY_NAME 200
 #define MAT_MAX_TITLE 200
 #define MAT_MAX_DESCRIPTION 4000

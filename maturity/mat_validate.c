@@ -1,7 +1,7 @@
-/* Input validation shared by every handler (SPEC §7): UTF-8, identifier grammars, UUIDs, string
- * limits and assessment answers. Pure functions; problems become field violations in a
- * mat_error, worded for the person who sent the request. Not authorization, not storage rules
- * (an assessment's state is checked where it is loaded). */
+/* Input validation shared by every handler (docs/api.md, "Limits"): UTF-8, identifier grammars,
+ * UUIDs, string limits and assessment answers. Pure functions; problems become field violations in
+ * a mat_error, worded for the person who sent the request. Not authorization, not storage rules (an
+ * assessment's state is checked where it is loaded). */
 #include "mat_validate.h"
 
 #include <stdint.h>

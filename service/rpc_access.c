@@ -4,6 +4,7 @@
 #include "mlops/maturity/v1/access.pb-c.h"
 #include "svc.h"
 #include "svc_convert.h"
+#include "svc_methods.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -30,15 +31,12 @@ static void binding_to_proto(struct svc_ctx *ctx, const struct mat_role_binding 
 	out->create_time = svc_ts(ctx, b->create_time);
 }
 
-static enum mat_code who_am_i(struct svc_ctx *ctx, const ProtobufCMessage *req_)
+enum mat_code rpc_who_am_i(struct svc_ctx *ctx, const ProtobufCMessage *req_)
 {
 	Mlops__Maturity__V1__WhoAmIResponse resp = MLOPS__MATURITY__V1__WHO_AM_IRESPONSE__INIT;
 	enum mat_code rc;
 
 	(void)req_;
-	rc = svc_authorize(ctx, NULL);
-	if (rc != MAT_OK)
-		return rc;
 	/* WhoAmI shows the bindings, so it reads them even for a bootstrap admin. */
 	if (!ctx->bindings_loaded) {
 		struct store_call sc;
@@ -62,7 +60,7 @@ static enum mat_code who_am_i(struct svc_ctx *ctx, const ProtobufCMessage *req_)
 	return svc_reply(ctx, &resp.base);
 }
 
-static enum mat_code create_binding(struct svc_ctx *ctx, const ProtobufCMessage *req_)
+enum mat_code rpc_create_binding(struct svc_ctx *ctx, const ProtobufCMessage *req_)
 {
 	const Mlops__Maturity__V1__CreateRoleBindingRequest *req = (const void *)req_;
 	const Mlops__Maturity__V1__RoleBinding *b = req->role_binding;
@@ -71,10 +69,8 @@ static enum mat_code create_binding(struct svc_ctx *ctx, const ProtobufCMessage 
 	char org[MAT_MAX_ORG_ID + 1] = "", rid_buf[40];
 	const char *rid = NULL;
 	struct store_call sc;
-	enum mat_code rc = svc_authorize(ctx, NULL);
+	enum mat_code rc;
 
-	if (rc != MAT_OK)
-		return rc;
 	if (b == NULL)
 		return mat_error_field(&ctx->err, "role_binding", "is required");
 	svc_request_id(req->request_id, rid_buf, &rid, &ctx->err);
@@ -120,16 +116,14 @@ static bool binding_id(struct svc_ctx *ctx, const char *name, char *id)
 	return true;
 }
 
-static enum mat_code delete_binding(struct svc_ctx *ctx, const ProtobufCMessage *req_)
+enum mat_code rpc_delete_binding(struct svc_ctx *ctx, const ProtobufCMessage *req_)
 {
 	const Mlops__Maturity__V1__DeleteRoleBindingRequest *req = (const void *)req_;
 	Google__Protobuf__Empty empty = GOOGLE__PROTOBUF__EMPTY__INIT;
 	struct store_call sc;
 	char id[40];
-	enum mat_code rc = svc_authorize(ctx, NULL);
+	enum mat_code rc;
 
-	if (rc != MAT_OK)
-		return rc;
 	if (!binding_id(ctx, req->name, id))
 		return MAT_INVALID;
 	svc_store_call(ctx, &sc);
@@ -139,7 +133,7 @@ static enum mat_code delete_binding(struct svc_ctx *ctx, const ProtobufCMessage 
 	return svc_reply(ctx, &empty.base);
 }
 
-static enum mat_code list_bindings(struct svc_ctx *ctx, const ProtobufCMessage *req_)
+enum mat_code rpc_list_bindings(struct svc_ctx *ctx, const ProtobufCMessage *req_)
 {
 	const Mlops__Maturity__V1__ListRoleBindingsRequest *req = (const void *)req_;
 	Mlops__Maturity__V1__ListRoleBindingsResponse resp =
@@ -150,10 +144,8 @@ static enum mat_code list_bindings(struct svc_ctx *ctx, const ProtobufCMessage *
 	char *next = NULL;
 	struct store_call sc;
 	int page_size;
-	enum mat_code rc = svc_authorize(ctx, NULL);
+	enum mat_code rc;
 
-	if (rc != MAT_OK)
-		return rc;
 	svc_page_size(req->page_size, &page_size, &ctx->err);
 	mat_check_string(&ctx->err, "principal", req->principal, MAT_MAX_PRINCIPAL, false);
 	if (req->organization[0] != '\0')
@@ -178,7 +170,7 @@ static enum mat_code list_bindings(struct svc_ctx *ctx, const ProtobufCMessage *
 	return svc_reply(ctx, &resp.base);
 }
 
-static enum mat_code list_audit(struct svc_ctx *ctx, const ProtobufCMessage *req_)
+enum mat_code rpc_list_audit(struct svc_ctx *ctx, const ProtobufCMessage *req_)
 {
 	const Mlops__Maturity__V1__ListAuditEventsRequest *req = (const void *)req_;
 	Mlops__Maturity__V1__ListAuditEventsResponse resp =
@@ -189,10 +181,8 @@ static enum mat_code list_audit(struct svc_ctx *ctx, const ProtobufCMessage *req
 	char *next = NULL;
 	struct store_call sc;
 	int page_size;
-	enum mat_code rc = svc_authorize(ctx, NULL);
+	enum mat_code rc;
 
-	if (rc != MAT_OK)
-		return rc;
 	svc_page_size(req->page_size, &page_size, &ctx->err);
 	mat_check_string(&ctx->err, "principal", req->principal, MAT_MAX_PRINCIPAL, false);
 	svc_ts_in(req->start_time, "start_time", &start, &ctx->err);
@@ -228,15 +218,3 @@ static enum mat_code list_audit(struct svc_ctx *ctx, const ProtobufCMessage *req
 	free(next);
 	return svc_reply(ctx, &resp.base);
 }
-
-static const struct svc_method_impl methods[] = {
-    {"WhoAmI", who_am_i, SVC_UNARY},
-    {"CreateRoleBinding", create_binding, SVC_UNARY},
-    {"DeleteRoleBinding", delete_binding, SVC_UNARY},
-    {"ListRoleBindings", list_bindings, SVC_UNARY},
-    {"ListAuditEvents", list_audit, SVC_UNARY},
-};
-
-const struct svc_service_impl svc_access_service = {
-    &mlops__maturity__v1__access_service__descriptor, methods,
-    sizeof(methods) / sizeof(methods[0])};

@@ -5,6 +5,7 @@
 #include "mlops/maturity/v1/assessment.pb-c.h"
 #include "svc.h"
 #include "svc_convert.h"
+#include "svc_methods.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -33,7 +34,7 @@ static mat_time_us wall_now(void)
 
 /* With prefill_from_evidence, practices the request leaves unanswered are answered from the
  * organization's current evidence (docs/evidence.md), in the creating transaction. */
-static enum mat_code create_assessment(struct svc_ctx *ctx, const ProtobufCMessage *req_)
+enum mat_code rpc_create_assessment(struct svc_ctx *ctx, const ProtobufCMessage *req_)
 {
 	const Mlops__Maturity__V1__CreateAssessmentRequest *req = (const void *)req_;
 	char org[MAT_MAX_ORG_ID + 1], rid_buf[40];
@@ -45,11 +46,7 @@ static enum mat_code create_assessment(struct svc_ctx *ctx, const ProtobufCMessa
 	struct store_call sc;
 	enum mat_code rc;
 
-	if (!svc_parse_org_name(req->parent, "parent", false, org, &ctx->err))
-		return MAT_INVALID;
-	rc = svc_authorize(ctx, org);
-	if (rc != MAT_OK)
-		return rc;
+	memcpy(org, ctx->org, sizeof(org)); /* parsed and authorized by the engine */
 	svc_request_id(req->request_id, rid_buf, &rid, &ctx->err);
 	if (req->assessment != NULL) {
 		title = req->assessment->title;
@@ -83,17 +80,11 @@ static enum mat_code create_assessment(struct svc_ctx *ctx, const ProtobufCMessa
 	return reply_assessment(ctx, &out);
 }
 
-static bool parse_name(struct svc_ctx *ctx, const char *name, char *org, char *id)
-{
-	return svc_parse_child_name(name, "assessments", "name", org, id, &ctx->err);
-}
-
 /* GetAssessment: one pipelined read on the storage loop (bindings, the assessment and its
  * answers in one round trip and one snapshot). */
 struct get_assessment_step {
 	char org[MAT_MAX_ORG_ID + 1], id[40];
 	struct store_call sc;
-	struct svc_authz az;
 	struct mat_assessment out;
 };
 
@@ -101,7 +92,6 @@ static enum mat_code get_assessment_then(struct svc_ctx *ctx, void *arg, enum ma
 {
 	struct get_assessment_step *st = arg;
 
-	rc = svc_authorized(ctx, st->org, rc);
 	if (rc != MAT_OK) {
 		mat_assessment_cleanup(&st->out);
 		return rc;
@@ -109,22 +99,21 @@ static enum mat_code get_assessment_then(struct svc_ctx *ctx, void *arg, enum ma
 	return reply_assessment(ctx, &st->out);
 }
 
-static enum mat_code get_assessment(struct svc_ctx *ctx, const ProtobufCMessage *req_)
+enum mat_code rpc_get_assessment(struct svc_ctx *ctx, const ProtobufCMessage *req_)
 {
-	const Mlops__Maturity__V1__GetAssessmentRequest *req = (const void *)req_;
 	struct get_assessment_step *st = svc_alloc(ctx, sizeof(*st));
 
-	if (!parse_name(ctx, req->name, st->org, st->id))
-		return MAT_INVALID;
-	svc_store_call(ctx, &st->sc);
-	svc_authorize_with(ctx, st->org, &st->sc, &st->az);
+	(void)req_; /* its name is ctx->org and ctx->id (svc_methods.def) */
+	memcpy(st->org, ctx->org, sizeof(st->org));
+	memcpy(st->id, ctx->id, sizeof(st->id));
+	svc_store_call(ctx, &st->sc); /* carries the authorization (svc_methods.def) */
 	svc_async_begin(ctx, get_assessment_then, st);
 	store_assessment_get_async(&st->sc, st->org, st->id, &st->out, &ctx->err, svc_async_done,
 	                           ctx);
 	return MAT_OK;
 }
 
-static enum mat_code list_assessments(struct svc_ctx *ctx, const ProtobufCMessage *req_)
+enum mat_code rpc_list_assessments(struct svc_ctx *ctx, const ProtobufCMessage *req_)
 {
 	const Mlops__Maturity__V1__ListAssessmentsRequest *req = (const void *)req_;
 	Mlops__Maturity__V1__ListAssessmentsResponse resp =
@@ -137,11 +126,7 @@ static enum mat_code list_assessments(struct svc_ctx *ctx, const ProtobufCMessag
 	int page_size;
 	enum mat_code rc;
 
-	if (!svc_parse_org_name(req->parent, "parent", false, org, &ctx->err))
-		return MAT_INVALID;
-	rc = svc_authorize(ctx, org);
-	if (rc != MAT_OK)
-		return rc;
+	memcpy(org, ctx->org, sizeof(org)); /* parsed and authorized by the engine */
 	svc_page_size(req->page_size, &page_size, &ctx->err);
 	if ((int)req->state < 0 || (int)req->state > MAT_ASSESSMENT_SUBMITTED)
 		mat_error_field(&ctx->err, "state", "is not an Assessment.State value");
@@ -165,26 +150,23 @@ static enum mat_code list_assessments(struct svc_ctx *ctx, const ProtobufCMessag
 	return svc_reply(ctx, &resp.base);
 }
 
-static enum mat_code update_answers(struct svc_ctx *ctx, const ProtobufCMessage *req_)
+enum mat_code rpc_update_answers(struct svc_ctx *ctx, const ProtobufCMessage *req_)
 {
 	const Mlops__Maturity__V1__UpdateAnswersRequest *req = (const void *)req_;
 	char org[MAT_MAX_ORG_ID + 1], id[40];
 	struct mat_assessment out = {0};
 	struct mat_answer *answers;
 	struct store_call sc;
-	struct svc_authz az;
 	enum mat_code rc;
 
-	if (!parse_name(ctx, req->name, org, id))
-		return MAT_INVALID;
+	memcpy(org, ctx->org, sizeof(org));
+	memcpy(id, ctx->id, sizeof(id));
 	answers = svc_answers_in(req->answers, req->n_answers, "answers", &ctx->err);
 	if (answers == NULL)
-		return svc_authorized(ctx, org, ctx->err.code); /* a refusal comes first */
-	svc_store_call(ctx, &sc);
-	svc_authorize_with(ctx, org, &sc, &az);
-	rc = svc_authorized(ctx, org,
-	                    store_assessment_update_answers(&sc, org, id, answers, req->n_answers,
-	                                                    req->etag, &out, &ctx->err));
+		return ctx->err.code; /* the engine's refusal comes first */
+	svc_store_call(ctx, &sc);     /* carries the authorization into the transaction */
+	rc = store_assessment_update_answers(&sc, org, id, answers, req->n_answers, req->etag, &out,
+	                                     &ctx->err);
 	free(answers);
 	if (rc != MAT_OK) {
 		mat_assessment_cleanup(&out);
@@ -193,21 +175,18 @@ static enum mat_code update_answers(struct svc_ctx *ctx, const ProtobufCMessage 
 	return reply_assessment(ctx, &out);
 }
 
-static enum mat_code submit_assessment(struct svc_ctx *ctx, const ProtobufCMessage *req_)
+enum mat_code rpc_submit_assessment(struct svc_ctx *ctx, const ProtobufCMessage *req_)
 {
 	const Mlops__Maturity__V1__SubmitAssessmentRequest *req = (const void *)req_;
 	char org[MAT_MAX_ORG_ID + 1], id[40];
 	struct mat_assessment out = {0};
 	struct store_call sc;
-	struct svc_authz az;
 	enum mat_code rc;
 
-	if (!parse_name(ctx, req->name, org, id))
-		return MAT_INVALID;
-	svc_store_call(ctx, &sc);
-	svc_authorize_with(ctx, org, &sc, &az);
-	rc = svc_authorized(ctx, org,
-	                    store_assessment_submit(&sc, org, id, req->etag, &out, &ctx->err));
+	memcpy(org, ctx->org, sizeof(org));
+	memcpy(id, ctx->id, sizeof(id));
+	svc_store_call(ctx, &sc); /* carries the authorization into the transaction */
+	rc = store_assessment_submit(&sc, org, id, req->etag, &out, &ctx->err);
 	if (rc != MAT_OK) {
 		mat_assessment_cleanup(&out);
 		return rc;
@@ -215,7 +194,7 @@ static enum mat_code submit_assessment(struct svc_ctx *ctx, const ProtobufCMessa
 	return reply_assessment(ctx, &out);
 }
 
-static enum mat_code delete_assessment(struct svc_ctx *ctx, const ProtobufCMessage *req_)
+enum mat_code rpc_delete_assessment(struct svc_ctx *ctx, const ProtobufCMessage *req_)
 {
 	const Mlops__Maturity__V1__DeleteAssessmentRequest *req = (const void *)req_;
 	Google__Protobuf__Empty empty = GOOGLE__PROTOBUF__EMPTY__INIT;
@@ -223,27 +202,11 @@ static enum mat_code delete_assessment(struct svc_ctx *ctx, const ProtobufCMessa
 	struct store_call sc;
 	enum mat_code rc;
 
-	if (!parse_name(ctx, req->name, org, id))
-		return MAT_INVALID;
-	rc = svc_authorize(ctx, org);
-	if (rc != MAT_OK)
-		return rc;
+	memcpy(org, ctx->org, sizeof(org));
+	memcpy(id, ctx->id, sizeof(id));
 	svc_store_call(ctx, &sc);
 	rc = store_assessment_delete(&sc, org, id, req->etag, &ctx->err);
 	if (rc != MAT_OK)
 		return rc;
 	return svc_reply(ctx, &empty.base);
 }
-
-static const struct svc_method_impl methods[] = {
-    {"CreateAssessment", create_assessment, SVC_UNARY},
-    {"GetAssessment", get_assessment, SVC_UNARY_ASYNC},
-    {"ListAssessments", list_assessments, SVC_UNARY},
-    {"UpdateAnswers", update_answers, SVC_UNARY},
-    {"SubmitAssessment", submit_assessment, SVC_UNARY},
-    {"DeleteAssessment", delete_assessment, SVC_UNARY},
-};
-
-const struct svc_service_impl svc_assessment_service = {
-    &mlops__maturity__v1__assessment_service__descriptor, methods,
-    sizeof(methods) / sizeof(methods[0])};

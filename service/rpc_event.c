@@ -19,6 +19,7 @@
 #include "svc.h"
 #include "svc_convert.h"
 #include "svc_log.h"
+#include "svc_methods.h"
 #include "svc_metrics.h"
 
 #include <pthread.h>
@@ -194,8 +195,9 @@ static Event *event_to_proto(struct svc_ctx *ctx, const struct store_event *e)
 
 /* --- requests ------------------------------------------------------------------------------- */
 
-/* parent and types, then authorization: one organization as GetOrganization answers it (viewer
- * on it, then NOT_FOUND if it does not exist); organizations/- for anyone, filtered. On MAT_OK
+/* The engine parsed parent and authorized the caller (svc_methods.def); then types, and one
+ * organization as GetOrganization answers it (viewer on it, then NOT_FOUND if it does not
+ * exist); organizations/- for anyone, filtered. On MAT_OK
  * f->org_id points into org_buf (or is NULL) and *only_visible is set. */
 static enum mat_code open_request(struct svc_ctx *ctx, const char *parent,
                                   const Mlops__Maturity__V1__EventType *types, size_t n_types,
@@ -205,12 +207,9 @@ static enum mat_code open_request(struct svc_ctx *ctx, const char *parent,
 
 	memset(f, 0, sizeof(*f));
 	*only_visible = false;
-	if (!svc_parse_org_name(parent, "parent", true, org_buf, &ctx->err))
-		return MAT_INVALID;
+	(void)parent; /* parsed and authorized by the engine (svc_methods.def) */
+	memcpy(org_buf, ctx->org, MAT_MAX_ORG_ID + 1);
 	f->org_id = strcmp(org_buf, "-") == 0 ? NULL : org_buf;
-	rc = svc_authorize(ctx, f->org_id);
-	if (rc != MAT_OK)
-		return rc;
 	for (size_t i = 0; i < n_types; i++) {
 		int t = (int)types[i];
 		if (t < 1 || t > STORE_EVENT_TYPE_MAX) {
@@ -267,7 +266,7 @@ static enum mat_code feed_join(struct svc_ctx *ctx, struct store_event_pos *pos)
 
 /* --- ListEvents ----------------------------------------------------------------------------- */
 
-static enum mat_code list_events(struct svc_ctx *ctx, const ProtobufCMessage *req_)
+enum mat_code rpc_list_events(struct svc_ctx *ctx, const ProtobufCMessage *req_)
 {
 	const Mlops__Maturity__V1__ListEventsRequest *req = (const void *)req_;
 	Mlops__Maturity__V1__ListEventsResponse resp =
@@ -454,7 +453,7 @@ static enum mat_code watch_fetch(struct svc_ctx *ctx, void *state, size_t *n, en
 		/* Visibility is the caller's bindings now, not when the watch began. */
 		svc_forget_bindings(ctx);
 		if (w->f.org_id != NULL) {
-			rc = svc_authorize(ctx, w->f.org_id);
+			rc = svc_reauthorize(ctx);
 			if (rc != MAT_OK)
 				return rc;
 		} else {
@@ -548,7 +547,7 @@ static int64_t watch_due(void *state)
 static const struct svc_stream_ops watch_ops = {watch_fetch, watch_encode, watch_release,
                                                 watch_free,  true,         watch_due};
 
-static enum mat_code watch_events(struct svc_ctx *ctx, const ProtobufCMessage *req_)
+enum mat_code rpc_watch_events(struct svc_ctx *ctx, const ProtobufCMessage *req_)
 {
 	const Mlops__Maturity__V1__WatchEventsRequest *req = (const void *)req_;
 	const struct svc_config *cfg = svc_server_config(ctx->srv);
@@ -594,15 +593,6 @@ static enum mat_code watch_events(struct svc_ctx *ctx, const ProtobufCMessage *r
 	svc_stream_start(ctx, &watch_ops, w);
 	return MAT_OK;
 }
-
-static const struct svc_method_impl methods[] = {
-    {"ListEvents", list_events, SVC_UNARY},
-    {"WatchEvents", watch_events, SVC_SERVER_STREAM},
-};
-
-const struct svc_service_impl svc_event_service = {&mlops__maturity__v1__event_service__descriptor,
-                                                   methods, sizeof(methods) / sizeof(methods[0])};
-
 /* --- the replica's listener, timer and janitor ----------------------------------------------- */
 
 struct svc_events {

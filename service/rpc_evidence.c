@@ -8,6 +8,7 @@
 #include "mlops/maturity/v1/evidence.pb-c.h"
 #include "svc.h"
 #include "svc_convert.h"
+#include "svc_methods.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -84,11 +85,10 @@ static enum mat_code report(struct svc_ctx *ctx, const char *parent, Evidence *c
 	struct mat_evidence *in = NULL, *out = NULL;
 	size_t n_out = 0;
 	struct store_call sc;
-	struct svc_authz az;
 	enum mat_code rc;
 
-	if (!svc_parse_org_name(parent, "parent", false, org, &ctx->err))
-		return MAT_INVALID;
+	(void)parent; /* parsed into ctx->org by the engine (svc_methods.def) */
+	memcpy(org, ctx->org, sizeof(org));
 	svc_request_id(request_id, rid_buf, &rid, &ctx->err);
 	if (n == 0 && batch)
 		mat_error_field(&ctx->err, "evidence", "must hold 1 to %d pieces (got none)",
@@ -114,12 +114,10 @@ static enum mat_code report(struct svc_ctx *ctx, const char *parent, Evidence *c
 	}
 	if (ctx->err.code != MAT_OK) {
 		free(in);
-		return svc_authorized(ctx, org, ctx->err.code); /* a refusal comes first */
+		return ctx->err.code; /* the engine's refusal comes first */
 	}
-	svc_store_call(ctx, &sc);
-	svc_authorize_with(ctx, org, &sc, &az);
-	rc = svc_authorized(
-	    ctx, org, store_evidence_report(&sc, org, in, n, batch, rid, &out, &n_out, &ctx->err));
+	svc_store_call(ctx, &sc); /* carries the authorization into the transaction */
+	rc = store_evidence_report(&sc, org, in, n, batch, rid, &out, &n_out, &ctx->err);
 	free(in);
 	if (rc != MAT_OK)
 		return rc;
@@ -138,7 +136,7 @@ static enum mat_code report(struct svc_ctx *ctx, const char *parent, Evidence *c
 	return svc_reply(ctx, &resp.evidence[0]->base);
 }
 
-static enum mat_code report_evidence(struct svc_ctx *ctx, const ProtobufCMessage *req_)
+enum mat_code rpc_report_evidence(struct svc_ctx *ctx, const ProtobufCMessage *req_)
 {
 	const Mlops__Maturity__V1__ReportEvidenceRequest *req = (const void *)req_;
 
@@ -146,28 +144,27 @@ static enum mat_code report_evidence(struct svc_ctx *ctx, const ProtobufCMessage
 	              req->evidence != NULL ? 1 : 0, false, req->request_id);
 }
 
-static enum mat_code batch_report_evidence(struct svc_ctx *ctx, const ProtobufCMessage *req_)
+enum mat_code rpc_batch_report_evidence(struct svc_ctx *ctx, const ProtobufCMessage *req_)
 {
 	const Mlops__Maturity__V1__BatchReportEvidenceRequest *req = (const void *)req_;
 
 	return report(ctx, req->parent, req->evidence, req->n_evidence, true, req->request_id);
 }
 
-static enum mat_code get_evidence(struct svc_ctx *ctx, const ProtobufCMessage *req_)
+enum mat_code rpc_get_evidence(struct svc_ctx *ctx, const ProtobufCMessage *req_)
 {
 	const Mlops__Maturity__V1__GetEvidenceRequest *req = (const void *)req_;
 	char org[MAT_MAX_ORG_ID + 1], id[40];
 	struct mat_evidence e = {0};
 	struct store_call sc;
-	struct svc_authz az;
 	Evidence out;
 	enum mat_code rc;
 
-	if (!svc_parse_child_name(req->name, "evidence", "name", org, id, &ctx->err))
-		return MAT_INVALID;
-	svc_store_call(ctx, &sc);
-	svc_authorize_with(ctx, org, &sc, &az);
-	rc = svc_authorized(ctx, org, store_evidence_get(&sc, org, id, &e, &ctx->err));
+	(void)req; /* its name is ctx->org and ctx->id (svc_methods.def) */
+	memcpy(org, ctx->org, sizeof(org));
+	memcpy(id, ctx->id, sizeof(id));
+	svc_store_call(ctx, &sc); /* carries the authorization (svc_methods.def) */
+	rc = store_evidence_get(&sc, org, id, &e, &ctx->err);
 	if (rc != MAT_OK) {
 		mat_evidence_cleanup(&e);
 		return rc;
@@ -177,7 +174,7 @@ static enum mat_code get_evidence(struct svc_ctx *ctx, const ProtobufCMessage *r
 	return svc_reply(ctx, &out.base);
 }
 
-static enum mat_code list_evidence(struct svc_ctx *ctx, const ProtobufCMessage *req_)
+enum mat_code rpc_list_evidence(struct svc_ctx *ctx, const ProtobufCMessage *req_)
 {
 	const Mlops__Maturity__V1__ListEvidenceRequest *req = (const void *)req_;
 	Mlops__Maturity__V1__ListEvidenceResponse resp =
@@ -189,12 +186,10 @@ static enum mat_code list_evidence(struct svc_ctx *ctx, const ProtobufCMessage *
 	size_t n = 0;
 	char *next = NULL;
 	struct store_call sc;
-	struct svc_authz az;
 	int page_size;
 	enum mat_code rc;
 
-	if (!svc_parse_org_name(req->parent, "parent", true, org, &ctx->err))
-		return MAT_INVALID;
+	memcpy(org, ctx->org, sizeof(org)); /* parsed by the engine */
 	/* organizations/-: the evidence of every organization the caller can see. */
 	org_id = strcmp(org, "-") == 0 ? NULL : org;
 	svc_page_size(req->page_size, &page_size, &ctx->err);
@@ -203,24 +198,16 @@ static enum mat_code list_evidence(struct svc_ctx *ctx, const ProtobufCMessage *
 	     mat_model_practice_index(m, req->practice_id, strlen(req->practice_id)) < 0))
 		mat_error_field(&ctx->err, "practice_id", "is not a practice of mlops-v1");
 	if (ctx->err.code != MAT_OK)
-		return svc_authorized(ctx, org_id, ctx->err.code);
-	svc_store_call(ctx, &sc);
+		return ctx->err.code; /* the engine's refusal comes first */
 	if (org_id == NULL) {
-		rc = svc_authorize(ctx, NULL);
-		if (rc != MAT_OK)
-			return rc;
-		sc.only_visible = !svc_sees_all(ctx);
-		rc = store_evidence_list(&sc, NULL, req->practice_id, req->include_expired,
-		                         wall_now(), page_size, req->page_token, &list, &n, &next,
-		                         &ctx->err);
+		bool sees_all = svc_sees_all(ctx);
+		svc_store_call(ctx, &sc); /* carries the authorization (svc_methods.def) */
+		sc.only_visible = !sees_all;
 	} else {
-		svc_authorize_with(ctx, org_id, &sc, &az);
-		rc = svc_authorized(ctx, org_id,
-		                    store_evidence_list(&sc, org_id, req->practice_id,
-		                                        req->include_expired, wall_now(), page_size,
-		                                        req->page_token, &list, &n, &next,
-		                                        &ctx->err));
+		svc_store_call(ctx, &sc); /* carries the authorization (svc_methods.def) */
 	}
+	rc = store_evidence_list(&sc, org_id, req->practice_id, req->include_expired, wall_now(),
+	                         page_size, req->page_token, &list, &n, &next, &ctx->err);
 	if (rc != MAT_OK)
 		return rc;
 	resp.n_evidence = n;
@@ -243,7 +230,6 @@ struct live_step {
 	char org[MAT_MAX_ORG_ID + 1];
 	mat_time_us now;
 	struct store_call sc;
-	struct svc_authz az;
 	struct store_live_inputs in;
 };
 
@@ -254,7 +240,6 @@ static enum mat_code get_live_score_then(struct svc_ctx *ctx, void *arg, enum ma
 	const struct mat_model *m = NULL;
 	struct mat_live *live;
 
-	rc = svc_authorized(ctx, st->org, rc);
 	if (rc != MAT_OK) {
 		store_live_inputs_cleanup(&st->in);
 		return rc;
@@ -305,30 +290,16 @@ static enum mat_code get_live_score_then(struct svc_ctx *ctx, void *arg, enum ma
 	return rc;
 }
 
-static enum mat_code get_live_score(struct svc_ctx *ctx, const ProtobufCMessage *req_)
+enum mat_code rpc_get_live_score(struct svc_ctx *ctx, const ProtobufCMessage *req_)
 {
-	const Mlops__Maturity__V1__GetLiveScoreRequest *req = (const void *)req_;
 	struct live_step *st = svc_alloc(ctx, sizeof(*st));
 
-	if (!svc_parse_org_name(req->organization, "organization", false, st->org, &ctx->err))
-		return MAT_INVALID;
+	(void)req_; /* its organization is ctx->org (svc_methods.def) */
+	memcpy(st->org, ctx->org, sizeof(st->org));
 	st->now = wall_now();
-	svc_store_call(ctx, &st->sc);
-	svc_authorize_with(ctx, st->org, &st->sc, &st->az);
+	svc_store_call(ctx, &st->sc); /* carries the authorization (svc_methods.def) */
 	svc_async_begin(ctx, get_live_score_then, st);
 	store_live_inputs_get_async(&st->sc, st->org, st->now, &st->in, &ctx->err, svc_async_done,
 	                            ctx);
 	return MAT_OK;
 }
-
-static const struct svc_method_impl methods[] = {
-    {"ReportEvidence", report_evidence, SVC_UNARY},
-    {"BatchReportEvidence", batch_report_evidence, SVC_UNARY},
-    {"GetEvidence", get_evidence, SVC_UNARY},
-    {"ListEvidence", list_evidence, SVC_UNARY},
-    {"GetLiveScore", get_live_score, SVC_UNARY_ASYNC},
-};
-
-const struct svc_service_impl svc_evidence_service = {
-    &mlops__maturity__v1__evidence_service__descriptor, methods,
-    sizeof(methods) / sizeof(methods[0])};

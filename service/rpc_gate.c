@@ -13,6 +13,7 @@
 #include "svc.h"
 #include "svc_attest.h"
 #include "svc_convert.h"
+#include "svc_methods.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -147,7 +148,6 @@ struct gate_step {
 	mat_time_us now;
 	enum mat_code early; /* the request's own failure, decided after authorization */
 	struct store_call sc;
-	struct svc_authz az;
 	struct mat_error serr;
 	struct store_live_inputs in;
 };
@@ -170,15 +170,14 @@ static enum mat_code check_gate_then(struct svc_ctx *ctx, void *arg, enum mat_co
 	mat_time_us now = st->now;
 	const struct mat_assessment *submitted;
 
-	if (st->early != MAT_OK) { /* a refusal comes first, then the request's own error */
-		rc = svc_authorized(ctx, org, st->early);
+	if (st->early != MAT_OK) { /* the engine's refusal comes first, then the request's error */
+		rc = st->early;
 		goto out;
 	}
-	if (rc != MAT_OK)
+	if (rc != MAT_OK) {
 		ctx->err = st->serr;
-	rc = svc_authorized(ctx, org, rc);
-	if (rc != MAT_OK)
 		goto out;
+	}
 	submitted = st->in.submitted.id != NULL ? &st->in.submitted : NULL;
 	if (submitted != NULL && mat_model_find(submitted->model_id) != m) {
 		rc = mat_error_set(&ctx->err, MAT_INTERNAL, "assessment pins unknown model %s",
@@ -251,7 +250,7 @@ out:
 	return rc;
 }
 
-static enum mat_code check_gate(struct svc_ctx *ctx, const ProtobufCMessage *req_)
+enum mat_code rpc_check_gate(struct svc_ctx *ctx, const ProtobufCMessage *req_)
 {
 	const CheckGateRequest *req = (const void *)req_;
 	const struct mat_model *m = mat_model_find("mlops-v1");
@@ -259,8 +258,7 @@ static enum mat_code check_gate(struct svc_ctx *ctx, const ProtobufCMessage *req
 
 	st->req = req;
 	st->now = wall_now();
-	if (!svc_parse_org_name(req->organization, "organization", false, st->org, &ctx->err))
-		return MAT_INVALID;
+	memcpy(st->org, ctx->org, sizeof(st->org)); /* parsed by the engine */
 	requirement_in(ctx, req, &st->r, &st->subjects);
 	/* One model is built in; ids are checked against it before any round trip. */
 	if (!mat_gate_validate(m, &st->r, st->subjects, req->n_subjects, &ctx->err)) {
@@ -279,15 +277,14 @@ static enum mat_code check_gate(struct svc_ctx *ctx, const ProtobufCMessage *req
 		}
 	}
 	mat_error_clear(&st->serr);
-	svc_store_call(ctx, &st->sc);
-	svc_authorize_with(ctx, st->org, &st->sc, &st->az);
+	svc_store_call(ctx, &st->sc); /* carries the authorization (svc_methods.def) */
 	svc_async_begin(ctx, check_gate_then, st);
 	store_live_inputs_get_async(&st->sc, st->org, st->now, &st->in, &st->serr, svc_async_done,
 	                            ctx);
 	return MAT_OK;
 }
 
-static enum mat_code list_keys(struct svc_ctx *ctx, const ProtobufCMessage *req_)
+enum mat_code rpc_list_attestation_keys(struct svc_ctx *ctx, const ProtobufCMessage *req_)
 {
 	Mlops__Maturity__V1__ListAttestationKeysResponse out =
 	    MLOPS__MATURITY__V1__LIST_ATTESTATION_KEYS_RESPONSE__INIT;
@@ -314,11 +311,3 @@ static enum mat_code list_keys(struct svc_ctx *ctx, const ProtobufCMessage *req_
 	auth_attest_keys_unref(keys);
 	return rc;
 }
-
-static const struct svc_method_impl methods[] = {
-    {"CheckGate", check_gate, SVC_UNARY_ASYNC},
-    {"ListAttestationKeys", list_keys, SVC_UNARY_INLINE},
-};
-
-const struct svc_service_impl svc_gate_service = {&mlops__maturity__v1__gate_service__descriptor,
-                                                  methods, sizeof(methods) / sizeof(methods[0])};

@@ -3,6 +3,7 @@
 #include "mlops/maturity/v1/model.pb-c.h"
 #include "svc.h"
 #include "svc_convert.h"
+#include "svc_methods.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -68,7 +69,7 @@ static Mlops__Maturity__V1__MaturityModel *model_to_proto(struct svc_ctx *ctx,
 	return out;
 }
 
-static enum mat_code get_model(struct svc_ctx *ctx, const ProtobufCMessage *req_)
+enum mat_code rpc_get_model(struct svc_ctx *ctx, const ProtobufCMessage *req_)
 {
 	const Mlops__Maturity__V1__GetMaturityModelRequest *req = (const void *)req_;
 	const struct mat_model *m;
@@ -83,7 +84,7 @@ static enum mat_code get_model(struct svc_ctx *ctx, const ProtobufCMessage *req_
 	return svc_reply(ctx, &model_to_proto(ctx, m)->base);
 }
 
-static enum mat_code list_models(struct svc_ctx *ctx, const ProtobufCMessage *req_)
+enum mat_code rpc_list_models(struct svc_ctx *ctx, const ProtobufCMessage *req_)
 {
 	const Mlops__Maturity__V1__ListMaturityModelsRequest *req = (const void *)req_;
 	Mlops__Maturity__V1__ListMaturityModelsResponse resp =
@@ -118,11 +119,3 @@ static enum mat_code list_models(struct svc_ctx *ctx, const ProtobufCMessage *re
 		resp.next_page_token = resp.models[count - 1]->name;
 	return svc_reply(ctx, &resp.base);
 }
-
-static const struct svc_method_impl methods[] = {
-    {"GetMaturityModel", get_model, SVC_UNARY_INLINE},
-    {"ListMaturityModels", list_models, SVC_UNARY_INLINE},
-};
-
-const struct svc_service_impl svc_model_service = {&mlops__maturity__v1__model_service__descriptor,
-                                                   methods, sizeof(methods) / sizeof(methods[0])};

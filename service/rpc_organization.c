@@ -4,6 +4,7 @@
 #include "mlops/maturity/v1/organization.pb-c.h"
 #include "svc.h"
 #include "svc_convert.h"
+#include "svc_methods.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -105,17 +106,15 @@ static enum mat_code reply_org(struct svc_ctx *ctx, struct mat_organization *o)
 	(STORE_ORG_DISPLAY_NAME | STORE_ORG_DESCRIPTION | STORE_ORG_LABELS | \
 	 STORE_ORG_TARGET_LEVEL | STORE_ORG_TRANSITION_POLICY)
 
-static enum mat_code create_org(struct svc_ctx *ctx, const ProtobufCMessage *req_)
+enum mat_code rpc_create_org(struct svc_ctx *ctx, const ProtobufCMessage *req_)
 {
 	const Mlops__Maturity__V1__CreateOrganizationRequest *req = (const void *)req_;
 	struct mat_organization in = {0}, out = {0};
 	struct store_call sc;
 	char rid_buf[40];
 	const char *rid = NULL;
-	enum mat_code rc = svc_authorize(ctx, NULL);
+	enum mat_code rc;
 
-	if (rc != MAT_OK)
-		return rc;
 	if (!mat_org_id_valid(req->organization_id))
 		mat_error_field(&ctx->err, "organization_id", "must match [a-z][a-z0-9-]{1,62}");
 	svc_request_id(req->request_id, rid_buf, &rid, &ctx->err);
@@ -143,7 +142,6 @@ static enum mat_code create_org(struct svc_ctx *ctx, const ProtobufCMessage *req
 struct get_org_step {
 	char id[MAT_MAX_ORG_ID + 1];
 	struct store_call sc;
-	struct svc_authz az;
 	struct mat_organization out;
 };
 
@@ -151,7 +149,6 @@ static enum mat_code get_org_then(struct svc_ctx *ctx, void *arg, enum mat_code 
 {
 	struct get_org_step *st = arg;
 
-	rc = svc_authorized(ctx, st->id, rc);
 	if (rc != MAT_OK) {
 		mat_organization_cleanup(&st->out);
 		return rc;
@@ -159,15 +156,14 @@ static enum mat_code get_org_then(struct svc_ctx *ctx, void *arg, enum mat_code 
 	return reply_org(ctx, &st->out);
 }
 
-static enum mat_code get_org(struct svc_ctx *ctx, const ProtobufCMessage *req_)
+enum mat_code rpc_get_org(struct svc_ctx *ctx, const ProtobufCMessage *req_)
 {
 	const Mlops__Maturity__V1__GetOrganizationRequest *req = (const void *)req_;
 	struct get_org_step *st = svc_alloc(ctx, sizeof(*st));
 
-	if (!svc_parse_org_name(req->name, "name", false, st->id, &ctx->err))
-		return MAT_INVALID;
-	svc_store_call(ctx, &st->sc);
-	svc_authorize_with(ctx, st->id, &st->sc, &st->az);
+	(void)req; /* its name is ctx->org (svc_methods.def) */
+	memcpy(st->id, ctx->org, sizeof(st->id));
+	svc_store_call(ctx, &st->sc); /* carries the authorization (svc_methods.def) */
 	svc_async_begin(ctx, get_org_then, st);
 	store_org_get_async(&st->sc, st->id, &st->out, &ctx->err, svc_async_done, ctx);
 	return MAT_OK;
@@ -178,7 +174,6 @@ static enum mat_code get_org(struct svc_ctx *ctx, const ProtobufCMessage *req_)
  * others see those they are bound to), so no second round trip decides it. */
 struct list_orgs_step {
 	struct store_call sc;
-	struct svc_authz az;
 	struct mat_organization *orgs;
 	size_t n;
 	char *next;
@@ -192,12 +187,10 @@ static enum mat_code list_orgs_then(struct svc_ctx *ctx, void *arg, enum mat_cod
 	Mlops__Maturity__V1__ListOrganizationsResponse resp =
 	    MLOPS__MATURITY__V1__LIST_ORGANIZATIONS_RESPONSE__INIT;
 
-	if (st->invalid) /* the request's violations, unless the caller may not call at all */
-		rc = svc_authorized(ctx, NULL, ctx->err.code);
+	if (st->invalid) /* the request's violations (anyone may call) */
+		rc = ctx->err.code;
 	else if (rc != MAT_OK)
 		ctx->err = st->serr;
-	if (!st->invalid)
-		rc = svc_authorized(ctx, NULL, rc);
 	if (rc == MAT_OK) {
 		resp.n_organizations = st->n;
 		resp.organizations =
@@ -216,18 +209,17 @@ static enum mat_code list_orgs_then(struct svc_ctx *ctx, void *arg, enum mat_cod
 	return rc;
 }
 
-static enum mat_code list_orgs(struct svc_ctx *ctx, const ProtobufCMessage *req_)
+enum mat_code rpc_list_orgs(struct svc_ctx *ctx, const ProtobufCMessage *req_)
 {
 	const Mlops__Maturity__V1__ListOrganizationsRequest *req = (const void *)req_;
 	struct list_orgs_step *st = svc_alloc(ctx, sizeof(*st));
 	int page_size;
 
-	/* Invalid: the step still reads the caller's bindings, so that a refusal comes first. */
+	/* Invalid: the step still runs (its reply is the violations). */
 	st->invalid = !svc_page_size(req->page_size, &page_size, &ctx->err);
 	mat_error_clear(&st->serr);
 	svc_store_call(ctx, &st->sc);
 	st->sc.only_visible = !ctx->bootstrap_admin;
-	svc_authorize_with(ctx, NULL, &st->sc, &st->az);
 	svc_async_begin(ctx, list_orgs_then, st);
 	store_org_list_async(&st->sc, st->invalid ? 1 : page_size, req->page_token, &st->orgs,
 	                     &st->n, &st->next, &st->serr, svc_async_done, ctx);
@@ -245,7 +237,7 @@ static const struct {
     {"transition_policy", STORE_ORG_TRANSITION_POLICY},
 };
 
-static enum mat_code update_org(struct svc_ctx *ctx, const ProtobufCMessage *req_)
+enum mat_code rpc_update_org(struct svc_ctx *ctx, const ProtobufCMessage *req_)
 {
 	const Mlops__Maturity__V1__UpdateOrganizationRequest *req = (const void *)req_;
 	const Org *o = req->organization;
@@ -255,15 +247,8 @@ static enum mat_code update_org(struct svc_ctx *ctx, const ProtobufCMessage *req
 	unsigned fields = 0;
 	enum mat_code rc;
 
-	if (o == NULL) {
-		mat_error_field(&ctx->err, "organization", "is required");
-		return MAT_INVALID;
-	}
-	if (!svc_parse_org_name(o->name, "organization.name", false, id, &ctx->err))
-		return MAT_INVALID;
-	rc = svc_authorize(ctx, id);
-	if (rc != MAT_OK)
-		return rc;
+	/* organization and its name: parsed and authorized by the engine (svc_methods.def). */
+	memcpy(id, ctx->org, sizeof(id));
 	if (req->update_mask != NULL && req->update_mask->n_paths > 0) {
 		for (size_t i = 0; i < req->update_mask->n_paths; i++) {
 			const char *p = req->update_mask->paths[i];
@@ -318,7 +303,7 @@ static enum mat_code update_org(struct svc_ctx *ctx, const ProtobufCMessage *req
 	return reply_org(ctx, &out);
 }
 
-static enum mat_code delete_org(struct svc_ctx *ctx, const ProtobufCMessage *req_)
+enum mat_code rpc_delete_org(struct svc_ctx *ctx, const ProtobufCMessage *req_)
 {
 	const Mlops__Maturity__V1__DeleteOrganizationRequest *req = (const void *)req_;
 	Google__Protobuf__Empty empty = GOOGLE__PROTOBUF__EMPTY__INIT;
@@ -326,26 +311,10 @@ static enum mat_code delete_org(struct svc_ctx *ctx, const ProtobufCMessage *req
 	struct store_call sc;
 	enum mat_code rc;
 
-	if (!svc_parse_org_name(req->name, "name", false, id, &ctx->err))
-		return MAT_INVALID;
-	rc = svc_authorize(ctx, id);
-	if (rc != MAT_OK)
-		return rc;
+	memcpy(id, ctx->org, sizeof(id)); /* parsed and authorized by the engine */
 	svc_store_call(ctx, &sc);
 	rc = store_org_delete(&sc, id, req->etag, req->force, &ctx->err);
 	if (rc != MAT_OK)
 		return rc;
 	return svc_reply(ctx, &empty.base);
 }
-
-static const struct svc_method_impl methods[] = {
-    {"CreateOrganization", create_org, SVC_UNARY},
-    {"GetOrganization", get_org, SVC_UNARY_ASYNC},
-    {"ListOrganizations", list_orgs, SVC_UNARY_ASYNC},
-    {"UpdateOrganization", update_org, SVC_UNARY},
-    {"DeleteOrganization", delete_org, SVC_UNARY},
-};
-
-const struct svc_service_impl svc_organization_service = {
-    &mlops__maturity__v1__organization_service__descriptor, methods,
-    sizeof(methods) / sizeof(methods[0])};

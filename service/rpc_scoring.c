@@ -6,6 +6,7 @@
 #include "mlops/maturity/v1/scoring.pb-c.h"
 #include "svc.h"
 #include "svc_convert.h"
+#include "svc_methods.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -25,7 +26,7 @@ static const struct mat_model *model_ref(struct svc_ctx *ctx, const char *name, 
 	return m;
 }
 
-static enum mat_code evaluate(struct svc_ctx *ctx, const ProtobufCMessage *req_)
+enum mat_code rpc_evaluate(struct svc_ctx *ctx, const ProtobufCMessage *req_)
 {
 	const Mlops__Maturity__V1__EvaluateAnswersRequest *req = (const void *)req_;
 	Mlops__Maturity__V1__EvaluateAnswersResponse resp =
@@ -86,7 +87,6 @@ struct roadmap_step {
 	bool explicit_assessment, invalid;
 	int requested;
 	struct store_call sc;
-	struct svc_authz az;
 	struct mat_error serr; /* the storage steps' (ctx->err may hold the request's violations) */
 	struct mat_organization o;
 	struct mat_assessment a;
@@ -178,13 +178,12 @@ static enum mat_code roadmap_org_then(struct svc_ctx *ctx, void *arg, enum mat_c
 	struct roadmap_step *rs = arg;
 	const char *aid = NULL;
 
-	if (rs->invalid) { /* the request's violations, unless the caller may not call at all */
+	if (rs->invalid) { /* the request's violations, unless the engine refuses the caller */
 		mat_organization_cleanup(&rs->o);
-		return svc_authorized(ctx, rs->org, ctx->err.code);
+		return ctx->err.code;
 	}
 	if (rc != MAT_OK)
 		ctx->err = rs->serr;
-	rc = svc_authorized(ctx, rs->org, rc);
 	if (rc != MAT_OK) {
 		mat_organization_cleanup(&rs->o);
 		return rc;
@@ -201,15 +200,14 @@ static enum mat_code roadmap_org_then(struct svc_ctx *ctx, void *arg, enum mat_c
 	return MAT_OK;
 }
 
-static enum mat_code roadmap(struct svc_ctx *ctx, const ProtobufCMessage *req_)
+enum mat_code rpc_roadmap(struct svc_ctx *ctx, const ProtobufCMessage *req_)
 {
 	const Mlops__Maturity__V1__GetRoadmapRequest *req = (const void *)req_;
 	struct roadmap_step *rs = svc_alloc(ctx, sizeof(*rs));
 	char aorg[MAT_MAX_ORG_ID + 1];
 
 	rs->requested = -1;
-	if (!svc_parse_org_name(req->organization, "organization", false, rs->org, &ctx->err))
-		return MAT_INVALID;
+	memcpy(rs->org, ctx->org, sizeof(rs->org)); /* parsed by the engine */
 	rs->org_name = svc_strdup(ctx, req->organization);
 	if (req->assessment[0] != '\0') {
 		rs->explicit_assessment = true;
@@ -224,22 +222,12 @@ static enum mat_code roadmap(struct svc_ctx *ctx, const ProtobufCMessage *req_)
 			mat_error_field(&ctx->err, "target_level", "must be a level from 0 to 4");
 		rs->requested = req->target_level;
 	}
-	/* Invalid: the first step still reads the caller's bindings, so that a refusal comes
-	 * first (decided without blocking this thread). */
+	/* Invalid: the first step still reads the caller's bindings, so that the engine's refusal
+	 * comes first (decided without blocking this thread). */
 	rs->invalid = ctx->err.code != MAT_OK;
 	mat_error_clear(&rs->serr);
-	svc_store_call(ctx, &rs->sc);
-	svc_authorize_with(ctx, rs->org, &rs->sc, &rs->az);
+	svc_store_call(ctx, &rs->sc); /* carries the authorization (svc_methods.def) */
 	svc_async_begin(ctx, roadmap_org_then, rs);
 	store_org_get_async(&rs->sc, rs->org, &rs->o, &rs->serr, svc_async_done, ctx);
 	return MAT_OK;
 }
-
-static const struct svc_method_impl methods[] = {
-    {"EvaluateAnswers", evaluate, SVC_UNARY_INLINE},
-    {"GetRoadmap", roadmap, SVC_UNARY_ASYNC},
-};
-
-const struct svc_service_impl svc_scoring_service = {
-    &mlops__maturity__v1__scoring_service__descriptor, methods,
-    sizeof(methods) / sizeof(methods[0])};

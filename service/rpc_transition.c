@@ -5,6 +5,7 @@
 #include "mlops/maturity/v1/transition.pb-c.h"
 #include "svc.h"
 #include "svc_convert.h"
+#include "svc_methods.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -22,24 +23,16 @@ static enum mat_code reply_transition(struct svc_ctx *ctx, struct mat_transition
 	return rc;
 }
 
-static bool parse_name(struct svc_ctx *ctx, const char *name, char *org, char *id)
+enum mat_code rpc_get_transition(struct svc_ctx *ctx, const ProtobufCMessage *req_)
 {
-	return svc_parse_child_name(name, "transitions", "name", org, id, &ctx->err);
-}
-
-static enum mat_code get_transition(struct svc_ctx *ctx, const ProtobufCMessage *req_)
-{
-	const Mlops__Maturity__V1__GetTransitionRequest *req = (const void *)req_;
+	(void)req_; /* the engine parsed its resource name (svc_methods.def) */
 	char org[MAT_MAX_ORG_ID + 1], id[40];
 	struct mat_transition out = {0};
 	struct store_call sc;
 	enum mat_code rc;
 
-	if (!parse_name(ctx, req->name, org, id))
-		return MAT_INVALID;
-	rc = svc_authorize(ctx, org);
-	if (rc != MAT_OK)
-		return rc;
+	memcpy(org, ctx->org, sizeof(org)); /* parsed and authorized by the engine */
+	memcpy(id, ctx->id, sizeof(id));
 	svc_store_call(ctx, &sc);
 	rc = store_transition_get(&sc, org, id, &out, &ctx->err);
 	if (rc != MAT_OK)
@@ -47,7 +40,7 @@ static enum mat_code get_transition(struct svc_ctx *ctx, const ProtobufCMessage 
 	return reply_transition(ctx, &out);
 }
 
-static enum mat_code list_transitions(struct svc_ctx *ctx, const ProtobufCMessage *req_)
+enum mat_code rpc_list_transitions(struct svc_ctx *ctx, const ProtobufCMessage *req_)
 {
 	const Mlops__Maturity__V1__ListTransitionsRequest *req = (const void *)req_;
 	Mlops__Maturity__V1__ListTransitionsResponse resp =
@@ -61,11 +54,7 @@ static enum mat_code list_transitions(struct svc_ctx *ctx, const ProtobufCMessag
 	int page_size;
 	enum mat_code rc;
 
-	if (!svc_parse_org_name(req->parent, "parent", true, org, &ctx->err))
-		return MAT_INVALID;
-	rc = svc_authorize(ctx, strcmp(org, "-") == 0 ? NULL : org);
-	if (rc != MAT_OK)
-		return rc;
+	memcpy(org, ctx->org, sizeof(org)); /* parsed and authorized by the engine */
 	svc_page_size(req->page_size, &page_size, &ctx->err);
 	if ((int)req->state < 0 || (int)req->state > MAT_TRANSITION_SUPERSEDED)
 		mat_error_field(&ctx->err, "state", "is not a LevelTransition.State value");
@@ -95,7 +84,7 @@ static enum mat_code list_transitions(struct svc_ctx *ctx, const ProtobufCMessag
 	return svc_reply(ctx, &resp.base);
 }
 
-static enum mat_code approve(struct svc_ctx *ctx, const ProtobufCMessage *req_)
+enum mat_code rpc_approve_transition(struct svc_ctx *ctx, const ProtobufCMessage *req_)
 {
 	const Mlops__Maturity__V1__ApproveTransitionRequest *req = (const void *)req_;
 	char org[MAT_MAX_ORG_ID + 1], id[40];
@@ -103,11 +92,8 @@ static enum mat_code approve(struct svc_ctx *ctx, const ProtobufCMessage *req_)
 	struct store_call sc;
 	enum mat_code rc;
 
-	if (!parse_name(ctx, req->name, org, id))
-		return MAT_INVALID;
-	rc = svc_authorize(ctx, org);
-	if (rc != MAT_OK)
-		return rc;
+	memcpy(org, ctx->org, sizeof(org)); /* parsed and authorized by the engine */
+	memcpy(id, ctx->id, sizeof(id));
 	ctx->resource = req->name; /* for the audit of a four-eyes refusal */
 	svc_store_call(ctx, &sc);
 	rc = store_transition_approve(&sc, org, id, req->etag, &out, &ctx->err);
@@ -116,7 +102,7 @@ static enum mat_code approve(struct svc_ctx *ctx, const ProtobufCMessage *req_)
 	return reply_transition(ctx, &out);
 }
 
-static enum mat_code reject(struct svc_ctx *ctx, const ProtobufCMessage *req_)
+enum mat_code rpc_reject_transition(struct svc_ctx *ctx, const ProtobufCMessage *req_)
 {
 	const Mlops__Maturity__V1__RejectTransitionRequest *req = (const void *)req_;
 	char org[MAT_MAX_ORG_ID + 1], id[40];
@@ -124,11 +110,8 @@ static enum mat_code reject(struct svc_ctx *ctx, const ProtobufCMessage *req_)
 	struct store_call sc;
 	enum mat_code rc;
 
-	if (!parse_name(ctx, req->name, org, id))
-		return MAT_INVALID;
-	rc = svc_authorize(ctx, org);
-	if (rc != MAT_OK)
-		return rc;
+	memcpy(org, ctx->org, sizeof(org)); /* parsed and authorized by the engine */
+	memcpy(id, ctx->id, sizeof(id));
 	if (!mat_check_string(&ctx->err, "reason", req->reason, MAT_MAX_REASON, true))
 		return MAT_INVALID;
 	svc_store_call(ctx, &sc);
@@ -137,14 +120,3 @@ static enum mat_code reject(struct svc_ctx *ctx, const ProtobufCMessage *req_)
 		return rc;
 	return reply_transition(ctx, &out);
 }
-
-static const struct svc_method_impl methods[] = {
-    {"GetTransition", get_transition, SVC_UNARY},
-    {"ListTransitions", list_transitions, SVC_UNARY},
-    {"ApproveTransition", approve, SVC_UNARY},
-    {"RejectTransition", reject, SVC_UNARY},
-};
-
-const struct svc_service_impl svc_transition_service = {
-    &mlops__maturity__v1__transition_service__descriptor, methods,
-    sizeof(methods) / sizeof(methods[0])};

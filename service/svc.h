@@ -1,5 +1,5 @@
 /* service/ internals shared by the server loop and the handlers: the per-call context handed to
- * every handler, the handler signatures and the per-service method tables. Only service/ sees
+ * every handler and the handler signature (the method table is svc_methods.def). Only service/ sees
  * grpc types; handlers see the call through svc_ctx and the functions below. */
 #ifndef SVC_H
 #define SVC_H
@@ -60,24 +60,17 @@ struct svc_ctx {
 	const char *resource; /* for audit of denials; may be NULL */
 	bool denial_audited;  /* a PERMISSION_DENIED of this call is already in the audit log */
 	struct svc_arena_block *arena;
+	/* The resource the method's row names (svc_methods.def), parsed by the engine before the
+	 * handler runs: the organization id ("-" for organizations/-, "" when none) and, for
+	 * organizations/{org}/{collection}/{id}, the id (lower-case). */
+	char org[MAT_MAX_ORG_ID + 1];
+	char id[40];
 };
 
 /* A unary or server-streaming handler: the request is decoded and its strings checked for UTF-8
  * by the loop. Returns MAT_OK after svc_reply (unary) or after its last svc_stream_send; on error
  * it returns the code with ctx->err filled. */
 typedef enum mat_code (*svc_handler_fn)(struct svc_ctx *ctx, const ProtobufCMessage *req);
-
-struct svc_method_impl {
-	const char *name; /* method name as in the service descriptor */
-	svc_handler_fn fn;
-	enum svc_kind kind;
-};
-
-struct svc_service_impl {
-	const ProtobufCServiceDescriptor *desc;
-	const struct svc_method_impl *methods;
-	size_t n_methods;
-};
 
 /* Zeroed memory that lives until the call ends: responses are built from it so handlers never
  * free message trees by hand. Aborts the process when memory is exhausted (like Redis's
@@ -98,12 +91,12 @@ enum mat_code svc_stream_send(struct svc_ctx *ctx, const ProtobufCMessage *msg) 
 enum mat_code svc_stream_recv(struct svc_ctx *ctx, const ProtobufCMessageDescriptor *desc,
                               ProtobufCMessage **out) MAT_MUSTCHECK;
 
-/* Server streams driven by the engine: a stream holds no thread. Its handler decodes, authorizes
- * and validates as usual, then hands the rest to the engine with svc_stream_start and returns
- * MAT_OK. The engine then calls `fetch` on a handler thread (it may block on storage) whenever
- * the previous batch has left, and `encode` for one record at a time on whichever thread saw the
- * previous message leave, one message in flight: a reader that stops reading costs one batch of
- * memory and no thread. docs/architecture.md draws the states. */
+/* Server streams driven by the engine: a stream holds no thread. Its handler validates (the
+ * engine decoded and authorized the call), then hands the rest to the engine with svc_stream_start
+ * and returns MAT_OK. The engine then calls `fetch` on a handler thread (it may block on storage)
+ * whenever the previous batch has left, and `encode` for one record at a time on whichever thread
+ * saw the previous message leave, one message in flight: a reader that stops reading costs one
+ * batch of memory and no thread. docs/architecture.md draws the states. */
 enum svc_fetch {
 	SVC_FETCH_MORE, /* after this batch is sent, fetch again */
 	SVC_FETCH_LAST, /* this batch (possibly empty) is the last: the stream ends with OK */
@@ -203,48 +196,14 @@ struct svc_health *svc_server_health(const struct svc_server *srv);
 /* SERVING: the database answers and shutdown has not begun. */
 bool svc_server_serving(const struct svc_server *srv);
 
-/* Authorization (auth/ decides; this gathers what it needs): loads bindings if the rule needs
- * them, asks auth_policy_allows for `org_id`, and on refusal fills ctx->err with
- * MAT_DENIED and writes the audit event. */
-enum mat_code svc_authorize(struct svc_ctx *ctx, const char *org_id) MAT_MUSTCHECK;
-
-/* The same decision made on the first round trip of the handler's own store call (storage sends
- * the binding read with its first statements and asks before anything is written; store.h
- * store_authz), one round trip less per call:
- *
- *     svc_store_call(ctx, &sc);
- *     svc_authorize_with(ctx, org_id, &sc, &az);
- *     rc = svc_authorized(ctx, org_id, store_xxx(&sc, ...));
- *
- * svc_authorized returns the refusal (audited, err replaced) when the caller may not call, else
- * the store call's own result. Bindings the store call could not read are read then. */
-struct svc_authz {
-	struct store_authz az;
-	struct svc_ctx *ctx;
-	const char *org_id;
-};
-void svc_authorize_with(struct svc_ctx *ctx, const char *org_id, struct store_call *sc,
-                        struct svc_authz *a);
-enum mat_code svc_authorized(struct svc_ctx *ctx, const char *org_id,
-                             enum mat_code rc) MAT_MUSTCHECK;
+/* Authorization is the engine's: it decides every call from its method row (svc_methods.def)
+ * before the handler runs or on its first storage round trip; handlers never authorize. A
+ * long-lived stream re-judges its caller with svc_reauthorize: the row's rule for ctx->org with
+ * bindings read again; on refusal ctx->err is MAT_DENIED and the refusal is audited. */
+enum mat_code svc_reauthorize(struct svc_ctx *ctx) MAT_MUSTCHECK;
 
 /* Whether the caller sees every organization (for list filtering). Loads bindings if needed. */
 bool svc_sees_all(struct svc_ctx *ctx);
-
-/* Services, each defined in its rpc_<service>.c. */
-extern const struct svc_service_impl svc_model_service;
-extern const struct svc_service_impl svc_organization_service;
-extern const struct svc_service_impl svc_assessment_service;
-extern const struct svc_service_impl svc_scoring_service;
-extern const struct svc_service_impl svc_transition_service;
-extern const struct svc_service_impl svc_reporting_service;
-extern const struct svc_service_impl svc_access_service;
-extern const struct svc_service_impl svc_evidence_service;
-extern const struct svc_service_impl svc_gate_service;
-extern const struct svc_service_impl svc_event_service;
-extern const struct svc_service_impl svc_health_service;
-extern const struct svc_service_impl svc_reflection_v1_service;
-extern const struct svc_service_impl svc_reflection_v1alpha_service;
 
 /* Builds the reflection index from the embedded descriptor set (once); 0 or -1. */
 int svc_reflection_init(void);

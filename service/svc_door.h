@@ -59,7 +59,8 @@ void svc_door_free(struct svc_door *d);
 
 /* The verified principal and the client's address of the connection a call came in on, from
  * grpc_call_get_peer's string ("fd:N" for the door's connections). false when `peer` is not a
- * door connection. principal gets "" for a plaintext listener. Any thread. */
+ * door connection. principal gets "" for a plaintext listener (only the health port is one: the
+ * engine serves grpc.health.v1 alone there). Any thread. */
 bool svc_door_peer(struct svc_door *d, const char *peer, char *principal, size_t principal_size,
                    char *addr, size_t addr_size);
 

@@ -4,6 +4,7 @@
 #include "grpc/health/v1/health.pb-c.h"
 #include "svc.h"
 #include "svc_log.h"
+#include "svc_methods.h"
 
 #include <pthread.h>
 #include <stdatomic.h>
@@ -235,7 +236,7 @@ static bool known_service(const char *name)
 	return false;
 }
 
-static enum mat_code health_check(struct svc_ctx *ctx, const ProtobufCMessage *req_)
+enum mat_code rpc_health_check(struct svc_ctx *ctx, const ProtobufCMessage *req_)
 {
 	const Grpc__Health__V1__HealthCheckRequest *req = (const void *)req_;
 	Grpc__Health__V1__HealthCheckResponse resp = GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__INIT;
@@ -290,7 +291,7 @@ static void watch_release(void *state)
 static const struct svc_stream_ops watch_ops = {watch_fetch, watch_encode, watch_release,
                                                 free,        true,         NULL};
 
-static enum mat_code health_watch(struct svc_ctx *ctx, const ProtobufCMessage *req_)
+enum mat_code rpc_health_watch(struct svc_ctx *ctx, const ProtobufCMessage *req_)
 {
 	const Grpc__Health__V1__HealthCheckRequest *req = (const void *)req_;
 	struct watch *w;
@@ -306,12 +307,3 @@ static enum mat_code health_watch(struct svc_ctx *ctx, const ProtobufCMessage *r
 	svc_stream_start(ctx, &watch_ops, w);
 	return MAT_OK;
 }
-
-static const struct svc_method_impl health_methods[] = {
-    {"Check", health_check, SVC_UNARY_INLINE},
-    {"Watch", health_watch, SVC_SERVER_STREAM},
-};
-
-const struct svc_service_impl svc_health_service = {
-    &grpc__health__v1__health__descriptor, health_methods,
-    sizeof(health_methods) / sizeof(health_methods[0])};

@@ -8,6 +8,7 @@
 #include "maturity_descriptor_set.h"
 #include "svc.h"
 #include "svc_log.h"
+#include "svc_methods.h"
 
 #include <pthread.h>
 #include <stdio.h>
@@ -196,7 +197,7 @@ static void files_response(struct svc_ctx *ctx, Grpc__Reflection__V1__ServerRefl
 	r->file_descriptor_response = fr;
 }
 
-static enum mat_code reflection_info(struct svc_ctx *ctx, const ProtobufCMessage *unused)
+enum mat_code rpc_reflection_info(struct svc_ctx *ctx, const ProtobufCMessage *unused)
 {
 	(void)unused;
 	if (svc_reflection_init() != 0)
@@ -265,12 +266,3 @@ static enum mat_code reflection_info(struct svc_ctx *ctx, const ProtobufCMessage
 			return rc;
 	}
 }
-
-static const struct svc_method_impl methods[] = {
-    {"ServerReflectionInfo", reflection_info, SVC_BIDI_STREAM},
-};
-
-const struct svc_service_impl svc_reflection_v1_service = {
-    &grpc__reflection__v1__server_reflection__descriptor, methods, 1};
-const struct svc_service_impl svc_reflection_v1alpha_service = {
-    &grpc__reflection__v1alpha__server_reflection__descriptor, methods, 1};

@@ -1,5 +1,6 @@
 /* The gRPC server on grpc core: listeners, TLS credentials (reloadable on SIGHUP), worker threads
- * with a completion queue each, the method table, the call lifecycle and graceful shutdown. */
+ * with a completion queue each, the method table and graceful shutdown (svc_server.c). The life
+ * of a call is the engine's: svc_engine.c, svc_stream.c, svc_authz.c (svc_engine.h). */
 #ifndef SVC_SERVER_H
 #define SVC_SERVER_H
 
@@ -31,8 +32,8 @@ int svc_server_port(const struct svc_server *srv);
  * current ones stay (logged). Called from the main thread on SIGHUP. */
 void svc_server_request_reload(struct svc_server *srv);
 
-/* Graceful shutdown (SPEC §9): NOT_SERVING, no new calls, in-flight calls get the grace period,
- * then the rest are cancelled. Blocks until every thread has stopped. */
+/* Graceful shutdown (docs/architecture.md, Shutdown): NOT_SERVING, no new calls, in-flight calls
+ * get the grace period, then the rest are cancelled. Blocks until every thread has stopped. */
 void svc_server_shutdown(struct svc_server *srv);
 
 /* Frees. NULL allowed. Only after svc_server_shutdown. */

@@ -10,60 +10,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-STORE__STMT(st_bindings_of, 1,
-            "SELECT b.id::text, b.principal, b.role, b.org_id, b.creator, "
-            "mat_epoch_us(b.create_time) FROM role_bindings b WHERE b.principal = $1 "
-            "ORDER BY b.org_id NULLS FIRST, b.role, b.id");
-
-/* The bindings in a result of st_bindings_of; the result is cleared. */
-static enum mat_code bindings_decode(struct store__cmd *cmd, struct mat_role_binding **out,
-                                     size_t *n_out, struct mat_error *err)
-{
-	struct mat_role_binding *list = NULL;
-	size_t n = 0;
-	enum mat_code rc;
-
-	*out = NULL;
-	*n_out = 0;
-	list = calloc((size_t)PQntuples(cmd->res) + 1, sizeof(*list));
-	if (list == NULL) {
-		rc = store__oom(err);
-		goto out;
-	}
-	for (; n < (size_t)PQntuples(cmd->res); n++) {
-		struct store__row r = {.res = cmd->res, .row = (int)n};
-		struct mat_role_binding *b = &list[n];
-		b->id = store__text0(&r, 0);
-		b->principal = store__text0(&r, 1);
-		b->role = (enum mat_role)store__int(&r, 2);
-		b->org_id = store__text(&r, 3);
-		b->creator = store__text0(&r, 4);
-		b->create_time = store__int(&r, 5);
-		if (r.oom) {
-			n++;
-			rc = store__oom(err);
-			goto out;
-		}
-	}
-	rc = MAT_OK;
-out:
-	store__cmds_clear(cmd, 1);
-	if (rc != MAT_OK) {
-		for (size_t i = 0; list != NULL && i < n; i++)
-			mat_role_binding_cleanup(&list[i]);
-		free(list);
-		return rc;
-	}
-	*out = list;
-	*n_out = n;
-	return MAT_OK;
-}
-
 enum mat_code store_bindings_for_principal(const struct store_call *c, const char *principal,
                                            struct mat_role_binding **out, size_t *n_out,
                                            struct mat_error *err)
 {
-	struct store__cmd cmd = {.st = &st_bindings_of,
+	struct store__cmd cmd = {.st = store__st_bindings_of(),
 	                         .params =
 	                             (const char *const[]){principal != NULL ? principal : ""}};
 	enum mat_code rc;
@@ -73,32 +24,7 @@ enum mat_code store_bindings_for_principal(const struct store_call *c, const cha
 	rc = store__read(c, &cmd, 1, err);
 	if (rc != MAT_OK)
 		return rc;
-	return bindings_decode(&cmd, out, n_out, err);
-}
-
-bool store__authz_pending(const struct store_call *c)
-{
-	return c->authz != NULL && !c->authz->done;
-}
-
-void store__authz_cmd(const struct store_call *c, struct store__cmd *cmd)
-{
-	c->authz->params[0] = c->principal != NULL ? c->principal : "";
-	*cmd = (struct store__cmd){.st = &st_bindings_of, .params = c->authz->params};
-}
-
-enum mat_code store__authz_decide(const struct store_call *c, struct store__cmd *cmd,
-                                  struct mat_error *err)
-{
-	struct store_authz *az = c->authz;
-	struct mat_role_binding *list;
-	size_t n;
-	enum mat_code rc = bindings_decode(cmd, &list, &n, err);
-
-	if (rc != MAT_OK)
-		return rc;
-	az->done = true;
-	return az->decide(az->arg, list, n) ? MAT_OK : MAT_DENIED;
+	return store__bindings_decode(&cmd, out, n_out, err);
 }
 
 static enum mat_code audit_one(const struct store_call *c, const char *resource, int grpc_code,
@@ -146,8 +72,7 @@ enum mat_code store_audit_attested(const struct store_call *c, const char *resou
 
 /* --- role bindings (AccessService) ---------------------------------------------------------- */
 
-#define BINDING_COLS \
-	"b.id::text, b.principal, b.role, b.org_id, b.creator, mat_epoch_us(b.create_time)"
+#define BINDING_COLS STORE__BINDING_COLS
 
 STORE__STMT(st_binding_insert, 5,
             "INSERT INTO role_bindings AS b (id, principal, role, org_id, creator) "
@@ -165,25 +90,6 @@ STORE__STMT(st_binding_page, 5,
 static const char *const role_names[] = {"ROLE_UNSPECIFIED",    "ROLE_ADMIN",  "ROLE_EDITOR",
                                          "ROLE_REVIEWER",       "ROLE_VIEWER", "ROLE_REPORTER",
                                          "ROLE_EVIDENCE_WRITER"};
-
-static enum mat_code binding_from_row(const PGresult *res, int row, struct mat_role_binding *b,
-                                      struct mat_error *err)
-{
-	struct store__row r = {.res = res, .row = row};
-
-	mat_role_binding_cleanup(b);
-	b->id = store__text0(&r, 0);
-	b->principal = store__text0(&r, 1);
-	b->role = (enum mat_role)store__int(&r, 2);
-	b->org_id = store__text(&r, 3);
-	b->creator = store__text0(&r, 4);
-	b->create_time = store__int(&r, 5);
-	if (r.oom) {
-		mat_role_binding_cleanup(b);
-		return store__oom(err);
-	}
-	return MAT_OK;
-}
 
 static int clamp_page(int page_size)
 {
@@ -238,7 +144,7 @@ static enum mat_code binding_create_body(struct store__tx *tx, void *arg, struct
 				    err, MAT_NOT_FOUND,
 				    "%s, created by this request_id, no longer exists", prior);
 			if (rc == MAT_OK)
-				rc = binding_from_row(r, 0, a->out, err);
+				rc = store__binding_from_row(r, 0, a->out, err);
 			PQclear(r);
 			free(prior);
 			return rc;
@@ -257,7 +163,7 @@ static enum mat_code binding_create_body(struct store__tx *tx, void *arg, struct
 		                   a->org_id != NULL ? "on organizations/" : "globally",
 		                   a->org_id != NULL ? a->org_id : "");
 	if (rc == MAT_OK)
-		rc = binding_from_row(cmds[0].res, 0, a->out, err);
+		rc = store__binding_from_row(cmds[0].res, 0, a->out, err);
 	store__cmds_clear(cmds, 2);
 	return rc;
 }
@@ -400,7 +306,7 @@ enum mat_code store_binding_list(const struct store_call *c, const char *princip
 		goto out;
 	}
 	for (; n < (size_t)rows; n++) {
-		rc = binding_from_row(cmd.res, (int)n, &list[n], err);
+		rc = store__binding_from_row(cmd.res, (int)n, &list[n], err);
 		if (rc != MAT_OK)
 			goto out;
 	}

@@ -1,8 +1,9 @@
 /* SQLSTATE -> mat_code: the one place where PostgreSQL's error classes meet the service's error
  * model. Table first (exact codes), then classes; anything unlisted is MAT_INTERNAL, whose
- * message the service logs and never sends. */
+ * message the service logs and never sends. Also the message helpers of every storage layer. */
 #include "store_error.h"
 
+#include <stdio.h>
 #include <string.h>
 
 static bool class_is(const char *s, const char *cls)
@@ -90,4 +91,36 @@ bool store_connect_login_refused(const char *m)
 		const char *r = strstr(m, "role \"");
 		return r != NULL && strstr(r, "\" does not exist") != NULL;
 	}
+}
+
+enum mat_code store__oom(struct mat_error *err)
+{
+	return mat_error_set(err, MAT_INTERNAL, "out of memory");
+}
+
+/* libpq messages span lines ("...failed: ...\n\tIs the server running...?\n"): one log line
+ * wants them on one line. */
+void store__one_line(char *s)
+{
+	size_t k = 0;
+	bool space = false;
+
+	for (size_t i = 0; s[i] != '\0'; i++) {
+		bool ws = s[i] == '\n' || s[i] == '\t' || s[i] == '\r' || s[i] == ' ';
+		if (ws) {
+			space = k > 0;
+			continue;
+		}
+		if (space)
+			s[k++] = ' ';
+		space = false;
+		s[k++] = s[i];
+	}
+	s[k] = '\0';
+}
+
+void store__line_copy(char *dst, size_t cap, const char *src)
+{
+	snprintf(dst, cap, "%s", src != NULL ? src : "");
+	store__one_line(dst);
 }

@@ -1,11 +1,13 @@
-/* SQLSTATE -> mat_code, mapped once, here (the one error model). Internal to storage/
- * and its unit tests; nothing outside storage/ sees a SQLSTATE. */
+/* SQLSTATE -> mat_code, mapped once, here (the one error model), and the error-message helpers
+ * every layer of storage/ uses. Internal to storage/ and its unit tests; nothing outside storage/
+ * sees a SQLSTATE. The bottom of storage's layers (docs/architecture.md): depends on nothing. */
 #ifndef STORE_ERROR_H
 #define STORE_ERROR_H
 
 #include "mat_error.h"
 
 #include <stdbool.h>
+#include <stddef.h>
 
 /* The mat_code for a five-character SQLSTATE (NULL or "" = a client-side libpq failure, which is
  * MAT_INTERNAL unless the connection is bad: see store__conn_lost). Pure; any thread. */
@@ -24,5 +26,13 @@ bool store_sqlstate_retryable(const char *sqlstate);
  * unknown role, no pg_hba.conf entry) or that libpq had no password to send. Waiting does not
  * fix these. libpq gives no SQLSTATE for a failed connect, so this reads its (English) message. */
 bool store_connect_login_refused(const char *libpq_message);
+
+/* Folds whitespace runs (libpq's multi-line messages) into single spaces, in place. */
+void store__one_line(char *s);
+/* Copies `src` (NULL = "") into dst[cap] on one line (store__one_line). */
+void store__line_copy(char *dst, size_t cap, const char *src);
+
+/* "out of memory" as MAT_INTERNAL. */
+enum mat_code store__oom(struct mat_error *err);
 
 #endif

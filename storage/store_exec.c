@@ -1,8 +1,10 @@
-/* How every statement reaches PostgreSQL: prepared once per connection (lazily, in the same round
- * trip as its first execution), sent as a libpq pipeline with one Sync, and waited for on a
- * non-blocking socket so the call's deadline and cancel flag are honoured even if the server
- * stops answering. On top: one-round-trip reads and READ COMMITTED transactions that retry
- * serialization failures and deadlocks within the deadline. */
+/* How a statement reaches PostgreSQL from a calling thread: prepared once per connection (lazily,
+ * in the same round trip as its first execution), sent as a libpq pipeline with one Sync, and
+ * waited for on a non-blocking socket so the call's deadline and cancel flag are honoured even if
+ * the server stops answering. On top: one-round-trip reads and READ COMMITTED transactions that
+ * retry serialization failures and deadlocks within the deadline. The exec layer
+ * (docs/architecture.md): it uses the pool (store_pool.c), the statements (store_stmt.c) and the
+ * call's binding read (store_authz.c), never a resource file. */
 #include "store_error.h"
 #include "store_internal.h"
 
@@ -21,95 +23,7 @@
 #define TX_MAX_ATTEMPTS 5
 
 STORE__STMT(st_begin, 0, "BEGIN ISOLATION LEVEL READ COMMITTED");
-STORE__STMT(st_begin_ro, 0, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY");
-STORE__STMT(st_commit, 0, "COMMIT");
 STORE__STMT(st_rollback, 0, "ROLLBACK");
-/* is_local = true: the setting ends with the (explicit or pipeline-implicit) transaction. */
-STORE__STMT(st_timeout, 1, "SELECT set_config('statement_timeout', $1, true)");
-
-struct store__stmt *store__st_begin_ro(void)
-{
-	return &st_begin_ro;
-}
-
-struct store__stmt *store__st_commit(void)
-{
-	return &st_commit;
-}
-
-struct store__stmt *store__st_timeout(void)
-{
-	return &st_timeout;
-}
-
-static pthread_mutex_t slot_mu = PTHREAD_MUTEX_INITIALIZER;
-static int next_slot = 1;
-
-/* The statement's slot, assigned on its first use anywhere in the process. */
-int store__stmt_slot(struct store__stmt *st)
-{
-	int s;
-
-	pthread_mutex_lock(&slot_mu);
-	if (st->slot == 0) {
-		assert(next_slot < STORE__MAX_STMTS && "raise STORE__MAX_STMTS");
-		st->slot = next_slot++;
-	}
-	s = st->slot;
-	pthread_mutex_unlock(&slot_mu);
-	return s;
-}
-
-bool store__bit_get(const uint64_t *bits, int i)
-{
-	return (bits[i / 64] >> (i % 64)) & 1u;
-}
-
-void store__bit_set(uint64_t *bits, int i)
-{
-	bits[i / 64] |= (uint64_t)1 << (i % 64);
-}
-
-void store__cmds_clear(struct store__cmd *cmds, size_t n)
-{
-	for (size_t i = 0; i < n; i++) {
-		PQclear(cmds[i].res);
-		cmds[i].res = NULL;
-	}
-}
-
-enum mat_code store__oom(struct mat_error *err)
-{
-	return mat_error_set(err, MAT_INTERNAL, "out of memory");
-}
-
-/* libpq messages span lines ("...failed: ...\n\tIs the server running...?\n"): one log line
- * wants them on one line. */
-void store__one_line(char *s)
-{
-	size_t k = 0;
-	bool space = false;
-
-	for (size_t i = 0; s[i] != '\0'; i++) {
-		bool ws = s[i] == '\n' || s[i] == '\t' || s[i] == '\r' || s[i] == ' ';
-		if (ws) {
-			space = k > 0;
-			continue;
-		}
-		if (space)
-			s[k++] = ' ';
-		space = false;
-		s[k++] = s[i];
-	}
-	s[k] = '\0';
-}
-
-static void copy_trimmed(char *dst, size_t cap, const char *src)
-{
-	snprintf(dst, cap, "%s", src != NULL ? src : "");
-	store__one_line(dst);
-}
-
 static enum mat_code lost(struct store__conn *cn, struct store__diag *diag, struct mat_error *err)
 {
 	char msg[200];
@@ -117,8 +31,8 @@ static enum mat_code lost(struct store__conn *cn, struct store__diag *diag, stru
 	cn->lost = true;
 	if (diag != NULL)
 		diag->lost = true;
-	copy_trimmed(msg, sizeof(msg),
-	             store__pq_fault_hit() ? "injected fault" : PQerrorMessage(cn->pg));
+	store__line_copy(msg, sizeof(msg),
+	                 store__pq_fault_hit() ? "injected fault" : PQerrorMessage(cn->pg));
 	if (msg[0] == '\0')
 		snprintf(msg, sizeof(msg), "connection lost");
 	return mat_error_set(err, MAT_UNAVAILABLE, "database unavailable: %s", msg);
@@ -204,62 +118,12 @@ static PGresult *next_result(struct store__conn *cn, const struct store_call *c,
 	return store__pq_get_result(cn);
 }
 
-/* Maps a failed result into err/diag: the SQLSTATE mapping of store_error.c, except that anything
- * that means the connection is gone is MAT_UNAVAILABLE and marks it lost. */
-enum mat_code store__result_error(struct store__conn *cn, const PGresult *r,
-                                  struct store__diag *diag, struct mat_error *err)
-{
-	const char *state = PQresultErrorField(r, PG_DIAG_SQLSTATE);
-	const char *primary = PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY);
-	const char *detail = PQresultErrorField(r, PG_DIAG_MESSAGE_DETAIL);
-	const char *constraint = PQresultErrorField(r, PG_DIAG_CONSTRAINT_NAME);
-	char msg[240];
-	enum mat_code code;
-
-	copy_trimmed(msg, sizeof(msg), primary != NULL ? primary : PQresultErrorMessage(r));
-	if (diag != NULL) {
-		snprintf(diag->sqlstate, sizeof(diag->sqlstate), "%s", state != NULL ? state : "");
-		snprintf(diag->constraint, sizeof(diag->constraint), "%s",
-		         constraint != NULL ? constraint : "");
-		diag->retryable = store_sqlstate_retryable(state);
-	}
-	if (cn->lost || PQstatus(cn->pg) != CONNECTION_OK ||
-	    store_sqlstate_kills_connection(state) || (state == NULL && msg[0] == '\0')) {
-		cn->lost = true;
-		if (diag != NULL)
-			diag->lost = true;
-		return mat_error_set(err, MAT_UNAVAILABLE, "database unavailable: %s",
-		                     msg[0] != '\0' ? msg : "connection lost");
-	}
-	code = store_sqlstate_to_code(state);
-	if (code == MAT_TIMEOUT && cn->cancel_code == MAT_CANCELLED)
-		return mat_error_set(err, MAT_CANCELLED, "cancelled");
-	switch (code) {
-	case MAT_TIMEOUT:
-		return mat_error_set(err, MAT_TIMEOUT, "deadline exceeded in the database");
-	case MAT_INTERNAL:
-		/* Logged by the service, never sent: keep everything that helps. */
-		return mat_error_set(err, MAT_INTERNAL, "database error %s: %s%s%s",
-		                     state != NULL ? state : "(client)", msg,
-		                     detail != NULL ? " - " : "", detail != NULL ? detail : "");
-	default:
-		/* Callers replace the message for the codes they expect (e.g. CONFLICT). */
-		return mat_error_set(err, code, "%s", msg);
-	}
-}
-
 struct op {
 	struct store__cmd *cmd; /* NULL for a Prepare */
 	int slot;
 };
 
-STORE__STMT(st_app_set, 1, "SELECT set_config('application_name', $1, false)");
 STORE__STMT(st_app_reset, 0, "RESET application_name");
-
-struct store__stmt *store__st_app_set(void)
-{
-	return &st_app_set;
-}
 
 /* The application_name a call wants on its session: its trace ids, or the connection's own. Only
  * calls that serve a method take part (health pings and migrations leave it as it is). Returns
@@ -285,7 +149,7 @@ enum mat_code store__run(struct store__conn *cn, const struct store_call *c,
 	char app_want[64] = "";
 	const char *app_params[1] = {app_want};
 	bool app = app_name_change(cn, c, app_want);
-	struct store__cmd app_cmd = {.st = app_want[0] ? &st_app_set : &st_app_reset,
+	struct store__cmd app_cmd = {.st = app_want[0] ? store__st_app_set() : &st_app_reset,
 	                             .params = app_want[0] ? app_params : NULL};
 	struct op small[16];
 	struct op *ops = small;
@@ -480,18 +344,6 @@ enum mat_code store__run_script(struct store__conn *cn, const struct store_call 
 	return first;
 }
 
-/* statement_timeout for the time left, as the parameter of st_timeout. False when no time is
- * left. */
-bool store__timeout_param(const struct store_call *c, char buf[24])
-{
-	int64_t left = c->deadline_ms - store_now_ms();
-
-	if (left <= 0)
-		return false;
-	snprintf(buf, 24, "%" PRId64, left);
-	return true;
-}
-
 /* Leaves the transaction after a failure, so the connection can go back to the pool. Runs even
  * when the call was cancelled or its deadline passed: a short deadline of its own. */
 static void rollback_quietly(struct store__conn *cn, const struct store_call *c)
@@ -533,13 +385,14 @@ static enum mat_code run_alone_with(const struct store_call *c, struct store__cm
 		if (rc != MAT_OK)
 			return rc;
 		if (n > 1)
-			all[k++] = (struct store__cmd){.st = &st_begin_ro};
+			all[k++] = (struct store__cmd){.st = store__st_begin_ro()};
 		if (c->deadline_ms != STORE_NO_DEADLINE) {
 			if (!store__timeout_param(c, tbuf)) {
 				store__release(cn);
 				return mat_error_set(err, MAT_TIMEOUT, "deadline exceeded");
 			}
-			all[k++] = (struct store__cmd){.st = &st_timeout, .params = tparams};
+			all[k++] =
+			    (struct store__cmd){.st = store__st_timeout(), .params = tparams};
 		}
 		if (authz) {
 			authz_at = k;
@@ -549,7 +402,7 @@ static enum mat_code run_alone_with(const struct store_call *c, struct store__cm
 		for (size_t i = 0; i < n; i++)
 			all[k++] = (struct store__cmd){.st = cmds[i].st, .params = cmds[i].params};
 		if (n > 1)
-			all[k++] = (struct store__cmd){.st = &st_commit};
+			all[k++] = (struct store__cmd){.st = store__st_commit()};
 		was_used = cn->used;
 		rc = store__run(cn, c, all, k, &diag, err);
 		if (rc != MAT_OK)
@@ -658,7 +511,8 @@ static enum mat_code tx_begin(struct store__tx *tx, struct mat_error *err)
 		if (c->deadline_ms != STORE_NO_DEADLINE) {
 			if (!store__timeout_param(c, tbuf))
 				return mat_error_set(err, MAT_TIMEOUT, "deadline exceeded");
-			cmds[k++] = (struct store__cmd){.st = &st_timeout, .params = tparams};
+			cmds[k++] =
+			    (struct store__cmd){.st = store__st_timeout(), .params = tparams};
 		}
 		/* Authorized before the body sends anything: refused, the transaction (still empty)
 		 * is rolled back by the caller. */
@@ -681,7 +535,7 @@ static enum mat_code tx_begin(struct store__tx *tx, struct mat_error *err)
 
 static enum mat_code tx_commit(struct store__tx *tx, struct mat_error *err)
 {
-	struct store__cmd cmd = {.st = &st_commit};
+	struct store__cmd cmd = {.st = store__st_commit()};
 	enum mat_code rc = store__tx_run(tx, &cmd, 1, err);
 
 	/* COMMIT of a transaction that had failed reports "ROLLBACK": never take that for success.

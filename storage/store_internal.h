@@ -1,11 +1,23 @@
 /* Internals shared by the files of storage/ (and its tests): pooled connections, the one way
  * statements are executed (prepared once per connection, sent as a pipeline, bounded by the
  * call's deadline), transactions with retry, row decoding helpers, etags and audit rows.
- * Nothing outside storage/ includes this header except storage tests. */
+ * Nothing outside storage/ includes this header except storage tests.
+ *
+ * The files are layered; a file calls only into its own layer or those below it
+ * (docs/architecture.md; tests/unit/storage/check_layers.sh checks the library's symbols):
+ *
+ *   resources    store_org, store_assessment, store_transition, store_access, store_report,
+ *                store_evidence, store_event, store_migrate
+ *   mutations    store_mutation (audit rows, request_id claims)
+ *   exec         store_loop, store_health, store_listen > store_exec > store_authz > store_stmt
+ *   pool         store_pool (connections, reconnect backoff)
+ *   base         store_row, store_token, store_uuid, store_error, store_pq (the libpq seam)
+ */
 #ifndef STORE_INTERNAL_H
 #define STORE_INTERNAL_H
 
 #include "store.h"
+#include "store_error.h"
 #include "store_uuid.h"
 
 #include <libpq-fe.h>
@@ -85,13 +97,20 @@ enum mat_code store__run_script(struct store__conn *cn, const struct store_call 
 /* --- reads and transactions ---------------------------------------------------------------------
  */
 
-/* store_call.authz (store.h), for the executors of store_exec.c: whether it is still to be
- * decided, the binding read to send, and the verdict on its result (MAT_DENIED when refused;
- * the result is consumed either way). */
+/* store_call.authz (store.h), for the executors of store_exec.c and store_loop.c (store_authz.c):
+ * whether it is still to be decided, the binding read to send, and the verdict on its result
+ * (MAT_DENIED when refused; the result is consumed either way). */
 bool store__authz_pending(const struct store_call *c);
 void store__authz_cmd(const struct store_call *c, struct store__cmd *cmd);
 enum mat_code store__authz_decide(const struct store_call *c, struct store__cmd *cmd,
                                   struct mat_error *err) MAT_MUSTCHECK;
+/* The role bindings of principal $1 (STORE__BINDING_COLS, by organization, role, id): the read
+ * above, also run on its own by store_bindings_for_principal. */
+struct store__stmt *store__st_bindings_of(void);
+/* The bindings in a result of store__st_bindings_of (calloc'd array; caller cleans each and
+ * frees it); the result is cleared either way. */
+enum mat_code store__bindings_decode(struct store__cmd *cmd, struct mat_role_binding **out,
+                                     size_t *n_out, struct mat_error *err) MAT_MUSTCHECK;
 
 /* Runs read-only `cmds` (at most 8) in one round trip, bounded by the call's deadline
  * (statement_timeout set locally in the same pipeline). More than one command run in one
@@ -136,6 +155,18 @@ typedef enum mat_code (*store__tx_body)(struct store__tx *tx, void *arg, struct 
 enum mat_code store__transact(const struct store_call *c, store__tx_body body, void *arg,
                               struct mat_error *err) MAT_MUSTCHECK;
 
+/* --- shared SQL -------------------------------------------------------------------------------
+ */
+
+/* "May this principal see this organization", the one definition: a role binding of the
+ * principal on the organization, or a global one (every role includes viewer), unless the call
+ * sees everything (`vis` false: store_call.only_visible as "true"/"false"). `vis` and
+ * `principal` name parameters ("$2"), `org` the organization column ("o.id"). */
+#define STORE__VISIBLE(vis, principal, org)                                              \
+	"(NOT " vis                                                                      \
+	"::bool OR EXISTS (SELECT 1 FROM role_bindings b WHERE b.principal = " principal \
+	" AND (b.org_id IS NULL OR b.org_id = " org ")))"
+
 /* --- rows ------------------------------------------------------------------------------------- */
 
 /* Reads columns of one result row. Text columns are strdup'ed (NULL for SQL NULL); an allocation
@@ -151,17 +182,6 @@ char *store__text0(struct store__row *r, int col);
 /* 0 for SQL NULL. */
 int64_t store__int(const struct store__row *r, int col);
 bool store__is_null(const struct store__row *r, int col);
-
-/* The columns of a level transition (table alias t), in the order
- * store__transition_from_row reads them. */
-#define STORE__TR_COLS                                                                         \
-	"t.org_id, t.id::text, t.assessment_id::text, t.from_level, t.to_level, t.direction, " \
-	"t.state, t.proposer, mat_epoch_us(t.propose_time), t.decider, "                       \
-	"mat_epoch_us(t.decide_time), t.reason, t.version, mat_epoch_us(t.update_time)"
-/* Fills *t (cleaned first) from a STORE__TR_COLS row; the etag mixes version and propose_time
- * (a transition has no create_time: it is created when proposed). */
-enum mat_code store__transition_from_row(const PGresult *res, int row, struct mat_transition *t,
-                                         struct mat_error *err) MAT_MUSTCHECK;
 
 /* --- etags, resources, audit --------------------------------------------------------------- */
 
@@ -196,13 +216,7 @@ enum mat_code store__idem_claim(struct store__tx *tx, const char *request_id, co
 enum mat_code store__request_id(const char *request_id, char out[STORE_UUID_TEXT],
                                 struct mat_error *err) MAT_MUSTCHECK;
 
-/* Folds whitespace runs (libpq's multi-line messages) into single spaces, in place. */
-void store__one_line(char *s);
-
-/* "out of memory" as MAT_INTERNAL. */
-enum mat_code store__oom(struct mat_error *err);
-
-/* --- for store_pool.c, store_exec.c and store_pq.c only ----------------------------------------
+/* --- for the pool, the executors (store_stmt.c, store_exec.c, store_loop.c) and store_pq.c -----
  */
 
 /* CONNECTING -> IDLE <-> IN_USE -> BROKEN -> CONNECTING ... (EMPTY: never connected yet). */
@@ -246,7 +260,7 @@ PGresult *store__pq_get_result(struct store__conn *cn);
 /* True when an injected fault was the last failure on this thread (for error messages). */
 bool store__pq_fault_hit(void);
 
-/* --- for store_exec.c and store_loop.c ---------------------------------------------------------
+/* --- for store_stmt.c, store_exec.c and store_loop.c -------------------------------------------
  */
 
 /* The slot (prepared statement "s<slot>") of st, assigned on first use. Any thread. */
@@ -268,9 +282,12 @@ struct store__stmt *store__st_app_set(void);
 void store__pool_params(const struct store_pool *p, const char *const **keywords,
                         const char *const **values, int *connect_timeout_ms);
 struct store_loop;
-/* The pool's storage loop (store_loop.c), NULL until store_pool_start_loop. */
+/* The pool's storage loop (store_loop.c), NULL until store_pool_start_loop. The pool keeps it
+ * for its users and calls `stop` (store_pool_stop_loop) from store_pool_free: the pool, a layer
+ * below, never names the loop's functions. */
 struct store_loop *store__pool_loop(const struct store_pool *p);
-void store__pool_set_loop(struct store_pool *p, struct store_loop *l);
+void store__pool_set_loop(struct store_pool *p, struct store_loop *l,
+                          void (*stop)(struct store_pool *pool));
 
 /* A read run by the storage loop (store_loop.c) instead of the calling thread: the same commands
  * and the same semantics as store__read (statement_timeout from the deadline, the binding read of
@@ -335,21 +352,28 @@ void store__aget_start(struct store__aget *g, size_t n);
  * (malloc'd; NULL when out of memory). One encoding everywhere, so containment compares like
  * with like. */
 char *store__labels_json(const struct mat_label *labels, size_t n);
-/* The columns of an assessment (table alias a), as store__assessment_from_row reads them, and of
- * its answers (alias x): assessment id, then what store__answers_from_rows reads from column 1. */
+
+/* The decoders of rows that several statements return (store_row.c). Each reads exactly the
+ * columns of its STORE__*_COLS list, in that order, and every statement that feeds it selects
+ * (or RETURNs) that list by name, never a copy: a column added to the list reaches the decoder
+ * and every query at once. */
+
+/* The columns of an assessment (table alias a), as store__assessment_from_row reads them. */
 #define STORE__ASM_COLS                                                                           \
 	"a.org_id, a.id::text, a.title, a.model_id, a.state, a.creator, a.submitter, "            \
 	"mat_epoch_us(a.create_time), mat_epoch_us(a.update_time), mat_epoch_us(a.submit_time), " \
 	"a.version"
-#define STORE__ANS_COLS                                                            \
-	"x.assessment_id::text, x.practice_id, x.status, x.note, x.evidence_uri, " \
-	"mat_epoch_us(x.update_time), x.updated_by"
 /* An assessment (without answers) from a row of STORE__ASM_COLS. */
 enum mat_code store__assessment_from_row(const PGresult *res, int row, struct mat_assessment *a,
                                          struct mat_error *err);
-/* a->answers from answer rows [from, to) whose practice_id is column `col` (then status, note,
- * evidence_uri, update_time, updated_by), in the catalog order of a's model (unknown practices
- * last). */
+/* The columns of an answer (alias x), as store__answers_from_rows reads them from its `col`. */
+#define STORE__ANSWER_COLS                                                               \
+	"x.practice_id, x.status, x.note, x.evidence_uri, mat_epoch_us(x.update_time), " \
+	"x.updated_by"
+/* The answers of assessments: the assessment id, then STORE__ANSWER_COLS from column 1. */
+#define STORE__ANS_COLS "x.assessment_id::text, " STORE__ANSWER_COLS
+/* a->answers from answer rows [from, to) holding STORE__ANSWER_COLS from column `col`, in the
+ * catalog order of a's model (unknown practices last). */
 enum mat_code store__answers_from_rows(const PGresult *res, int from, int to, int col,
                                        struct mat_assessment *a, struct mat_error *err);
 
@@ -363,6 +387,24 @@ enum mat_code store__answers_from_rows(const PGresult *res, int from, int to, in
 	"mat_epoch_us(o.create_time), mat_epoch_us(o.update_time), o.version"
 enum mat_code store__org_from_row(const PGresult *res, int row, struct mat_organization *o,
                                   struct mat_error *err) MAT_MUSTCHECK;
+
+/* The columns of a level transition (table alias t), in the order
+ * store__transition_from_row reads them. */
+#define STORE__TR_COLS                                                                         \
+	"t.org_id, t.id::text, t.assessment_id::text, t.from_level, t.to_level, t.direction, " \
+	"t.state, t.proposer, mat_epoch_us(t.propose_time), t.decider, "                       \
+	"mat_epoch_us(t.decide_time), t.reason, t.version, mat_epoch_us(t.update_time)"
+/* Fills *t (cleaned first) from a STORE__TR_COLS row; the etag mixes version and propose_time
+ * (a transition has no create_time: it is created when proposed). */
+enum mat_code store__transition_from_row(const PGresult *res, int row, struct mat_transition *t,
+                                         struct mat_error *err) MAT_MUSTCHECK;
+
+/* The columns of a role binding (alias b), as store__binding_from_row reads them. */
+#define STORE__BINDING_COLS \
+	"b.id::text, b.principal, b.role, b.org_id, b.creator, mat_epoch_us(b.create_time)"
+/* Fills *b (cleaned first) from a STORE__BINDING_COLS row. */
+enum mat_code store__binding_from_row(const PGresult *res, int row, struct mat_role_binding *b,
+                                      struct mat_error *err) MAT_MUSTCHECK;
 
 /* --- evidence (store_evidence.c), for the prefill of CreateAssessment ------------------------ */
 

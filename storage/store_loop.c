@@ -663,7 +663,7 @@ enum mat_code store_pool_start_loop(struct store_pool *pool, int n_conns, struct
 		uv_loop_close(&l->loop);
 		goto fail;
 	}
-	store__pool_set_loop(pool, l);
+	store__pool_set_loop(pool, l, store_pool_stop_loop);
 	return MAT_OK;
 fail:
 	pthread_mutex_destroy(&l->mu);
@@ -684,7 +684,7 @@ void store_pool_stop_loop(struct store_pool *pool)
 	uv_async_send(&l->wake);
 	pthread_join(l->thread, NULL);
 	/* Submissions after stop find no loop. */
-	store__pool_set_loop(pool, NULL);
+	store__pool_set_loop(pool, NULL, NULL);
 	{
 		struct store__aread *r;
 		while ((r = pop(&l->in_head, &l->in_tail)) != NULL)

@@ -17,9 +17,8 @@ STORE__STMT(st_org_insert, 6,
             "VALUES ($1, $2, $3, $4::jsonb, $5::smallint, $6::smallint) RETURNING " ORG_COLS);
 STORE__STMT(st_org_get, 1, "SELECT " ORG_COLS " FROM organizations o WHERE o.id = $1");
 STORE__STMT(st_org_list, 4,
-            "SELECT " ORG_COLS " FROM organizations o WHERE o.id > $1 AND (NOT $2::bool OR "
-            "EXISTS (SELECT 1 FROM role_bindings b WHERE b.principal = $3 AND "
-            "(b.org_id IS NULL OR b.org_id = o.id))) ORDER BY o.id LIMIT $4::int");
+            "SELECT " ORG_COLS " FROM organizations o WHERE o.id > $1 AND " STORE__VISIBLE(
+                "$2", "$3", "o.id") " ORDER BY o.id LIMIT $4::int");
 /* NO KEY UPDATE: serializes with other changes of the row but not with inserts that reference
  * it (creating an assessment), which only take KEY SHARE. */
 STORE__STMT(st_org_lock, 1,
@@ -42,98 +41,6 @@ STORE__STMT(st_org_update, 7,
 STORE__STMT(st_org_has_assessments, 1,
             "SELECT EXISTS (SELECT 1 FROM assessments a WHERE a.org_id = $1)");
 STORE__STMT(st_org_delete, 1, "DELETE FROM organizations WHERE id = $1");
-
-/* --- labels --------------------------------------------------------------------------------- */
-
-/* One "len:bytes" item of the labels column; NULL on malformed input or out of memory. */
-static char *take_item(const char **p, const char *end)
-{
-	size_t n = 0;
-	char *s;
-
-	if (*p >= end || **p < '0' || **p > '9')
-		return NULL;
-	while (*p < end && **p >= '0' && **p <= '9') {
-		n = n * 10 + (size_t)(**p - '0');
-		if (n > 1u << 20)
-			return NULL;
-		(*p)++;
-	}
-	if (*p >= end || **p != ':' || (size_t)(end - *p - 1) < n)
-		return NULL;
-	(*p)++;
-	s = malloc(n + 1);
-	if (s == NULL)
-		return NULL;
-	memcpy(s, *p, n);
-	s[n] = '\0';
-	*p += n;
-	return s;
-}
-
-static int by_key(const void *a, const void *b)
-{
-	return strcmp(((const struct mat_label *)a)->key, ((const struct mat_label *)b)->key);
-}
-
-static bool labels_parse(const char *s, struct mat_organization *o)
-{
-	const char *p = s, *end = s + strlen(s);
-	size_t cap = 0;
-
-	while (p < end) {
-		char *k = take_item(&p, end);
-		char *v = k != NULL ? take_item(&p, end) : NULL;
-		if (v == NULL) {
-			free(k);
-			return false;
-		}
-		if (o->n_labels == cap) {
-			size_t nc = cap ? cap * 2 : 8;
-			struct mat_label *nl = realloc(o->labels, nc * sizeof(*nl));
-			if (nl == NULL) {
-				free(k);
-				free(v);
-				return false;
-			}
-			o->labels = nl;
-			cap = nc;
-		}
-		o->labels[o->n_labels++] = (struct mat_label){k, v};
-	}
-	if (o->n_labels > 1)
-		qsort(o->labels, o->n_labels, sizeof(*o->labels), by_key);
-	return true;
-}
-
-/* --- rows ----------------------------------------------------------------------------------- */
-
-enum mat_code store__org_from_row(const PGresult *res, int row, struct mat_organization *o,
-                                  struct mat_error *err)
-{
-	struct store__row r = {.res = res, .row = row};
-	char etag[STORE__ETAG_LEN];
-
-	mat_organization_cleanup(o);
-	o->id = store__text0(&r, 0);
-	o->display_name = store__text0(&r, 1);
-	o->description = store__text0(&r, 2);
-	if (!labels_parse(PQgetvalue(res, row, 3), o))
-		r.oom = true;
-	o->current_level = (int)store__int(&r, 4);
-	o->target_level = (int)store__int(&r, 5);
-	o->transition_policy = (enum mat_policy)store__int(&r, 6);
-	o->last_assessment_id = store__text(&r, 7);
-	o->create_time = store__int(&r, 8);
-	o->update_time = store__int(&r, 9);
-	store__etag(store__int(&r, 10), o->create_time, etag);
-	o->etag = strdup(etag);
-	if (r.oom || o->etag == NULL) {
-		mat_organization_cleanup(o);
-		return store__oom(err);
-	}
-	return MAT_OK;
-}
 
 static enum mat_code not_found(struct mat_error *err, const char *org_id)
 {

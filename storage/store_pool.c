@@ -4,7 +4,9 @@
  * lazily, on the acquire that finds no idle one. After a failed connect the pool backs off
  * (exponential, with jitter) and callers fail fast with MAT_UNAVAILABLE instead of each waiting
  * for a connect timeout; the first acquire after the backoff probes the database alone.
- * Statement execution lives in store_exec.c. */
+ * The bottom layer of storage with a connection (docs/architecture.md): it knows nothing of
+ * statements (store_exec.c), the storage loop (store_loop.c), health pings (store_health.c) or
+ * resources, and calls only store_error.c and the libpq seam (store_pq.c). */
 #include "store_error.h"
 #include "store_internal.h"
 
@@ -40,8 +42,12 @@ struct store_pool {
 	 */
 	atomic_bool refuse_writes;
 	char refuse_why[200];
-	uint64_t rng;            /* jitter */
-	struct store_loop *loop; /* reads pipelined on an event loop (store_loop.c), or NULL */
+	uint64_t rng; /* jitter */
+	/* The storage loop that pipelines reads on connections of its own (store_loop.c, a layer
+	 * above), or NULL: kept here for the pool's users, and stopped through `loop_stop` before
+	 * the pool is freed, so the pool never calls up into it. */
+	struct store_loop *loop;
+	void (*loop_stop)(struct store_pool *pool);
 };
 
 void store__pool_params(const struct store_pool *p, const char *const **keywords,
@@ -57,9 +63,11 @@ struct store_loop *store__pool_loop(const struct store_pool *p)
 	return p->loop;
 }
 
-void store__pool_set_loop(struct store_pool *p, struct store_loop *l)
+void store__pool_set_loop(struct store_pool *p, struct store_loop *l,
+                          void (*stop)(struct store_pool *pool))
 {
 	p->loop = l;
+	p->loop_stop = l != NULL ? stop : NULL;
 }
 
 int64_t store_now_ms(void)
@@ -215,7 +223,8 @@ void store_pool_free(struct store_pool *pool)
 {
 	if (pool == NULL)
 		return;
-	store_pool_stop_loop(pool);
+	if (pool->loop_stop != NULL)
+		pool->loop_stop(pool);
 	for (int i = 0; i < pool->size; i++)
 		conn_close(&pool->conns[i]);
 	free(pool->conns);
@@ -550,61 +559,5 @@ enum mat_code store__may_write(struct store_pool *pool, struct mat_error *err)
 	if (atomic_load(&pool->refuse_writes))
 		rc = mat_error_set(err, MAT_PRECONDITION, "%s", pool->refuse_why);
 	pthread_mutex_unlock(&pool->mu);
-	return rc;
-}
-
-STORE__STMT(st_ping, 0, "SELECT 1");
-
-static enum mat_code ping(struct store_pool *pool, int64_t deadline, struct mat_error *err)
-{
-	struct store_call c = {.pool = pool, .deadline_ms = deadline};
-	struct store__cmd cmd = {.st = &st_ping};
-	enum mat_code rc = store__read(&c, &cmd, 1, err);
-
-	store__cmds_clear(&cmd, 1);
-	return rc;
-}
-
-bool store_pool_ping(struct store_pool *pool, int64_t deadline_ms)
-{
-	struct mat_error err;
-
-	mat_error_clear(&err);
-	return ping(pool, deadline_ms, &err) == MAT_OK;
-}
-
-enum mat_code store_pool_wait(struct store_pool *pool, int seconds, struct mat_error *err)
-{
-	int64_t end = store_now_ms() + (int64_t)(seconds < 0 ? 0 : seconds) * 1000;
-	enum mat_code rc = MAT_INTERNAL;
-
-	for (;;) {
-		int64_t now = store_now_ms();
-		int64_t attempt_end = end > now + 5000 ? end : now + 5000;
-
-		mat_error_clear(err);
-		rc = ping(pool, attempt_end, err);
-		if (rc == MAT_OK || rc == MAT_INVALID || rc == MAT_INTERNAL)
-			break;
-		/* A refused login stays refused: say so now rather than after --db-wait. */
-		if (rc == MAT_UNAVAILABLE && err != NULL &&
-		    store_connect_login_refused(err->message)) {
-			rc = MAT_UNAUTHENTICATED;
-			break;
-		}
-		now = store_now_ms();
-		if (now >= end) {
-			if (rc != MAT_UNAVAILABLE)
-				mat_error_set(err, MAT_UNAVAILABLE,
-				              "database unavailable after %d s: %s", seconds,
-				              err != NULL ? err->message : "");
-			rc = MAT_UNAVAILABLE;
-			break;
-		}
-		/* Either the connect failed or the pool is backing off: look again soon. */
-		int64_t nap = end - now < 200 ? end - now : 200;
-		struct timespec ts = {.tv_sec = 0, .tv_nsec = (long)nap * 1000000L};
-		nanosleep(&ts, NULL);
-	}
 	return rc;
 }

@@ -2,7 +2,9 @@
  * organizations with bounded memory: the summary walks organizations in keyset batches and
  * scores each one's last submitted assessment in C (scoring is a pure function of the model and
  * the answers, so it is not duplicated in SQL); an export returns one keyset batch per call with
- * a cursor per record, and the caller streams it and asks for the next. */
+ * a cursor per record, and the caller streams it and asks for the next. Both exports are one
+ * driver (export_batch: cursor, watermark, snapshot, keyset) with a per-kind part (struct
+ * export_kind: the batch's statements and how their rows become records). */
 #include "mat_model.h"
 #include "mat_score.h"
 #include "mat_validate.h"
@@ -20,12 +22,6 @@
 #define EXPORT_BATCH_DEFAULT 100
 #define EXPORT_BATCH_MAX 1000
 
-/* Visibility as in store_org_list, for the organization column `col`. */
-#define VISIBLE(vis, principal, col)                                                     \
-	"(NOT " vis                                                                      \
-	"::bool OR EXISTS (SELECT 1 FROM role_bindings b WHERE b.principal = " principal \
-	" AND (b.org_id IS NULL OR b.org_id = " col ")))"
-
 /* --- portfolio ------------------------------------------------------------------------------ */
 
 /* One batch of organizations (by id, after $2) with the answers of each one's last submitted
@@ -34,9 +30,9 @@
  * from being flattened: otherwise the planner may hash-join the whole assessments table for
  * every batch (measured: a sequential scan of 50,000 rows per batch of 500 organizations)
  * instead of 500 primary-key lookups. */
-#define PF_ORGS                                                                        \
-	"SELECT o.id, o.current_level, o.target_level, o.last_assessment_id "          \
-	"FROM organizations o WHERE o.labels @> $1::jsonb AND o.id > $2 AND " VISIBLE( \
+#define PF_ORGS                                                                               \
+	"SELECT o.id, o.current_level, o.target_level, o.last_assessment_id "                 \
+	"FROM organizations o WHERE o.labels @> $1::jsonb AND o.id > $2 AND " STORE__VISIBLE( \
 	    "$3", "$4", "o.id") " ORDER BY o.id LIMIT $5::int"
 STORE__STMT(st_pf_batch, 5,
             "SELECT o.id, o.current_level, o.target_level, a.model_id, x.practice_id, x.status "
@@ -50,7 +46,7 @@ STORE__STMT(st_pf_moves, 5,
             "count(*) FILTER (WHERE t.direction = 2) FROM transitions t "
             "JOIN organizations o ON o.id = t.org_id WHERE t.state = 2 AND "
             "t.decide_time >= $4::timestamptz AND t.decide_time < $5::timestamptz AND "
-            "o.labels @> $1::jsonb AND " VISIBLE("$2", "$3", "o.id"));
+            "o.labels @> $1::jsonb AND " STORE__VISIBLE("$2", "$3", "o.id"));
 
 /* Where the dimensions of `m` go among those of the default model (by id: a future model may
  * order or name them differently); -1 for a dimension the summary does not count. */
@@ -257,13 +253,10 @@ static int clamp_batch(int batch)
 	return batch > EXPORT_BATCH_MAX ? EXPORT_BATCH_MAX : batch;
 }
 
-#define ASM_COLS                                                                                  \
-	"a.org_id, a.id::text, a.title, a.model_id, a.state, a.creator, a.submitter, "            \
-	"mat_epoch_us(a.create_time), mat_epoch_us(a.update_time), mat_epoch_us(a.submit_time), " \
-	"a.version"
-#define ANS_COLS                                                                             \
-	"x.org_id, x.assessment_id::text, x.practice_id, x.status, x.note, x.evidence_uri, " \
-	"mat_epoch_us(x.update_time), x.updated_by"
+#define ASM_COLS STORE__ASM_COLS
+/* The answers with their assessment's organization and id (merged by both), then from column 2
+ * what store__answers_from_rows reads. */
+#define ANS_COLS "x.org_id, " STORE__ANS_COLS
 /* One batch of ExportAssessments. The redundant `update_time >= position` lets the
  * (org_id, update_time, id) index start at the position; the row comparison does the rest. */
 #define ASM_ORG_BATCH                                                                              \
@@ -277,9 +270,8 @@ static int clamp_batch(int batch)
 	"AND a.update_time > $2::timestamptz "                                         \
 	"AND (a.update_time, a.org_id, a.id) > ($3::timestamptz, $4::text, $5::uuid) " \
 	"AND a.update_time < $9::timestamptz "                                         \
-	"AND " VISIBLE("$6", "$7",                                                     \
-	               "a.org_id") " "                                                 \
-	                           "ORDER BY a.update_time, a.org_id, a.id LIMIT $8::int"
+	"AND " STORE__VISIBLE("$6", "$7",                                              \
+	                      "a.org_id") " ORDER BY a.update_time, a.org_id, a.id LIMIT $8::int"
 /* The answers of the batch's assessments, in the batch's order (run in the same snapshot). */
 #define ANS_OF(batch)                                                                  \
 	"SELECT " ANS_COLS " FROM (SELECT a.org_id, a.id, a.update_time " batch ") p " \
@@ -302,9 +294,8 @@ STORE__STMT(st_exp_ans_all, 9, ANS_OF(ASM_ALL_BATCH));
 	"FROM transitions t WHERE t.update_time >= $1::timestamptz "                   \
 	"AND (t.update_time, t.org_id, t.id) > ($2::timestamptz, $3::text, $4::uuid) " \
 	"AND t.update_time < $8::timestamptz "                                         \
-	"AND " VISIBLE("$5", "$6",                                                     \
-	               "t.org_id") " "                                                 \
-	                           "ORDER BY t.update_time, t.org_id, t.id LIMIT $7::int"
+	"AND " STORE__VISIBLE("$5", "$6",                                              \
+	                      "t.org_id") " ORDER BY t.update_time, t.org_id, t.id LIMIT $7::int"
 
 STORE__STMT(st_exp_tr_org, 7, "SELECT " TR_COLS " " TR_ORG_BATCH);
 STORE__STMT(st_exp_org_exists, 1, "SELECT 1 FROM organizations WHERE id = $1");
@@ -349,57 +340,86 @@ static void free_cursors(char **cursors, size_t n)
 	free(cursors);
 }
 
-enum mat_code store_export_assessments(const struct store_call *c, const char *org_id,
-                                       enum mat_assessment_state state, mat_time_us updated_after,
-                                       const char *cursor, int batch, struct mat_assessment **out,
-                                       char ***cursors, size_t *n_out, struct mat_error *err)
+/* What makes one export different from the other: its statements and how their results become
+ * records. The driver (export_batch) does the rest: cursor, watermark, the organization's
+ * existence, one read in one snapshot, a cursor per record, and cleanup on failure. */
+struct export_kind {
+	enum store__list which; /* names its cursors */
+	/* The batch's statements (at most 2; 1 = the records alone), within one organization and
+	 * across the visible ones. Parameters, within one: org_id, the filters, the position
+	 * (time, org, id), limit, watermark; across: the filters, the position, only_visible,
+	 * principal, limit, watermark. */
+	struct store__stmt *org[2], *all[2];
+	size_t n_stmts, n_filters;
+	size_t rec_size;
+	/* Record i of the batch from res[0..n_stmts) (*aux: the kind's position in its other
+	 * results, 0 at the start). On failure the record may hold partial data (cleaned up). */
+	enum mat_code (*decode)(const struct store__cmd *res, int i, int *aux, void *rec,
+	                        struct mat_error *err);
+	/* After the last record: what must hold of the whole batch (NULL: nothing). */
+	enum mat_code (*finish)(const struct store__cmd *res, int aux, struct mat_error *err);
+	/* The record's position, for its cursor. */
+	void (*key)(const void *rec, int64_t *time_us, const char **org, const char **id);
+	void (*cleanup)(void *rec);
+};
+
+/* An organization the caller named: checked before anything else (the caller's own checks
+ * come after it). */
+static enum mat_code export_org_check(const char *org_id, struct mat_error *err)
+{
+	if (org_id != NULL && (org_id[0] == '\0' || strlen(org_id) > MAT_MAX_ORG_ID))
+		return mat_error_set(err, MAT_NOT_FOUND, "organizations/%s not found", org_id);
+	return MAT_OK;
+}
+
+/* One batch of export `k` after `cursor`: *out (k->rec_size each) and *cursors, *n_out of each;
+ * `filters` are the kind's k->n_filters parameters. */
+static enum mat_code export_batch(const struct store_call *c, const struct export_kind *k,
+                                  const char *org_id, const char *const *filters,
+                                  const char *cursor, int batch, void **out, char ***cursors,
+                                  size_t *n_out, struct mat_error *err)
 {
 	struct position pos;
-	char st[8], after[STORE_TIME_TEXT], limit[16], wm[STORE_TIME_TEXT];
-	const char *p_org[8] = {org_id, st, after, pos.time, pos.org, pos.id, limit, wm};
-	const char *p_all[9] = {st,
-	                        after,
-	                        pos.time,
-	                        pos.org,
-	                        pos.id,
-	                        c->only_visible ? "true" : "false",
-	                        c->principal != NULL ? c->principal : "",
-	                        limit,
-	                        wm};
+	char limit[16], wm[STORE_TIME_TEXT];
+	const char *params[9];
+	size_t np = 0;
 	struct store__cmd cmds[3];
 	size_t n_cmds = 0, b;
-	struct mat_assessment *list = NULL;
+	char *list = NULL;
 	char **curs = NULL;
 	size_t n = 0;
-	int rows, arow = 0, n_ans;
+	int rows, aux = 0;
 	enum mat_code rc;
 
 	*out = NULL;
 	*cursors = NULL;
 	*n_out = 0;
-	if (org_id != NULL && (org_id[0] == '\0' || strlen(org_id) > MAT_MAX_ORG_ID))
-		return mat_error_set(err, MAT_NOT_FOUND, "organizations/%s not found", org_id);
-	if ((int)state < MAT_ASSESSMENT_STATE_UNSPECIFIED || (int)state > MAT_ASSESSMENT_SUBMITTED)
-		return mat_error_field(err, "state", "unknown state");
-	rc = cursor_decode(STORE_LIST_EXPORT_ASSESSMENTS, cursor, &pos, err);
+	rc = cursor_decode(k->which, cursor, &pos, err);
 	if (rc == MAT_OK)
 		rc = export_watermark(c, wm, err);
 	if (rc != MAT_OK)
 		return rc;
-	batch = clamp_batch(batch);
-	snprintf(st, sizeof(st), "%d", (int)state);
-	store__time_text(updated_after != 0 ? updated_after : INT64_MIN, after);
-	snprintf(limit, sizeof(limit), "%d", batch);
-	if (org_id != NULL) {
-		cmds[n_cmds++] = (struct store__cmd){.st = &st_exp_org_exists, .params = p_org};
-		cmds[n_cmds++] = (struct store__cmd){.st = &st_exp_asm_org, .params = p_org};
-		cmds[n_cmds++] = (struct store__cmd){.st = &st_exp_ans_org, .params = p_org};
-	} else {
-		cmds[n_cmds++] = (struct store__cmd){.st = &st_exp_asm_all, .params = p_all};
-		cmds[n_cmds++] = (struct store__cmd){.st = &st_exp_ans_all, .params = p_all};
+	snprintf(limit, sizeof(limit), "%d", clamp_batch(batch));
+	if (org_id != NULL)
+		params[np++] = org_id;
+	for (size_t i = 0; i < k->n_filters; i++)
+		params[np++] = filters[i];
+	params[np++] = pos.time;
+	params[np++] = pos.org;
+	params[np++] = pos.id;
+	if (org_id == NULL) {
+		params[np++] = c->only_visible ? "true" : "false";
+		params[np++] = c->principal != NULL ? c->principal : "";
 	}
-	b = n_cmds - 2;
-	/* One snapshot: the answers query selects exactly the batch's assessments. */
+	params[np++] = limit;
+	params[np++] = wm;
+	if (org_id != NULL)
+		cmds[n_cmds++] = (struct store__cmd){.st = &st_exp_org_exists, .params = params};
+	b = n_cmds;
+	for (size_t i = 0; i < k->n_stmts; i++)
+		cmds[n_cmds++] = (struct store__cmd){.st = org_id != NULL ? k->org[i] : k->all[i],
+		                                     .params = params};
+	/* One snapshot: the statements of a batch select the same records. */
 	rc = store__read(c, cmds, n_cmds, err);
 	if (rc != MAT_OK)
 		return rc;
@@ -408,42 +428,35 @@ enum mat_code store_export_assessments(const struct store_call *c, const char *o
 		goto out;
 	}
 	rows = PQntuples(cmds[b].res);
-	list = calloc(rows > 0 ? (size_t)rows : 1, sizeof(*list));
+	list = calloc(rows > 0 ? (size_t)rows : 1, k->rec_size);
 	curs = calloc(rows > 0 ? (size_t)rows : 1, sizeof(*curs));
 	if (list == NULL || curs == NULL) {
 		rc = store__oom(err);
 		goto out;
 	}
-	/* Both results are in the batch's order: merge them. */
-	n_ans = PQntuples(cmds[b + 1].res);
 	for (; n < (size_t)rows; n++) {
-		int end = arow;
-		rc = store__assessment_from_row(cmds[b].res, (int)n, &list[n], err);
-		if (rc != MAT_OK)
-			goto out;
-		while (end < n_ans &&
-		       strcmp(PQgetvalue(cmds[b + 1].res, end, 0), list[n].org_id) == 0 &&
-		       strcmp(PQgetvalue(cmds[b + 1].res, end, 1), list[n].id) == 0)
-			end++;
-		rc = store__answers_from_rows(cmds[b + 1].res, arow, end, 2, &list[n], err);
-		curs[n] = cursor_encode(STORE_LIST_EXPORT_ASSESSMENTS, list[n].update_time,
-		                        list[n].org_id, list[n].id);
-		if (rc == MAT_OK && curs[n] == NULL)
-			rc = store__oom(err);
+		void *rec = list + n * k->rec_size;
+		int64_t time_us;
+		const char *org, *id;
+
+		rc = k->decode(&cmds[b], (int)n, &aux, rec, err);
+		if (rc == MAT_OK) {
+			k->key(rec, &time_us, &org, &id);
+			curs[n] = cursor_encode(k->which, time_us, org, id);
+			if (curs[n] == NULL)
+				rc = store__oom(err);
+		}
 		if (rc != MAT_OK) {
-			n++; /* list[n] and curs[n] hold partial data: clean them up too */
+			n++; /* list[n] and curs[n] may hold partial data: clean them up too */
 			goto out;
 		}
-		arow = end;
 	}
-	if (arow != n_ans) /* the merge lost step: a bug, never a silently short export */
-		rc = mat_error_set(err, MAT_INTERNAL, "export: %d answers matched no assessment",
-		                   n_ans - arow);
+	rc = k->finish != NULL ? k->finish(&cmds[b], aux, err) : MAT_OK;
 out:
 	store__cmds_clear(cmds, n_cmds);
 	if (rc != MAT_OK) {
 		for (size_t i = 0; i < n; i++)
-			mat_assessment_cleanup(&list[i]);
+			k->cleanup(list + i * k->rec_size);
 		free(list);
 		free_cursors(curs, n);
 		return rc;
@@ -454,88 +467,145 @@ out:
 	return MAT_OK;
 }
 
-enum mat_code store_export_transitions(const struct store_call *c, const char *org_id,
-                                       mat_time_us start_time, const char *cursor, int batch,
-                                       struct mat_transition **out, char ***cursors, size_t *n_out,
-                                       struct mat_error *err)
+/* --- ExportAssessments ---------------------------------------------------------------------- */
+
+/* An assessment, then its answers: the answer rows (in the batch's order) from *arow on that
+ * belong to it. */
+static enum mat_code asm_decode(const struct store__cmd *res, int i, int *arow, void *rec,
+                                struct mat_error *err)
 {
-	struct position pos;
-	char start[STORE_TIME_TEXT], limit[16], wm[STORE_TIME_TEXT];
-	const char *p_org[7] = {org_id, start, pos.time, pos.org, pos.id, limit, wm};
-	const char *p_all[8] = {start,
-	                        pos.time,
-	                        pos.org,
-	                        pos.id,
-	                        c->only_visible ? "true" : "false",
-	                        c->principal != NULL ? c->principal : "",
-	                        limit,
-	                        wm};
-	struct store__cmd cmds[2];
-	size_t n_cmds = 0, b;
-	struct mat_transition *list = NULL;
-	char **curs = NULL;
-	size_t n = 0;
-	int rows;
+	struct mat_assessment *a = rec;
+	int end = *arow, n_ans = PQntuples(res[1].res);
+	enum mat_code rc = store__assessment_from_row(res[0].res, i, a, err);
+
+	if (rc != MAT_OK)
+		return rc;
+	while (end < n_ans && strcmp(PQgetvalue(res[1].res, end, 0), a->org_id) == 0 &&
+	       strcmp(PQgetvalue(res[1].res, end, 1), a->id) == 0)
+		end++;
+	rc = store__answers_from_rows(res[1].res, *arow, end, 2, a, err);
+	if (rc == MAT_OK)
+		*arow = end;
+	return rc;
+}
+
+static enum mat_code asm_finish(const struct store__cmd *res, int arow, struct mat_error *err)
+{
+	int n_ans = PQntuples(res[1].res);
+
+	if (arow != n_ans) /* the merge lost step: a bug, never a silently short export */
+		return mat_error_set(err, MAT_INTERNAL, "export: %d answers matched no assessment",
+		                     n_ans - arow);
+	return MAT_OK;
+}
+
+static void asm_key(const void *rec, int64_t *time_us, const char **org, const char **id)
+{
+	const struct mat_assessment *a = rec;
+
+	*time_us = a->update_time;
+	*org = a->org_id;
+	*id = a->id;
+}
+
+static void asm_cleanup(void *rec)
+{
+	mat_assessment_cleanup(rec);
+}
+
+static const struct export_kind asm_export = {
+    .which = STORE_LIST_EXPORT_ASSESSMENTS,
+    .org = {&st_exp_asm_org, &st_exp_ans_org},
+    .all = {&st_exp_asm_all, &st_exp_ans_all},
+    .n_stmts = 2,
+    .n_filters = 2, /* state, updated_after */
+    .rec_size = sizeof(struct mat_assessment),
+    .decode = asm_decode,
+    .finish = asm_finish,
+    .key = asm_key,
+    .cleanup = asm_cleanup,
+};
+
+enum mat_code store_export_assessments(const struct store_call *c, const char *org_id,
+                                       enum mat_assessment_state state, mat_time_us updated_after,
+                                       const char *cursor, int batch, struct mat_assessment **out,
+                                       char ***cursors, size_t *n_out, struct mat_error *err)
+{
+	char st[8], after[STORE_TIME_TEXT];
+	const char *filters[2] = {st, after};
+	void *list = NULL;
 	enum mat_code rc;
 
 	*out = NULL;
 	*cursors = NULL;
 	*n_out = 0;
-	if (org_id != NULL && (org_id[0] == '\0' || strlen(org_id) > MAT_MAX_ORG_ID))
-		return mat_error_set(err, MAT_NOT_FOUND, "organizations/%s not found", org_id);
-	rc = cursor_decode(STORE_LIST_EXPORT_TRANSITIONS, cursor, &pos, err);
-	if (rc == MAT_OK)
-		rc = export_watermark(c, wm, err);
+	rc = export_org_check(org_id, err);
 	if (rc != MAT_OK)
 		return rc;
-	batch = clamp_batch(batch);
-	store__time_text(start_time != 0 ? start_time : INT64_MIN, start);
-	snprintf(limit, sizeof(limit), "%d", batch);
-	if (org_id != NULL) {
-		cmds[n_cmds++] = (struct store__cmd){.st = &st_exp_org_exists, .params = p_org};
-		cmds[n_cmds++] = (struct store__cmd){.st = &st_exp_tr_org, .params = p_org};
-	} else {
-		cmds[n_cmds++] = (struct store__cmd){.st = &st_exp_tr_all, .params = p_all};
-	}
-	b = n_cmds - 1;
-	rc = store__read(c, cmds, n_cmds, err);
-	if (rc != MAT_OK)
-		return rc;
-	if (org_id != NULL && PQntuples(cmds[0].res) == 0) {
-		rc = mat_error_set(err, MAT_NOT_FOUND, "organizations/%s not found", org_id);
-		goto out;
-	}
-	rows = PQntuples(cmds[b].res);
-	list = calloc(rows > 0 ? (size_t)rows : 1, sizeof(*list));
-	curs = calloc(rows > 0 ? (size_t)rows : 1, sizeof(*curs));
-	if (list == NULL || curs == NULL) {
-		rc = store__oom(err);
-		goto out;
-	}
-	for (; n < (size_t)rows; n++) {
-		rc = store__transition_from_row(cmds[b].res, (int)n, &list[n], err);
-		if (rc != MAT_OK)
-			goto out;
-		curs[n] = cursor_encode(STORE_LIST_EXPORT_TRANSITIONS, list[n].update_time,
-		                        list[n].org_id, list[n].id);
-		if (curs[n] == NULL) {
-			n++;
-			rc = store__oom(err);
-			goto out;
-		}
-	}
-	rc = MAT_OK;
-out:
-	store__cmds_clear(cmds, n_cmds);
-	if (rc != MAT_OK) {
-		for (size_t i = 0; i < n; i++)
-			mat_transition_cleanup(&list[i]);
-		free(list);
-		free_cursors(curs, n);
-		return rc;
-	}
+	if ((int)state < MAT_ASSESSMENT_STATE_UNSPECIFIED || (int)state > MAT_ASSESSMENT_SUBMITTED)
+		return mat_error_field(err, "state", "unknown state");
+	snprintf(st, sizeof(st), "%d", (int)state);
+	store__time_text(updated_after != 0 ? updated_after : INT64_MIN, after);
+	rc = export_batch(c, &asm_export, org_id, filters, cursor, batch, &list, cursors, n_out,
+	                  err);
 	*out = list;
-	*cursors = curs;
-	*n_out = n;
-	return MAT_OK;
+	return rc;
+}
+
+/* --- ExportTransitions ---------------------------------------------------------------------- */
+
+static enum mat_code tr_decode(const struct store__cmd *res, int i, int *aux, void *rec,
+                               struct mat_error *err)
+{
+	(void)aux;
+	return store__transition_from_row(res[0].res, i, rec, err);
+}
+
+static void tr_key(const void *rec, int64_t *time_us, const char **org, const char **id)
+{
+	const struct mat_transition *t = rec;
+
+	*time_us = t->update_time;
+	*org = t->org_id;
+	*id = t->id;
+}
+
+static void tr_cleanup(void *rec)
+{
+	mat_transition_cleanup(rec);
+}
+
+static const struct export_kind tr_export = {
+    .which = STORE_LIST_EXPORT_TRANSITIONS,
+    .org = {&st_exp_tr_org},
+    .all = {&st_exp_tr_all},
+    .n_stmts = 1,
+    .n_filters = 1, /* start_time */
+    .rec_size = sizeof(struct mat_transition),
+    .decode = tr_decode,
+    .key = tr_key,
+    .cleanup = tr_cleanup,
+};
+
+enum mat_code store_export_transitions(const struct store_call *c, const char *org_id,
+                                       mat_time_us start_time, const char *cursor, int batch,
+                                       struct mat_transition **out, char ***cursors, size_t *n_out,
+                                       struct mat_error *err)
+{
+	char start[STORE_TIME_TEXT];
+	const char *filters[1] = {start};
+	void *list = NULL;
+	enum mat_code rc;
+
+	*out = NULL;
+	*cursors = NULL;
+	*n_out = 0;
+	rc = export_org_check(org_id, err);
+	if (rc != MAT_OK)
+		return rc;
+	store__time_text(start_time != 0 ? start_time : INT64_MIN, start);
+	rc =
+	    export_batch(c, &tr_export, org_id, filters, cursor, batch, &list, cursors, n_out, err);
+	*out = list;
+	return rc;
 }

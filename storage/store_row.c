@@ -1,4 +1,6 @@
-/* Small helpers shared by the query files: decoding result columns, etags, audit rows. */
+/* Decoding shared by the query files: result columns, etags, the labels' JSON, and the decoders of
+ * rows that several files read. Pure (no statement runs here): below the exec layer and the
+ * resource files alike (docs/architecture.md). */
 #include "store_internal.h"
 
 #include "mat_model.h"
@@ -64,82 +66,6 @@ bool store__etag_matches(const char *etag, int64_t version, int64_t create_us)
 		return true;
 	store__etag(version, create_us, want);
 	return strcmp(etag, want) == 0;
-}
-
-STORE__STMT(st_audit_insert, 7,
-            "INSERT INTO audit_events (id, principal, method, resource, code, request_id, "
-            "delegator) VALUES ($1::uuid, $2, $3, $4, $5::int, $6, $7)");
-
-enum mat_code store__audit_cmd(struct store__audit *a, const struct store_call *c,
-                               const char *resource, int grpc_code, struct store__cmd *cmd,
-                               struct mat_error *err)
-{
-	enum mat_code rc = store__uuid7(a->id);
-
-	if (rc != MAT_OK)
-		return mat_error_set(err, rc, "no randomness for an audit event id");
-	snprintf(a->code, sizeof(a->code), "%d", grpc_code);
-	a->params[0] = a->id;
-	a->params[1] = c->principal != NULL ? c->principal : "";
-	a->params[2] = c->method != NULL ? c->method : "";
-	a->params[3] = resource != NULL ? resource : "";
-	a->params[4] = a->code;
-	a->params[5] = c->request_id != NULL ? c->request_id : "";
-	a->params[6] = c->delegator != NULL ? c->delegator : "";
-	*cmd = (struct store__cmd){.st = &st_audit_insert, .params = a->params};
-	return MAT_OK;
-}
-
-STORE__STMT(st_idem_claim, 4,
-            "INSERT INTO idempotency_keys (principal, request_id, kind, resource) "
-            "VALUES ($1, $2::uuid, $3, $4) ON CONFLICT DO NOTHING RETURNING 1");
-STORE__STMT(st_idem_prior, 3,
-            "SELECT resource FROM idempotency_keys "
-            "WHERE principal = $1 AND request_id = $2::uuid AND kind = $3");
-
-enum mat_code store__request_id(const char *request_id, char out[STORE_UUID_TEXT],
-                                struct mat_error *err)
-{
-	uint8_t b[16];
-
-	out[0] = '\0';
-	if (request_id == NULL || request_id[0] == '\0')
-		return MAT_OK;
-	if (!store__uuid_parse(request_id, b))
-		return mat_error_field(err, "request_id", "must be a UUID");
-	store__uuid_format(b, out);
-	return MAT_OK;
-}
-
-enum mat_code store__idem_claim(struct store__tx *tx, const char *request_id, const char *kind,
-                                const char *resource, bool *claimed, char **prior,
-                                struct mat_error *err)
-{
-	const char *principal = tx->c->principal != NULL ? tx->c->principal : "";
-	PGresult *r = NULL;
-	enum mat_code rc;
-
-	*claimed = false;
-	*prior = NULL;
-	/* ON CONFLICT DO NOTHING waits for a concurrent first call with the same key to finish:
-	 * if it commits we see its row below, if it rolls back we claim the key ourselves. */
-	rc = STORE__EXEC(tx, &st_idem_claim, &r, err, principal, request_id, kind, resource);
-	if (rc != MAT_OK)
-		return rc;
-	*claimed = PQntuples(r) == 1;
-	PQclear(r);
-	if (*claimed)
-		return MAT_OK;
-	rc = STORE__EXEC(tx, &st_idem_prior, &r, err, principal, request_id, kind);
-	if (rc != MAT_OK)
-		return rc;
-	if (PQntuples(r) != 1) {
-		PQclear(r);
-		return mat_error_set(err, MAT_ABORTED, "request_id in use by a concurrent call");
-	}
-	*prior = strdup(PQgetvalue(r, 0, 0));
-	PQclear(r);
-	return *prior != NULL ? MAT_OK : store__oom(err);
 }
 
 /* --- shared row decoders and encoders (organizations, assessments, exports) ---------------- */
@@ -301,4 +227,144 @@ enum mat_code store__answers_from_rows(const PGresult *res, int from, int to, in
 	a->n_answers = n;
 	free(tmp);
 	return oom ? store__oom(err) : MAT_OK;
+}
+
+/* --- organizations -------------------------------------------------------------------------- */
+
+/* One "len:bytes" item of the labels column; NULL on malformed input or out of memory. */
+static char *take_item(const char **p, const char *end)
+{
+	size_t n = 0;
+	char *s;
+
+	if (*p >= end || **p < '0' || **p > '9')
+		return NULL;
+	while (*p < end && **p >= '0' && **p <= '9') {
+		n = n * 10 + (size_t)(**p - '0');
+		if (n > 1u << 20)
+			return NULL;
+		(*p)++;
+	}
+	if (*p >= end || **p != ':' || (size_t)(end - *p - 1) < n)
+		return NULL;
+	(*p)++;
+	s = malloc(n + 1);
+	if (s == NULL)
+		return NULL;
+	memcpy(s, *p, n);
+	s[n] = '\0';
+	*p += n;
+	return s;
+}
+
+static int by_key(const void *a, const void *b)
+{
+	return strcmp(((const struct mat_label *)a)->key, ((const struct mat_label *)b)->key);
+}
+
+static bool labels_parse(const char *s, struct mat_organization *o)
+{
+	const char *p = s, *end = s + strlen(s);
+	size_t cap = 0;
+
+	while (p < end) {
+		char *k = take_item(&p, end);
+		char *v = k != NULL ? take_item(&p, end) : NULL;
+		if (v == NULL) {
+			free(k);
+			return false;
+		}
+		if (o->n_labels == cap) {
+			size_t nc = cap ? cap * 2 : 8;
+			struct mat_label *nl = realloc(o->labels, nc * sizeof(*nl));
+			if (nl == NULL) {
+				free(k);
+				free(v);
+				return false;
+			}
+			o->labels = nl;
+			cap = nc;
+		}
+		o->labels[o->n_labels++] = (struct mat_label){k, v};
+	}
+	if (o->n_labels > 1)
+		qsort(o->labels, o->n_labels, sizeof(*o->labels), by_key);
+	return true;
+}
+
+enum mat_code store__org_from_row(const PGresult *res, int row, struct mat_organization *o,
+                                  struct mat_error *err)
+{
+	struct store__row r = {.res = res, .row = row};
+	char etag[STORE__ETAG_LEN];
+
+	mat_organization_cleanup(o);
+	o->id = store__text0(&r, 0);
+	o->display_name = store__text0(&r, 1);
+	o->description = store__text0(&r, 2);
+	if (!labels_parse(PQgetvalue(res, row, 3), o))
+		r.oom = true;
+	o->current_level = (int)store__int(&r, 4);
+	o->target_level = (int)store__int(&r, 5);
+	o->transition_policy = (enum mat_policy)store__int(&r, 6);
+	o->last_assessment_id = store__text(&r, 7);
+	o->create_time = store__int(&r, 8);
+	o->update_time = store__int(&r, 9);
+	store__etag(store__int(&r, 10), o->create_time, etag);
+	o->etag = strdup(etag);
+	if (r.oom || o->etag == NULL) {
+		mat_organization_cleanup(o);
+		return store__oom(err);
+	}
+	return MAT_OK;
+}
+
+/* --- transitions and role bindings ------------------------------------------------------------ */
+
+enum mat_code store__transition_from_row(const PGresult *res, int row, struct mat_transition *t,
+                                         struct mat_error *err)
+{
+	struct store__row r = {.res = res, .row = row};
+	char etag[STORE__ETAG_LEN];
+
+	mat_transition_cleanup(t);
+	t->org_id = store__text0(&r, 0);
+	t->id = store__text0(&r, 1);
+	t->assessment_id = store__text0(&r, 2);
+	t->from_level = (int)store__int(&r, 3);
+	t->to_level = (int)store__int(&r, 4);
+	t->direction = (enum mat_direction)store__int(&r, 5);
+	t->state = (enum mat_transition_state)store__int(&r, 6);
+	t->proposer = store__text0(&r, 7);
+	t->propose_time = store__int(&r, 8);
+	t->decider = store__text(&r, 9);
+	t->decide_time = store__int(&r, 10);
+	t->reason = store__text0(&r, 11);
+	store__etag(store__int(&r, 12), t->propose_time, etag);
+	t->update_time = store__int(&r, 13);
+	t->etag = strdup(etag);
+	if (r.oom || t->etag == NULL) {
+		mat_transition_cleanup(t);
+		return store__oom(err);
+	}
+	return MAT_OK;
+}
+
+enum mat_code store__binding_from_row(const PGresult *res, int row, struct mat_role_binding *b,
+                                      struct mat_error *err)
+{
+	struct store__row r = {.res = res, .row = row};
+
+	mat_role_binding_cleanup(b);
+	b->id = store__text0(&r, 0);
+	b->principal = store__text0(&r, 1);
+	b->role = (enum mat_role)store__int(&r, 2);
+	b->org_id = store__text(&r, 3);
+	b->creator = store__text0(&r, 4);
+	b->create_time = store__int(&r, 5);
+	if (r.oom) {
+		mat_role_binding_cleanup(b);
+		return store__oom(err);
+	}
+	return MAT_OK;
 }

@@ -20,13 +20,13 @@
 	"AND (t.propose_time, t.id) > ($5::timestamptz, $6::uuid) "                                \
 	"ORDER BY t.propose_time, t.id LIMIT $7::int"
 /* Across organizations (organizations/-): visibility as in store_org_list. */
-#define TR_ALL_PAGE                                                                              \
-	"FROM transitions t WHERE ($1::smallint = 0 OR t.state = $1::smallint) "                 \
-	"AND t.propose_time >= $2::timestamptz AND t.propose_time < $3::timestamptz "            \
-	"AND (t.propose_time, t.org_id, t.id) > ($4::timestamptz, $5::text, $6::uuid) "          \
-	"AND (NOT $7::bool OR EXISTS (SELECT 1 FROM role_bindings b WHERE b.principal = $8 AND " \
-	"(b.org_id IS NULL OR b.org_id = t.org_id))) "                                           \
-	"ORDER BY t.propose_time, t.org_id, t.id LIMIT $9::int"
+#define TR_ALL_PAGE                                                                     \
+	"FROM transitions t WHERE ($1::smallint = 0 OR t.state = $1::smallint) "        \
+	"AND t.propose_time >= $2::timestamptz AND t.propose_time < $3::timestamptz "   \
+	"AND (t.propose_time, t.org_id, t.id) > ($4::timestamptz, $5::text, $6::uuid) " \
+	"AND " STORE__VISIBLE("$7", "$8",                                               \
+	                      "t.org_id") " "                                           \
+	                                  "ORDER BY t.propose_time, t.org_id, t.id LIMIT $9::int"
 
 STORE__STMT(st_tr_get, 2,
             "SELECT " TR_COLS " FROM transitions t "
@@ -87,35 +87,6 @@ static enum mat_code not_found(struct mat_error *err, const char *org_id, const 
 {
 	return mat_error_set(err, MAT_NOT_FOUND, "organizations/%s/transitions/%s not found",
 	                     org_id != NULL ? org_id : "", id != NULL ? id : "");
-}
-
-enum mat_code store__transition_from_row(const PGresult *res, int row, struct mat_transition *t,
-                                         struct mat_error *err)
-{
-	struct store__row r = {.res = res, .row = row};
-	char etag[STORE__ETAG_LEN];
-
-	mat_transition_cleanup(t);
-	t->org_id = store__text0(&r, 0);
-	t->id = store__text0(&r, 1);
-	t->assessment_id = store__text0(&r, 2);
-	t->from_level = (int)store__int(&r, 3);
-	t->to_level = (int)store__int(&r, 4);
-	t->direction = (enum mat_direction)store__int(&r, 5);
-	t->state = (enum mat_transition_state)store__int(&r, 6);
-	t->proposer = store__text0(&r, 7);
-	t->propose_time = store__int(&r, 8);
-	t->decider = store__text(&r, 9);
-	t->decide_time = store__int(&r, 10);
-	t->reason = store__text0(&r, 11);
-	store__etag(store__int(&r, 12), t->propose_time, etag);
-	t->update_time = store__int(&r, 13);
-	t->etag = strdup(etag);
-	if (r.oom || t->etag == NULL) {
-		mat_transition_cleanup(t);
-		return store__oom(err);
-	}
-	return MAT_OK;
 }
 
 /* --- get ------------------------------------------------------------------------------------ */

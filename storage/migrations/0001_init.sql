@@ -1,5 +1,5 @@
--- 0001_init: the schema of SPEC §4 (organizations, assessments, answers, level transitions) and
--- §6 (role bindings, audit events), plus request_id idempotency keys (AIP-155).
+-- 0001_init: organizations, assessments, answers and level transitions (docs/api.md), role
+-- bindings and audit events (docs/permissions.md), plus request_id idempotency keys (AIP-155).
 -- Conventions: ids that clients order by are COLLATE "C" (byte order, whatever the database
 -- locale, so keyset pagination and "ordered by name" agree on every server); enum columns hold
 -- the proto enum numbers; `version` bumps on every change and is the source of the etag; times
@@ -102,10 +102,11 @@ CREATE TABLE transitions (
     CHECK ((state = 1 AND decider IS NULL AND decide_time IS NULL)
            OR (state <> 1 AND decider IS NOT NULL AND decide_time IS NOT NULL)),
     CHECK (state <> 3 OR reason <> ''),
-    -- SPEC §4 chain invariant, part 1: apply order is a sequence per organization.
+    -- The chain invariant (docs/api.md, "Level transitions"), part 1: apply order is a
+    -- sequence per organization.
     UNIQUE (org_id, applied_seq)
 );
--- SPEC §4: a submission supersedes the pending proposal, so at most one is PROPOSED.
+-- A submission supersedes the pending proposal, so at most one is PROPOSED (docs/api.md).
 CREATE UNIQUE INDEX transitions_one_proposed ON transitions (org_id) WHERE state = 1;
 -- ListTransitions (by propose_time, then name) per organization and across them.
 CREATE INDEX transitions_org_list ON transitions (org_id, propose_time, id);
@@ -126,7 +127,7 @@ CREATE TABLE role_bindings (
     CHECK (org_id IS NULL OR role NOT IN (1, 5)),  -- admin and reporter are global only
     UNIQUE NULLS NOT DISTINCT (principal, role, org_id)
 );
--- Read on every call (SPEC §6: no cache).
+-- Read on every call, never cached (docs/permissions.md, "Audit").
 CREATE INDEX role_bindings_principal ON role_bindings (principal);
 CREATE INDEX role_bindings_org ON role_bindings (org_id);
 

@@ -1,7 +1,8 @@
--- 0002_transition_chain: SPEC §4 chain invariant, enforced by the database as a backstop to the
--- row lock (organizations ... FOR NO KEY UPDATE) that submission and approval take: for every
--- organization, its APPLIED transitions in applied_seq order start at level 0, each starts where
--- the previous one ended, and current_level is the last one's to_level (0 if none).
+-- 0002_transition_chain: the chain invariant (docs/api.md, "Level transitions"), enforced by the
+-- database as a backstop to the row lock (organizations ... FOR NO KEY UPDATE) that submission
+-- and approval take: for every organization, its APPLIED transitions in applied_seq order start
+-- at level 0, each starts where the previous one ended, and current_level is the last one's
+-- to_level (0 if none).
 -- Checked at commit (deferred constraint triggers), so a transaction may update the organization
 -- and insert the transition in either order. A violation is a bug, not a client error.
 

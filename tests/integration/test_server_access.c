@@ -1,6 +1,6 @@
-/* Access control over the real server (SPEC §6), table-driven: every RPC of API.md x every role,
+/* Access control over the real server (docs/permissions.md), table-driven: every RPC x every role,
  * bound globally and on the caller's own organization, called on its own organization and on
- * another -> OK or PERMISSION_DENIED as the table of SPEC §6 says (written out here
+ * another -> OK or PERMISSION_DENIED as the rules of docs/permissions.md say (written out here
  * independently of auth/'s table), plus an unbound principal and a bootstrap admin; then the same
  * matrix with every principal asserted through a delegator (x-on-behalf-of). Also list
  * filtering, revocation seen on the next call, audit of mutations and denials, and four-eyes. */
@@ -591,7 +591,8 @@ static const struct rpc_case {
     {"Health/Check", P_ANY, r_health},
 };
 
-/* SPEC §6, written out: what a role bound globally or on `own` grants for `perm` on `org`. */
+/* docs/permissions.md, written out: what a role bound globally or on `own` grants for `perm` on
+ * `org`. */
 static bool allowed(enum perm perm, int role, bool global, bool bootstrap, const char *org)
 {
 	bool admin = bootstrap || (role == MLOPS__MATURITY__V1__ROLE__ROLE_ADMIN && global);
@@ -805,7 +806,7 @@ static void test_audit_events(void **state)
 	tclient_set_request_id(itest_client("admin"), NULL);
 	tclient_set_request_id(itest_client(WHO), "audit-denied-1");
 	assert_int_equal(create_org_as(WHO, "never-org"), GRPC_STATUS_PERMISSION_DENIED);
-	/* A read refused on the store call's own round trip (svc_authorize_with) is audited
+	/* A read refused on the store call's own round trip (SVC_AZ_IN_STEP) is audited
 	 * once too, and says nothing of whether the organization exists. */
 	tclient_set_request_id(itest_client(WHO), "audit-denied-2");
 	assert_int_equal(r_get_org(WHO, "audited-org"), GRPC_STATUS_PERMISSION_DENIED);

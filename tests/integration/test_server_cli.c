@@ -1,5 +1,6 @@
-/* The command line of API.md: each configuration error is exit 2 with one line naming the flag;
- * an unreachable database is exit 1 after --db-wait; --help, --version and `migrate`. */
+/* The command line (docs/operations.md, "Configuration reference"): each configuration error is
+ * exit 2 with one line naming the flag; an unreachable database is exit 1 after --db-wait; --help,
+ * --version and `migrate`. */
 #include "itest.h"
 
 // clang-format off

@@ -7,7 +7,7 @@
  *    update), the final counter counts every acknowledged increment (plus at most the ones
  *    whose answer was lost), and version and audit events agree with it;
  *  - retries with the same request_id created nothing twice, across the crash and replicas;
- *  - the transition chain invariant holds for every organization (SPEC §4).
+ *  - the transition chain invariant holds for every organization (docs/api.md).
  * Clients see OK or a retryable status (UNAVAILABLE, ABORTED, FAILED_PRECONDITION for a
  * lost race) — never UNKNOWN or INTERNAL — and both replicas exit 0 on SIGTERM at the end. */
 #include "itest.h"

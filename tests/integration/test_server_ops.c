@@ -465,6 +465,17 @@ static void test_metrics_logs_health_port(void **state)
 		tresult_cleanup(&cr);
 	}
 	tclient_free(plain);
+	/* The health port is a listener of the same engine, not a server of its own: its calls
+	 * are counted with the main port's, a refused method under its own name. */
+	text = itest_http_get(mport, "/metrics");
+	assert_non_null(text);
+	assert_non_null(strstr(text, "grpc_server_handled_total{grpc_type=\"unary\",grpc_service="
+	                             "\"grpc.health.v1.Health\",grpc_method=\"Check\","
+	                             "grpc_code=\"NotFound\"} 1\n"));
+	assert_non_null(strstr(text, "grpc_server_handled_total{grpc_type=\"unary\",grpc_service="
+	                             "\"mlops.maturity.v1.OrganizationService\",grpc_method="
+	                             "\"GetOrganization\",grpc_code=\"Unimplemented\"} 1\n"));
+	free(text);
 	{
 		/* Watch on the main port too: the first message is the current state. */
 		Grpc__Health__V1__HealthCheckRequest wreq =

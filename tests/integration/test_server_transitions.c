@@ -1,4 +1,4 @@
-/* Level transitions and reporting over the real server (SPEC §4, API.md): supersede, four-eyes,
+/* Level transitions and reporting over the real server (docs/api.md): supersede, four-eyes,
  * non-PROPOSED and stale approvals, reject, automatic policy, same-level submissions, filters,
  * the portfolio summary, exports (order, resume, garbage cursor, cancel, bounded memory), and
  * a concurrency run on two replicas that must keep the transition chain intact. */

@@ -514,9 +514,9 @@ seeds it with SQL (`tools/bench/pgbench/seed.sql`): %(seed)s.
   1, 16 and 64 calls in flight (1 connection at 1, 4 connections otherwise), %(dur)s s measured
   after %(warm)s s of warm-up. RPC scenarios use the **portal** principal
   (`spiffe://maturityd.dev/portal`, not a bootstrap admin, bound as a global EDITOR), so every
-  guarded call pays for the role-binding read it does (SPEC §6: no cache). Single-method
-  scenarios go round-robin over all organizations / all submitted assessments / the
-  UpdateAnswers drafts; SubmitAssessment submits each of its drafts once.
+  guarded call pays for the role-binding read it does (bindings are read on every call, never
+  cached). Single-method scenarios go round-robin over all organizations / all submitted
+  assessments / the UpdateAnswers drafts; SubmitAssessment submits each of its drafts once.
 * **E** — the transport's limit: `maturity-loadgen baseline`, a bare grpc-core server with
   maturityd's TLS mode (client certificate required and verified) and transport settings,
   %(workers)s threads each draining its own completion queue, that answers Health/Check and

@@ -244,10 +244,10 @@ static grpc_server_credentials *server_creds(const char *ca_file, const char *ce
 	return creds;
 }
 
-/* The clean shutdown of NOTES-grpc-core.md: stop re-arming, shutdown_and_notify, give
- * in-flight calls a grace period (and stop waiting as soon as there are none: idle client
- * connections would otherwise hold the shutdown tag back), cancel the rest, destroy, then
- * drain and join the workers. */
+/* The clean shutdown of docs/architecture.md ("grpc core 1.51"): stop re-arming,
+ * shutdown_and_notify, give in-flight calls a grace period (and stop waiting as soon as there are
+ * none: idle client connections would otherwise hold the shutdown tag back), cancel the rest,
+ * destroy, then drain and join the workers. */
 static void shutdown_server(struct bserver *srv, double grace_s)
 {
 	uint64_t give_up = lg_now_ns() + (uint64_t)(grace_s * 1e9);

@@ -42,7 +42,7 @@ const char *const lg_method_name[LG_N_METHODS] = {
     [LG_M_REPORT_EVIDENCE] = "report-evidence",
 };
 
-/* The catalog of mlops-v1 in catalog order (SPEC.md §1): hard-coded so the tool needs neither
+/* The catalog of mlops-v1 in catalog order (docs/model.md): hard-coded so the tool needs neither
  * the domain library nor a GetMaturityModel round trip. */
 static const char *const practices[30] = {
     "people.regular_communication",

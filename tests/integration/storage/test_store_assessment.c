@@ -1,7 +1,7 @@
 /* Assessments against a real server: create (UUIDv7, idempotent), list newest first with state
  * filter and pages, answers upserted all-or-nothing in catalog order, submit (state, submitter,
- * last_assessment, SPEC §4 transitions: PROPOSED vs APPLIED, superseding), delete drafts only,
- * etags, audit rows, and concurrent submissions keeping the transition chain intact. */
+ * last_assessment, the transitions of docs/api.md: PROPOSED vs APPLIED, superseding), delete drafts
+ * only, etags, audit rows, and concurrent submissions keeping the transition chain intact. */
 #include "mat_model.h"
 #include "store_test_db.h"
 

@@ -1,9 +1,10 @@
 /* Reporting against a real server: the portfolio summary of a small fixture, with every number
- * computed again here from the answers the test gave (SPEC §2 re-implemented in a few lines, not
- * through mat_score), under label filters and transition time windows; more organizations than
- * one keyset batch; and both exports: complete, strictly ordered by (update_time, org, id) with
- * microsecond ties, resumable from any record's cursor to exactly the rest, filtered, visibility
- * applied, and garbage or the other export's cursors refused on "cursor". */
+ * computed again here from the answers the test gave (docs/model.md's scoring re-implemented in a
+ * few lines, not through mat_score), under label filters and transition time windows; more
+ * organizations than one keyset batch; and both exports: complete, strictly ordered by
+ * (update_time, org, id) with microsecond ties, resumable from any record's cursor to exactly the
+ * rest, filtered, visibility applied, and garbage or the other export's cursors refused on
+ * "cursor". */
 #include "mat_model.h"
 #include "store_internal.h"
 #include "store_test_db.h"
@@ -134,7 +135,7 @@ static char *assess(const char *org, const struct answers *a, bool draft)
 	return id;
 }
 
-/* --- SPEC §2, again, for the expectations ------------------------------------------------- */
+/* --- docs/model.md, Scoring, again, for the expectations --------------------------------- */
 
 static bool satisfied(enum mat_status s)
 {

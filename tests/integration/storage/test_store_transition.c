@@ -884,8 +884,9 @@ static void test_store_transition_concurrency_keeps_chain(void **state)
 	assert_true(sum.submitted > 0);
 	assert_true(sum.approved > 0);
 
-	/* SPEC §4, for every organization: applied_seq 1..k, the first from 0, each from where
-	 * the previous ended, and current_level the last one's to_level (0 if none). */
+	/* The chain invariant (docs/api.md), for every organization: applied_seq 1..k, the first
+	 * from 0, each from where the previous ended, and current_level the last one's to_level (0
+	 * if none). */
 	assert_int_equal(
 	    q("SELECT count(*) FROM (SELECT from_level, applied_seq, "
 	      "lag(to_level, 1, 0::smallint) OVER w AS prev, row_number() OVER w AS rn "

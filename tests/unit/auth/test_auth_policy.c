@@ -1,7 +1,7 @@
-/* The permission table and auth_policy_allows: every method of API.md has the rule SPEC §6
- * gives it, every role x scope x permission decides as SPEC §6 says (an explicit expected
- * table, not a second implementation), and docs/permissions.md lists every rule as the code
- * has it. */
+/* auth_policy_allows and auth_policy_check: every role x scope x permission decides as
+ * docs/permissions.md says (an explicit expected table, not a second implementation). The
+ * method table (service/svc_methods.def) and its agreement with docs/permissions.md are
+ * tests/unit/service/test_svc_methods.c's. */
 #include "auth_policy.h"
 
 #include <setjmp.h>
@@ -14,14 +14,10 @@
 
 #include <cmocka.h>
 
-#ifndef MAT_PERMISSIONS_DOC
-#error "MAT_PERMISSIONS_DOC (path of docs/permissions.md) must be defined by the build"
-#endif
-
 #define M "/mlops.maturity.v1."
 
-/* Every method of API.md and the standard services, with the rule SPEC §6 asks for. Written
- * out here by hand so that a rule dropped or changed in the code fails this test. */
+/* Every method of the API (proto/) and the standard services, with the rule docs/permissions.md
+ * gives it. Written by hand so that a rule dropped or changed in the code fails this test. */
 static const struct auth_rule expected_rules[] = {
     {M "ModelService/GetMaturityModel", AUTH_PERM_ANY, AUTH_ORG_NONE},
     {M "ModelService/ListMaturityModels", AUTH_PERM_ANY, AUTH_ORG_NONE},
@@ -67,49 +63,14 @@ static const struct auth_rule expected_rules[] = {
 };
 #define N_EXPECTED (sizeof(expected_rules) / sizeof(expected_rules[0]))
 
-static void test_policy_every_api_method_has_its_rule(void **state)
+/* The rule the spec gives `method` (the table itself is service/svc_methods.def; its test,
+ * tests/unit/service/test_svc_methods.c, checks it against this same list and the doc). */
+static const struct auth_rule *expected_find(const char *method)
 {
-	size_t i, n = 0;
-	const struct auth_rule *all = auth_policy_rules(&n);
-
-	assert_non_null(all);
-	for (i = 0; i < N_EXPECTED; i++) {
-		const struct auth_rule *r = auth_policy_find(expected_rules[i].method);
-
-		if (r == NULL)
-			fail_msg("no rule for %s", expected_rules[i].method);
-		assert_string_equal(r->method, expected_rules[i].method);
-		if (r->perm != expected_rules[i].perm || r->org_from != expected_rules[i].org_from)
-			fail_msg("%s: rule %s/%s, want %s/%s", r->method, auth_perm_name(r->perm),
-			         auth_org_from_name(r->org_from),
-			         auth_perm_name(expected_rules[i].perm),
-			         auth_org_from_name(expected_rules[i].org_from));
-	}
-	/* ... and nothing else: every rule in the code is a method of API.md. */
-	assert_int_equal(n, N_EXPECTED);
-}
-
-static void test_policy_find_unknown(void **state)
-{
-	assert_null(auth_policy_find(NULL));
-	assert_null(auth_policy_find(""));
-	assert_null(auth_policy_find("/mlops.maturity.v1.ModelService/Nope"));
-	assert_null(auth_policy_find("/mlops.maturity.v1.ModelService/getMaturityModel"));
-	assert_null(auth_policy_find("mlops.maturity.v1.ModelService/GetMaturityModel"));
-	assert_null(auth_policy_find("/mlops.maturity.v1.ModelService/GetMaturityModel/"));
-	assert_null(auth_policy_find("/mlops.maturity.v1.ModelService/GetMaturityMode"));
-}
-
-static void test_policy_rules_unique(void **state)
-{
-	size_t i, j, n;
-	const struct auth_rule *all = auth_policy_rules(&n);
-
-	for (i = 0; i < n; i++) {
-		assert_ptr_equal(auth_policy_find(all[i].method), &all[i]);
-		for (j = i + 1; j < n; j++)
-			assert_string_not_equal(all[i].method, all[j].method);
-	}
+	for (size_t i = 0; i < N_EXPECTED; i++)
+		if (strcmp(expected_rules[i].method, method) == 0)
+			return &expected_rules[i];
+	return NULL;
 }
 
 /* --- decisions ------------------------------------------------------------------------- */
@@ -275,7 +236,7 @@ static void expect_decision(const char *method, const char *org, const struct ma
                             size_t n, enum mat_code want, const char *msg)
 {
 	struct mat_error err;
-	const struct auth_rule *r = auth_policy_find(method);
+	const struct auth_rule *r = expected_find(method);
 
 	assert_non_null(r);
 	mat_error_clear(&err);
@@ -330,83 +291,15 @@ static void test_policy_names(void **state)
 	assert_string_equal(auth_org_from_name((enum auth_org_from)42), "UNKNOWN_ORG_FROM");
 }
 
-/* --- docs/permissions.md -------------------------------------------------------------- */
-
-/* Copies the next `backticked` token of *p into out and advances *p past it. */
-static bool next_code_span(const char **p, char *out, size_t out_size)
-{
-	const char *a = strchr(*p, '`'), *b;
-
-	if (a == NULL)
-		return false;
-	b = strchr(a + 1, '`');
-	if (b == NULL || (size_t)(b - a - 1) >= out_size)
-		return false;
-	memcpy(out, a + 1, (size_t)(b - a - 1));
-	out[b - a - 1] = '\0';
-	*p = b + 1;
-	return true;
-}
-
-/* The rows "| `/method` | `PERM` | `ORG` |" of the doc's method table must be exactly the
- * code's rules: each rule once, with the same permission and organization source. */
-static void test_policy_doc_lists_every_method(void **state)
-{
-	FILE *f = fopen(MAT_PERMISSIONS_DOC, "r");
-	char line[512];
-	size_t n, i, rows = 0;
-	const struct auth_rule *all = auth_policy_rules(&n);
-	unsigned *seen = calloc(n, sizeof(*seen));
-
-	if (f == NULL)
-		fail_msg("cannot open %s", MAT_PERMISSIONS_DOC);
-	assert_non_null(seen);
-	while (fgets(line, sizeof(line), f) != NULL) {
-		char method[256], perm[32], org[32];
-		const char *p = line;
-		const struct auth_rule *r;
-
-		if (strncmp(line, "| `/", 4) != 0)
-			continue;
-		rows++;
-		if (!next_code_span(&p, method, sizeof(method)) ||
-		    !next_code_span(&p, perm, sizeof(perm)) ||
-		    !next_code_span(&p, org, sizeof(org)))
-			fail_msg("%s: malformed row: %s", MAT_PERMISSIONS_DOC, line);
-		r = auth_policy_find(method);
-		if (r == NULL)
-			fail_msg("%s lists %s, which the code has no rule for", MAT_PERMISSIONS_DOC,
-			         method);
-		if (strcmp(perm, auth_perm_name(r->perm)) != 0 ||
-		    strcmp(org, auth_org_from_name(r->org_from)) != 0)
-			fail_msg("%s: %s is %s/%s in the doc but %s/%s in the code",
-			         MAT_PERMISSIONS_DOC, method, perm, org, auth_perm_name(r->perm),
-			         auth_org_from_name(r->org_from));
-		seen[r - all]++;
-	}
-	fclose(f);
-	for (i = 0; i < n; i++) {
-		if (seen[i] != 1)
-			fail_msg("%s lists %s %u times, want once", MAT_PERMISSIONS_DOC,
-			         all[i].method, seen[i]);
-	}
-	assert_int_equal(rows, n);
-	free(seen);
-}
-
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_policy_every_api_method_has_its_rule),
-	    cmocka_unit_test(test_policy_find_unknown),
-	    cmocka_unit_test(test_policy_rules_unique),
 	    cmocka_unit_test(test_policy_allows_role_scope_perm),
 	    cmocka_unit_test(test_policy_allows_bootstrap_and_unbound),
 	    cmocka_unit_test(test_policy_allows_several_bindings),
 	    cmocka_unit_test(test_policy_can_see_and_sees_all),
 	    cmocka_unit_test(test_policy_check_messages),
 	    cmocka_unit_test(test_policy_names),
-	    cmocka_unit_test(test_policy_doc_lists_every_method),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

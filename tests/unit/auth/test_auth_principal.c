@@ -1,6 +1,7 @@
-/* auth_principal_from_pem: SPEC §6's principal rules and §7's refusals, on certificates made
- * here with the OpenSSL API (see make_certs.c), including ones no honest CA would issue; and
- * auth_principal_check, the syntax of a principal a delegator asserts (x-on-behalf-of). */
+/* auth_principal_from_pem: the principal rules and refusals of docs/permissions.md ("Who you are"),
+ * on certificates made here with the OpenSSL API (see make_certs.c), including ones no honest CA
+ * would issue; and auth_principal_check, the syntax of a principal a delegator asserts
+ * (x-on-behalf-of). */
 #include "auth.h"
 #include "make_certs.h"
 

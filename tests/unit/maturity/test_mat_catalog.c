@@ -1,6 +1,7 @@
-/* Unit tests of mat_catalog.c: the built-in mlops-v1 model against SPEC §1 and the seed (levels,
- * highlights, dimensions, the 30 practices in catalog order) and the practice id lookup. The
- * expected data is written out here on purpose: a copy made independently of the catalog. */
+/* Unit tests of mat_catalog.c: the built-in mlops-v1 model against docs/model.md and its source
+ * document (levels, highlights, dimensions, the 30 practices in catalog order) and the practice id
+ * lookup. The expected data is written out here on purpose: a copy made independently of the
+ * catalog. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>

@@ -1,7 +1,7 @@
-/* Unit tests of mat_score.c: every rule of SPEC §2 (scoring) and §3 (roadmap) with hand-computed
- * expectations on mlops-v1 and on small custom models, then properties over thousands of random
- * answer sets (fixed seed) checked against a deliberately naive implementation written here
- * straight from the SPEC's wording. */
+/* Unit tests of mat_score.c: every rule of docs/model.md ("Scoring" and "Roadmap") with
+ * hand-computed expectations on mlops-v1 and on small custom models, then properties over thousands
+ * of random answer sets (fixed seed) checked against a deliberately naive implementation written
+ * here straight from the wording of docs/model.md. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -41,7 +41,7 @@ static void set_all(enum mat_status *st, size_t n, enum mat_status s)
 		st[i] = s;
 }
 
-/* Levels of mlops-v1 practices in catalog order, copied from the SPEC table. */
+/* Levels of mlops-v1 practices in catalog order, copied from the table of docs/model.md. */
 static const int spec_level[30] = {1, 2, 3, 3, 4, 4, 1, 2, 2, 2, 2, 2, 4, 1, 1,
                                    2, 2, 3, 3, 3, 3, 4, 4, 1, 1, 1, 3, 3, 3, 4};
 
@@ -127,7 +127,7 @@ static void random_statuses(const struct mat_model *m, enum mat_status *st)
 	}
 }
 
-/* ---- the naive reference: SPEC §2/§3 read literally, no cleverness ---- */
+/* ---- the naive reference: docs/model.md's rules read literally, no cleverness ---- */
 
 static bool naive_satisfied(enum mat_status s)
 {
@@ -282,7 +282,7 @@ static void assert_roadmap_equal(const struct mat_roadmap *got, const struct mat
 	assert_memory_equal(got->ahead, want->ahead, want->n_ahead);
 }
 
-/* ---- §2: satisfied and credit ---- */
+/* ---- scoring: satisfied and credit ---- */
 
 static void test_mat_status_satisfied_each_status(void **state)
 {
@@ -377,7 +377,7 @@ static void test_mat_score_compute_all_partial_is_level_0_half_index(void **stat
 	assert_int_equal(s.n_blocking, 7);
 }
 
-/* ---- §2: dimension and overall levels at every boundary ---- */
+/* ---- scoring: dimension and overall levels at every boundary ---- */
 
 static void test_mat_score_compute_dimension_level_boundaries(void **state)
 {
@@ -535,7 +535,7 @@ static void test_mat_score_compute_out_of_range_status_is_not_implemented(void *
 	assert_int_equal(s.overall_level, 0);
 }
 
-/* ---- §2: maturity index rounding ---- */
+/* ---- scoring: maturity index rounding ---- */
 
 static void test_mat_score_compute_maturity_index_rounding_mlops(void **state)
 {
@@ -599,7 +599,7 @@ static void test_mat_score_compute_maturity_index_ties_round_away_from_zero(void
 	}
 }
 
-/* ---- §2: custom models (a model is data) ---- */
+/* ---- scoring: custom models (a model is data) ---- */
 
 static void test_mat_score_compute_empty_dimension_is_level_4_progress_1(void **state)
 {
@@ -682,7 +682,7 @@ static void test_mat_score_compute_64_practices(void **state)
 	assert_int_equal(s.total_count, 64);
 }
 
-/* ---- §3: target ---- */
+/* ---- roadmap: target ---- */
 
 static void test_mat_roadmap_target_rules(void **state)
 {
@@ -705,7 +705,7 @@ static void test_mat_roadmap_target_rules(void **state)
 		    cases[i].want);
 }
 
-/* ---- §3: roadmaps ---- */
+/* ---- roadmap: stages and ahead ---- */
 
 static void test_mat_roadmap_compute_no_answers_default_target(void **state)
 {

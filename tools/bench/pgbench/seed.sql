@@ -12,7 +12,8 @@
 --   j >= submitted + update_drafts          DRAFT whose answers score exactly level (o + j) % 5,
 --                                           for SubmitAssessment (each is submitted once)
 -- Every organization's last_assessment_id is its newest submitted assessment (j = submitted-1),
--- and its current_level is set by an APPLIED 0 -> L transition, so the SPEC §4 chain holds.
+-- and its current_level is set by an APPLIED 0 -> L transition, so the chain invariant
+-- (docs/api.md, "Level transitions") holds.
 -- Role bindings: spiffe://maturityd.dev/portal is a global EDITOR (the principal the RPC
 -- scenarios use), plus a viewer and an editor per organization and a global reporter, so the
 -- binding lookup maturityd does on every call searches a realistically sized index.

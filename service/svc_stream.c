@@ -1,0 +1,343 @@
+/* The stream driver: server streams that hold no thread (svc_stream_start), and the blocking
+ * sends and receives of bidi streams (svc_stream_send, svc_stream_recv: a send or receive waits on
+ * the call's condition variable, signalled by the poller when the batch completes; cancellation
+ * reaches the handler the same way).
+ *
+ * An engine-driven stream: FETCHING (queued for, or in, its kind's fetch on a handler thread)
+ * -> SENDING (one message in flight, no thread) -> FETCHING ... or PARKED (in srv->parked,
+ * waiting for svc_server_wake_streams) -> DONE. One message is in flight at a time, so a reader
+ * that stops reading costs one batch of memory. The kinds (exports, health Watch, WatchEvents)
+ * are the svc_stream_ops of their rpc_*.c; docs/architecture.md draws the states.
+ *
+ * Owns: the stream fields of struct svc_call and the parked list of struct svc_server
+ * (park_mu). The call's lifecycle around it is svc_engine.c's (svc_engine.h). */
+#include "svc_engine.h"
+
+#include "svc_convert.h"
+#include "svc_health.h"
+#include "svc_status.h"
+
+#include <assert.h>
+#include <errno.h>
+#include <grpc/grpc.h>
+#include <pthread.h>
+#include <string.h>
+#include <time.h>
+
+/* --- blocking streams (bidi) ------------------------------------------------------------ */
+
+/* Starts one batch and waits for it on the events thread (streams only). */
+#define STREAM_STALL_MS 10000
+
+static bool run_op_batch(struct svc_call *c, grpc_op *ops, size_t n)
+{
+	struct timespec until;
+	bool ok;
+
+	pthread_mutex_lock(&c->mu);
+	c->op_done = false;
+	pthread_mutex_unlock(&c->mu);
+	if (grpc_call_start_batch(c->call, ops, n, &c->op_tag, NULL) != GRPC_CALL_OK)
+		return false;
+	/* A client that stops reading would hold this handler thread for as long as its deadline:
+	 * after STREAM_STALL_MS without progress the call is cancelled and the thread freed. */
+	clock_gettime(CLOCK_REALTIME, &until);
+	until.tv_sec += STREAM_STALL_MS / 1000;
+	pthread_mutex_lock(&c->mu);
+	while (!c->op_done) {
+		if (pthread_cond_timedwait(&c->cv, &c->mu, &until) == ETIMEDOUT && !c->op_done) {
+			pthread_mutex_unlock(&c->mu);
+			grpc_call_cancel_with_status(c->call, GRPC_STATUS_RESOURCE_EXHAUSTED,
+			                             "the client stopped reading", NULL);
+			pthread_mutex_lock(&c->mu);
+			while (!c->op_done)
+				pthread_cond_wait(&c->cv, &c->mu);
+			break;
+		}
+	}
+	ok = c->op_ok;
+	pthread_mutex_unlock(&c->mu);
+	return ok;
+}
+enum mat_code svc_stream_send(struct svc_ctx *ctx, const ProtobufCMessage *msg)
+{
+	struct svc_call *c = ctx->call;
+	grpc_op ops[2];
+	size_t n = 0;
+	grpc_byte_buffer *bb;
+	bool ok;
+
+	if (atomic_load(&ctx->cancelled))
+		return mat_error_set(&ctx->err, MAT_CANCELLED, "the call was cancelled");
+	bb = svc_pack(msg);
+	memset(ops, 0, sizeof(ops));
+	if (!c->initial_md_sent) {
+		ops[n].op = GRPC_OP_SEND_INITIAL_METADATA;
+		n++;
+		c->initial_md_sent = true;
+	}
+	ops[n].op = GRPC_OP_SEND_MESSAGE;
+	ops[n].data.send_message.send_message = bb;
+	n++;
+	ok = run_op_batch(c, ops, n);
+	grpc_byte_buffer_destroy(bb);
+	if (!ok)
+		return mat_error_set(&ctx->err, MAT_CANCELLED, "the client went away");
+	return MAT_OK;
+}
+
+enum mat_code svc_stream_recv(struct svc_ctx *ctx, const ProtobufCMessageDescriptor *desc,
+                              ProtobufCMessage **out)
+{
+	struct svc_call *c = ctx->call;
+	grpc_op op;
+	bool ok;
+
+	*out = NULL;
+	memset(&op, 0, sizeof(op));
+	op.op = GRPC_OP_RECV_MESSAGE;
+	op.data.recv_message.recv_message = &c->recv_bb;
+	if (!run_op_batch(c, &op, 1))
+		return mat_error_set(&ctx->err, MAT_CANCELLED, "the client went away");
+	if (c->recv_bb == NULL)
+		return MAT_OK; /* half-closed */
+	*out = svc_decode(desc, c->recv_bb, NULL, &ok);
+	grpc_byte_buffer_destroy(c->recv_bb);
+	c->recv_bb = NULL;
+	if (!ok)
+		return mat_error_set(&ctx->err, MAT_INVALID,
+		                     "the request is not a valid %s message", desc->name);
+	return svc_check_utf8(*out, &ctx->err) ? MAT_OK : MAT_INVALID;
+}
+/* --- the stream driver ------------------------------------------------------------------ */
+
+int svc_stream_batch(struct svc_ctx *ctx, int most)
+{
+	int open = atomic_load(&ctx->srv->streams);
+	int n = open > 0 ? SVC_STREAM_RECORD_BUDGET / open : most;
+
+	return n < SVC_STREAM_BATCH_MIN ? SVC_STREAM_BATCH_MIN : (n > most ? most : n);
+}
+
+void svc_stream_start(struct svc_ctx *ctx, const struct svc_stream_ops *ops, void *state)
+{
+	struct svc_call *c = ctx->call;
+
+	assert(c->sops == NULL && c->m != NULL && c->m->kind == SVC_SERVER_STREAM);
+	c->sops = ops;
+	c->sstate = state;
+}
+
+/* The stream is over (any thread): its batch goes, then its status. */
+void svc_driver_end(struct svc_call *c, enum mat_code rc)
+{
+	if (rc == MAT_UNAVAILABLE || rc == MAT_TIMEOUT)
+		svc_health_db_failed(c->w->srv->health, rc);
+	c->sops->release(c->sstate);
+	c->s_n = c->s_i = 0;
+	svc_call_finish(c, rc);
+}
+
+/* SENDING: record s_i of the batch leaves (any thread); stream_sent continues. */
+void svc_driver_send(struct svc_call *c)
+{
+	const ProtobufCMessage *msg;
+	grpc_op ops[2];
+	size_t n = 0;
+
+	svc_scratch_reset(&c->ctx);
+	msg = c->sops->encode(&c->ctx, c->sstate, c->s_i);
+	c->send_bb = svc_pack(msg);
+	/* The message is in send_bb now: its arena (a 16 KiB block) goes back at once instead of
+	 * staying with a stream that parks (10,000 idle watches held 160 MiB that way). */
+	svc_scratch_reset(&c->ctx);
+	memset(ops, 0, sizeof(ops));
+	if (!c->initial_md_sent) {
+		ops[n].op = GRPC_OP_SEND_INITIAL_METADATA;
+		n++;
+		c->initial_md_sent = true;
+	}
+	ops[n].op = GRPC_OP_SEND_MESSAGE;
+	ops[n].data.send_message.send_message = c->send_bb;
+	n++;
+	if (grpc_call_start_batch(c->call, ops, n, &c->op_tag, NULL) != GRPC_CALL_OK) {
+		grpc_byte_buffer_destroy(c->send_bb);
+		c->send_bb = NULL;
+		mat_error_set(&c->ctx.err, MAT_CANCELLED, "the client went away");
+		svc_driver_end(c, MAT_CANCELLED);
+	}
+}
+
+/* PARKED, unless a wake-up came since the fetch started (then it fetches again at once). */
+static void stream_park(struct svc_call *c)
+{
+	struct svc_server *srv = c->w->srv;
+	bool woken;
+
+	c->due_ms = c->sops->due_ms != NULL ? c->sops->due_ms(c->sstate) : 0;
+	pthread_mutex_lock(&srv->park_mu);
+	woken = srv->wake_gen != c->park_gen || atomic_load(&c->ctx.cancelled);
+	if (!woken) {
+		c->parked = true;
+		c->park_prev = NULL;
+		c->park_next = srv->parked;
+		if (srv->parked != NULL)
+			srv->parked->park_prev = c;
+		srv->parked = c;
+	}
+	pthread_mutex_unlock(&srv->park_mu);
+	if (woken && !svc_call_enqueue(srv, c, true)) {
+		mat_error_set(&c->ctx.err, MAT_UNAVAILABLE, "the server is shutting down");
+		svc_driver_end(c, MAT_UNAVAILABLE);
+	}
+}
+
+/* Unlinks a parked c (under park_mu). */
+static void park_unlink(struct svc_server *srv, struct svc_call *c)
+{
+	if (c->park_prev != NULL)
+		c->park_prev->park_next = c->park_next;
+	else
+		srv->parked = c->park_next;
+	if (c->park_next != NULL)
+		c->park_next->park_prev = c->park_prev;
+	c->parked = false;
+	c->park_prev = c->park_next = NULL;
+}
+
+/* Takes c out of the parked list; false if it was not there. */
+bool svc_driver_unpark(struct svc_call *c)
+{
+	struct svc_server *srv = c->w->srv;
+	bool was;
+
+	if (c->sops == NULL)
+		return false;
+	pthread_mutex_lock(&srv->park_mu);
+	was = c->parked;
+	if (was)
+		park_unlink(srv, c);
+	pthread_mutex_unlock(&srv->park_mu);
+	return was;
+}
+
+void svc_server_wake_streams(struct svc_server *srv)
+{
+	struct svc_call *list;
+
+	pthread_mutex_lock(&srv->park_mu);
+	srv->wake_gen++;
+	list = srv->parked;
+	srv->parked = NULL;
+	for (struct svc_call *c = list; c != NULL; c = c->park_next)
+		c->parked = false;
+	pthread_mutex_unlock(&srv->park_mu);
+	while (list != NULL) {
+		struct svc_call *c = list;
+		list = c->park_next;
+		c->park_prev = c->park_next = NULL;
+		if (!svc_call_enqueue(srv, c, true)) {
+			mat_error_set(&c->ctx.err, MAT_UNAVAILABLE, "the server is shutting down");
+			svc_driver_end(c, MAT_UNAVAILABLE);
+		}
+	}
+}
+
+void svc_server_wake_due_streams(struct svc_server *srv, int64_t now_ms)
+{
+	struct svc_call *due = NULL;
+
+	/* No wake_gen bump: a fetch in progress has nothing new to see. */
+	pthread_mutex_lock(&srv->park_mu);
+	for (struct svc_call *c = srv->parked, *next; c != NULL; c = next) {
+		next = c->park_next;
+		if (c->due_ms == 0 || c->due_ms > now_ms)
+			continue;
+		park_unlink(srv, c);
+		c->park_next = due;
+		due = c;
+	}
+	pthread_mutex_unlock(&srv->park_mu);
+	while (due != NULL) {
+		struct svc_call *c = due;
+		due = c->park_next;
+		c->park_next = NULL;
+		if (!svc_call_enqueue(srv, c, true)) {
+			mat_error_set(&c->ctx.err, MAT_UNAVAILABLE, "the server is shutting down");
+			svc_driver_end(c, MAT_UNAVAILABLE);
+		}
+	}
+}
+
+/* FETCHING, on a handler thread: the next batch, then its first message. */
+void svc_driver_fetch(struct svc_call *c)
+{
+	enum mat_code rc;
+
+	if (atomic_load(&c->ctx.cancelled)) {
+		mat_error_set(&c->ctx.err, MAT_CANCELLED, "the call was cancelled");
+		svc_driver_end(c, MAT_CANCELLED);
+		return;
+	}
+	c->s_n = c->s_i = 0;
+	c->s_next = SVC_FETCH_LAST;
+	pthread_mutex_lock(&c->w->srv->park_mu);
+	c->park_gen = c->w->srv->wake_gen;
+	pthread_mutex_unlock(&c->w->srv->park_mu);
+	rc = c->sops->fetch(&c->ctx, c->sstate, &c->s_n, &c->s_next);
+	if (rc != MAT_OK) {
+		svc_driver_end(c, rc);
+		return;
+	}
+	if (c->s_n > 0) {
+		svc_driver_send(c);
+		return;
+	}
+	if (c->s_next == SVC_FETCH_PARK)
+		stream_park(c);
+	else
+		svc_driver_end(c, MAT_OK); /* an empty batch is the end, whatever it said */
+}
+
+/* A message of the stream left, or could not (on a poller). */
+void svc_driver_sent(struct svc_call *c, int success)
+{
+	struct svc_server *srv = c->w->srv;
+
+	grpc_byte_buffer_destroy(c->send_bb);
+	c->send_bb = NULL;
+	if (!success) {
+		mat_error_set(&c->ctx.err, MAT_CANCELLED, "the client went away");
+		svc_driver_end(c, MAT_CANCELLED);
+		return;
+	}
+	if (++c->s_i < c->s_n) {
+		if (c->sops->encode_on_poller) {
+			svc_driver_send(c);
+			return;
+		}
+		/* The next message is encoded on a handler thread, behind new calls: pollers only
+		 * route, so thousands of streams sending never delay a unary call's accept. */
+		if (!svc_call_enqueue(srv, c, true)) {
+			mat_error_set(&c->ctx.err, MAT_UNAVAILABLE, "the server is shutting down");
+			svc_driver_end(c, MAT_UNAVAILABLE);
+		}
+		return;
+	}
+	c->sops->release(c->sstate);
+	c->s_n = c->s_i = 0;
+	switch (c->s_next) {
+	case SVC_FETCH_MORE:
+		if (!svc_call_enqueue(srv, c, true)) {
+			mat_error_set(&c->ctx.err, MAT_UNAVAILABLE, "the server is shutting down");
+			svc_driver_end(c, MAT_UNAVAILABLE);
+		}
+		break;
+	case SVC_FETCH_PARK:
+		stream_park(c);
+		break;
+	case SVC_FETCH_LAST:
+		svc_call_finish(c, MAT_OK);
+		break;
+	}
+}
