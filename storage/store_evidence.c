@@ -5,7 +5,7 @@
  * same transaction; reads get one piece, list newest observe_time first (keyset on
  * (observe_time, id)), and gather the inputs of the live score in one round trip. The current
  * evidence of an organization is read from evidence_head, one index walk over the organization,
- * so its cost does not grow with the organization's history; for a time more than 30 minutes
+ * so its cost does not grow with the organization's history; for a time more than a minute
  * past, from evidence itself (st_ev_current). */
 #include "mat_model.h"
 #include "mat_validate.h"
@@ -37,8 +37,8 @@ STORE__STMT(st_ev_batch, 2,
  *
  * From evidence_head (migration 0008): per practice, the newest of its few rows in force at $3;
  * one short index walk over the organization, whatever the length of its history. The table
- * holds every piece that can be current at any t >= (a report's now() - 1 hour), so it answers
- * for $3 up to 30 minutes before this statement's now() (the 30 minutes spare: a report whose
+ * holds every piece that can be current at any t >= (a report's now() - 2 minutes), so it
+ * answers for $3 down to a minute before this statement's now() (the minute spare: a report whose
  * transaction started after ours may be visible to our snapshot).
  *
  * Before that (a score computed for the past, or a server clock far behind the database's): from
@@ -49,7 +49,7 @@ STORE__STMT(st_ev_batch, 2,
 #define EV_HEAD_CURRENT                                                                    \
 	"SELECT DISTINCT ON (e.practice_id) e.* FROM evidence_head e WHERE e.org_id = $1 " \
 	"AND e.observe_time <= $3::timestamptz AND e.expire_time > $3::timestamptz "       \
-	"AND $3::timestamptz > now() - interval '30 minutes' "                             \
+	"AND $3::timestamptz > now() - interval '1 minute' "                               \
 	"ORDER BY e.practice_id, e.observe_time DESC, e.create_time DESC, e.id DESC"
 #define EV_HISTORY_CURRENT                                                        \
 	"unnest($2::text[]) AS p(id) CROSS JOIN LATERAL ("                        \
@@ -58,7 +58,7 @@ STORE__STMT(st_ev_batch, 2,
 	"AND e.observe_time > $3::timestamptz - interval '9600 hours' "           \
 	"AND e.expire_time > $3::timestamptz "                                    \
 	"ORDER BY e.observe_time DESC, e.create_time DESC, e.id DESC LIMIT 1) e " \
-	"WHERE $3::timestamptz <= now() - interval '30 minutes'"
+	"WHERE $3::timestamptz <= now() - interval '1 minute'"
 /* What the live score and the gate use of a piece (LIVE_COLS, live_from_row): not its source,
  * reporter, uri, digest or note. */
 #define LIVE_COLS                                                                       \
@@ -73,22 +73,22 @@ STORE__STMT(st_ev_current_full, 3,
             "JOIN evidence e ON e.org_id = h.org_id AND e.id = h.id "
             "UNION ALL SELECT " EV_COLS " FROM " EV_HISTORY_CURRENT);
 /* Keeping evidence_head in the reporting transaction, after the pieces of batch $2 are in: they
- * go in (unless expired an hour ago), then every row of their practices that can no longer be
- * current at any t >= now() - 1 hour goes out: expired by then, or below a row that is in force
+ * go in (unless expired two minutes ago), then every row of their practices that can no longer be
+ * current at any t >= now() - 2 minutes goes out: expired by then, or below a row that is in force
  * whenever it is from then on (migration 0008 says why this never removes a current piece). */
 STORE__STMT(st_ev_head_add, 2,
             "INSERT INTO evidence_head (org_id, practice_id, observe_time, create_time, id, "
             "status, expire_time) SELECT e.org_id, e.practice_id, e.observe_time, e.create_time, "
             "e.id, e.status, e.expire_time FROM evidence e WHERE e.org_id = $1 "
-            "AND e.batch_id = $2::uuid AND e.expire_time > now() - interval '1 hour'");
+            "AND e.batch_id = $2::uuid AND e.expire_time > now() - interval '2 minutes'");
 STORE__STMT(st_ev_head_prune, 2,
             "DELETE FROM evidence_head q WHERE q.org_id = $1 AND q.practice_id IN ("
             "SELECT e.practice_id FROM evidence e WHERE e.org_id = $1 AND e.batch_id = $2::uuid) "
-            "AND (q.expire_time <= now() - interval '1 hour' OR EXISTS ("
+            "AND (q.expire_time <= now() - interval '2 minutes' OR EXISTS ("
             "SELECT 1 FROM evidence_head r WHERE r.org_id = q.org_id "
             "AND r.practice_id = q.practice_id "
             "AND (r.observe_time, r.create_time, r.id) > (q.observe_time, q.create_time, q.id) "
-            "AND r.observe_time <= greatest(q.observe_time, now() - interval '1 hour') "
+            "AND r.observe_time <= greatest(q.observe_time, now() - interval '2 minutes') "
             "AND r.expire_time >= q.expire_time))");
 STORE__STMT(st_ev_org_exists, 1, "SELECT 1 FROM organizations WHERE id = $1");
 /* Newest first, strictly after the position ($5, $6) in (observe_time, id) descending order;

@@ -684,7 +684,7 @@ static void check_at(const char *org, const struct hist *h, mat_time_us t, const
 	store_live_inputs_cleanup(&in);
 }
 
-/* Around `now`: well past (read from evidence), just inside the 30 minutes evidence_head answers
+/* Around `now`: well past (read from evidence), just inside the minute evidence_head answers
  * for, now, the 5 minutes of clock skew a future observation may have, and later; plus every
  * boundary (observe_time and expire_time, and the microsecond before each) of the pieces from
  * h->v[from] on. */
@@ -692,9 +692,8 @@ static void check_from(const char *org, const struct hist *h, size_t from, mat_t
                        const char *what)
 {
 	static const int64_t at[] = {
-	    -3 * DAY, -2 * 3600 * SEC, -31 * 60 * SEC, -29 * 60 * SEC, -10 * SEC,
-	    0,        1 * SEC,         4 * 60 * SEC,   6 * 60 * SEC,   3600 * SEC,
-	    2 * DAY,  20 * DAY,        500 * DAY};
+	    -3 * DAY,     -2 * 3600 * SEC, -70 * SEC,  -50 * SEC, -10 * SEC, 0,        1 * SEC,
+	    4 * 60 * SEC, 6 * 60 * SEC,    3600 * SEC, 2 * DAY,   20 * DAY,  500 * DAY};
 
 	for (size_t i = 0; i < sizeof(at) / sizeof(at[0]); i++)
 		check_at(org, h, now + at[i], what);
@@ -703,7 +702,7 @@ static void check_from(const char *org, const struct hist *h, size_t from, mat_t
 		mat_time_us b[4] = {e->observe_time - 1, e->observe_time, e->expire_time - 1,
 		                    e->expire_time};
 		for (int j = 0; j < 4; j++)
-			if (b[j] > now - 25 * 60 * SEC && b[j] < now + 401 * DAY)
+			if (b[j] > now - 45 * SEC && b[j] < now + 401 * DAY)
 				check_at(org, h, b[j], what);
 	}
 }
@@ -754,7 +753,7 @@ static void test_head_cases(void **state)
 	check_all("ev-head", &h, now, "future");
 	assert_int_equal(head_rows("ev-head", P1), 3);
 
-	/* Observed just now: within the last hour, so it removes nothing yet (a score for a
+	/* Observed just now: within the last two minutes, so it removes nothing yet (a score for a
 	 * moment before it stays exact). */
 	in[0] = piece(P2, MAT_STATUS_PARTIAL, now - 2 * DAY, now + 20 * DAY);
 	in[1] = piece(P2, MAT_STATUS_IMPLEMENTED, now - 1 * SEC, now + 20 * DAY);
@@ -845,9 +844,8 @@ static void test_head_random(void **state)
 			case 0: /* reuse an earlier observe_time: ties */
 				obs = h.n > 0 ? h.v[rnd(&x) % h.n].observe_time : now;
 				break;
-			case 1: /* around the hour evidence_head keeps everything within */
-				obs =
-				    now - 3600 * SEC + (int64_t)(rnd(&x) % (600 * SEC)) - 300 * SEC;
+			case 1: /* around the two minutes evidence_head keeps everything within */
+				obs = now - 120 * SEC + (int64_t)(rnd(&x) % (120 * SEC)) - 60 * SEC;
 				break;
 			case 2: /* near now, up to the 5 minutes of skew ahead */
 				obs = now + 300 * SEC - (int64_t)(rnd(&x) % (900 * SEC));
@@ -878,11 +876,11 @@ static void test_head_random(void **state)
 		tdb_exec(db, sql);
 		check_all("ev-head-rand", &h, now, "backfill");
 	}
-	/* Kept: no more than could be in force from an hour ago on. */
+	/* Kept: no more than could be in force from two minutes ago on. */
 	{
 		size_t live = 0;
 		for (size_t i = 0; i < h.n; i++)
-			live += h.v[i].expire_time > now - 3600 * SEC;
+			live += h.v[i].expire_time > now - 120 * SEC;
 		assert_true(q("SELECT count(*) FROM evidence_head WHERE org_id = 'ev-head-rand'") <=
 		            (int64_t)live);
 	}

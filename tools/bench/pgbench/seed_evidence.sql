@@ -64,12 +64,12 @@ ORDER BY o, r;
 INSERT INTO evidence_head (org_id, practice_id, observe_time, create_time, id, status, expire_time)
 SELECT q.org_id, q.practice_id, q.observe_time, q.create_time, q.id, q.status, q.expire_time
 FROM evidence q
-WHERE q.expire_time > now() - interval '1 hour'
+WHERE q.expire_time > now() - interval '2 minutes'
   AND NOT EXISTS (
       SELECT 1 FROM evidence r
       WHERE r.org_id = q.org_id AND r.practice_id = q.practice_id
         AND (r.observe_time, r.create_time, r.id) > (q.observe_time, q.create_time, q.id)
-        AND r.observe_time <= greatest(q.observe_time, now() - interval '1 hour')
+        AND r.observe_time <= greatest(q.observe_time, now() - interval '2 minutes')
         AND r.expire_time >= q.expire_time)
 ON CONFLICT DO NOTHING;
 COMMIT;
