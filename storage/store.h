@@ -394,11 +394,14 @@ enum mat_code store_evidence_list(const struct store_call *c, const char *org_id
 
 /* Everything the live score needs, read in one round trip where possible. */
 struct store_live_inputs {
-	struct mat_organization org;
+	struct mat_organization org;     /* id and current_level only */
 	struct mat_assessment submitted; /* zeroed (id NULL) when the organization has no submitted
-	                                    assessment */
-	struct mat_evidence *evidence;   /* candidate evidence at `now` (at most the current one per
-	                                    practice is enough) */
+	                                    assessment; its answers in no particular order, with
+	                                    practice_id and status only */
+	struct mat_evidence *evidence;   /* the current evidence at `now` (at most one per
+	                                    practice): org_id, id, practice_id, status and the
+	                                    three times only (source, reporter, uri, digest and
+	                                    note are NULL) */
 	size_t n_evidence;
 };
 
