@@ -1,5 +1,5 @@
-/* AccessService: who the caller is, role bindings (SPEC §6) and the audit log. Everything but
- * WhoAmI needs a global admin (auth/'s table says so). */
+/* AccessService: who the caller is, role bindings and the audit log (docs/permissions.md).
+ * Everything but WhoAmI needs a global admin (auth/'s table says so). */
 #include "mat_validate.h"
 #include "mlops/maturity/v1/access.pb-c.h"
 #include "svc.h"

@@ -31,6 +31,8 @@
 typedef Mlops__Maturity__V1__Event Event;
 
 #define WATCH_BATCH 200
+/* A lone watch reading the table (a replay) reads this many events per round trip. */
+#define REPLAY_BATCH 1000
 /* Bindings are re-read this often: a removed binding stops events well within 5 s. */
 #define RECHECK_MS 3000
 /* The longest a watch's read may take before the watch ends (UNAVAILABLE; it resumes). */
@@ -42,6 +44,9 @@ typedef Mlops__Maturity__V1__Event Event;
 /* The feed: the latest events of every organization kept for live watches. */
 #define WINDOW 4096
 #define FEED_BATCH 500
+/* The timer's step: heartbeats due are sent, and events an open transaction held back are read,
+ * at most this late. */
+#define STEP_MS 50
 
 /* Bumped by every notification: a watch reads again only when it changed since its last read
  * (or its own reasons say so). */
@@ -49,17 +54,42 @@ static atomic_uint notify_gen;
 static atomic_int n_watchers;
 static atomic_llong heard_ms; /* store_now_ms() of the last notification */
 
+/* One event as every watch sends it, built once (by the feed, or by a watch reading the table):
+ * the two fields of a WatchEventsResponse already packed, the Event (its snapshot spliced in as
+ * storage keeps it: the resource's wire form, appended as the oneof's field, so it is never
+ * unpacked and packed again) then the cursor. A watch's message is these bytes as the message's
+ * fields (protobuf-c packs unknown fields verbatim), so a delivery copies nothing but them into
+ * grpc's buffer. Shared by reference between the feed and every watch's batch. */
+struct ev_msg {
+	atomic_int ref;
+	struct store_event_pos at;
+	mat_time_us time;
+	int type;
+	const char *org_id; /* in the same allocation, after the bytes */
+	const char *cursor; /* likewise */
+	size_t event_len;   /* bytes of field 1 (event): its length, then the packed Event */
+	size_t cursor_len;  /* bytes of field 2 (cursor): its length, then the text */
+	uint8_t data[];
+};
+
+static void ev_msg_unref(struct ev_msg *m)
+{
+	if (m != NULL && atomic_fetch_sub(&m->ref, 1) == 1)
+		free(m);
+}
+
 /* The feed holds every event of the log in (start, end], in order, in ring slots
  * [first, next) (absolute counts, modulo WINDOW). Extended by the timer thread only (a watch
  * that starts while it is closed opens it, empty); read by watches; all under mu. */
 static struct {
 	pthread_mutex_t mu;
-	struct store_event ring[WINDOW];
+	struct ev_msg *ring[WINDOW];
 	int64_t heard[WINDOW]; /* when the replica heard of each event's commit */
 	uint64_t first, next;
 	struct store_event_pos start, end;
 	bool valid;
 	bool held;         /* timer thread only: the last read saw events held back */
+	bool more;         /* timer thread only: the last read stopped with events left */
 	unsigned read_gen; /* timer thread only: notify_gen at the last read */
 } feed = {.mu = PTHREAD_MUTEX_INITIALIZER};
 
@@ -193,6 +223,118 @@ static Event *event_to_proto(struct svc_ctx *ctx, const struct store_event *e)
 	return out;
 }
 
+static size_t varint_size(uint64_t v)
+{
+	size_t n = 1;
+
+	while (v >= 0x80) {
+		v >>= 7;
+		n++;
+	}
+	return n;
+}
+
+static size_t varint_put(uint8_t *p, uint64_t v)
+{
+	size_t n = 0;
+
+	while (v >= 0x80) {
+		p[n++] = (uint8_t)(v | 0x80);
+		v >>= 7;
+	}
+	p[n++] = (uint8_t)v;
+	return n;
+}
+
+/* The oneof field a snapshot of this type goes in (its field number). */
+static unsigned snapshot_field(enum store_event_type type)
+{
+	switch (store_event_snapshot_kind(type)) {
+	case STORE_SNAPSHOT_ORGANIZATION:
+		return MLOPS__MATURITY__V1__EVENT__SNAPSHOT_ORGANIZATION_SNAPSHOT;
+	case STORE_SNAPSHOT_ASSESSMENT:
+		return MLOPS__MATURITY__V1__EVENT__SNAPSHOT_ASSESSMENT_SNAPSHOT;
+	case STORE_SNAPSHOT_TRANSITION:
+		return MLOPS__MATURITY__V1__EVENT__SNAPSHOT_TRANSITION_SNAPSHOT;
+	case STORE_SNAPSHOT_EVIDENCE:
+		return MLOPS__MATURITY__V1__EVENT__SNAPSHOT_EVIDENCE_SNAPSHOT;
+	}
+	return MLOPS__MATURITY__V1__EVENT__SNAPSHOT_ORGANIZATION_SNAPSHOT;
+}
+
+/* e as a message every watch can send (reference count 1); NULL when out of memory. Any
+ * thread: no call memory. */
+static struct ev_msg *ev_msg_build(const struct store_event *e)
+{
+	Event ev = MLOPS__MATURITY__V1__EVENT__INIT;
+	Google__Protobuf__Timestamp ts = GOOGLE__PROTOBUF__TIMESTAMP__INIT;
+	char name[32], *org_name;
+	size_t org_len = strlen(e->org_id), cur_len = strlen(e->cursor);
+	size_t base, snap = 0, ev_len, total;
+	struct ev_msg *m;
+	uint8_t *p;
+
+	org_name = malloc(org_len + sizeof("organizations/"));
+	if (org_name == NULL)
+		return NULL;
+	memcpy(org_name, "organizations/", sizeof("organizations/") - 1);
+	memcpy(org_name + sizeof("organizations/") - 1, e->org_id, org_len + 1);
+	snprintf(name, sizeof(name), "events/%lld", (long long)e->seq);
+	ev.name = name;
+	ev.type = (Mlops__Maturity__V1__EventType)e->type;
+	ev.organization = org_name;
+	ev.resource = e->resource;
+	ev.principal = e->principal;
+	ev.delegator = e->delegator;
+	ev.cursor = (char *)e->cursor;
+	if (e->time != 0) {
+		ts.seconds = e->time / 1000000;
+		ts.nanos = (int32_t)(e->time % 1000000) * 1000;
+		if (ts.nanos < 0) {
+			ts.seconds--;
+			ts.nanos += 1000000000;
+		}
+		ev.time = &ts;
+	}
+	base = protobuf_c_message_get_packed_size(&ev.base);
+	/* The snapshot's tag (fields 8 to 11: one byte), its length, its bytes. */
+	if (e->snapshot != NULL)
+		snap = 1 + varint_size(e->snapshot_len) + e->snapshot_len;
+	ev_len = base + snap;
+	total = varint_size(ev_len) + ev_len + varint_size(cur_len) + cur_len;
+	m = malloc(sizeof(*m) + total + org_len + 1 + cur_len + 1);
+	if (m == NULL) {
+		free(org_name);
+		return NULL;
+	}
+	atomic_init(&m->ref, 1);
+	m->at = e->at;
+	m->time = e->time;
+	m->type = (int)e->type;
+	p = m->data;
+	p += varint_put(p, ev_len);
+	p += protobuf_c_message_pack(&ev.base, p);
+	free(org_name);
+	if (e->snapshot != NULL) {
+		*p++ =
+		    (uint8_t)(snapshot_field(e->type) << 3 | PROTOBUF_C_WIRE_TYPE_LENGTH_PREFIXED);
+		p += varint_put(p, e->snapshot_len);
+		memcpy(p, e->snapshot, e->snapshot_len);
+		p += e->snapshot_len;
+	}
+	m->event_len = (size_t)(p - m->data);
+	p += varint_put(p, cur_len);
+	memcpy(p, e->cursor, cur_len);
+	p += cur_len;
+	m->cursor_len = (size_t)(p - m->data) - m->event_len;
+	memcpy(p, e->org_id, org_len + 1);
+	m->org_id = (const char *)p;
+	p += org_len + 1;
+	memcpy(p, e->cursor, cur_len + 1);
+	m->cursor = (const char *)p;
+	return m;
+}
+
 /* --- requests ------------------------------------------------------------------------------- */
 
 /* The engine parsed parent and authorized the caller (svc_methods.def); then types, and one
@@ -301,6 +443,166 @@ enum mat_code rpc_list_events(struct svc_ctx *ctx, const ProtobufCMessage *req_)
 	return svc_reply(ctx, &resp.base);
 }
 
+/* --- the callers' bindings, shared by their watches ---------------------------------------------
+ *
+ * Visibility is judged with the caller's bindings as read at most RECHECK_MS ago. They are read
+ * once per principal and interval, whatever the number of its watches (a portal's 1,000 watches
+ * made 333 reads a second of the same bindings, one per watch): a watch that finds its
+ * principal's copy too old reads it again for all of them, and the others wait for that read
+ * rather than make their own. A copy is immutable and counted: a watch keeps the one it judged
+ * with until it takes a newer one. */
+
+struct bind_snap {
+	atomic_int ref;
+	int64_t read_ms; /* when the read that made it started */
+	struct mat_role_binding *list;
+	size_t n;
+};
+
+struct principal_binds {
+	struct principal_binds *next;
+	char *principal;
+	int users;              /* watches of this principal; under binds_mu */
+	bool reading;           /* one of them is reading the bindings; under binds_mu */
+	struct bind_snap *snap; /* the latest copy (NULL before the first); under binds_mu */
+};
+
+#define BIND_BUCKETS 64
+static pthread_mutex_t binds_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t binds_cv = PTHREAD_COND_INITIALIZER;
+static struct principal_binds *binds[BIND_BUCKETS];
+
+static void bind_snap_unref(struct bind_snap *b)
+{
+	if (b == NULL || atomic_fetch_sub(&b->ref, 1) != 1)
+		return;
+	for (size_t i = 0; i < b->n; i++)
+		mat_role_binding_cleanup(&b->list[i]);
+	free(b->list);
+	free(b);
+}
+
+static size_t bind_bucket(const char *principal)
+{
+	size_t h = 5381;
+
+	for (const unsigned char *p = (const unsigned char *)principal; *p != '\0'; p++)
+		h = h * 33 + *p;
+	return h % BIND_BUCKETS;
+}
+
+/* The entry of `principal`, one more user; NULL when out of memory. */
+static struct principal_binds *binds_join(const char *principal)
+{
+	size_t b = bind_bucket(principal);
+	struct principal_binds *p;
+
+	pthread_mutex_lock(&binds_mu);
+	for (p = binds[b]; p != NULL; p = p->next)
+		if (strcmp(p->principal, principal) == 0)
+			break;
+	if (p == NULL) {
+		p = calloc(1, sizeof(*p));
+		if (p != NULL && (p->principal = strdup(principal)) == NULL) {
+			free(p);
+			p = NULL;
+		}
+		if (p != NULL) {
+			p->next = binds[b];
+			binds[b] = p;
+		}
+	}
+	if (p != NULL)
+		p->users++;
+	pthread_mutex_unlock(&binds_mu);
+	return p;
+}
+
+static void binds_leave(struct principal_binds *p)
+{
+	struct principal_binds **pp;
+
+	if (p == NULL)
+		return;
+	pthread_mutex_lock(&binds_mu);
+	if (--p->users > 0) {
+		pthread_mutex_unlock(&binds_mu);
+		return;
+	}
+	for (pp = &binds[bind_bucket(p->principal)]; *pp != p; pp = &(*pp)->next)
+		;
+	*pp = p->next;
+	pthread_mutex_unlock(&binds_mu);
+	bind_snap_unref(p->snap);
+	free(p->principal);
+	free(p);
+}
+
+/* Makes list (n bindings, read from a start at read_ms) p's copy unless a fresher one is there;
+ * takes the list either way. Under binds_mu. */
+static void binds_install(struct principal_binds *p, struct mat_role_binding *list, size_t n,
+                          int64_t read_ms)
+{
+	struct bind_snap *b;
+
+	if (p->snap != NULL && p->snap->read_ms >= read_ms)
+		goto drop;
+	b = malloc(sizeof(*b));
+	if (b == NULL)
+		goto drop;
+	atomic_init(&b->ref, 1);
+	b->read_ms = read_ms;
+	b->list = list;
+	b->n = n;
+	bind_snap_unref(p->snap);
+	p->snap = b;
+	return;
+drop:
+	for (size_t i = 0; i < n; i++)
+		mat_role_binding_cleanup(&list[i]);
+	free(list);
+}
+
+/* A copy of p's bindings read at most RECHECK_MS before `now` (a reference for the caller), read
+ * here when there is none (or waiting for a read another watch of p is making). */
+static enum mat_code binds_current(struct svc_ctx *ctx, struct principal_binds *p, int64_t now,
+                                   struct bind_snap **out)
+{
+	enum mat_code rc = MAT_OK;
+
+	pthread_mutex_lock(&binds_mu);
+	for (;;) {
+		struct mat_role_binding *list = NULL;
+		struct store_call sc;
+		size_t n = 0;
+		int64_t start;
+
+		if (p->snap != NULL && now - p->snap->read_ms < RECHECK_MS) {
+			atomic_fetch_add(&p->snap->ref, 1);
+			*out = p->snap;
+			break;
+		}
+		if (p->reading) {
+			pthread_cond_wait(&binds_cv, &binds_mu);
+			continue; /* a failed read leaves no copy: this watch reads then */
+		}
+		p->reading = true;
+		pthread_mutex_unlock(&binds_mu);
+		start = store_now_ms();
+		svc_store_call(ctx, &sc);
+		rc = store_bindings_for_principal(&sc, p->principal, &list, &n, &ctx->err);
+		pthread_mutex_lock(&binds_mu);
+		p->reading = false;
+		pthread_cond_broadcast(&binds_cv);
+		if (rc != MAT_OK)
+			break;
+		binds_install(p, list, n, start);
+		now = start; /* what was just read is fresh enough for this watch */
+	}
+	pthread_mutex_unlock(&binds_mu);
+	return rc;
+}
+
 /* --- WatchEvents ---------------------------------------------------------------------------- */
 
 struct watch {
@@ -309,52 +611,48 @@ struct watch {
 	struct store_event_filter f;
 	mat_time_us min_time;       /* start_time: events whose time is earlier are not replayed */
 	struct store_event_pos pos; /* everything at or before it was considered */
+	mat_time_us wm; /* the watermark to read the table with again (0: a fresh one) */
 	bool only_visible;
-	int64_t checked_ms; /* bindings last judged */
-	int64_t sent_ms;    /* last message (event or heartbeat) */
-	unsigned gen;       /* notify_gen at the last read */
-	bool read_now;      /* read at the next fetch whatever the notifications say */
-	bool held;          /* the last read saw events held back by an open transaction */
-	bool live;          /* has taken events from the feed */
-	/* The current batch: events, or one heartbeat. */
-	struct store_event *batch;
-	size_t n;
+	bool bootstrap_admin;
+	struct principal_binds *pb; /* the caller's bindings, shared with its other watches */
+	struct bind_snap *binds;    /* the copy visibility is judged with */
+	int64_t sent_ms;            /* last message (event or heartbeat) */
+	unsigned gen;               /* notify_gen at the last read */
+	bool read_now;              /* read at the next fetch whatever the notifications say */
+	bool held;                  /* the last read saw events held back by an open transaction */
+	bool live;                  /* has taken events from the feed */
+	/* The current batch: events (references), or one heartbeat. */
+	struct ev_msg **batch;
+	size_t n, cap;
 	bool heartbeat;
 	char hb_cursor[STORE_EVENT_CURSOR_MAX];
+	/* The message being sent: the batch's bytes as its fields (no call memory). */
+	Mlops__Maturity__V1__WatchEventsResponse msg;
+	ProtobufCMessageUnknownField fields[2];
 };
 
 static void watch_release(void *state);
 
-static char *dup0(const char *s)
+/* Room for one more event in the batch; false when out of memory. */
+static bool batch_room(struct watch *w)
 {
-	return strdup(s != NULL ? s : "");
-}
+	struct ev_msg **b;
+	size_t cap;
 
-/* A deep copy of a feed event for one watch's batch; false when out of memory. */
-static bool event_copy(const struct store_event *e, struct store_event *out)
-{
-	*out = *e;
-	out->org_id = dup0(e->org_id);
-	out->resource = dup0(e->resource);
-	out->principal = dup0(e->principal);
-	out->delegator = dup0(e->delegator);
-	out->snapshot = NULL;
-	if (e->snapshot != NULL) {
-		out->snapshot = malloc(e->snapshot_len ? e->snapshot_len : 1);
-		if (out->snapshot != NULL)
-			memcpy(out->snapshot, e->snapshot, e->snapshot_len);
-	}
-	if (out->org_id == NULL || out->resource == NULL || out->principal == NULL ||
-	    out->delegator == NULL || (e->snapshot != NULL && out->snapshot == NULL)) {
-		store_event_cleanup(out);
+	if (w->n < w->cap)
+		return true;
+	cap = w->cap ? 2 * w->cap : 8;
+	b = realloc(w->batch, cap * sizeof(*b));
+	if (b == NULL)
 		return false;
-	}
+	w->batch = b;
+	w->cap = cap;
 	return true;
 }
 
 /* Whether watch w wants event e: its organization, types, start time, and the caller's
- * bindings as last read. */
-static bool wants(const struct svc_ctx *ctx, const struct watch *w, const struct store_event *e)
+ * bindings as last judged. */
+static bool wants(const struct watch *w, const struct ev_msg *e)
 {
 	if (w->f.org_id != NULL && strcmp(w->f.org_id, e->org_id) != 0)
 		return false;
@@ -363,7 +661,7 @@ static bool wants(const struct svc_ctx *ctx, const struct watch *w, const struct
 	if (w->min_time != 0 && e->time < w->min_time)
 		return false;
 	return !w->only_visible ||
-	       auth_policy_can_see(e->org_id, ctx->bindings, ctx->n_bindings, ctx->bootstrap_admin);
+	       auth_policy_can_see(e->org_id, w->binds->list, w->binds->n, w->bootstrap_admin);
 }
 
 enum feed_result {
@@ -372,9 +670,10 @@ enum feed_result {
 	FEED_OUT,    /* it was in the window and fell out of it */
 };
 
-static enum feed_result from_feed(const struct svc_ctx *ctx, struct watch *w)
+static enum feed_result from_feed(struct watch *w)
 {
 	uint64_t lo, hi;
+	int64_t now = store_now_ms();
 	enum feed_result res = FEED_TAKEN;
 
 	pthread_mutex_lock(&feed.mu);
@@ -390,25 +689,20 @@ static enum feed_result from_feed(const struct svc_ctx *ctx, struct watch *w)
 	hi = feed.next;
 	while (lo < hi) {
 		uint64_t mid = lo + (hi - lo) / 2;
-		if (pos_cmp(&feed.ring[mid % WINDOW].at, &w->pos) <= 0)
+		if (pos_cmp(&feed.ring[mid % WINDOW]->at, &w->pos) <= 0)
 			lo = mid + 1;
 		else
 			hi = mid;
 	}
-	w->batch = calloc(WATCH_BATCH, sizeof(*w->batch));
-	if (w->batch == NULL) {
-		res = FEED_BEHIND;
-		goto out;
-	}
 	for (; lo < feed.next && w->n < WATCH_BATCH; lo++) {
-		const struct store_event *e = &feed.ring[lo % WINDOW];
-		if (wants(ctx, w, e)) {
-			if (!event_copy(e, &w->batch[w->n]))
+		struct ev_msg *e = feed.ring[lo % WINDOW];
+		if (wants(w, e)) {
+			if (!batch_room(w))
 				break;
-			w->n++;
-			svc_metrics_event_latency(
-			    svc_server_metrics(w->srv),
-			    (double)(store_now_ms() - feed.heard[lo % WINDOW]) / 1000.0);
+			atomic_fetch_add(&e->ref, 1);
+			w->batch[w->n++] = e;
+			svc_metrics_event_latency(svc_server_metrics(w->srv),
+			                          (double)(now - feed.heard[lo % WINDOW]) / 1000.0);
 		}
 		w->pos = e->at;
 	}
@@ -419,19 +713,75 @@ out:
 	return res;
 }
 
-/* A watch behind the window reads the table itself, filtered in the query. */
+/* A watch behind the window reads the table itself, filtered in the query, in batches as large
+ * as the streams in progress allow (a lone replay: REPLAY_BATCH per round trip). */
 static enum mat_code table_fetch(struct svc_ctx *ctx, struct watch *w, int64_t now)
 {
+	struct store_event *rows = NULL;
 	struct store_call sc;
+	size_t n = 0;
+	int limit = svc_stream_batch(ctx, REPLAY_BATCH);
 	enum mat_code rc;
 
+	if (limit < WATCH_BATCH)
+		limit = WATCH_BATCH;
 	svc_store_call(ctx, &sc);
 	sc.only_visible = w->only_visible;
 	if (sc.deadline_ms > now + READ_TIMEOUT_MS)
 		sc.deadline_ms = now + READ_TIMEOUT_MS;
-	rc = store_event_follow(&sc, &w->f, w->min_time, WATCH_BATCH, &w->pos, &w->batch, &w->n,
-	                        &w->held, &ctx->err);
-	w->read_now = rc == MAT_OK && w->n == WATCH_BATCH;
+	rc = store_event_follow_wm(&sc, &w->f, w->min_time, limit, &w->pos, &w->wm, &rows, &n,
+	                           &w->held, &ctx->err);
+	if (rc != MAT_OK)
+		return rc;
+	/* A full batch: more rows lie below the same watermark, read them without asking it
+	 * again. A short one moved the position to it: the next read needs a fresh one. */
+	w->read_now = n == (size_t)limit;
+	if (!w->read_now)
+		w->wm = 0;
+	w->batch = calloc(n ? n : 1, sizeof(*w->batch));
+	if (w->batch == NULL) {
+		store_events_free(rows, n);
+		return mat_error_set(&ctx->err, MAT_INTERNAL, "out of memory");
+	}
+	w->cap = n ? n : 1;
+	for (size_t i = 0; i < n; i++) {
+		w->batch[i] = ev_msg_build(&rows[i]);
+		if (w->batch[i] == NULL) {
+			store_events_free(rows, n);
+			return mat_error_set(&ctx->err, MAT_INTERNAL, "out of memory");
+		}
+		w->n++;
+	}
+	store_events_free(rows, n);
+	return MAT_OK;
+}
+
+/* Visibility is the caller's bindings now (read at most RECHECK_MS ago), not when the watch
+ * began. A watch of one organization its caller may no longer view ends: the refusal is
+ * decided (and audited) by the call's own authorization, on bindings read again. */
+static enum mat_code watch_judge(struct svc_ctx *ctx, struct watch *w, int64_t now)
+{
+	struct bind_snap *b = NULL;
+	enum mat_code rc;
+
+	if (w->bootstrap_admin)
+		return MAT_OK; /* sees everything whatever the bindings */
+	if (w->binds != NULL && now - w->binds->read_ms < RECHECK_MS)
+		return MAT_OK;
+	rc = binds_current(ctx, w->pb, now, &b);
+	if (rc != MAT_OK)
+		return rc;
+	bind_snap_unref(w->binds);
+	w->binds = b;
+	if (w->f.org_id == NULL) {
+		w->only_visible = !auth_policy_sees_all(b->list, b->n, false);
+		return MAT_OK;
+	}
+	if (auth_policy_can_see(w->f.org_id, b->list, b->n, false))
+		return MAT_OK;
+	svc_forget_bindings(ctx);
+	rc = svc_reauthorize(ctx);
+	svc_forget_bindings(ctx);
 	return rc;
 }
 
@@ -449,19 +799,10 @@ static enum mat_code watch_fetch(struct svc_ctx *ctx, void *state, size_t *n, en
 	if (svc_server_grace_over(w->srv))
 		return mat_error_set(&ctx->err, MAT_UNAVAILABLE,
 		                     "the server is shutting down: resume from the last cursor");
-	if (now - w->checked_ms >= RECHECK_MS) {
-		/* Visibility is the caller's bindings now, not when the watch began. */
-		svc_forget_bindings(ctx);
-		if (w->f.org_id != NULL) {
-			rc = svc_reauthorize(ctx);
-			if (rc != MAT_OK)
-				return rc;
-		} else {
-			w->only_visible = !svc_sees_all(ctx);
-		}
-		w->checked_ms = now;
-	}
-	switch (from_feed(ctx, w)) {
+	rc = watch_judge(ctx, w, now);
+	if (rc != MAT_OK)
+		return rc;
+	switch (from_feed(w)) {
 	case FEED_OUT:
 		svc_metrics_watcher_too_slow(svc_server_metrics(w->srv));
 		return mat_error_set(&ctx->err, MAT_LIMIT,
@@ -469,6 +810,7 @@ static enum mat_code watch_fetch(struct svc_ctx *ctx, void *state, size_t *n, en
 		                     "last cursor",
 		                     WINDOW);
 	case FEED_TAKEN:
+		w->read_now = false; /* live: the feed says when there is more */
 		break;
 	case FEED_BEHIND:
 		g = atomic_load(&notify_gen);
@@ -485,10 +827,10 @@ static enum mat_code watch_fetch(struct svc_ctx *ctx, void *state, size_t *n, en
 		svc_metrics_events_delivered(svc_server_metrics(w->srv), (unsigned)w->n);
 		*n = w->n;
 		/* A full batch: more may be waiting, in the window or in the table. */
-		*next = w->n == WATCH_BATCH ? SVC_FETCH_MORE : SVC_FETCH_PARK;
+		*next = w->n >= WATCH_BATCH || w->read_now ? SVC_FETCH_MORE : SVC_FETCH_PARK;
 		return MAT_OK;
 	}
-	/* Nothing this watch wants: no batch kept while it parks (an empty one is 30 KiB). */
+	/* Nothing this watch wants: no batch kept while it parks. */
 	watch_release(w);
 	if (now - w->sent_ms >= cfg->event_heartbeat_ms) {
 		/* A heartbeat: no event, the position reached (a filtered watch's cursor stays
@@ -501,28 +843,43 @@ static enum mat_code watch_fetch(struct svc_ctx *ctx, void *state, size_t *n, en
 	return MAT_OK;
 }
 
+/* The message is the event's bytes as they are (built once for every watch that sends it). */
 static const ProtobufCMessage *watch_encode(struct svc_ctx *ctx, void *state, size_t i)
 {
 	struct watch *w = state;
-	Mlops__Maturity__V1__WatchEventsResponse *msg = svc_alloc(ctx, sizeof(*msg));
+	const struct ev_msg *e;
 
-	mlops__maturity__v1__watch_events_response__init(msg);
+	(void)ctx;
+	mlops__maturity__v1__watch_events_response__init(&w->msg);
 	if (w->heartbeat) {
-		msg->cursor = svc_strdup(ctx, w->hb_cursor);
-		return &msg->base;
+		w->msg.cursor = w->hb_cursor;
+		return &w->msg.base;
 	}
-	msg->event = event_to_proto(ctx, &w->batch[i]);
-	msg->cursor = msg->event->cursor;
-	return &msg->base;
+	e = w->batch[i];
+	w->fields[0] =
+	    (ProtobufCMessageUnknownField){.tag = 1, /* event */
+	                                   .wire_type = PROTOBUF_C_WIRE_TYPE_LENGTH_PREFIXED,
+	                                   .len = e->event_len,
+	                                   .data = (uint8_t *)e->data};
+	w->fields[1] =
+	    (ProtobufCMessageUnknownField){.tag = 2, /* cursor */
+	                                   .wire_type = PROTOBUF_C_WIRE_TYPE_LENGTH_PREFIXED,
+	                                   .len = e->cursor_len,
+	                                   .data = (uint8_t *)e->data + e->event_len};
+	w->msg.base.n_unknown_fields = 2;
+	w->msg.base.unknown_fields = w->fields;
+	return &w->msg.base;
 }
 
 static void watch_release(void *state)
 {
 	struct watch *w = state;
 
-	store_events_free(w->batch, w->n);
+	for (size_t i = 0; i < w->n; i++)
+		ev_msg_unref(w->batch[i]);
+	free(w->batch);
 	w->batch = NULL;
-	w->n = 0;
+	w->n = w->cap = 0;
 	w->heartbeat = false;
 }
 
@@ -531,6 +888,8 @@ static void watch_free(void *state)
 	struct watch *w = state;
 
 	watch_release(w);
+	bind_snap_unref(w->binds);
+	binds_leave(w->pb);
 	atomic_fetch_sub(&n_watchers, 1);
 	svc_metrics_watchers(svc_server_metrics(w->srv), -1);
 	free(w);
@@ -581,12 +940,19 @@ enum mat_code rpc_watch_events(struct svc_ctx *ctx, const ProtobufCMessage *req_
 	} else if (rc == MAT_OK) {
 		rc = feed_join(ctx, &w->pos);
 	}
+	w->bootstrap_admin = ctx->bootstrap_admin;
+	if (rc == MAT_OK && !w->bootstrap_admin && (w->pb = binds_join(ctx->principal)) == NULL)
+		rc = mat_error_set(&ctx->err, MAT_INTERNAL, "out of memory");
 	if (rc != MAT_OK) {
 		atomic_fetch_sub(&n_watchers, 1);
 		free(w);
 		return rc;
 	}
-	w->checked_ms = w->sent_ms = store_now_ms();
+	/* The call keeps no bindings of its own while it watches: the principal's copy judges it
+	 * (read at the first fetch unless another watch's is fresh; the engine read the call's
+	 * before this handler ran, when is not known here, so they do not seed it). */
+	svc_forget_bindings(ctx);
+	w->sent_ms = store_now_ms();
 	w->read_now = true;
 	w->gen = atomic_load(&notify_gen);
 	svc_metrics_watchers(svc_server_metrics(ctx->srv), 1);
@@ -621,12 +987,14 @@ static void on_notify(void *arg)
 static void feed_reset(void)
 {
 	pthread_mutex_lock(&feed.mu);
-	for (uint64_t i = feed.first; i < feed.next; i++)
-		store_event_cleanup(&feed.ring[i % WINDOW]);
+	for (uint64_t i = feed.first; i < feed.next; i++) {
+		ev_msg_unref(feed.ring[i % WINDOW]);
+		feed.ring[i % WINDOW] = NULL;
+	}
 	feed.first = feed.next = 0;
 	feed.valid = false;
 	pthread_mutex_unlock(&feed.mu);
-	feed.held = false;
+	feed.held = feed.more = false;
 }
 
 /* Extends the feed with what was committed since its end (one read for every watch of the
@@ -663,30 +1031,48 @@ static bool feed_read(struct svc_events *ev)
 		pos = feed.end;
 		pthread_mutex_unlock(&feed.mu);
 	}
+	feed.more = false;
 	for (int round = 0; round < WINDOW / FEED_BATCH; round++) {
 		struct store_event *batch = NULL;
 		size_t n = 0;
+		struct ev_msg *msgs[FEED_BATCH];
+		struct store_event_pos before = pos;
 		if (store_event_follow(&sc, &all, 0, FEED_BATCH, &pos, &batch, &n, &feed.held,
 		                       &err) != MAT_OK)
 			goto fail;
+		/* Each event built once, here, for every watch that will send it. */
+		for (size_t i = 0; i < n; i++) {
+			msgs[i] = ev_msg_build(&batch[i]);
+			if (msgs[i] == NULL) {
+				for (size_t j = 0; j < i; j++)
+					ev_msg_unref(msgs[j]);
+				store_events_free(batch, n);
+				pos = before;
+				mat_error_set(&err, MAT_INTERNAL, "out of memory");
+				goto fail;
+			}
+		}
+		store_events_free(batch, n);
 		pthread_mutex_lock(&feed.mu);
 		for (size_t i = 0; i < n; i++) {
 			if (feed.next - feed.first == WINDOW) {
-				struct store_event *old = &feed.ring[feed.first % WINDOW];
+				struct ev_msg *old = feed.ring[feed.first % WINDOW];
 				feed.start = old->at;
-				store_event_cleanup(old);
+				ev_msg_unref(old);
 				feed.first++;
 			}
-			feed.ring[feed.next % WINDOW] = batch[i]; /* moved */
+			feed.ring[feed.next % WINDOW] = msgs[i];
 			feed.heard[feed.next % WINDOW] = heard;
 			feed.next++;
 		}
 		feed.end = pos;
 		pthread_mutex_unlock(&feed.mu);
-		free(batch);
 		any = any || n > 0;
 		if (n < FEED_BATCH)
 			break;
+		/* A window's worth in one read at most: the rest at the next step (a burst of
+		 * 20,000 events moves at a window a step, not a window a tick). */
+		feed.more = round + 1 == WINDOW / FEED_BATCH;
 	}
 	return any;
 fail:
@@ -733,8 +1119,9 @@ static void *timer_main(void *arg)
 	pthread_mutex_lock(&ev->mu);
 	while (!ev->stop) {
 		struct timespec ts;
+		int step_ms = tick_ms < STEP_MS ? tick_ms : STEP_MS;
 		clock_gettime(CLOCK_REALTIME, &ts);
-		ts.tv_nsec += (long)tick_ms * 1000000L;
+		ts.tv_nsec += (long)step_ms * 1000000L;
 		ts.tv_sec += ts.tv_nsec / 1000000000L;
 		ts.tv_nsec %= 1000000000L;
 		if (!ev->notified)
@@ -747,22 +1134,28 @@ static void *timer_main(void *arg)
 			if (feed_valid())
 				feed_reset();
 		} else {
-			/* Read the feed when told, while an open transaction holds events back, and
-			 * once a tick anyway (a notification lost with the listener's connection).
+			/* Read the feed when told, every step while an open transaction holds
+			 * events back (they are delivered within a step of its commit, not a tick:
+			 * any transaction open on the database holds them, a replica's own reads
+			 * included) or while a burst is larger than one read takes, and once a tick
+			 * anyway (a notification lost with the
+			 * listener's connection; no feed: the database could not be read).
 			 */
 			unsigned g = atomic_load(&notify_gen);
-			bool fresh = false;
-			if (!feed_valid() || feed.held || feed.read_gen != g ||
-			    store_now_ms() >= next_feed) {
+			int64_t now = store_now_ms();
+			bool fresh = false, read = false;
+			if (feed.held || feed.more || feed.read_gen != g || now >= next_feed) {
 				fresh = feed_read(ev);
-				next_feed = store_now_ms() + 1000;
+				read = true;
+				next_feed = store_now_ms() + tick_ms;
 			}
 			/* Every watch when there is something new (or no feed: they read the table
-			 * themselves); otherwise only those with a heartbeat due. Waking all 10,000
-			 * idle watches every tick cost half a core and re-read each one's bindings
-			 * every 3 s, for nothing; a watch re-reads them before it delivers anyway.
+			 * themselves); otherwise only those with a heartbeat due, every step, so
+			 * watches opened within the same second do not all send theirs in one
+			 * burst. Waking all 10,000 idle watches every tick cost half a core, for
+			 * nothing.
 			 */
-			if (fresh || g != woke_gen || !feed_valid()) {
+			if (fresh || g != woke_gen || (read && !feed_valid())) {
 				woke_gen = g;
 				svc_server_wake_streams(ev->srv);
 			} else {

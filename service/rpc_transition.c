@@ -1,6 +1,6 @@
-/* TransitionService: the reviewed level history (SPEC §4). Storage applies a transition under
- * the organization's row lock; four-eyes and staleness are decided there, in the same
- * transaction as the change. */
+/* TransitionService: the reviewed level history (docs/api.md, "Level transitions"). Storage applies
+ * a transition under the organization's row lock; four-eyes and staleness are decided there, in the
+ * same transaction as the change. */
 #include "mat_validate.h"
 #include "mlops/maturity/v1/transition.pb-c.h"
 #include "svc.h"

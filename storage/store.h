@@ -394,11 +394,14 @@ enum mat_code store_evidence_list(const struct store_call *c, const char *org_id
 
 /* Everything the live score needs, read in one round trip where possible. */
 struct store_live_inputs {
-	struct mat_organization org;
+	struct mat_organization org;     /* id and current_level only */
 	struct mat_assessment submitted; /* zeroed (id NULL) when the organization has no submitted
-	                                    assessment */
-	struct mat_evidence *evidence;   /* candidate evidence at `now` (at most the current one per
-	                                    practice is enough) */
+	                                    assessment; its answers in no particular order, with
+	                                    practice_id and status only */
+	struct mat_evidence *evidence;   /* the current evidence at `now` (at most one per
+	                                    practice): org_id, id, practice_id, status and the
+	                                    three times only (source, reporter, uri, digest and
+	                                    note are NULL) */
 	size_t n_evidence;
 };
 
@@ -511,6 +514,16 @@ enum mat_code store_event_follow(const struct store_call *c, const struct store_
                                  mat_time_us min_time, int limit, struct store_event_pos *pos,
                                  struct store_event **out, size_t *n_out, bool *held,
                                  struct mat_error *err) MAT_MUSTCHECK;
+/* store_event_follow with the watermark in *wm: 0 on entry reads a fresh one (a round trip of
+ * its own); a watermark an earlier call returned may be passed again instead, which is always
+ * sound (an older watermark is lower: what lies below it stays final) and saves that round
+ * trip while a follower is far behind (a replay: the caller passes it again after a full
+ * batch). *wm is the watermark this read used. */
+enum mat_code store_event_follow_wm(const struct store_call *c,
+                                    const struct store_event_filter *f, mat_time_us min_time,
+                                    int limit, struct store_event_pos *pos, mat_time_us *wm,
+                                    struct store_event **out, size_t *n_out, bool *held,
+                                    struct mat_error *err) MAT_MUSTCHECK;
 
 /* Deletes events older than `before`, at most `batch` rows, under an advisory lock so one
  * replica at a time does it (*deleted 0 when another holds it). */

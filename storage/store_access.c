@@ -1,8 +1,8 @@
-/* Role bindings as auth/ needs them on every call (SPEC §6: no cache), and the audit event of a
- * refused call (PERMISSION_DENIED / UNAUTHENTICATED) or of a signed gate decision, neither of
- * which has a transaction of its own. Then
- * AccessService: bindings created (request_id idempotency), deleted and listed by id, and audit
- * events listed newest first; keyset pages throughout. */
+/* Role bindings as auth/ needs them on every call (never cached: docs/permissions.md), and the
+ * audit event of a refused call (PERMISSION_DENIED / UNAUTHENTICATED) or of a signed gate decision,
+ * neither of which has a transaction of its own. Then AccessService: bindings created (request_id
+ * idempotency), deleted and listed by id, and audit events listed newest first; keyset pages
+ * throughout. */
 #include "store_internal.h"
 #include "store_token.h"
 

@@ -1,7 +1,7 @@
 /* Assessments and their answers: create a DRAFT (UUIDv7 id, request_id idempotency), get, list
- * newest first (keyset on id), upsert answers all-or-nothing, submit (with the SPEC §4 level
- * transitions, in one transaction under the organization's row lock) and delete drafts. Answers
- * are returned in the catalog order of the assessment's model. */
+ * newest first (keyset on id), upsert answers all-or-nothing, submit (with the level transitions of
+ * docs/api.md, in one transaction under the organization's row lock) and delete drafts. Answers are
+ * returned in the catalog order of the assessment's model. */
 #include "mat_live.h"
 #include "mat_model.h"
 #include "mat_score.h"
@@ -49,7 +49,8 @@ STORE__STMT(st_asm_touch, 2,
 STORE__STMT(st_ans_status, 2,
             "SELECT x.practice_id, x.status FROM answers x "
             "WHERE x.org_id = $1 AND x.assessment_id = $2::uuid");
-/* The organization row lock that serializes submissions and approvals (SPEC §4 invariant). */
+/* The organization row lock that serializes submissions and approvals (the chain invariant of
+ * docs/api.md, "Level transitions"). */
 STORE__STMT(st_org_lock_submit, 1,
             "SELECT o.current_level, o.transition_policy FROM organizations o "
             "WHERE o.id = $1 FOR NO KEY UPDATE");
@@ -863,8 +864,8 @@ static enum mat_code submit_body(struct store__tx *tx, void *arg, struct mat_err
 		return rc;
 
 	cmds[k++] = (struct store__cmd){.st = &st_asm_submit, .params = p_submit};
-	/* SPEC §4: newer evidence replaces any pending proposal (decided by this submitter,
-	 * at this submission's time: now() is the transaction's time). */
+	/* docs/api.md, Level transitions: newer evidence replaces any pending proposal (decided by
+	 * this submitter, at this submission's time: now() is the transaction's time). */
 	cmds[k++] = (struct store__cmd){.st = &st_tr_supersede, .params = p_supersede};
 	if (level != current) {
 		bool apply = policy == MAT_POLICY_AUTOMATIC;

@@ -57,15 +57,16 @@ static char *to_hex(const uint8_t *b, size_t n)
 	return s;
 }
 
-static int hexval(char c)
+/* Hex digit values plus one (0: not a digit), for the snapshots read back as text. */
+static const unsigned char hexv1[256] = {
+    ['0'] = 1,  ['1'] = 2,  ['2'] = 3,  ['3'] = 4,  ['4'] = 5,  ['5'] = 6,  ['6'] = 7,  ['7'] = 8,
+    ['8'] = 9,  ['9'] = 10, ['a'] = 11, ['b'] = 12, ['c'] = 13, ['d'] = 14, ['e'] = 15, ['f'] = 16,
+    ['A'] = 11, ['B'] = 12, ['C'] = 13, ['D'] = 14, ['E'] = 15, ['F'] = 16};
+
+static uint8_t hexbyte(const char *h)
 {
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
+	return (uint8_t)((hexv1[(unsigned char)h[0]] - 1u) << 4 |
+	                 (hexv1[(unsigned char)h[1]] - 1u));
 }
 
 /* --- writing -------------------------------------------------------------------------------- */
@@ -338,8 +339,7 @@ static enum mat_code event_from_row(const PGresult *res, int row, struct store_e
 		if (e->snapshot == NULL)
 			goto oom;
 		for (size_t i = 0; i < hl; i++)
-			e->snapshot[i] =
-			    (uint8_t)(hexval(hex[2 * i]) << 4 | hexval(hex[2 * i + 1]));
+			e->snapshot[i] = hexbyte(hex + 2 * i);
 		e->snapshot_len = hl;
 	}
 	e->at = p;
@@ -477,6 +477,16 @@ enum mat_code store_event_follow(const struct store_call *c, const struct store_
                                  struct store_event **out, size_t *n_out, bool *held,
                                  struct mat_error *err)
 {
+	mat_time_us wm = 0;
+
+	return store_event_follow_wm(c, f, min_time, limit, pos, &wm, out, n_out, held, err);
+}
+
+enum mat_code store_event_follow_wm(const struct store_call *c, const struct store_event_filter *f,
+                                    mat_time_us min_time, int limit, struct store_event_pos *pos,
+                                    mat_time_us *wm_io, struct store_event **out, size_t *n_out,
+                                    bool *held, struct mat_error *err)
+{
 	char after_t[STORE_TIME_TEXT], after_seq[24], wm_t[STORE_TIME_TEXT], min_t[STORE_TIME_TEXT];
 	char types[16], lim[16];
 	const char *params[9] = {after_t,
@@ -498,9 +508,13 @@ enum mat_code store_event_follow(const struct store_call *c, const struct store_
 	*out = NULL;
 	*n_out = 0;
 	*held = false;
-	rc = watermark(c, &wm, err);
-	if (rc != MAT_OK)
-		return rc;
+	wm = *wm_io;
+	if (wm == 0) {
+		rc = watermark(c, &wm, err);
+		if (rc != MAT_OK)
+			return rc;
+		*wm_io = wm;
+	}
 	store__time_text(pos->pos_us, after_t);
 	snprintf(after_seq, sizeof(after_seq), "%lld", (long long)pos->seq);
 	store__time_text(wm, wm_t);

@@ -1,11 +1,12 @@
 /* Evidence: immutable observations of one practice of one organization (docs/evidence.md).
  * Reports write 1..100 rows in one transaction with their audit event (request_id idempotency:
- * a replay reads back the rows of the first call through their shared batch_id); reads get one
- * piece, list newest observe_time first (keyset on (observe_time, id)), and gather the inputs of
- * the live score in one round trip. The current evidence of a practice is read per practice of
- * mlops-v1 from the index evidence_current, from the newest observation down, bounded to the last
- * 400 days (no piece observed earlier can still be in force), so its cost does not grow with the
- * organization's history. */
+ * a replay reads back the rows of the first call through their shared batch_id) and keep
+ * evidence_head, the few pieces per practice that may still be current (migration 0008), in the
+ * same transaction; reads get one piece, list newest observe_time first (keyset on
+ * (observe_time, id)), and gather the inputs of the live score in one round trip. The current
+ * evidence of an organization is read from evidence_head, one index walk over the organization,
+ * so its cost does not grow with the organization's history; for a time more than a minute
+ * past, from evidence itself (st_ev_current). */
 #include "mat_model.h"
 #include "mat_validate.h"
 #include "store_internal.h"
@@ -31,15 +32,64 @@ STORE__STMT(st_ev_get, 2,
 STORE__STMT(st_ev_batch, 2,
             "SELECT " EV_COLS " FROM evidence e WHERE e.org_id = $1 AND e.batch_id = $2::uuid "
             "ORDER BY e.batch_index");
-/* $2: the practice ids, $3: now. One short index scan per practice (LIMIT 1). */
-#define EV_CURRENT                                                                 \
-	"SELECT " EV_COLS " FROM unnest($2::text[]) AS p(id) CROSS JOIN LATERAL (" \
-	"SELECT * FROM evidence e WHERE e.org_id = $1 AND e.practice_id = p.id "   \
-	"AND e.observe_time <= $3::timestamptz "                                   \
-	"AND e.observe_time > $3::timestamptz - interval '9600 hours' "            \
-	"AND e.expire_time > $3::timestamptz "                                     \
-	"ORDER BY e.observe_time DESC, e.create_time DESC, e.id DESC LIMIT 1) e"
-STORE__STMT(st_ev_current, 3, EV_CURRENT);
+/* The current evidence at $3 (docs/evidence.md "Where the live score reads"), $1 the
+ * organization, $2 the practice ids of mlops-v1.
+ *
+ * From evidence_head (migration 0008): per practice, the newest of its few rows in force at $3;
+ * one short index walk over the organization, whatever the length of its history. The table
+ * holds every piece that can be current at any t >= (a report's now() - 2 minutes), so it
+ * answers for $3 down to a minute before this statement's now() (the minute spare: a report whose
+ * transaction started after ours may be visible to our snapshot).
+ *
+ * Before that (a score computed for the past, or a server clock far behind the database's): from
+ * evidence itself, one short walk of evidence_current per practice from the newest observation
+ * down, never further back than 400 days (nothing observed earlier can be in force). The two
+ * conditions on $3 exclude each other and depend on no row: PostgreSQL checks them once and runs
+ * one branch. */
+#define EV_HEAD_CURRENT                                                                    \
+	"SELECT DISTINCT ON (e.practice_id) e.* FROM evidence_head e WHERE e.org_id = $1 " \
+	"AND e.observe_time <= $3::timestamptz AND e.expire_time > $3::timestamptz "       \
+	"AND $3::timestamptz > now() - interval '1 minute' "                               \
+	"ORDER BY e.practice_id, e.observe_time DESC, e.create_time DESC, e.id DESC"
+#define EV_HISTORY_CURRENT                                                        \
+	"unnest($2::text[]) AS p(id) CROSS JOIN LATERAL ("                        \
+	"SELECT * FROM evidence e WHERE e.org_id = $1 AND e.practice_id = p.id "  \
+	"AND e.observe_time <= $3::timestamptz "                                  \
+	"AND e.observe_time > $3::timestamptz - interval '9600 hours' "           \
+	"AND e.expire_time > $3::timestamptz "                                    \
+	"ORDER BY e.observe_time DESC, e.create_time DESC, e.id DESC LIMIT 1) e " \
+	"WHERE $3::timestamptz <= now() - interval '1 minute'"
+/* What the live score and the gate use of a piece (LIVE_COLS, live_from_row): not its source,
+ * reporter, uri, digest or note. */
+#define LIVE_COLS                                                                       \
+	"e.org_id, e.id::text, e.practice_id, e.status, mat_epoch_us(e.observe_time), " \
+	"mat_epoch_us(e.expire_time), mat_epoch_us(e.create_time)"
+STORE__STMT(st_ev_current, 3,
+            "SELECT " LIVE_COLS " FROM (" EV_HEAD_CURRENT ") e "
+            "UNION ALL SELECT " LIVE_COLS " FROM " EV_HISTORY_CURRENT);
+/* The same pieces with every column (CreateAssessment's prefill): evidence_head by its id. */
+STORE__STMT(st_ev_current_full, 3,
+            "SELECT " EV_COLS " FROM (" EV_HEAD_CURRENT ") h "
+            "JOIN evidence e ON e.org_id = h.org_id AND e.id = h.id "
+            "UNION ALL SELECT " EV_COLS " FROM " EV_HISTORY_CURRENT);
+/* Keeping evidence_head in the reporting transaction, after the pieces of batch $2 are in: they
+ * go in (unless expired two minutes ago), then every row of their practices that can no longer be
+ * current at any t >= now() - 2 minutes goes out: expired by then, or below a row that is in force
+ * whenever it is from then on (migration 0008 says why this never removes a current piece). */
+STORE__STMT(st_ev_head_add, 2,
+            "INSERT INTO evidence_head (org_id, practice_id, observe_time, create_time, id, "
+            "status, expire_time) SELECT e.org_id, e.practice_id, e.observe_time, e.create_time, "
+            "e.id, e.status, e.expire_time FROM evidence e WHERE e.org_id = $1 "
+            "AND e.batch_id = $2::uuid AND e.expire_time > now() - interval '2 minutes'");
+STORE__STMT(st_ev_head_prune, 2,
+            "DELETE FROM evidence_head q WHERE q.org_id = $1 AND q.practice_id IN ("
+            "SELECT e.practice_id FROM evidence e WHERE e.org_id = $1 AND e.batch_id = $2::uuid) "
+            "AND (q.expire_time <= now() - interval '2 minutes' OR EXISTS ("
+            "SELECT 1 FROM evidence_head r WHERE r.org_id = q.org_id "
+            "AND r.practice_id = q.practice_id "
+            "AND (r.observe_time, r.create_time, r.id) > (q.observe_time, q.create_time, q.id) "
+            "AND r.observe_time <= greatest(q.observe_time, now() - interval '2 minutes') "
+            "AND r.expire_time >= q.expire_time))");
 STORE__STMT(st_ev_org_exists, 1, "SELECT 1 FROM organizations WHERE id = $1");
 /* Newest first, strictly after the position ($5, $6) in (observe_time, id) descending order;
  * $3: include expired, $4: now. $8 bounds the walk down the index: without expired pieces,
@@ -77,14 +127,16 @@ STORE__STMT(st_ev_page_all, 11,
             "WHERE b.principal = $11 AND (b.org_id IS NULL OR b.org_id = o.id))) "
             "ORDER BY e.observe_time DESC, " EV_NAME_KEY " DESC, e.id DESC LIMIT $7::int");
 /* The inputs of the live score, with st_ev_current, in one snapshot. */
-STORE__STMT(st_live_org, 1, "SELECT " STORE__ORG_COLS " FROM organizations o WHERE o.id = $1");
+/* Of the organization, what the live score and the gate read: that it exists, its level. */
+STORE__STMT(st_live_org, 1, "SELECT o.id, o.current_level FROM organizations o WHERE o.id = $1");
 STORE__STMT(st_live_asm, 1,
             "SELECT " STORE__ASM_COLS " FROM organizations o JOIN assessments a "
             "ON a.org_id = o.id AND a.id = o.last_assessment_id WHERE o.id = $1");
+/* Of the answers, what the live rule and the gate read: the practice and its status (not the
+ * notes, evidence links, update times and authors). */
 STORE__STMT(st_live_ans, 1,
-            "SELECT " STORE__ANS_COLS " FROM organizations o JOIN answers x "
-            "ON x.org_id = o.id AND x.assessment_id = o.last_assessment_id WHERE o.id = $1 "
-            "ORDER BY x.practice_id");
+            "SELECT x.practice_id, x.status FROM organizations o JOIN answers x "
+            "ON x.org_id = o.id AND x.assessment_id = o.last_assessment_id WHERE o.id = $1");
 
 /* --- names and rows ------------------------------------------------------------------------- */
 
@@ -124,6 +176,52 @@ static enum mat_code evidence_from_row(const PGresult *res, int row, struct mat_
 	return MAT_OK;
 }
 
+/* A row of LIVE_COLS: the fields the live rule reads; source, reporter, uri, digest and note stay
+ * NULL (fewer columns to send and parse, fewer strings to allocate per call). */
+static enum mat_code live_from_row(const PGresult *res, int row, struct mat_evidence *e,
+                                   struct mat_error *err)
+{
+	struct store__row r = {.res = res, .row = row};
+
+	mat_evidence_cleanup(e);
+	e->org_id = store__text0(&r, 0);
+	e->id = store__text0(&r, 1);
+	e->practice_id = store__text0(&r, 2);
+	e->status = (enum mat_status)store__int(&r, 3);
+	e->observe_time = store__int(&r, 4);
+	e->expire_time = store__int(&r, 5);
+	e->create_time = store__int(&r, 6);
+	if (r.oom) {
+		mat_evidence_cleanup(e);
+		return store__oom(err);
+	}
+	return MAT_OK;
+}
+
+/* The rows of st_live_ans as a's answers, in no particular order: practice_id and status set,
+ * the other fields NULL or 0. */
+static enum mat_code live_answers(const PGresult *res, struct mat_assessment *a,
+                                  struct mat_error *err)
+{
+	size_t n = (size_t)PQntuples(res);
+	bool oom = false;
+
+	if (n == 0)
+		return MAT_OK;
+	a->answers = calloc(n, sizeof(*a->answers));
+	if (a->answers == NULL)
+		return store__oom(err);
+	a->n_answers = n;
+	for (size_t i = 0; i < n; i++) {
+		struct store__row r = {.res = res, .row = (int)i};
+
+		a->answers[i].practice_id = store__text0(&r, 0);
+		a->answers[i].status = (enum mat_status)store__int(&r, 1);
+		oom |= r.oom;
+	}
+	return oom ? store__oom(err) : MAT_OK;
+}
+
 static void evidence_free(struct mat_evidence *list, size_t n)
 {
 	for (size_t i = 0; i < n; i++)
@@ -131,9 +229,13 @@ static void evidence_free(struct mat_evidence *list, size_t n)
 	free(list);
 }
 
-/* Every row of `res` as evidence (a fresh array; NULL with *n 0 when there is none). */
-static enum mat_code evidence_from_rows(const PGresult *res, struct mat_evidence **out, size_t *n,
-                                        struct mat_error *err)
+typedef enum mat_code (*row_fn)(const PGresult *res, int row, struct mat_evidence *e,
+                                struct mat_error *err);
+
+/* Every row of `res` as evidence, decoded by `from` (a fresh array; NULL with *n 0 when there is
+ * none). */
+static enum mat_code rows_with(const PGresult *res, row_fn from, struct mat_evidence **out,
+                               size_t *n, struct mat_error *err)
 {
 	size_t rows = (size_t)PQntuples(res);
 	struct mat_evidence *list;
@@ -147,7 +249,7 @@ static enum mat_code evidence_from_rows(const PGresult *res, struct mat_evidence
 	if (list == NULL)
 		return store__oom(err);
 	for (size_t i = 0; i < rows; i++) {
-		rc = evidence_from_row(res, (int)i, &list[i], err);
+		rc = from(res, (int)i, &list[i], err);
 		if (rc != MAT_OK) {
 			evidence_free(list, i);
 			return rc;
@@ -156,6 +258,12 @@ static enum mat_code evidence_from_rows(const PGresult *res, struct mat_evidence
 	*out = list;
 	*n = rows;
 	return MAT_OK;
+}
+
+static enum mat_code evidence_from_rows(const PGresult *res, struct mat_evidence **out, size_t *n,
+                                        struct mat_error *err)
+{
+	return rows_with(res, evidence_from_row, out, n, err);
 }
 
 /* The practice ids of mlops-v1 as a text[] literal, built once: evidence is validated against
@@ -193,7 +301,7 @@ enum mat_code store__evidence_current_tx(struct store__tx *tx, const char *org_i
 	*out = NULL;
 	*n = 0;
 	store__time_text(now, t);
-	rc = STORE__EXEC(tx, &st_ev_current, &r, err, org_id, practice_array(), t);
+	rc = STORE__EXEC(tx, &st_ev_current_full, &r, err, org_id, practice_array(), t);
 	if (rc != MAT_OK)
 		return rc;
 	rc = evidence_from_rows(r, out, n, err);
@@ -277,6 +385,7 @@ static enum mat_code report_body(struct store__tx *tx, void *arg, struct mat_err
 	struct report_args *a = arg;
 	const char *reporter = tx->c->principal != NULL ? tx->c->principal : "";
 	struct store__cmd *cmds = NULL;
+	const char *head[2];
 	struct store__audit audit;
 	struct store__events ev;
 	enum mat_code rc;
@@ -296,8 +405,9 @@ static enum mat_code report_body(struct store__tx *tx, void *arg, struct mat_err
 			return rc;
 		}
 	}
-	/* Every piece and the one audit event of the call: one round trip, one transaction. */
-	cmds = calloc(a->n + 1, sizeof(*cmds));
+	/* Every piece, then evidence_head kept (its two statements read the pieces by their batch
+	 * id), then the one audit event of the call: one round trip, one transaction. */
+	cmds = calloc(a->n + 3, sizeof(*cmds));
 	if (cmds == NULL)
 		return store__oom(err);
 	for (size_t i = 0; i < a->n; i++) {
@@ -306,10 +416,14 @@ static enum mat_code report_body(struct store__tx *tx, void *arg, struct mat_err
 		x->p[5] = reporter;
 		cmds[i] = (struct store__cmd){.st = &st_ev_insert, .params = x->p};
 	}
-	rc = store__audit_cmd(&audit, tx->c, a->resource, 0, &cmds[a->n], err);
+	head[0] = a->org_id;
+	head[1] = a->ins[0].id;
+	cmds[a->n] = (struct store__cmd){.st = &st_ev_head_add, .params = head};
+	cmds[a->n + 1] = (struct store__cmd){.st = &st_ev_head_prune, .params = head};
+	rc = store__audit_cmd(&audit, tx->c, a->resource, 0, &cmds[a->n + 2], err);
 	if (rc != MAT_OK)
 		goto out;
-	rc = store__tx_run(tx, cmds, a->n + 1, err);
+	rc = store__tx_run(tx, cmds, a->n + 3, err);
 	if (rc == MAT_NOT_FOUND) /* the foreign key: no such organization */
 		rc = org_not_found(err, a->org_id);
 	if (rc == MAT_INVALID && tx->diag.index >= 0 && (size_t)tx->diag.index < a->n) {
@@ -326,7 +440,7 @@ static enum mat_code report_body(struct store__tx *tx, void *arg, struct mat_err
 		if (rc == MAT_OK)
 			a->n_out = i + 1;
 	}
-	store__cmds_clear(cmds, a->n + 1);
+	store__cmds_clear(cmds, a->n + 3);
 	/* One EVIDENCE_REPORTED per piece, in request order, in this transaction. */
 	store__events_init(&ev, a->org_id);
 	for (size_t i = 0; rc == MAT_OK && i < a->n_out; i++)
@@ -574,8 +688,8 @@ void store_live_inputs_cleanup(struct store_live_inputs *in)
 }
 
 /* The live-score inputs from the results of the four commands below (one round trip, one
- * snapshot: the organization, its last submitted assessment with its answers, and the current
- * evidence of each practice). */
+ * snapshot: the organization's id and level, its last submitted assessment with the practice and
+ * status of its answers, and the current evidence of each practice). */
 static enum mat_code live_decode(struct store__cmd *cmds, const char *org_id,
                                  struct store_live_inputs *out, struct mat_error *err)
 {
@@ -583,15 +697,20 @@ static enum mat_code live_decode(struct store__cmd *cmds, const char *org_id,
 
 	if (PQntuples(cmds[0].res) == 0)
 		return org_not_found(err, org_id);
-	rc = store__org_from_row(cmds[0].res, 0, &out->org, err);
+	{
+		struct store__row r = {.res = cmds[0].res, .row = 0};
+
+		out->org.id = store__text0(&r, 0);
+		out->org.current_level = (int)store__int(&r, 1);
+		rc = r.oom ? store__oom(err) : MAT_OK;
+	}
 	if (rc == MAT_OK && PQntuples(cmds[1].res) > 0) {
 		rc = store__assessment_from_row(cmds[1].res, 0, &out->submitted, err);
 		if (rc == MAT_OK)
-			rc = store__answers_from_rows(cmds[2].res, 0, PQntuples(cmds[2].res), 1,
-			                              &out->submitted, err);
+			rc = live_answers(cmds[2].res, &out->submitted, err);
 	}
 	if (rc == MAT_OK)
-		rc = evidence_from_rows(cmds[3].res, &out->evidence, &out->n_evidence, err);
+		rc = rows_with(cmds[3].res, live_from_row, &out->evidence, &out->n_evidence, err);
 	if (rc != MAT_OK)
 		store_live_inputs_cleanup(out);
 	return rc;

@@ -1,9 +1,9 @@
-/* Level transitions (SPEC §4): get, list (one organization or every visible one, by propose_time
- * then name, keyset pages), approve and reject. Approval is the second writer of an organization's
- * chain of applied transitions (submission, in store_assessment.c, is the first): both take the
- * organization's row lock before anything else, so "from_level = current_level" is checked and
- * the new link written with no other writer of that chain in between. The deferred trigger of
- * migration 0002 re-checks the whole chain at commit as a backstop. */
+/* Level transitions (docs/api.md, "Level transitions"): get, list (one organization or every
+ * visible one, by propose_time then name, keyset pages), approve and reject. Approval is the second
+ * writer of an organization's chain of applied transitions (submission, in store_assessment.c, is
+ * the first): both take the organization's row lock before anything else, so "from_level =
+ * current_level" is checked and the new link written with no other writer of that chain in between.
+ * The deferred trigger of migration 0002 re-checks the whole chain at commit as a backstop. */
 #include "store_internal.h"
 #include "store_token.h"
 

@@ -6,8 +6,8 @@
 Every `--flag` and MATURITYD_* variable that README.md, docs/*.md and deploy/**/*.md mention must
 be one `maturityd --help` lists, or one of maturityctl's (from its sources; flags of the other
 tools the docs show, buf, docker, protoc, are listed below by name); every metric name (grpc_server_*, maturityd_*, process_*) must be one
-service/svc_metrics.c exports; and no document may send the reader to design notes that are not
-in the repository.
+service/svc_metrics.c exports; and no document or source file (comments included) may send the
+reader to design notes that are not in the repository, or to a docs/ page that does not exist.
 """
 import glob
 import os
@@ -73,7 +73,45 @@ for path in files:
                            text):
         failures.append(f"{rel}: cites \"{cite}\", which is not in the repository")
 
+# The sources explain themselves too: comments point to docs/, never to design notes a reader of
+# the repository does not have, and every docs/*.md a source or document names exists.
+CITE = re.compile(r"\bSPEC(?:\.md)?\b|\bAPI\.md\b|\bARCHITECTURE(?:\.md)?\b|\bNOTES(?:-grpc-core)?\b")
+SECTION = re.compile(r"§ ?\d")  # a section sign not in an RFC reference (those name the RFC)
+DOC_REF = re.compile(r"\bdocs/([A-Za-z0-9_-]+\.md)\b")
+SOURCE_EXT = (".c", ".h", ".def", ".py", ".sql", ".cmake", ".proto", ".sh", ".md", ".txt", ".yaml",
+              ".cfg", ".supp", "Dockerfile")
+SKIP_DIRS = {".git", "build", "node_modules", "gen", ".dev", ".venv"}
+this = os.path.abspath(__file__)
+documents = {os.path.abspath(p) for p in files}  # their citations are checked above
+n_sources = 0
+for root, dirs, names in os.walk(src):
+    dirs[:] = sorted(d for d in dirs if d not in SKIP_DIRS and not d.startswith("build"))
+    for name in sorted(names):
+        path = os.path.join(root, name)
+        rel = os.path.relpath(path, src)
+        if os.path.abspath(path) == this:
+            continue
+        try:
+            with open(path, encoding="utf-8") as f:
+                text = f.read()
+        except (UnicodeDecodeError, OSError):
+            continue
+        if not (name.endswith(SOURCE_EXT) or text.startswith("#!")):  # scripts have no extension
+            continue
+        n_sources += 1
+        lines = text.split("\n")
+        for no, line in enumerate(lines, 1):
+            for cite in [] if os.path.abspath(path) in documents else CITE.findall(line):
+                failures.append(f"{rel}:{no}: cites \"{cite}\", which is not in the repository "
+                                "(point to docs/)")
+            if SECTION.search(line) and "RFC" not in line:
+                failures.append(f"{rel}:{no}: a section sign (§) that names no RFC: cite docs/")
+            for doc in DOC_REF.findall(line):
+                if not os.path.exists(os.path.join(src, "docs", doc)):
+                    failures.append(f"{rel}:{no}: names docs/{doc}, which does not exist")
+
 if failures:
     print("\n".join("FAIL: " + f for f in failures))
     sys.exit(1)
-print(f"check_docs: {len(files)} documents agree with maturityd --help and the metrics")
+print(f"check_docs: {len(files)} documents agree with maturityd --help and the metrics; "
+      f"{n_sources} files cite only docs/ that exist")

@@ -37,7 +37,8 @@
 #define VIEWER "reporter" /* viewer of ev-a only */
 #define VIEWER_P "spiffe://maturityd.dev/reporter"
 #define ADMIN_P "spiffe://maturityd.dev/admin"
-#define NOBODY "cnclient" /* no binding */
+#define NOBODY "cnclient" /* no binding (but for a while in one test) */
+#define NOBODY_P "cn:legacy-job"
 #define T(x) MLOPS__MATURITY__V1__EVENT_TYPE__EVENT_TYPE_##x
 #define HEARTBEAT_MS "400"
 
@@ -479,6 +480,25 @@ static void test_list_pages_filters_and_visibility(void **state)
 
 /* --- WatchEvents ---------------------------------------------------------------------------- */
 
+/* The same event, byte for byte once packed: a watch sends each event's bytes as built once
+ * (its snapshot spliced in as stored, never unpacked), ListEvents builds its message field by
+ * field. */
+static void assert_same_event(const Event *a, const Event *b)
+{
+	size_t na = protobuf_c_message_get_packed_size(&a->base);
+	size_t nb = protobuf_c_message_get_packed_size(&b->base);
+	uint8_t *pa = malloc(na + 1), *pb = malloc(nb + 1);
+
+	assert_int_equal(na, nb);
+	protobuf_c_message_pack(&a->base, pa);
+	protobuf_c_message_pack(&b->base, pb);
+	assert_memory_equal(pa, pb, na);
+	assert_int_equal(a->snapshot_case, b->snapshot_case);
+	assert_int_not_equal(a->snapshot_case, MLOPS__MATURITY__V1__EVENT__SNAPSHOT__NOT_SET);
+	free(pa);
+	free(pb);
+}
+
 static void test_watch_replays_then_follows(void **state)
 {
 	ListResp *all = list_as("admin", "organizations/ev-a", 0, 1000, NULL, GRPC_STATUS_OK);
@@ -494,6 +514,7 @@ static void test_watch_replays_then_follows(void **state)
 		assert_non_null(w);
 		assert_string_equal(w->event->name, all->events[all->n_events - 1 - i]->name);
 		assert_string_equal(w->cursor, w->event->cursor);
+		assert_same_event(w->event, all->events[all->n_events - 1 - i]);
 		free_msg(w);
 	}
 	/* Live. */
@@ -501,6 +522,13 @@ static void test_watch_replays_then_follows(void **state)
 	w = next_event(s);
 	assert_non_null(w);
 	assert_int_equal(w->event->type, T(ORGANIZATION_UPDATED));
+	{
+		ListResp *newest =
+		    list_as("admin", "organizations/ev-a", 0, 1, NULL, GRPC_STATUS_OK);
+		assert_int_equal(newest->n_events, 1);
+		assert_same_event(w->event, newest->events[0]);
+		free_msg(newest);
+	}
 	free_msg(w);
 	end_watch(s);
 	/* A resume after the third event gives the fourth and what follows. */
@@ -658,6 +686,71 @@ static void test_visibility_and_revocation(void **state)
 	usleep(800 * 1000);
 	end_watch(all);
 	viewer_binding[0] = '\0';
+}
+
+/* One principal's watches share one copy of its bindings, read again at most every 3 s by
+ * whichever watch finds it old: when a binding goes, every watch of that principal stops the
+ * organization's events within 5 s (the two of organizations/- go on with the other one), and its
+ * watch of that organization ends with PERMISSION_DENIED. */
+static void test_shared_bindings_stop_a_removed_binding(void **state)
+{
+	Mlops__Maturity__V1__DeleteRoleBindingRequest del =
+	    MLOPS__MATURITY__V1__DELETE_ROLE_BINDING_REQUEST__INIT;
+	struct tstream *all[2], *one;
+	ProtobufCMessage *m = NULL;
+	char bind_a[128], bind_b[128];
+	struct timespec t0, t1;
+	struct tresult r;
+	WatchResp *w;
+	(void)state;
+
+	snprintf(bind_a, sizeof(bind_a), "%s",
+	         bind_role(NOBODY_P, MLOPS__MATURITY__V1__ROLE__ROLE_VIEWER, "ev-a"));
+	snprintf(bind_b, sizeof(bind_b), "%s",
+	         bind_role(NOBODY_P, MLOPS__MATURITY__V1__ROLE__ROLE_VIEWER, "ev-b"));
+	all[0] = watch(NOBODY, "organizations/-", T(ORGANIZATION_UPDATED), NULL, 0);
+	all[1] = watch(NOBODY, "organizations/-", T(ORGANIZATION_UPDATED), NULL, 0);
+	one = watch(NOBODY, "organizations/ev-a", 0, NULL, 0);
+	usleep(300 * 1000);
+	rename_org("ev-a", NULL, GRPC_STATUS_OK);
+	for (int i = 0; i < 2; i++) {
+		w = next_event(all[i]);
+		assert_non_null(w);
+		assert_string_equal(w->event->organization, "organizations/ev-a");
+		free_msg(w);
+	}
+	w = next_event(one);
+	assert_non_null(w);
+	free_msg(w);
+
+	del.name = bind_a;
+	free_msg(itest_call("admin", M("AccessService", "DeleteRoleBinding"), &del, NULL,
+	                    GRPC_STATUS_OK));
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	while (
+	    tclient_stream_next(one, &mlops__maturity__v1__watch_events_response__descriptor, &m))
+		free_msg(m);
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	assert_int_equal(tclient_stream_finish(one, &r), GRPC_STATUS_PERMISSION_DENIED);
+	tresult_cleanup(&r);
+	assert_true(t1.tv_sec - t0.tv_sec <= 5);
+	/* 5 s after the removal, ev-a's events no longer reach either watch; ev-b's still do. */
+	do {
+		usleep(100 * 1000);
+		clock_gettime(CLOCK_MONOTONIC, &t1);
+	} while ((t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000 < 5000);
+	rename_org("ev-a", NULL, GRPC_STATUS_OK);
+	rename_org("ev-b", NULL, GRPC_STATUS_OK);
+	for (int i = 0; i < 2; i++) {
+		w = next_event(all[i]);
+		assert_non_null(w);
+		assert_string_equal(w->event->organization, "organizations/ev-b");
+		free_msg(w);
+		end_watch(all[i]);
+	}
+	del.name = bind_b;
+	free_msg(itest_call("admin", M("AccessService", "DeleteRoleBinding"), &del, NULL,
+	                    GRPC_STATUS_OK));
 }
 
 /* An event written through one replica reaches a watcher on another; a cursor older than the
@@ -1127,6 +1220,7 @@ int main(void)
 	    cmocka_unit_test(test_late_commit_is_delivered_in_order),
 	    cmocka_unit_test(test_heartbeat_and_cursor_errors),
 	    cmocka_unit_test(test_visibility_and_revocation),
+	    cmocka_unit_test(test_shared_bindings_stop_a_removed_binding),
 	    cmocka_unit_test(test_two_replicas_and_retention),
 	    cmocka_unit_test(test_delegated_change_names_both),
 	    cmocka_unit_test(test_resume_on_another_replica_after_kill),

@@ -1171,22 +1171,25 @@ def render_evidence(w, rp, checks, standalone=False):
 database (%s s): organizations bench-0 … bench-%d hold %s rows each (about 3 years of sweeps of
 30 pieces, one every 79 hours; nearly all expired, each practice's newest observation or two in
 force: %s rows in force), bench-%d … bench-%d hold %s rows each (the same recent rows, a short
-history). maturityd runs with its defaults and an Ed25519 `--attestation-key` (`openssl genpkey
+history); `evidence_head`, the pieces that may still be current (docs/evidence.md), gets the
+migration's backfill of them: %s rows. maturityd runs with its defaults and an Ed25519 `--attestation-key` (`openssl genpkey
 -algorithm ed25519`). At 16 calls in flight (4 connections, 2 client threads), each measurement
 %d time(s), interleaved: E = the bare grpc-core server's Health/Check; GetLiveScore over the
 10,000-row organizations and P = `live_score.sql` (the 4 statements of `store_live_inputs_get`
 in one REPEATABLE READ READ ONLY snapshot with statement_timeout and the binding read, one
-pipeline); the same over the 100-row organizations; CheckGate (min_level 1, 3 required
+pipeline; the evidence from `evidence_head`); the same over the 100-row organizations; CheckGate (min_level 1, 3 required
 practices, `live` false, one subject; it reads the same inputs, so P is `live_score.sql` too)
 without and with `attest`; BatchReportEvidence of 30 pieces (no request_id) to bench-%d … and
-P = `report_evidence.sql` (BEGIN + timeout + bindings | 30 `INSERT … RETURNING` and the audit
-insert in one pipeline | COMMIT), a CHECKPOINT before each run. L = 1/(1/E + 1/P). Then
+P = `report_evidence.sql` (BEGIN + timeout + bindings | 30 `INSERT … RETURNING`, the two
+statements keeping `evidence_head` and the audit insert in one pipeline | 30 `EVIDENCE_REPORTED`
+event inserts | COMMIT), a CHECKPOINT before each run. L = 1/(1/E + 1/P). Then
 GetLiveScore open loop at 50 %% of the rate of its quietest closed-loop run. SQL check of the new scripts against maturityd's statement log: %s.
 The machine is shared (2 cores): runs are not retried; "other CPU" is the share of the machine
 used by processes that are not ours during each run, and the figures below are medians.""" % (
         fmt(seed.get("rows")), seed.get("seconds", "?"), seed.get("hot", 0) - 1,
         fmt(seed.get("per_hot")), fmt(seed.get("rows_in_force")), seed.get("hot", 0),
         seed.get("hot", 0) + seed.get("short", 0) - 1, fmt(seed.get("per_short")),
+        fmt(seed.get("head_rows")) if seed.get("head_rows") is not None else "?",
         len(live) or 0, seed.get("hot", 0) + seed.get("short", 0),
         ("identical" if sq and sq.get("ok") else
          ("not run" if sq is None else "**MISMATCH in %s** (P is not the same work)" %

@@ -195,6 +195,73 @@ static void test_follow_stops_below_an_open_transaction(void **state)
 	                 MAT_OUT_OF_RANGE);
 }
 
+/* A replay far behind passes the watermark of its last full batch again instead of reading a new
+ * one: the same bound, so an event a transaction still open at that bound writes is not skipped;
+ * once a batch comes back short the position is at the bound, and a fresh one brings it. */
+static void test_follow_reuses_its_watermark_while_batches_are_full(void **state)
+{
+	struct store_call c = tdb_call(db, "watcher", 5000);
+	struct store_event_filter f = {.org_id = "so-w"};
+	struct store_event_pos pos;
+	struct store_event *batch = NULL;
+	struct mat_error err;
+	mat_time_us wm = 0, first_wm;
+	PGconn *tx;
+	PGresult *r;
+	bool held;
+	size_t n;
+	(void)state;
+	TDB_SKIP_IF_NONE(db);
+
+	mat_error_clear(&err);
+	assert_int_equal(store_event_now(&c, &pos, &err), MAT_OK);
+	assert_int_equal(create_org("so-w", "A", NULL), MAT_OK);
+	rename_org("so-w", "B");
+	rename_org("so-w", "C");
+	tx = tdb_connect(db);
+	r = PQexec(tx, "BEGIN");
+	PQclear(r);
+	r = PQexec(tx, "INSERT INTO events (type, org_id, resource, principal) "
+	               "VALUES (2, 'so-w', 'organizations/so-w', 'late')");
+	assert_int_equal(PQresultStatus(r), PGRES_COMMAND_OK);
+	PQclear(r);
+
+	assert_int_equal(store_event_follow_wm(&c, &f, 0, 1, &pos, &wm, &batch, &n, &held, &err),
+	                 MAT_OK);
+	assert_int_equal(n, 1);
+	assert_int_equal(batch[0].type, STORE_EVENT_ORG_CREATED);
+	store_events_free(batch, n);
+	assert_true(wm > 0);
+	first_wm = wm;
+	assert_int_equal(store_event_follow_wm(&c, &f, 0, 1, &pos, &wm, &batch, &n, &held, &err),
+	                 MAT_OK);
+	assert_int_equal(n, 1);
+	store_events_free(batch, n);
+	/* The late transaction commits: the reused bound is older than a fresh one would be, and
+	 * still below its event. */
+	r = PQexec(tx, "COMMIT");
+	PQclear(r);
+	PQfinish(tx);
+	assert_int_equal(store_event_follow_wm(&c, &f, 0, 1, &pos, &wm, &batch, &n, &held, &err),
+	                 MAT_OK);
+	assert_int_equal(n, 1);
+	assert_string_equal(batch[0].principal, "editor");
+	store_events_free(batch, n);
+	assert_int_equal(wm, first_wm); /* not read again */
+	assert_int_equal(store_event_follow_wm(&c, &f, 0, 1, &pos, &wm, &batch, &n, &held, &err),
+	                 MAT_OK);
+	assert_int_equal(n, 0); /* short: the position is at the bound */
+	store_events_free(batch, n);
+	assert_int_equal(pos.pos_us, first_wm);
+	wm = 0;
+	assert_int_equal(store_event_follow_wm(&c, &f, 0, 100, &pos, &wm, &batch, &n, &held, &err),
+	                 MAT_OK);
+	assert_int_equal(n, 1);
+	assert_string_equal(batch[0].principal, "late");
+	store_events_free(batch, n);
+	assert_true(wm > first_wm);
+}
+
 static void test_prune_batches_under_a_lock(void **state)
 {
 	struct store_call c = tdb_call(db, "janitor", 5000);
@@ -271,6 +338,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_mutations_write_events),
 	    cmocka_unit_test(test_follow_stops_below_an_open_transaction),
+	    cmocka_unit_test(test_follow_reuses_its_watermark_while_batches_are_full),
 	    cmocka_unit_test(test_prune_batches_under_a_lock),
 	    cmocka_unit_test(test_listener_hears_commits),
 	};

@@ -5,6 +5,7 @@
  * table's immutability, and CreateAssessment's prefill inside the create transaction. */
 #include "mat_live.h"
 #include "mat_model.h"
+#include "store_migrate.h"
 #include "store_test_db.h"
 
 #include <setjmp.h>
@@ -603,6 +604,289 @@ static void test_prefill(void **state)
 	free_list(out, n);
 }
 
+/* --- evidence_head (migration 0008) against the naive rule ---------------------------------- */
+
+/* Every piece reported to one organization, as the server recorded it (ids, create_time). */
+struct hist {
+	struct mat_evidence *v;
+	size_t n, cap;
+};
+
+static struct hist *hist_add(struct hist *h, struct mat_evidence *out, size_t n)
+{
+	if (h->n + n > h->cap) {
+		h->cap = (h->n + n) * 2;
+		h->v = realloc(h->v, h->cap * sizeof(*h->v));
+		assert_non_null(h->v);
+	}
+	memcpy(h->v + h->n, out, n * sizeof(*out)); /* takes the strings */
+	h->n += n;
+	free(out);
+	return h;
+}
+
+static struct hist *hist_report(struct hist *h, const char *org, const struct mat_evidence *in,
+                                size_t n)
+{
+	struct mat_error err;
+	size_t got = 0;
+	struct mat_evidence *out = report(org, in, n, true, NULL, MAT_OK, &got, &err);
+
+	assert_int_equal(got, n);
+	return hist_add(h, out, got);
+}
+
+static void hist_free(struct hist *h)
+{
+	free_list(h->v, h->n);
+	memset(h, 0, sizeof(*h));
+}
+
+static const char *const HEAD_PRACTICES[] = {P1, P2, P3};
+
+/* The live-score inputs at t against mat_evidence_current over the whole history (the rule of
+ * docs/evidence.md, unit-tested in tests/unit/maturity): the same piece, or none, per practice;
+ * and no piece that is not current. `what` names the case in a failure. */
+static void check_at(const char *org, const struct hist *h, mat_time_us t, const char *what)
+{
+	struct store_call c = tdb_call(db, "viewer", 5000);
+	struct store_live_inputs in;
+	struct mat_error err;
+
+	mat_error_clear(&err);
+	if (store_live_inputs_get(&c, org, t, &in, &err) != MAT_OK)
+		fail_msg("%s: live inputs: %s", what, err.message);
+	for (size_t k = 0; k < sizeof(HEAD_PRACTICES) / sizeof(HEAD_PRACTICES[0]); k++) {
+		const char *pid = HEAD_PRACTICES[k];
+		const struct mat_evidence *want = mat_evidence_current(h->v, h->n, pid, t);
+		const struct mat_evidence *got =
+		    mat_evidence_current(in.evidence, in.n_evidence, pid, t);
+
+		if (want == NULL && got != NULL)
+			fail_msg("%s, %s at %+.3f s: got %s, want none", what, pid,
+			         (double)(t - now_us()) / SEC, got->id);
+		if (want != NULL && (got == NULL || strcmp(got->id, want->id) != 0))
+			fail_msg("%s, %s at %+.3f s: got %s, want %s", what, pid,
+			         (double)(t - now_us()) / SEC, got != NULL ? got->id : "none",
+			         want->id);
+		if (got != NULL) {
+			assert_int_equal(got->status, want->status);
+			assert_int_equal(got->observe_time, want->observe_time);
+			assert_int_equal(got->expire_time, want->expire_time);
+			assert_string_equal(got->org_id, org);
+		}
+	}
+	/* At most the current piece of each practice, and nothing else. */
+	for (size_t i = 0; i < in.n_evidence; i++)
+		assert_ptr_equal(
+		    mat_evidence_current(in.evidence, in.n_evidence, in.evidence[i].practice_id, t),
+		    &in.evidence[i]);
+	store_live_inputs_cleanup(&in);
+}
+
+/* Around `now`: well past (read from evidence), just inside the minute evidence_head answers
+ * for, now, the 5 minutes of clock skew a future observation may have, and later; plus every
+ * boundary (observe_time and expire_time, and the microsecond before each) of the pieces from
+ * h->v[from] on. */
+static void check_from(const char *org, const struct hist *h, size_t from, mat_time_us now,
+                       const char *what)
+{
+	static const int64_t at[] = {
+	    -3 * DAY,     -2 * 3600 * SEC, -70 * SEC,  -50 * SEC, -10 * SEC, 0,        1 * SEC,
+	    4 * 60 * SEC, 6 * 60 * SEC,    3600 * SEC, 2 * DAY,   20 * DAY,  500 * DAY};
+
+	for (size_t i = 0; i < sizeof(at) / sizeof(at[0]); i++)
+		check_at(org, h, now + at[i], what);
+	for (size_t i = from; i < h->n; i++) {
+		const struct mat_evidence *e = &h->v[i];
+		mat_time_us b[4] = {e->observe_time - 1, e->observe_time, e->expire_time - 1,
+		                    e->expire_time};
+		for (int j = 0; j < 4; j++)
+			if (b[j] > now - 45 * SEC && b[j] < now + 401 * DAY)
+				check_at(org, h, b[j], what);
+	}
+}
+
+static int64_t head_rows(const char *org, const char *pid)
+{
+	return q("SELECT count(*) FROM evidence_head WHERE org_id = '%s' AND practice_id = '%s'",
+	         org, pid);
+}
+
+static void check_all(const char *org, const struct hist *h, mat_time_us now, const char *what)
+{
+	check_from(org, h, 0, now, what);
+}
+
+/* The cases evidence_head must get right, one by one. */
+static void test_head_cases(void **state)
+{
+	mat_time_us now = now_us();
+	struct hist h = {0};
+	struct mat_evidence in[8];
+
+	(void)state;
+	TDB_SKIP_IF_NONE(db);
+	create_org("ev-head");
+
+	/* Out of order: the newer observation reported first, then an older one with the same
+	 * life; the older is never current again and is not kept. */
+	in[0] = piece(P1, MAT_STATUS_IMPLEMENTED, now - 2 * 3600 * SEC, now + 10 * DAY);
+	hist_report(&h, "ev-head", in, 1);
+	in[0] = piece(P1, MAT_STATUS_NOT_IMPLEMENTED, now - 3 * 3600 * SEC, now + 5 * DAY);
+	hist_report(&h, "ev-head", in, 1);
+	check_all("ev-head", &h, now, "out of order");
+	assert_int_equal(head_rows("ev-head", P1), 1);
+
+	/* A newer piece with a shorter life: the older, longer-lived one is current again once the
+	 * newer expires, so both are kept. */
+	in[0] = piece(P1, MAT_STATUS_PARTIAL, now - 3600 * SEC - 60 * SEC, now + 2 * 3600 * SEC);
+	hist_report(&h, "ev-head", in, 1);
+	check_all("ev-head", &h, now, "shorter newer");
+	assert_int_equal(head_rows("ev-head", P1), 2);
+	check_at("ev-head", &h, now + 3 * 3600 * SEC, "shorter newer, after it expired");
+
+	/* Observed in the (near) future: counts from its observe_time on and replaces nothing
+	 * yet, even though it outlives everything before it. */
+	in[0] = piece(P1, MAT_STATUS_NOT_IMPLEMENTED, now + 4 * 60 * SEC, now + 30 * DAY);
+	hist_report(&h, "ev-head", in, 1);
+	check_all("ev-head", &h, now, "future");
+	assert_int_equal(head_rows("ev-head", P1), 3);
+
+	/* Observed just now: within the last two minutes, so it removes nothing yet (a score for a
+	 * moment before it stays exact). */
+	in[0] = piece(P2, MAT_STATUS_PARTIAL, now - 2 * DAY, now + 20 * DAY);
+	in[1] = piece(P2, MAT_STATUS_IMPLEMENTED, now - 1 * SEC, now + 20 * DAY);
+	hist_report(&h, "ev-head", in, 2);
+	check_all("ev-head", &h, now, "just now");
+	assert_int_equal(head_rows("ev-head", P2), 2);
+
+	/* Ties: the same observe_time in one batch (the same create_time) go to the greater id;
+	 * in a later batch, to the later create_time. */
+	in[0] = piece(P3, MAT_STATUS_NOT_IMPLEMENTED, now - 5 * 3600 * SEC, now + DAY);
+	in[1] = piece(P3, MAT_STATUS_PARTIAL, now - 5 * 3600 * SEC, now + DAY);
+	in[2] = piece(P3, MAT_STATUS_IMPLEMENTED, now - 5 * 3600 * SEC, now + DAY);
+	hist_report(&h, "ev-head", in, 3);
+	check_all("ev-head", &h, now, "ties in a batch");
+	assert_int_equal(head_rows("ev-head", P3), 1);
+	in[0] = piece(P3, MAT_STATUS_NOT_IMPLEMENTED, now - 5 * 3600 * SEC, now + DAY);
+	hist_report(&h, "ev-head", in, 1);
+	check_all("ev-head", &h, now, "ties across batches");
+	assert_int_equal(head_rows("ev-head", P3), 1);
+
+	/* Already expired when reported: never kept; expired since: removed by the next report. */
+	in[0] = piece(P3, MAT_STATUS_IMPLEMENTED, now - 3 * DAY, now - 2 * 3600 * SEC);
+	hist_report(&h, "ev-head", in, 1);
+	check_all("ev-head", &h, now, "expired");
+	assert_int_equal(head_rows("ev-head", P3), 1);
+	hist_free(&h);
+}
+
+/* A long history of sweeps (as a control plane reports them): evidence_head keeps the pieces
+ * that can still be current, not the history. */
+static void test_head_history(void **state)
+{
+	mat_time_us now = now_us();
+	struct hist h = {0};
+	struct mat_evidence in[3];
+
+	(void)state;
+	TDB_SKIP_IF_NONE(db);
+	create_org("ev-head-long");
+	for (int d = 120; d >= 1; d--) {
+		for (int k = 0; k < 3; k++)
+			in[k] = piece(HEAD_PRACTICES[k], (enum mat_status)(1 + (d + k) % 3),
+			              now - d * DAY, now - d * DAY + 7 * DAY);
+		hist_report(&h, "ev-head-long", in, 3);
+	}
+	for (int k = 0; k < 3; k++)
+		assert_int_equal(head_rows("ev-head-long", HEAD_PRACTICES[k]), 1);
+	check_all("ev-head-long", &h, now, "sweeps");
+	hist_free(&h);
+}
+
+static uint64_t rnd(uint64_t *x)
+{
+	*x ^= *x << 13;
+	*x ^= *x >> 7;
+	*x ^= *x << 17;
+	return *x;
+}
+
+/* Random histories: out-of-order observations, ties, lives from a second to a year, times from
+ * 10 days past to the 5 minutes of allowed skew ahead, batches of 1 to 6 pieces over three
+ * practices; after every batch the inputs at many instants equal the naive rule's. */
+static void test_head_random(void **state)
+{
+	uint64_t seed = 0x9e3779b97f4a7c15u, x;
+	const char *env = getenv("MATURITY_TEST_SEED");
+	mat_time_us now = now_us();
+	struct hist h = {0};
+	struct mat_evidence in[6];
+	char what[64];
+
+	(void)state;
+	TDB_SKIP_IF_NONE(db);
+	if (env != NULL && env[0] != '\0')
+		seed = strtoull(env, NULL, 0);
+	x = seed;
+	create_org("ev-head-rand");
+	for (int round = 0; round < 40; round++) {
+		size_t n;
+
+		n = 1 + rnd(&x) % 6;
+		for (size_t i = 0; i < n; i++) {
+			static const int64_t life[] = {SEC, 90 * SEC, 3600 * SEC,
+			                               DAY, 7 * DAY,  365 * DAY};
+			mat_time_us obs;
+
+			switch (rnd(&x) % 4) {
+			case 0: /* reuse an earlier observe_time: ties */
+				obs = h.n > 0 ? h.v[rnd(&x) % h.n].observe_time : now;
+				break;
+			case 1: /* around the two minutes evidence_head keeps everything within */
+				obs = now - 120 * SEC + (int64_t)(rnd(&x) % (120 * SEC)) - 60 * SEC;
+				break;
+			case 2: /* near now, up to the 5 minutes of skew ahead */
+				obs = now + 300 * SEC - (int64_t)(rnd(&x) % (900 * SEC));
+				break;
+			default:
+				obs = now - (int64_t)(rnd(&x) % (10 * DAY));
+			}
+			in[i] =
+			    piece(HEAD_PRACTICES[rnd(&x) % 3], (enum mat_status)(1 + rnd(&x) % 3),
+			          obs, obs + life[rnd(&x) % 6] + (int64_t)(rnd(&x) % SEC));
+		}
+		hist_report(&h, "ev-head-rand", in, n);
+		snprintf(what, sizeof(what), "seed %#llx round %d", (unsigned long long)seed,
+		         round);
+		/* The boundaries of this batch's pieces now, of every piece at the end. */
+		check_from("ev-head-rand", &h, round < 39 ? h.n - n : 0, now, what);
+	}
+	/* Migration 0008's backfill of existing evidence (evidence_head rebuilt from evidence
+	 * alone) answers the same. */
+	{
+		const char *sql = NULL;
+		for (size_t i = 0; i < store__n_migration_files; i++)
+			if (strncmp(store__migration_files[i].file, "0008_", 5) == 0)
+				sql = strstr(store__migration_files[i].sql,
+				             "INSERT INTO evidence_head");
+		assert_non_null(sql);
+		tdb_exec(db, "DELETE FROM evidence_head");
+		tdb_exec(db, sql);
+		check_all("ev-head-rand", &h, now, "backfill");
+	}
+	/* Kept: no more than could be in force from two minutes ago on. */
+	{
+		size_t live = 0;
+		for (size_t i = 0; i < h.n; i++)
+			live += h.v[i].expire_time > now - 120 * SEC;
+		assert_true(q("SELECT count(*) FROM evidence_head WHERE org_id = 'ev-head-rand'") <=
+		            (int64_t)live);
+	}
+	hist_free(&h);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -613,6 +897,9 @@ int main(void)
 	    cmocka_unit_test(test_live_inputs),
 	    cmocka_unit_test(test_immutable),
 	    cmocka_unit_test(test_prefill),
+	    cmocka_unit_test(test_head_cases),
+	    cmocka_unit_test(test_head_history),
+	    cmocka_unit_test(test_head_random),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }

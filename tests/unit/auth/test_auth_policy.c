@@ -63,8 +63,8 @@ static const struct auth_rule expected_rules[] = {
 };
 #define N_EXPECTED (sizeof(expected_rules) / sizeof(expected_rules[0]))
 
-/* The rule the spec gives `method` (the table itself is service/svc_methods.def; its test,
- * tests/unit/service/test_svc_methods.c, checks it against this same list and the doc). */
+/* The rule docs/permissions.md gives `method` (the table itself is service/svc_methods.def; its
+ * test, tests/unit/service/test_svc_methods.c, checks it against this same list and the doc). */
 static const struct auth_rule *expected_find(const char *method)
 {
 	for (size_t i = 0; i < N_EXPECTED; i++)

@@ -1,12 +1,15 @@
 -- BatchReportEvidence of 30 pieces (one per practice, as maturity-loadgen --scenario
 -- report-evidence sends them; no request_id) for a non-admin caller: storage/store_evidence.c
 -- store_evidence_report in a READ COMMITTED transaction (store__transact): BEGIN +
--- statement_timeout + the role-binding read | the 30 inserts (st_ev_insert, RETURNING the row)
--- and the audit insert in one pipeline | COMMIT: 3 round trips. Ids are UUIDv7 of the
--- transaction's start (bench_ev_id, seed_evidence.sql), the batch id the first piece's.
--- Organization bench-(rbase + call number % nrep), round-robin like the load generator.
+-- statement_timeout + the role-binding read | the 30 inserts (st_ev_insert, RETURNING the row),
+-- evidence_head kept (st_ev_head_add, st_ev_head_prune) and the audit insert in one pipeline |
+-- one EVIDENCE_REPORTED event per piece (store__events_write) | COMMIT: 4 round trips. Ids are
+-- UUIDv7 of the transaction's start (bench_ev_id, seed_evidence.sql), the batch id the first
+-- piece's. Organization bench-(rbase + call number % nrep), round-robin like the load generator.
 -- Variables: tmo, principal, rbase, nrep, clients, n (= 0), zero, method, obs, exp, source, uri,
--- digest, evnote. (pgbench cannot define an empty variable: request_id and delegator, which
+-- digest, evnote, evrep (12, EVENT_TYPE_EVIDENCE_REPORTED), esnap (the hex of a real piece's
+-- event snapshot, scripts/bench takes one from the SQL check's call: every event row is as long
+-- as maturityd's). (pgbench cannot define an empty variable: request_id and delegator, which
 -- maturityd sends as "", are literals '' here; bench_sqlcheck.py normalises them.)
 \set n :n + 1
 \set o :rbase + ((:n - 1) * :clients + :client_id) % :nrep
@@ -81,6 +84,40 @@ INSERT INTO evidence AS e (org_id, id, practice_id, status, source, reporter, ob
 INSERT INTO evidence AS e (org_id, id, practice_id, status, source, reporter, observe_time, expire_time, uri, digest, note, batch_id, batch_index) VALUES ('bench-' || :o, bench_ev_id(:b, 27)::uuid, bench_practice(:p + 27), :s1::smallint, :source, :principal, :obs::timestamptz, :exp::timestamptz, :uri, :digest, :evnote, bench_ev_id(:b, 0)::uuid, :i27::smallint) RETURNING e.org_id, e.id::text, e.practice_id, e.status, e.source, e.reporter, mat_epoch_us(e.observe_time), mat_epoch_us(e.expire_time), e.uri, e.digest, e.note, mat_epoch_us(e.create_time);
 INSERT INTO evidence AS e (org_id, id, practice_id, status, source, reporter, observe_time, expire_time, uri, digest, note, batch_id, batch_index) VALUES ('bench-' || :o, bench_ev_id(:b, 28)::uuid, bench_practice(:p + 28), :s2::smallint, :source, :principal, :obs::timestamptz, :exp::timestamptz, :uri, :digest, :evnote, bench_ev_id(:b, 0)::uuid, :i28::smallint) RETURNING e.org_id, e.id::text, e.practice_id, e.status, e.source, e.reporter, mat_epoch_us(e.observe_time), mat_epoch_us(e.expire_time), e.uri, e.digest, e.note, mat_epoch_us(e.create_time);
 INSERT INTO evidence AS e (org_id, id, practice_id, status, source, reporter, observe_time, expire_time, uri, digest, note, batch_id, batch_index) VALUES ('bench-' || :o, bench_ev_id(:b, 29)::uuid, bench_practice(:p + 29), :s3::smallint, :source, :principal, :obs::timestamptz, :exp::timestamptz, :uri, :digest, :evnote, bench_ev_id(:b, 0)::uuid, :i29::smallint) RETURNING e.org_id, e.id::text, e.practice_id, e.status, e.source, e.reporter, mat_epoch_us(e.observe_time), mat_epoch_us(e.expire_time), e.uri, e.digest, e.note, mat_epoch_us(e.create_time);
+INSERT INTO evidence_head (org_id, practice_id, observe_time, create_time, id, status, expire_time) SELECT e.org_id, e.practice_id, e.observe_time, e.create_time, e.id, e.status, e.expire_time FROM evidence e WHERE e.org_id = 'bench-' || :o AND e.batch_id = bench_ev_id(:b, 0)::uuid AND e.expire_time > now() - interval '2 minutes';
+DELETE FROM evidence_head q WHERE q.org_id = 'bench-' || :o AND q.practice_id IN (SELECT e.practice_id FROM evidence e WHERE e.org_id = 'bench-' || :o AND e.batch_id = bench_ev_id(:b, 0)::uuid) AND (q.expire_time <= now() - interval '2 minutes' OR EXISTS (SELECT 1 FROM evidence_head r WHERE r.org_id = q.org_id AND r.practice_id = q.practice_id AND (r.observe_time, r.create_time, r.id) > (q.observe_time, q.create_time, q.id) AND r.observe_time <= greatest(q.observe_time, now() - interval '2 minutes') AND r.expire_time >= q.expire_time));
 INSERT INTO audit_events (id, principal, method, resource, code, request_id, delegator) VALUES (bench_uuid7()::uuid, :principal, :method, 'organizations/' || 'bench-' || :o, :zero::int, '', '');
+\endpipeline
+\startpipeline
+INSERT INTO events (type, org_id, resource, principal, delegator, snapshot) VALUES (:evrep::smallint, 'bench-' || :o, 'organizations/bench-' || :o || '/evidence/' || bench_ev_id(:b, 0), :principal, '', decode(:esnap, 'hex'));
+INSERT INTO events (type, org_id, resource, principal, delegator, snapshot) VALUES (:evrep::smallint, 'bench-' || :o, 'organizations/bench-' || :o || '/evidence/' || bench_ev_id(:b, 1), :principal, '', decode(:esnap, 'hex'));
+INSERT INTO events (type, org_id, resource, principal, delegator, snapshot) VALUES (:evrep::smallint, 'bench-' || :o, 'organizations/bench-' || :o || '/evidence/' || bench_ev_id(:b, 2), :principal, '', decode(:esnap, 'hex'));
+INSERT INTO events (type, org_id, resource, principal, delegator, snapshot) VALUES (:evrep::smallint, 'bench-' || :o, 'organizations/bench-' || :o || '/evidence/' || bench_ev_id(:b, 3), :principal, '', decode(:esnap, 'hex'));
+INSERT INTO events (type, org_id, resource, principal, delegator, snapshot) VALUES (:evrep::smallint, 'bench-' || :o, 'organizations/bench-' || :o || '/evidence/' || bench_ev_id(:b, 4), :principal, '', decode(:esnap, 'hex'));
+INSERT INTO events (type, org_id, resource, principal, delegator, snapshot) VALUES (:evrep::smallint, 'bench-' || :o, 'organizations/bench-' || :o || '/evidence/' || bench_ev_id(:b, 5), :principal, '', decode(:esnap, 'hex'));
+INSERT INTO events (type, org_id, resource, principal, delegator, snapshot) VALUES (:evrep::smallint, 'bench-' || :o, 'organizations/bench-' || :o || '/evidence/' || bench_ev_id(:b, 6), :principal, '', decode(:esnap, 'hex'));
+INSERT INTO events (type, org_id, resource, principal, delegator, snapshot) VALUES (:evrep::smallint, 'bench-' || :o, 'organizations/bench-' || :o || '/evidence/' || bench_ev_id(:b, 7), :principal, '', decode(:esnap, 'hex'));
+INSERT INTO events (type, org_id, resource, principal, delegator, snapshot) VALUES (:evrep::smallint, 'bench-' || :o, 'organizations/bench-' || :o || '/evidence/' || bench_ev_id(:b, 8), :principal, '', decode(:esnap, 'hex'));
+INSERT INTO events (type, org_id, resource, principal, delegator, snapshot) VALUES (:evrep::smallint, 'bench-' || :o, 'organizations/bench-' || :o || '/evidence/' || bench_ev_id(:b, 9), :principal, '', decode(:esnap, 'hex'));
+INSERT INTO events (type, org_id, resource, principal, delegator, snapshot) VALUES (:evrep::smallint, 'bench-' || :o, 'organizations/bench-' || :o || '/evidence/' || bench_ev_id(:b, 10), :principal, '', decode(:esnap, 'hex'));
+INSERT INTO events (type, org_id, resource, principal, delegator, snapshot) VALUES (:evrep::smallint, 'bench-' || :o, 'organizations/bench-' || :o || '/evidence/' || bench_ev_id(:b, 11), :principal, '', decode(:esnap, 'hex'));
+INSERT INTO events (type, org_id, resource, principal, delegator, snapshot) VALUES (:evrep::smallint, 'bench-' || :o, 'organizations/bench-' || :o || '/evidence/' || bench_ev_id(:b, 12), :principal, '', decode(:esnap, 'hex'));
+INSERT INTO events (type, org_id, resource, principal, delegator, snapshot) VALUES (:evrep::smallint, 'bench-' || :o, 'organizations/bench-' || :o || '/evidence/' || bench_ev_id(:b, 13), :principal, '', decode(:esnap, 'hex'));
+INSERT INTO events (type, org_id, resource, principal, delegator, snapshot) VALUES (:evrep::smallint, 'bench-' || :o, 'organizations/bench-' || :o || '/evidence/' || bench_ev_id(:b, 14), :principal, '', decode(:esnap, 'hex'));
+INSERT INTO events (type, org_id, resource, principal, delegator, snapshot) VALUES (:evrep::smallint, 'bench-' || :o, 'organizations/bench-' || :o || '/evidence/' || bench_ev_id(:b, 15), :principal, '', decode(:esnap, 'hex'));
+INSERT INTO events (type, org_id, resource, principal, delegator, snapshot) VALUES (:evrep::smallint, 'bench-' || :o, 'organizations/bench-' || :o || '/evidence/' || bench_ev_id(:b, 16), :principal, '', decode(:esnap, 'hex'));
+INSERT INTO events (type, org_id, resource, principal, delegator, snapshot) VALUES (:evrep::smallint, 'bench-' || :o, 'organizations/bench-' || :o || '/evidence/' || bench_ev_id(:b, 17), :principal, '', decode(:esnap, 'hex'));
+INSERT INTO events (type, org_id, resource, principal, delegator, snapshot) VALUES (:evrep::smallint, 'bench-' || :o, 'organizations/bench-' || :o || '/evidence/' || bench_ev_id(:b, 18), :principal, '', decode(:esnap, 'hex'));
+INSERT INTO events (type, org_id, resource, principal, delegator, snapshot) VALUES (:evrep::smallint, 'bench-' || :o, 'organizations/bench-' || :o || '/evidence/' || bench_ev_id(:b, 19), :principal, '', decode(:esnap, 'hex'));
+INSERT INTO events (type, org_id, resource, principal, delegator, snapshot) VALUES (:evrep::smallint, 'bench-' || :o, 'organizations/bench-' || :o || '/evidence/' || bench_ev_id(:b, 20), :principal, '', decode(:esnap, 'hex'));
+INSERT INTO events (type, org_id, resource, principal, delegator, snapshot) VALUES (:evrep::smallint, 'bench-' || :o, 'organizations/bench-' || :o || '/evidence/' || bench_ev_id(:b, 21), :principal, '', decode(:esnap, 'hex'));
+INSERT INTO events (type, org_id, resource, principal, delegator, snapshot) VALUES (:evrep::smallint, 'bench-' || :o, 'organizations/bench-' || :o || '/evidence/' || bench_ev_id(:b, 22), :principal, '', decode(:esnap, 'hex'));
+INSERT INTO events (type, org_id, resource, principal, delegator, snapshot) VALUES (:evrep::smallint, 'bench-' || :o, 'organizations/bench-' || :o || '/evidence/' || bench_ev_id(:b, 23), :principal, '', decode(:esnap, 'hex'));
+INSERT INTO events (type, org_id, resource, principal, delegator, snapshot) VALUES (:evrep::smallint, 'bench-' || :o, 'organizations/bench-' || :o || '/evidence/' || bench_ev_id(:b, 24), :principal, '', decode(:esnap, 'hex'));
+INSERT INTO events (type, org_id, resource, principal, delegator, snapshot) VALUES (:evrep::smallint, 'bench-' || :o, 'organizations/bench-' || :o || '/evidence/' || bench_ev_id(:b, 25), :principal, '', decode(:esnap, 'hex'));
+INSERT INTO events (type, org_id, resource, principal, delegator, snapshot) VALUES (:evrep::smallint, 'bench-' || :o, 'organizations/bench-' || :o || '/evidence/' || bench_ev_id(:b, 26), :principal, '', decode(:esnap, 'hex'));
+INSERT INTO events (type, org_id, resource, principal, delegator, snapshot) VALUES (:evrep::smallint, 'bench-' || :o, 'organizations/bench-' || :o || '/evidence/' || bench_ev_id(:b, 27), :principal, '', decode(:esnap, 'hex'));
+INSERT INTO events (type, org_id, resource, principal, delegator, snapshot) VALUES (:evrep::smallint, 'bench-' || :o, 'organizations/bench-' || :o || '/evidence/' || bench_ev_id(:b, 28), :principal, '', decode(:esnap, 'hex'));
+INSERT INTO events (type, org_id, resource, principal, delegator, snapshot) VALUES (:evrep::smallint, 'bench-' || :o, 'organizations/bench-' || :o || '/evidence/' || bench_ev_id(:b, 29), :principal, '', decode(:esnap, 'hex'));
 \endpipeline
 COMMIT;

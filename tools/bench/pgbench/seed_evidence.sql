@@ -12,7 +12,9 @@
 -- (10,000 rows: ~3 years of history) plus o minutes, expires 7 days later (every fourth batch:
 -- 90 days), so nearly all of it is expired and each practice's newest observation or two are in
 -- force. Ids are UUIDv7-shaped from observe_time (unique by organization and row number).
--- Prints: total rows, rows of bench-0, rows in force now, organizations with evidence.
+-- evidence_head gets what the reporting transaction would have kept (migration 0008).
+-- Prints: total rows, rows of bench-0, rows in force now, organizations with evidence, rows of
+-- evidence_head.
 \set ON_ERROR_STOP on
 SET synchronous_commit = off;
 SET session_replication_role = replica;
@@ -57,10 +59,25 @@ SELECT 'bench-' || o, ev_id(o, r, obs), bench_practice(r % 30), 1 + (r * 7 + o) 
        obs + interval '1 minute', ev_id(o, r - r % 30, obs), r % 30
 FROM ev_seed
 ORDER BY o, r;
+-- evidence_head (migration 0008): maturityd keeps it in the reporting transaction, which these
+-- plain INSERTs bypass, so it gets the migration's backfill of the rows just added.
+INSERT INTO evidence_head (org_id, practice_id, observe_time, create_time, id, status, expire_time)
+SELECT q.org_id, q.practice_id, q.observe_time, q.create_time, q.id, q.status, q.expire_time
+FROM evidence q
+WHERE q.expire_time > now() - interval '2 minutes'
+  AND NOT EXISTS (
+      SELECT 1 FROM evidence r
+      WHERE r.org_id = q.org_id AND r.practice_id = q.practice_id
+        AND (r.observe_time, r.create_time, r.id) > (q.observe_time, q.create_time, q.id)
+        AND r.observe_time <= greatest(q.observe_time, now() - interval '2 minutes')
+        AND r.expire_time >= q.expire_time)
+ON CONFLICT DO NOTHING;
 COMMIT;
 ANALYZE evidence;
+ANALYZE evidence_head;
 
 SELECT (SELECT count(*) FROM evidence),
        (SELECT count(*) FROM evidence WHERE org_id = 'bench-0'),
        (SELECT count(*) FROM evidence WHERE expire_time > now() AND observe_time <= now()),
-       (SELECT count(DISTINCT org_id) FROM evidence);
+       (SELECT count(DISTINCT org_id) FROM evidence),
+       (SELECT count(*) FROM evidence_head);
