@@ -519,11 +519,10 @@ enum mat_code store_event_follow(const struct store_call *c, const struct store_
  * sound (an older watermark is lower: what lies below it stays final) and saves that round
  * trip while a follower is far behind (a replay: the caller passes it again after a full
  * batch). *wm is the watermark this read used. */
-enum mat_code store_event_follow_wm(const struct store_call *c,
-                                    const struct store_event_filter *f, mat_time_us min_time,
-                                    int limit, struct store_event_pos *pos, mat_time_us *wm,
-                                    struct store_event **out, size_t *n_out, bool *held,
-                                    struct mat_error *err) MAT_MUSTCHECK;
+enum mat_code store_event_follow_wm(const struct store_call *c, const struct store_event_filter *f,
+                                    mat_time_us min_time, int limit, struct store_event_pos *pos,
+                                    mat_time_us *wm, struct store_event **out, size_t *n_out,
+                                    bool *held, struct mat_error *err) MAT_MUSTCHECK;
 
 /* Deletes events older than `before`, at most `batch` rows, under an advisory lock so one
  * replica at a time does it (*deleted 0 when another holds it). */
