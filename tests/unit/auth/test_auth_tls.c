@@ -796,6 +796,47 @@ static void test_data_round_trip(void **state)
 	free(data);
 }
 
+/* A burst of records is taken from the socket in one read (read-ahead), then handed out from
+ * memory; auth_tls_read_drained says when the socket was found empty, so the door waits for
+ * readability instead of reading once more only to be told WANT_READ. */
+static void test_read_ahead_and_drained(void **state)
+{
+	const struct client_opts o = {good, alpn_h2, 3, 0};
+	const char *const parts[] = {"a", "bb", "ccc"};
+	struct link l;
+	enum auth_tls_fail why;
+	unsigned char buf[64], peek;
+	size_t n, got = 0;
+	int reads = 0;
+
+	link_open(&l, t_plain, &o);
+	assert_int_equal(handshake(&l, &why), AUTH_TLS_OK);
+	for (size_t i = 0; i < 3; i++)
+		assert_int_equal(SSL_write_ex(l.cli, parts[i], strlen(parts[i]), &n), 1);
+	/* The first read pulls all three records out of the socket. */
+	assert_int_equal(auth_tls_read(l.srv, buf, sizeof(buf), &n), AUTH_TLS_OK);
+	got += n;
+	reads++;
+	assert_int_equal(recv(l.fds[0], &peek, 1, MSG_PEEK | MSG_DONTWAIT), -1);
+	assert_true(errno == EAGAIN || errno == EWOULDBLOCK);
+	/* Records still buffered: not drained until they are all read. */
+	while (got < 6) {
+		assert_false(auth_tls_read_drained(l.srv));
+		assert_int_equal(auth_tls_read(l.srv, buf + got, sizeof(buf) - got, &n),
+		                 AUTH_TLS_OK);
+		got += n;
+		assert_true(++reads <= 3);
+	}
+	assert_memory_equal(buf, "abbccc", 6);
+	assert_true(auth_tls_read_drained(l.srv));
+	/* New data: the next read takes it and finds the socket empty again. */
+	assert_int_equal(SSL_write_ex(l.cli, "dd", 2, &n), 1);
+	assert_int_equal(auth_tls_read(l.srv, buf, sizeof(buf), &n), AUTH_TLS_OK);
+	assert_int_equal(n, 2);
+	assert_true(auth_tls_read_drained(l.srv));
+	link_close(&l);
+}
+
 /* Reads and drops whatever the client has received. */
 static void drain_client(struct link *l)
 {
@@ -1291,6 +1332,7 @@ int main(void)
 	    cmocka_unit_test(test_handshake_plaintext),
 	    cmocka_unit_test(test_handshake_closed),
 	    cmocka_unit_test(test_data_round_trip),
+	    cmocka_unit_test(test_read_ahead_and_drained),
 	    cmocka_unit_test(test_stale_error_queue),
 	    cmocka_unit_test(test_data_moving_buffer),
 	    cmocka_unit_test(test_data_peer_vanishes),
