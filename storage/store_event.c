@@ -193,10 +193,7 @@ enum mat_code store__events_write(struct store__tx *tx, struct store__events *e,
 
 /* Visible to $principal: any binding on the organization or a global one (every role includes
  * viewer), unless the caller sees everything. */
-#define EV_VISIBLE(vis, principal)                                                       \
-	"(NOT " vis                                                                      \
-	"::bool OR EXISTS (SELECT 1 FROM role_bindings b WHERE b.principal = " principal \
-	" AND (b.org_id IS NULL OR b.org_id = e.org_id)))"
+#define EV_VISIBLE(vis, principal) STORE__VISIBLE(vis, principal, "e.org_id")
 #define EV_TYPES(t) "(" t "::int = 0 OR ((" t "::int >> e.type::int) & 1) = 1)"
 
 /* Newest first, before ($3 pos, $4 seq). One statement per shape so each gets a plan on its

@@ -123,9 +123,10 @@ STORE__STMT(st_ev_page_all, 11,
             "($5::timestamptz, ($9::text || '/') COLLATE \"C\", $6::uuid) "
             "AND ($2::text = '' OR e.practice_id = $2::text) "
             "ORDER BY e.observe_time DESC, e.id DESC LIMIT $7::int) e "
-            "WHERE $1::text IS NULL AND (NOT $10::bool OR EXISTS (SELECT 1 FROM role_bindings b "
-            "WHERE b.principal = $11 AND (b.org_id IS NULL OR b.org_id = o.id))) "
-            "ORDER BY e.observe_time DESC, " EV_NAME_KEY " DESC, e.id DESC LIMIT $7::int");
+            "WHERE $1::text IS NULL AND " STORE__VISIBLE(
+                "$10", "$11", "o.id") " "
+                                      "ORDER BY e.observe_time DESC, " EV_NAME_KEY
+                                      " DESC, e.id DESC LIMIT $7::int");
 /* The inputs of the live score, with st_ev_current, in one snapshot. */
 /* Of the organization, what the live score and the gate read: that it exists, its level. */
 STORE__STMT(st_live_org, 1, "SELECT o.id, o.current_level FROM organizations o WHERE o.id = $1");
