@@ -102,6 +102,7 @@ struct svc_call {
 	size_t s_n, s_i;
 	enum svc_fetch s_next;
 	grpc_byte_buffer *send_bb;
+	size_t s_held;     /* bytes sent with GRPC_WRITE_BUFFER_HINT since the last flush */
 	unsigned park_gen; /* srv->wake_gen when the fetch started */
 	bool parked;       /* under srv->park_mu */
 	int64_t due_ms;    /* sops->due_ms when it parked; 0: only when woken */
