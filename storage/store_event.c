@@ -57,18 +57,6 @@ static char *to_hex(const uint8_t *b, size_t n)
 	return s;
 }
 
-/* Hex digit values plus one (0: not a digit), for the snapshots read back as text. */
-static const unsigned char hexv1[256] = {
-    ['0'] = 1,  ['1'] = 2,  ['2'] = 3,  ['3'] = 4,  ['4'] = 5,  ['5'] = 6,  ['6'] = 7,  ['7'] = 8,
-    ['8'] = 9,  ['9'] = 10, ['a'] = 11, ['b'] = 12, ['c'] = 13, ['d'] = 14, ['e'] = 15, ['f'] = 16,
-    ['A'] = 11, ['B'] = 12, ['C'] = 13, ['D'] = 14, ['E'] = 15, ['F'] = 16};
-
-static uint8_t hexbyte(const char *h)
-{
-	return (uint8_t)((hexv1[(unsigned char)h[0]] - 1u) << 4 |
-	                 (hexv1[(unsigned char)h[1]] - 1u));
-}
-
 /* --- writing -------------------------------------------------------------------------------- */
 
 STORE__STMT(st_ev_insert, 6,
@@ -187,9 +175,12 @@ enum mat_code store__events_write(struct store__tx *tx, struct store__events *e,
 
 /* --- reading -------------------------------------------------------------------------------- */
 
+/* Read in binary format (STORE__STMT_BINARY): the snapshot (an assessment's is ~3.5 KB) comes
+ * as its bytes, not as hex twice their size that PostgreSQL encodes and we decode (a replay
+ * spent a tenth of the server's CPU there). */
 #define EV_COLS                                                                            \
 	"e.seq, mat_epoch_us(e.pos), mat_epoch_us(e.time), e.type, e.org_id, e.resource, " \
-	"e.principal, e.delegator, encode(e.snapshot, 'hex')"
+	"e.principal, e.delegator, e.snapshot"
 
 /* Visible to $principal: any binding on the organization or a global one (every role includes
  * viewer), unless the caller sees everything. */
@@ -203,23 +194,25 @@ enum mat_code store__events_write(struct store__tx *tx, struct store__events *e,
 	EV_TYPES("$2") \
 	" AND (e.pos, e.seq) < ($3::timestamptz, $4::bigint) AND " EV_VISIBLE("$5", "$6")
 #define EV_LIST_ORDER " ORDER BY e.pos DESC, e.seq DESC LIMIT $7::int"
-STORE__STMT(st_ev_list_org, 7,
-            "SELECT " EV_COLS
-            " FROM events e WHERE e.org_id = $1 AND " EV_LIST_WHERE EV_LIST_ORDER);
-STORE__STMT(st_ev_list_all, 7,
-            "SELECT " EV_COLS
-            " FROM events e WHERE ($1::text IS NULL OR true) AND " EV_LIST_WHERE EV_LIST_ORDER);
+STORE__STMT_BINARY(st_ev_list_org, 7,
+                   "SELECT " EV_COLS
+                   " FROM events e WHERE e.org_id = $1 AND " EV_LIST_WHERE EV_LIST_ORDER);
+STORE__STMT_BINARY(
+    st_ev_list_all, 7,
+    "SELECT " EV_COLS
+    " FROM events e WHERE ($1::text IS NULL OR true) AND " EV_LIST_WHERE EV_LIST_ORDER);
 
 /* In log order after ($1, $2), below the watermark $3, time >= $4 ($9 as for the lists). */
 #define EV_FOLLOW_WHERE                                                                   \
 	"(e.pos, e.seq) > ($1::timestamptz, $2::bigint) AND e.pos < $3::timestamptz AND " \
 	"e.time >= $4::timestamptz AND " EV_TYPES("$5") " AND " EV_VISIBLE("$6", "$7")
-STORE__STMT(st_ev_follow_org, 9,
-            "SELECT " EV_COLS " FROM events e WHERE e.org_id = $9 AND " EV_FOLLOW_WHERE
-            " ORDER BY e.pos, e.seq LIMIT $8::int");
-STORE__STMT(st_ev_follow_all, 9,
-            "SELECT " EV_COLS " FROM events e WHERE ($9::text IS NULL OR true) AND " EV_FOLLOW_WHERE
-            " ORDER BY e.pos, e.seq LIMIT $8::int");
+STORE__STMT_BINARY(st_ev_follow_org, 9,
+                   "SELECT " EV_COLS " FROM events e WHERE e.org_id = $9 AND " EV_FOLLOW_WHERE
+                   " ORDER BY e.pos, e.seq LIMIT $8::int");
+STORE__STMT_BINARY(st_ev_follow_all, 9,
+                   "SELECT " EV_COLS
+                   " FROM events e WHERE ($9::text IS NULL OR true) AND " EV_FOLLOW_WHERE
+                   " ORDER BY e.pos, e.seq LIMIT $8::int");
 /* Rows at or past the watermark: held back by a transaction still open. Asked as the newest
  * position, which every plan reads from the end of the primary key: `EXISTS (... WHERE pos >=
  * $1)` got a generic plan after five executions that scanned the whole table (1.5 s on a
@@ -314,15 +307,14 @@ static enum mat_code event_from_row(const PGresult *res, int row, struct store_e
 {
 	struct store__row r = {.res = res, .row = row};
 	struct store_event_pos p;
-	const char *hex;
-	size_t hl;
+	size_t len;
 
 	memset(e, 0, sizeof(*e));
-	e->seq = store__int(&r, 0);
-	p.pos_us = store__int(&r, 1);
+	e->seq = store__bin_int(&r, 0);
+	p.pos_us = store__bin_int(&r, 1);
 	p.seq = e->seq;
-	e->time = store__int(&r, 2);
-	e->type = (enum store_event_type)store__int(&r, 3);
+	e->time = store__bin_int(&r, 2);
+	e->type = (enum store_event_type)store__bin_int(&r, 3);
 	e->org_id = store__text0(&r, 4);
 	e->resource = store__text0(&r, 5);
 	e->principal = store__text0(&r, 6);
@@ -330,14 +322,12 @@ static enum mat_code event_from_row(const PGresult *res, int row, struct store_e
 	if (r.oom)
 		goto oom;
 	if (!PQgetisnull(res, row, 8)) {
-		hex = PQgetvalue(res, row, 8);
-		hl = strlen(hex) / 2;
-		e->snapshot = malloc(hl ? hl : 1);
+		len = (size_t)PQgetlength(res, row, 8);
+		e->snapshot = malloc(len ? len : 1);
 		if (e->snapshot == NULL)
 			goto oom;
-		for (size_t i = 0; i < hl; i++)
-			e->snapshot[i] = hexbyte(hex + 2 * i);
-		e->snapshot_len = hl;
+		memcpy(e->snapshot, PQgetvalue(res, row, 8), len);
+		e->snapshot_len = len;
 	}
 	e->at = p;
 	store_event_cursor_encode(&p, e->cursor);
@@ -429,10 +419,8 @@ enum mat_code store_event_list(const struct store_call *c, const struct store_ev
 		rows = page_size;
 	rc = events_from_rows(cmd.res, rows, &list, err);
 	if (rc == MAT_OK && PQntuples(cmd.res) > page_size) {
-		struct store__row r = {.res = cmd.res, .row = rows - 1};
-		struct store_event_pos p = {.pos_us = store__int(&r, 1), .seq = store__int(&r, 0)};
 		uint8_t key[16];
-		pos_pack(&p, key);
+		pos_pack(&list[rows - 1].at, key);
 		store__token_encode(STORE_LIST_EVENTS, list_filter(f), key, sizeof(key), token);
 	}
 	store__cmds_clear(&cmd, 1);
@@ -527,11 +515,8 @@ enum mat_code store_event_follow_wm(const struct store_call *c, const struct sto
 	if (rc == MAT_OK) {
 		*n_out = (size_t)rows;
 		*held = PQgetvalue(cmds[1].res, 0, 0)[0] == 't';
-		if (rows > 0) {
-			struct store__row r = {.res = cmds[0].res, .row = rows - 1};
-			pos->pos_us = store__int(&r, 1);
-			pos->seq = store__int(&r, 0);
-		}
+		if (rows > 0)
+			*pos = (*out)[rows - 1].at;
 		/* A short batch saw every row below the watermark: move past them all, so a
 		 * filtered follower's cursor stays recent (nothing can still appear there). */
 		if (rows < limit && wm > pos->pos_us) {

@@ -195,7 +195,7 @@ enum mat_code store__run(struct store__conn *cn, const struct store_call *c,
 			store__bit_set(pending, slot);
 			ops[n_ops++] = (struct op){NULL, slot};
 		}
-		if (!store__pq_send_prepared(cn, name, st->nparams, cmd->params)) {
+		if (!store__pq_send_prepared(cn, name, st->nparams, cmd->params, st->binary)) {
 			rc = lost(cn, diag, err);
 			goto out;
 		}

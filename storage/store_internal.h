@@ -33,10 +33,15 @@
 struct store__stmt {
 	const char *sql;
 	int nparams;
-	int slot; /* 0 until first use; then 1..STORE__MAX_STMTS-1. Guarded by a global lock. */
+	int slot;   /* 0 until first use; then 1..STORE__MAX_STMTS-1. Guarded by a global lock. */
+	int binary; /* results in binary format (STORE__STMT_BINARY) instead of text */
 };
 #define STORE__MAX_STMTS 256
-#define STORE__STMT(name, n, text) static struct store__stmt name = {text, n, 0}
+#define STORE__STMT(name, n, text) static struct store__stmt name = {text, n, 0, 0}
+/* Results in binary format: for rows heavy with bytea (an event's snapshot), which text
+ * format would send as hex, twice its size, encoded by the server and decoded here. Read
+ * their columns with store__bin_int and PQgetvalue/PQgetlength. */
+#define STORE__STMT_BINARY(name, n, text) static struct store__stmt name = {text, n, 0, 1}
 
 /* One statement of a pipeline: parameters in text format (NULL entry = SQL NULL; st->nparams of
  * them), and its result on success (TUPLES_OK or COMMAND_OK), owned by the caller. */
@@ -181,6 +186,10 @@ char *store__text(struct store__row *r, int col);
 char *store__text0(struct store__row *r, int col);
 /* 0 for SQL NULL. */
 int64_t store__int(const struct store__row *r, int col);
+/* An integer column (smallint, integer or bigint) of a STORE__STMT_BINARY result; 0 if NULL.
+ * Text columns of such results read with store__text0 as usual (libpq ends every value with
+ * a NUL, and text has none inside). */
+int64_t store__bin_int(const struct store__row *r, int col);
 bool store__is_null(const struct store__row *r, int col);
 
 /* --- etags, resources, audit --------------------------------------------------------------- */
@@ -251,7 +260,7 @@ PostgresPollingStatusType store__pq_connect_poll(PGconn *pg);
 int store__pq_enter_pipeline(struct store__conn *cn);
 int store__pq_send_prepare(struct store__conn *cn, const char *name, const char *sql);
 int store__pq_send_prepared(struct store__conn *cn, const char *name, int nparams,
-                            const char *const *params);
+                            const char *const *params, int binary);
 int store__pq_send_query(struct store__conn *cn, const char *sql);
 int store__pq_pipeline_sync(struct store__conn *cn);
 int store__pq_flush(struct store__conn *cn);

@@ -326,7 +326,8 @@ static bool send_read(struct aconn *a, struct store__aread *r)
 			store__bit_set(a->sent, slot);
 			r->ops[r->n_ops++] = (struct store__aop){NULL, slot};
 		}
-		if (!store__pq_send_prepared(&a->cn, name, st->nparams, r->all[i].params))
+		if (!store__pq_send_prepared(&a->cn, name, st->nparams, r->all[i].params,
+		                             st->binary))
 			return false;
 		r->ops[r->n_ops++] = (struct store__aop){&r->all[i], slot};
 	}

@@ -118,11 +118,11 @@ int store__pq_send_prepare(struct store__conn *cn, const char *name, const char 
 }
 
 int store__pq_send_prepared(struct store__conn *cn, const char *name, int nparams,
-                            const char *const *params)
+                            const char *const *params, int binary)
 {
 	if (fault(cn))
 		return 0;
-	return PQsendQueryPrepared(cn->pg, name, nparams, params, NULL, NULL, 0);
+	return PQsendQueryPrepared(cn->pg, name, nparams, params, NULL, NULL, binary);
 }
 
 int store__pq_send_query(struct store__conn *cn, const char *sql)

@@ -38,6 +38,22 @@ int64_t store__int(const struct store__row *r, int col)
 	return strtoll(PQgetvalue(r->res, r->row, col), NULL, 10);
 }
 
+int64_t store__bin_int(const struct store__row *r, int col)
+{
+	const unsigned char *v = (const unsigned char *)PQgetvalue(r->res, r->row, col);
+	int len = PQgetlength(r->res, r->row, col);
+	uint64_t u = 0;
+
+	if (PQgetisnull(r->res, r->row, col) || (len != 2 && len != 4 && len != 8))
+		return 0;
+	for (int i = 0; i < len; i++)
+		u = u << 8 | v[i];
+	/* Network order, two's complement: sign-extend the narrower types. */
+	if (len < 8 && (v[0] & 0x80) != 0)
+		u |= ~(uint64_t)0 << (8 * len);
+	return (int64_t)u;
+}
+
 bool store__is_null(const struct store__row *r, int col)
 {
 	return PQgetisnull(r->res, r->row, col) != 0;
