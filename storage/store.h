@@ -523,6 +523,29 @@ enum mat_code store_event_follow_wm(const struct store_call *c, const struct sto
                                     mat_time_us min_time, int limit, struct store_event_pos *pos,
                                     mat_time_us *wm, struct store_event **out, size_t *n_out,
                                     bool *held, struct mat_error *err) MAT_MUSTCHECK;
+/* A follower's next batch read ahead: store_event_follow_wm's read for the position after pos
+ * with watermark wm (not 0), started now on the storage loop while the caller sends what it
+ * has, so PostgreSQL runs it meanwhile (a replay: the read and the send overlap instead of
+ * taking turns). Everything it needs is copied: c and f may go. NULL when out of memory. Every
+ * read-ahead is either finished or dropped, exactly once. */
+struct store_event_ahead;
+struct store_event_ahead *store_event_follow_ahead(const struct store_call *c,
+                                                   const struct store_event_filter *f,
+                                                   mat_time_us min_time, int limit,
+                                                   const struct store_event_pos *pos,
+                                                   mat_time_us wm);
+/* Whether a is the read store_event_follow_wm(c, f, ..., limit, pos, &wm) would do now (the
+ * same position, watermark, size, filter and visibility). */
+bool store_event_ahead_matches(const struct store_event_ahead *a, const struct store_call *c,
+                               const struct store_event_filter *f,
+                               const struct store_event_pos *pos, mat_time_us wm, int limit);
+/* Waits for a (blocking, like the read it replaces), then the batch and position as
+ * store_event_follow_wm returns them; frees a. */
+enum mat_code store_event_ahead_finish(struct store_event_ahead *a, struct store_event_pos *pos,
+                                       struct store_event **out, size_t *n_out, bool *held,
+                                       struct mat_error *err) MAT_MUSTCHECK;
+/* Gives a up (NULL: nothing): freed now if its read is over, else when it is. */
+void store_event_ahead_drop(struct store_event_ahead *a);
 
 /* Deletes events older than `before`, at most `batch` rows, under an advisory lock so one
  * replica at a time does it (*deleted 0 when another holds it). */

@@ -5,6 +5,7 @@
 #include "store_internal.h"
 #include "store_token.h"
 
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -467,65 +468,218 @@ enum mat_code store_event_follow(const struct store_call *c, const struct store_
 	return store_event_follow_wm(c, f, min_time, limit, pos, &wm, out, n_out, held, err);
 }
 
+/* A follow's parameters, as text in its own buffers (the read-ahead's outlive the caller's). */
+struct follow_params {
+	char after_t[STORE_TIME_TEXT], after_seq[24], wm_t[STORE_TIME_TEXT], min_t[STORE_TIME_TEXT];
+	char types[16], lim[16];
+	const char *params[9];
+	struct store__cmd cmds[2];
+};
+
+static void follow_params(struct follow_params *fp, const struct store_call *c,
+                          const struct store_event_filter *f, mat_time_us min_time, int limit,
+                          const struct store_event_pos *pos, mat_time_us wm)
+{
+	store__time_text(pos->pos_us, fp->after_t);
+	snprintf(fp->after_seq, sizeof(fp->after_seq), "%lld", (long long)pos->seq);
+	store__time_text(wm, fp->wm_t);
+	store__time_text(min_time != 0 ? min_time : INT64_MIN, fp->min_t);
+	snprintf(fp->types, sizeof(fp->types), "%u", f->types);
+	snprintf(fp->lim, sizeof(fp->lim), "%d", limit);
+	fp->params[0] = fp->after_t;
+	fp->params[1] = fp->after_seq;
+	fp->params[2] = fp->wm_t;
+	fp->params[3] = fp->min_t;
+	fp->params[4] = fp->types;
+	fp->params[5] = c->only_visible ? "true" : "false";
+	fp->params[6] = c->principal != NULL ? c->principal : "";
+	fp->params[7] = fp->lim;
+	fp->params[8] = f->org_id;
+	/* One snapshot: "held" speaks of the same rows the batch saw. */
+	fp->cmds[0] = (struct store__cmd){
+	    .st = f->org_id != NULL ? &st_ev_follow_org : &st_ev_follow_all, .params = fp->params};
+	fp->cmds[1] = (struct store__cmd){.st = &st_ev_held, .params = fp->params + 2};
+}
+
+/* The rows of a follow's two results as the caller's batch and new position. */
+static enum mat_code follow_rows(struct store__cmd cmds[2], int limit, mat_time_us wm,
+                                 struct store_event_pos *pos, struct store_event **out,
+                                 size_t *n_out, bool *held, struct mat_error *err)
+{
+	int rows = PQntuples(cmds[0].res);
+	enum mat_code rc = events_from_rows(cmds[0].res, rows, out, err);
+
+	if (rc != MAT_OK)
+		return rc;
+	*n_out = (size_t)rows;
+	*held = PQgetvalue(cmds[1].res, 0, 0)[0] == 't';
+	if (rows > 0)
+		*pos = (*out)[rows - 1].at;
+	/* A short batch saw every row below the watermark: move past them all, so a filtered
+	 * follower's cursor stays recent (nothing can still appear there). */
+	if (rows < limit && wm > pos->pos_us) {
+		pos->pos_us = wm;
+		pos->seq = 0;
+	}
+	return MAT_OK;
+}
+
 enum mat_code store_event_follow_wm(const struct store_call *c, const struct store_event_filter *f,
                                     mat_time_us min_time, int limit, struct store_event_pos *pos,
                                     mat_time_us *wm_io, struct store_event **out, size_t *n_out,
                                     bool *held, struct mat_error *err)
 {
-	char after_t[STORE_TIME_TEXT], after_seq[24], wm_t[STORE_TIME_TEXT], min_t[STORE_TIME_TEXT];
-	char types[16], lim[16];
-	const char *params[9] = {after_t,
-	                         after_seq,
-	                         wm_t,
-	                         min_t,
-	                         types,
-	                         c->only_visible ? "true" : "false",
-	                         c->principal != NULL ? c->principal : "",
-	                         lim,
-	                         f->org_id};
-	struct store__cmd cmds[2] = {
-	    {.st = f->org_id != NULL ? &st_ev_follow_org : &st_ev_follow_all, .params = params},
-	    {.st = &st_ev_held, .params = params + 2}};
-	int64_t wm = 0;
-	int rows;
+	struct follow_params fp;
+	int64_t wm = *wm_io;
 	enum mat_code rc;
 
 	*out = NULL;
 	*n_out = 0;
 	*held = false;
-	wm = *wm_io;
 	if (wm == 0) {
 		rc = watermark(c, &wm, err);
 		if (rc != MAT_OK)
 			return rc;
 		*wm_io = wm;
 	}
-	store__time_text(pos->pos_us, after_t);
-	snprintf(after_seq, sizeof(after_seq), "%lld", (long long)pos->seq);
-	store__time_text(wm, wm_t);
-	store__time_text(min_time != 0 ? min_time : INT64_MIN, min_t);
-	snprintf(types, sizeof(types), "%u", f->types);
-	snprintf(lim, sizeof(lim), "%d", limit);
-	/* One snapshot: "held" speaks of the same rows the batch saw. */
-	rc = store__read(c, cmds, 2, err);
+	follow_params(&fp, c, f, min_time, limit, pos, wm);
+	rc = store__read(c, fp.cmds, 2, err);
 	if (rc != MAT_OK)
 		return rc;
-	rows = PQntuples(cmds[0].res);
-	rc = events_from_rows(cmds[0].res, rows, out, err);
-	if (rc == MAT_OK) {
-		*n_out = (size_t)rows;
-		*held = PQgetvalue(cmds[1].res, 0, 0)[0] == 't';
-		if (rows > 0)
-			*pos = (*out)[rows - 1].at;
-		/* A short batch saw every row below the watermark: move past them all, so a
-		 * filtered follower's cursor stays recent (nothing can still appear there). */
-		if (rows < limit && wm > pos->pos_us) {
-			pos->pos_us = wm;
-			pos->seq = 0;
-		}
-	}
-	store__cmds_clear(cmds, 2);
+	rc = follow_rows(fp.cmds, limit, wm, pos, out, n_out, held, err);
+	store__cmds_clear(fp.cmds, 2);
 	return rc;
+}
+
+/* A read-ahead: the read of the storage loop (store__read_async) and everything it points to,
+ * copied, so that the follower may drop it (its call ending) while PostgreSQL still runs it. */
+struct store_event_ahead {
+	struct store__aread r;
+	struct follow_params fp;
+	struct store_call c;
+	struct store_event_filter f;
+	struct store_event_pos pos; /* the position the read starts after */
+	mat_time_us wm;
+	int limit;
+	volatile int cancel; /* c.cancelled points here */
+	char *principal, *org_id;
+	struct mat_error err;
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	bool done;    /* the loop's completion ran: rc, and the results on MAT_OK */
+	bool dropped; /* nobody will finish it: the completion frees it */
+	enum mat_code rc;
+};
+
+static void ahead_free(struct store_event_ahead *a)
+{
+	store__cmds_clear(a->fp.cmds, 2);
+	pthread_mutex_destroy(&a->mu);
+	pthread_cond_destroy(&a->cv);
+	free(a->principal);
+	free(a->org_id);
+	free(a);
+}
+
+/* On the loop thread (or at once, on the caller's, when it could not start). */
+static void ahead_complete(struct store__aread *r, enum mat_code rc)
+{
+	struct store_event_ahead *a = (struct store_event_ahead *)r;
+	bool dropped;
+
+	pthread_mutex_lock(&a->mu);
+	a->rc = rc;
+	a->done = true;
+	dropped = a->dropped;
+	pthread_cond_signal(&a->cv);
+	pthread_mutex_unlock(&a->mu);
+	if (dropped)
+		ahead_free(a);
+}
+
+struct store_event_ahead *store_event_follow_ahead(const struct store_call *c,
+                                                   const struct store_event_filter *f,
+                                                   mat_time_us min_time, int limit,
+                                                   const struct store_event_pos *pos,
+                                                   mat_time_us wm)
+{
+	struct store_event_ahead *a = calloc(1, sizeof(*a));
+
+	if (a == NULL)
+		return NULL;
+	a->principal = c->principal != NULL ? strdup(c->principal) : NULL;
+	a->org_id = f->org_id != NULL ? strdup(f->org_id) : NULL;
+	if ((c->principal != NULL && a->principal == NULL) ||
+	    (f->org_id != NULL && a->org_id == NULL)) {
+		free(a->principal);
+		free(a->org_id);
+		free(a);
+		return NULL;
+	}
+	pthread_mutex_init(&a->mu, NULL);
+	pthread_cond_init(&a->cv, NULL);
+	/* Only what the read itself uses: no method (no audit), no pending authorization. */
+	a->c = (struct store_call){.pool = c->pool,
+	                           .deadline_ms = c->deadline_ms,
+	                           .principal = a->principal,
+	                           .cancelled = &a->cancel,
+	                           .only_visible = c->only_visible};
+	a->f = (struct store_event_filter){.org_id = a->org_id, .types = f->types};
+	a->pos = *pos;
+	a->wm = wm;
+	a->limit = limit;
+	follow_params(&a->fp, &a->c, &a->f, min_time, limit, pos, wm);
+	a->r = (struct store__aread){
+	    .c = &a->c, .cmds = a->fp.cmds, .n = 2, .err = &a->err, .complete = ahead_complete};
+	store__read_async(c->pool, &a->r);
+	return a;
+}
+
+bool store_event_ahead_matches(const struct store_event_ahead *a, const struct store_call *c,
+                               const struct store_event_filter *f,
+                               const struct store_event_pos *pos, mat_time_us wm, int limit)
+{
+	return a->wm == wm && a->limit == limit && a->pos.pos_us == pos->pos_us &&
+	       a->pos.seq == pos->seq && a->c.only_visible == c->only_visible &&
+	       a->f.types == f->types && (a->f.org_id == NULL) == (f->org_id == NULL) &&
+	       (f->org_id == NULL || strcmp(a->f.org_id, f->org_id) == 0);
+}
+
+enum mat_code store_event_ahead_finish(struct store_event_ahead *a, struct store_event_pos *pos,
+                                       struct store_event **out, size_t *n_out, bool *held,
+                                       struct mat_error *err)
+{
+	enum mat_code rc;
+
+	*out = NULL;
+	*n_out = 0;
+	*held = false;
+	pthread_mutex_lock(&a->mu);
+	while (!a->done)
+		pthread_cond_wait(&a->cv, &a->mu);
+	pthread_mutex_unlock(&a->mu);
+	rc = a->rc;
+	if (rc == MAT_OK)
+		rc = follow_rows(a->fp.cmds, a->limit, a->wm, pos, out, n_out, held, err);
+	else
+		*err = a->err;
+	ahead_free(a);
+	return rc;
+}
+
+void store_event_ahead_drop(struct store_event_ahead *a)
+{
+	bool done;
+
+	if (a == NULL)
+		return;
+	pthread_mutex_lock(&a->mu);
+	done = a->done;
+	a->dropped = true;
+	a->cancel = 1; /* the loop may skip it if it has not started */
+	pthread_mutex_unlock(&a->mu);
+	if (done)
+		ahead_free(a);
 }
 
 /* --- retention ------------------------------------------------------------------------------ */
