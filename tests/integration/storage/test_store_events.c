@@ -44,9 +44,17 @@ static bool test_encoder(enum store_snapshot_kind kind, const void *r, uint8_t *
 
 static int setup(void **state)
 {
+	struct mat_error err;
+
 	(void)state;
 	db = tdb_open(NULL, 4, true);
 	store_events_set_encoder(test_encoder);
+	if (db != NULL) {
+		/* Read-aheads run on the storage loop, as in the server. */
+		struct store_call c = tdb_call(db, "admin", 5000);
+		if (store_pool_start_loop(c.pool, 2, &err) != MAT_OK)
+			return -1;
+	}
 	return 0;
 }
 
@@ -262,6 +270,99 @@ static void test_follow_reuses_its_watermark_while_batches_are_full(void **state
 	assert_true(wm > first_wm);
 }
 
+/* A read-ahead started after each full batch returns what store_event_follow_wm would have read
+ * at that moment (the same events, position and watermark), is used only for the read it
+ * matches, and may be dropped while its read runs or after it finished (ASan: no leak, no use
+ * after free). */
+static void test_follow_ahead_reads_what_follow_would(void **state)
+{
+	struct store_call c = tdb_call(db, "watcher", 5000), vis = c;
+	struct store_event_filter f = {.org_id = "so-a"}, other = {.org_id = "so-b"};
+	struct store_event_pos start, pos, ref_pos;
+	struct store_event *batch = NULL, *ref = NULL;
+	struct store_event_ahead *a;
+	struct mat_error err;
+	mat_time_us wm = 0, ref_wm;
+	int64_t seen[16];
+	size_t n, ref_n, n_seen = 0;
+	bool held, ref_held;
+	char name[8];
+	(void)state;
+	TDB_SKIP_IF_NONE(db);
+
+	mat_error_clear(&err);
+	assert_int_equal(store_event_now(&c, &start, &err), MAT_OK);
+	assert_int_equal(create_org("so-a", "A", NULL), MAT_OK);
+	for (int i = 0; i < 7; i++) {
+		snprintf(name, sizeof(name), "N%d", i);
+		rename_org("so-a", name);
+	}
+	/* The reference: batches of 3 the plain way. */
+	pos = start;
+	do {
+		assert_int_equal(
+		    store_event_follow_wm(&c, &f, 0, 3, &pos, &wm, &batch, &n, &held, &err),
+		    MAT_OK);
+		for (size_t i = 0; i < n; i++)
+			seen[n_seen++] = batch[i].seq;
+		store_events_free(batch, n);
+	} while (n == 3);
+	assert_int_equal(n_seen, 8);
+
+	/* The same with each next batch read ahead. */
+	pos = start;
+	wm = 0;
+	assert_int_equal(store_event_follow_wm(&c, &f, 0, 3, &pos, &wm, &batch, &n, &held, &err),
+	                 MAT_OK);
+	assert_int_equal(n, 3);
+	for (size_t i = 0; i < n; i++)
+		assert_int_equal(batch[i].seq, seen[i]);
+	store_events_free(batch, n);
+	for (size_t k = 3; k < 8; k += 3) {
+		a = store_event_follow_ahead(&c, &f, 0, 3, &pos, wm);
+		assert_non_null(a);
+		/* Any other read is not this one. */
+		vis.only_visible = !c.only_visible;
+		assert_true(store_event_ahead_matches(a, &c, &f, &pos, wm, 3));
+		assert_false(store_event_ahead_matches(a, &c, &f, &pos, wm, 4));
+		assert_false(store_event_ahead_matches(a, &c, &f, &pos, wm + 1, 3));
+		assert_false(store_event_ahead_matches(a, &c, &other, &pos, wm, 3));
+		assert_false(store_event_ahead_matches(a, &vis, &f, &pos, wm, 3));
+		ref_pos = pos;
+		ref_wm = wm;
+		assert_int_equal(store_event_follow_wm(&c, &f, 0, 3, &ref_pos, &ref_wm, &ref,
+		                                       &ref_n, &ref_held, &err),
+		                 MAT_OK);
+		assert_int_equal(store_event_ahead_finish(a, &pos, &batch, &n, &held, &err),
+		                 MAT_OK);
+		assert_int_equal(n, ref_n);
+		assert_int_equal(n, k + 3 <= 8 ? 3 : 8 - k);
+		for (size_t i = 0; i < n; i++) {
+			assert_int_equal(batch[i].seq, seen[k + i]);
+			assert_int_equal(batch[i].seq, ref[i].seq);
+			assert_string_equal(batch[i].principal, ref[i].principal);
+			assert_int_equal(batch[i].snapshot_len, ref[i].snapshot_len);
+			assert_memory_equal(batch[i].snapshot, ref[i].snapshot,
+			                    n ? ref[i].snapshot_len : 0);
+		}
+		assert_int_equal(pos.pos_us, ref_pos.pos_us);
+		assert_int_equal(pos.seq, ref_pos.seq);
+		assert_int_equal(held, ref_held);
+		store_events_free(batch, n);
+		store_events_free(ref, ref_n);
+	}
+
+	/* Dropped at once (its read most likely still queued or running), and after it ended. */
+	pos = start;
+	store_event_ahead_drop(store_event_follow_ahead(&c, &f, 0, 3, &pos, wm));
+	a = store_event_follow_ahead(&c, &f, 0, 3, &pos, wm);
+	assert_non_null(a);
+	usleep(200 * 1000);
+	store_event_ahead_drop(a);
+	store_event_ahead_drop(NULL);
+	usleep(200 * 1000); /* the first one's completion frees it before the pool goes */
+}
+
 static void test_prune_batches_under_a_lock(void **state)
 {
 	struct store_call c = tdb_call(db, "janitor", 5000);
@@ -339,6 +440,7 @@ int main(void)
 	    cmocka_unit_test(test_mutations_write_events),
 	    cmocka_unit_test(test_follow_stops_below_an_open_transaction),
 	    cmocka_unit_test(test_follow_reuses_its_watermark_while_batches_are_full),
+	    cmocka_unit_test(test_follow_ahead_reads_what_follow_would),
 	    cmocka_unit_test(test_prune_batches_under_a_lock),
 	    cmocka_unit_test(test_listener_hears_commits),
 	};
