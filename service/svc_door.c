@@ -44,6 +44,7 @@
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -71,6 +72,9 @@
 #define TRIM_MAX_MS 10000       /* ... or, if they keep closing, this often */
 #define DRAIN_MS 500 /* an abusive connection's last bytes are read and dropped this long */
 #define HS_NICE 10   /* the handshake thread's nice value above the process's */
+/* Handshake steps a loop turn of the handshake thread (at least one): between turns it takes
+ * new connections from the inbox, so a flood's eviction of the oldest keeps up with it. */
+#define HS_TURN_US 1000
 
 enum conn_state { C_HANDSHAKE, C_RELAY, C_DRAIN, C_CLOSING };
 
@@ -103,8 +107,11 @@ struct conn {
 	struct conn *prev, *next;
 	struct conn *ready_next;
 	bool on_ready;
-	bool dead;           /* closed while on the ready list */
-	struct conn *q_next; /* on the inbox or the outbox */
+	bool dead;             /* closed while on the ready list or the handshake queue */
+	struct conn *q_next;   /* on the inbox or the outbox */
+	struct conn *hsq_next; /* the handshake steps to run (handshake thread) */
+	bool on_hsq;
+	bool hs_stepped; /* a handshake step ran (our first flight may be out) */
 	/* client -> grpc: what grpc's socket did not take yet */
 	uint8_t *up;
 	size_t up_off, up_len;
@@ -185,6 +192,8 @@ struct svc_door {
 	struct conn_queue inbox; /* accepted, for this thread; its async also carries hs_stop */
 	struct conn *hs_head, *hs_tail;
 	int n_handshakes;
+	uv_idle_t hs_idle;
+	struct conn *hsq_head, *hsq_tail; /* TLS connections with a step to run */
 	/* peers */
 	pthread_rwlock_t peers_mu;
 	struct peer_entry **pages;
@@ -921,7 +930,12 @@ static void on_idle(uv_idle_t *h)
 
 static void on_hs_closed(uv_handle_t *h)
 {
-	conn_free(h->data);
+	struct conn *c = h->data;
+	/* Still on the handshake queue: on_hs_idle frees it when it gets there. */
+	if (c->on_hsq)
+		c->dead = true;
+	else
+		conn_free(c);
 }
 
 /* A connection refused or failed before its relay. */
@@ -962,6 +976,16 @@ static void hs_watch(struct conn *c)
 	}
 }
 
+/* The client shut its side before our first flight: a TLS client has to answer it (its
+ * certificate, its Finished), so the handshake cannot end well. One poll(2) against a
+ * signature's milliseconds: a flood of ClientHellos closed at once (the half-open attack) costs
+ * no step each. */
+static bool peer_hung_up(int fd)
+{
+	struct pollfd p = {.fd = fd, .events = POLLRDHUP};
+	return poll(&p, 1, 0) == 1 && (p.revents & (POLLRDHUP | POLLHUP | POLLERR)) != 0;
+}
+
 static void handshake(struct conn *c)
 {
 	enum auth_tls_fail why = AUTH_TLS_FAIL_NONE;
@@ -972,6 +996,12 @@ static void handshake(struct conn *c)
 		hand_over(c);
 		return;
 	}
+	if (!c->hs_stepped && peer_hung_up(c->fd)) {
+		handshake_failed(c, "closed");
+		hs_close(c);
+		return;
+	}
+	c->hs_stepped = true;
 	r = auth_tls_handshake(c->tls, &why);
 	switch (r) {
 	case AUTH_TLS_OK:
@@ -990,6 +1020,75 @@ static void handshake(struct conn *c)
 	}
 }
 
+static void on_hs_idle(uv_idle_t *h);
+
+/* A TLS step to run (its socket is ready), in arrival order, from on_hs_idle. Not watched while
+ * queued (level-triggered: it would wake every turn). */
+static void queue_handshake(struct conn *c)
+{
+	struct svc_door *d = c->d;
+
+	if (c->on_hsq)
+		return;
+	c->on_hsq = true;
+	c->hsq_next = NULL;
+	if (d->hsq_tail != NULL)
+		d->hsq_tail->hsq_next = c;
+	else
+		d->hsq_head = c;
+	d->hsq_tail = c;
+	if (c->ev != 0) {
+		uv_poll_stop(&c->poll);
+		c->ev = 0;
+	}
+	uv_idle_start(&d->hs_idle, on_hs_idle);
+}
+
+static uint64_t now_us(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+/* Queued steps for HS_TURN_US (at least one), then back to the loop: the inbox is read between
+ * turns, and the connections a flood pushed out meanwhile are skipped (dead), so the work
+ * waiting is bounded by the bound on handshakes in progress, not by what was accepted. */
+static void on_hs_idle(uv_idle_t *h)
+{
+	struct svc_door *d = h->data;
+	uint64_t until = now_us() + HS_TURN_US;
+
+	do {
+		struct conn *c = d->hsq_head;
+		if (c == NULL)
+			break;
+		d->hsq_head = c->hsq_next;
+		if (d->hsq_head == NULL)
+			d->hsq_tail = NULL;
+		c->on_hsq = false;
+		if (c->dead)
+			conn_free(c);
+		else if (c->st == C_HANDSHAKE)
+			handshake(c);
+	} while (now_us() < until);
+	if (d->hsq_head == NULL)
+		uv_idle_stop(h);
+}
+
+/* After the handshake loop ended: connections closed while queued that no turn came back to. */
+static void hs_free_listed(struct svc_door *d)
+{
+	while (d->hsq_head != NULL) {
+		struct conn *c = d->hsq_head;
+		d->hsq_head = c->hsq_next;
+		c->on_hsq = false;
+		if (c->dead)
+			conn_free(c);
+	}
+	d->hsq_tail = NULL;
+}
+
 static void on_hs_event(uv_poll_t *h, int status, int events)
 {
 	struct conn *c = h->data;
@@ -1000,10 +1099,13 @@ static void on_hs_event(uv_poll_t *h, int status, int events)
 		hs_close(c);
 		return;
 	}
-	handshake(c);
+	if (c->tls != NULL)
+		queue_handshake(c);
+	else
+		handshake(c);
 }
 
-/* A connection from the inbox: its TLS state, then its first handshake step at once (the
+/* A connection from the inbox: its TLS state, then its first handshake step queued (the
  * ClientHello is usually here already), or, plaintext, a wait for its first byte. Handshakes
  * in progress are bounded: a flood of connections that never finish theirs pushes out the
  * oldest of them, not the clients that complete in milliseconds. */
@@ -1037,7 +1139,7 @@ static void hs_adopt(struct conn *c)
 	d->hs_tail = c;
 	d->n_handshakes++;
 	if (c->tls != NULL)
-		handshake(c);
+		queue_handshake(c);
 	else
 		hs_watch(c);
 }
@@ -1061,6 +1163,7 @@ static void hs_close_all(struct svc_door *d)
 	while (d->hs_head != NULL)
 		hs_close(d->hs_head);
 	uv_close((uv_handle_t *)&d->hs_sweep, NULL);
+	uv_close((uv_handle_t *)&d->hs_idle, NULL);
 }
 
 static void on_inbox(uv_async_t *h)
@@ -1095,6 +1198,7 @@ static void *hs_main(void *arg)
 		svc_log_event("warn", "front door: handshakes run at the relay's priority: %s",
 		              strerror(errno));
 	uv_run(&d->hs_loop, UV_RUN_DEFAULT);
+	hs_free_listed(d);
 	return NULL;
 }
 
@@ -1395,6 +1499,8 @@ struct svc_door *svc_door_new(const struct svc_door_limits *lim, struct auth_tls
 	d->inbox.async.data = d;
 	uv_timer_init(&d->hs_loop, &d->hs_sweep);
 	d->hs_sweep.data = d;
+	uv_idle_init(&d->hs_loop, &d->hs_idle);
+	d->hs_idle.data = d;
 	d->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
 	return d;
 }
@@ -1599,6 +1705,7 @@ void svc_door_free(struct svc_door *d)
 	} else {
 		hs_close_all(d);
 		uv_run(&d->hs_loop, UV_RUN_DEFAULT);
+		hs_free_listed(d);
 	}
 	if (d->started) {
 		atomic_fetch_or(&d->cmd, CMD_STOP);
