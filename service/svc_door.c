@@ -1333,7 +1333,7 @@ static void on_sweep(uv_timer_t *t)
 	if (d->sweeps % 4 == 0 && (closed >= TRIM_AFTER_CLOSED || d->abused_since_trim) &&
 	    (now >= last_close + TRIM_QUIET_MS || now - d->last_trim_ms >= TRIM_MAX_MS)) {
 		malloc_trim(0);
-		atomic_fetch_sub(&d->closed_since_trim, closed); /* the handshake thread's since */
+		atomic_fetch_sub(&d->closed_since_trim, closed); /* later closes count on */
 		d->abused_since_trim = false;
 		d->last_trim_ms = now;
 	}
