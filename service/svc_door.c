@@ -152,6 +152,7 @@ struct svc_door {
 	struct conn *all;
 	struct conn *hs_head, *hs_tail;
 	int n_conns, n_handshakes;
+	atomic_int relayed; /* connections with a socketpair to grpc, until closed (any thread) */
 	struct conn *ready;
 	struct conn *hsq_head, *hsq_tail; /* handshake steps, run after the relay's work */
 	uint8_t scratch[SCRATCH];
@@ -314,6 +315,8 @@ static void conn_close(struct conn *c)
 	d->closed_since_trim++;
 	d->last_close_ms = now_ms();
 	svc_metrics_connections_open(d->metrics, -1);
+	if (c->pfd >= 0)
+		atomic_fetch_sub(&d->relayed, 1);
 	if (c->tls != NULL)
 		auth_tls_shutdown(c->tls);
 	/* grpc sees its end close and cancels the connection's calls. */
@@ -746,6 +749,7 @@ static void start_relay(struct conn *c)
 	}
 	c->pfd = sv[0];
 	c->gfd = sv[1];
+	atomic_fetch_add(&d->relayed, 1);
 	uv_poll_init(&d->loop, &c->ppoll, c->pfd);
 	c->ppoll.data = c;
 	c->ppoll_init = true;
@@ -1400,6 +1404,16 @@ void svc_door_close_listeners(struct svc_door *d, grpc_server *server)
 	while (!d->listeners_closed)
 		pthread_cond_wait(&d->cmd_cv, &d->cmd_mu);
 	pthread_mutex_unlock(&d->cmd_mu);
+}
+
+bool svc_door_wait_drained(struct svc_door *d, int timeout_ms)
+{
+	for (int waited = 0; atomic_load(&d->relayed) > 0; waited += 10) {
+		if (waited >= timeout_ms)
+			return false;
+		usleep(10000);
+	}
+	return true;
 }
 
 void svc_door_free(struct svc_door *d)
