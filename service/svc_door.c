@@ -179,7 +179,8 @@ struct svc_door {
 	pthread_cond_t cmd_cv;
 	grpc_server *close_for; /* CMD_CLOSE_LISTENERS: the listeners of this server */
 	bool listeners_closed;
-	struct conn *all; /* past their handshake */
+	struct conn *all;   /* past their handshake */
+	atomic_int relayed; /* connections with a socketpair to grpc, until closed (any thread) */
 	struct conn *ready;
 	struct conn_queue outbox; /* handshaken, for this thread */
 	uint8_t scratch[SCRATCH];
@@ -426,6 +427,8 @@ static void conn_close(struct conn *c)
 	if (c->next != NULL)
 		c->next->prev = c->prev;
 	conn_gone(d);
+	if (c->pfd >= 0)
+		atomic_fetch_sub(&d->relayed, 1);
 	if (c->tls != NULL)
 		auth_tls_shutdown(c->tls);
 	/* grpc sees its end close and cancels the connection's calls. */
@@ -841,6 +844,7 @@ static void start_relay(struct conn *c)
 	}
 	c->pfd = sv[0];
 	c->gfd = sv[1];
+	atomic_fetch_add(&d->relayed, 1);
 	uv_poll_init(&d->loop, &c->ppoll, c->pfd);
 	c->ppoll.data = c;
 	c->ppoll_init = true;
@@ -1687,6 +1691,16 @@ void svc_door_close_listeners(struct svc_door *d, grpc_server *server)
 	while (!d->listeners_closed)
 		pthread_cond_wait(&d->cmd_cv, &d->cmd_mu);
 	pthread_mutex_unlock(&d->cmd_mu);
+}
+
+bool svc_door_wait_drained(struct svc_door *d, int timeout_ms)
+{
+	for (int waited = 0; atomic_load(&d->relayed) > 0; waited += 10) {
+		if (waited >= timeout_ms)
+			return false;
+		usleep(10000);
+	}
+	return true;
 }
 
 void svc_door_free(struct svc_door *d)

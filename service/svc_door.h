@@ -54,6 +54,12 @@ struct auth_tls *svc_door_tls(struct svc_door *d);
  * Waits until done. Any thread but the door's. d NULL allowed. */
 void svc_door_close_listeners(struct svc_door *d, grpc_server *server);
 
+/* Shutdown, after the grpc servers are destroyed (grpc closed its end of every relayed
+ * connection): waits until each has written what grpc wrote last to its client and closed
+ * (pump_down closes at grpc's end of stream), at most timeout_ms. False if some are still
+ * open then (a client that stopped reading). Closing them at once instead cut the last
+ * messages and the status of streams that had finished within the grace ("Broken pipe"). */
+bool svc_door_wait_drained(struct svc_door *d, int timeout_ms);
 /* Closes every connection, stops the threads and frees. After the grpc servers are destroyed.
  * NULL allowed. */
 void svc_door_free(struct svc_door *d);

@@ -425,6 +425,11 @@ int svc_server_start(struct svc_server *srv)
 	return 0;
 }
 
+/* How long shutdown waits, after the grace, for the front door to hand grpc's last bytes to
+ * clients still reading them (a stream that finished within the grace, its tail still in the
+ * relay). */
+#define SHUTDOWN_DRAIN_MS 2000
+
 void svc_server_shutdown(struct svc_server *srv)
 {
 	struct timespec start;
@@ -497,6 +502,9 @@ void svc_server_shutdown(struct svc_server *srv)
 	for (int i = 0; i < srv->n_workers; i++)
 		pthread_join(srv->workers[i].thread, NULL);
 	svc_metrics_stop(srv->metrics);
+	if (!svc_door_wait_drained(srv->door, SHUTDOWN_DRAIN_MS))
+		svc_log_event("warn", "shutdown: clients still reading after %d ms: closing",
+		              SHUTDOWN_DRAIN_MS);
 	svc_door_free(srv->door);
 	srv->door = NULL;
 	svc_health_stop(srv->health);
