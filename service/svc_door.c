@@ -1,10 +1,24 @@
-/* The front door: listening sockets, TLS, connection bounds and the HTTP/2 frame guard, on one
- * thread running a libuv loop (the storage loop's library, docs/architecture.md).
+/* The front door: listening sockets, TLS, connection bounds and the HTTP/2 frame guard, on two
+ * threads each running a libuv loop (the storage loop's library, docs/architecture.md):
  *
- * A connection: HANDSHAKE (TLS handshake in progress, or a plaintext client's first byte not
- * yet here; on the FIFO `hs` list, so the oldest is found first by both the timeout sweep and
- * the eviction of a flood) -> RELAY (a socketpair to grpc; bytes copied both ways, the client's
- * through the guard) -> CLOSING (handles closing; freed when both are closed).
+ * - the relay thread ("door" below): accepts (bounded, surviving EMFILE), relays the bytes of
+ *   every connection past its handshake, sweeps slow readers and gives memory back;
+ * - the handshake thread ("door-hs", nice +10 over the process): runs the TLS handshakes (and
+ *   a plaintext client's wait for its first byte), bounds them (the oldest evicted in a flood,
+ *   --handshake-timeout). A handshake costs milliseconds of CPU (signatures, key exchange); at
+ *   a lower priority the scheduler preempts it whenever the relay has work, so a flood of
+ *   ClientHellos slows other handshakes, never the connections already open. This thread
+ *   never calls grpc: threads grpc starts lazily inherit the nice value of the thread that
+ *   makes them start.
+ *
+ * A connection: accepted on the door thread -> inbox -> HANDSHAKE on the handshake thread (TLS
+ * handshake in progress, or a plaintext client's first byte not yet here; on the FIFO `hs`
+ * list, so the oldest is found first by both the timeout sweep and the eviction of a flood) ->
+ * its poll handle closed there, then outbox -> RELAY on the door thread (a socketpair to grpc,
+ * added by this thread; bytes copied both ways, the client's through the guard) -> DRAIN ->
+ * CLOSING (handles closing; freed when both are closed). A connection belongs to one thread at
+ * a time (OpenSSL allows an SSL object to move between threads when only one uses it); the
+ * inbox and outbox are mutex-guarded lists with a uv_async_t each.
  *
  * Relay: bytes move through one scratch buffer of the thread; a connection holds a buffer of
  * its own only while a write could not take everything (a slow client, or grpc not reading),
@@ -30,13 +44,16 @@
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
@@ -54,11 +71,10 @@
 #define TRIM_QUIET_MS 1000      /* ... once no connection closed for this long */
 #define TRIM_MAX_MS 10000       /* ... or, if they keep closing, this often */
 #define DRAIN_MS 500 /* an abusive connection's last bytes are read and dropped this long */
-/* Handshake steps a loop turn, after the relay work (relaying waits for them at most this long,
- * plus one step), then, with more waiting, a rest as long as they ran (at least
- * HANDSHAKE_REST_MS): half the thread. */
-#define HANDSHAKE_BUDGET_US 1000
-#define HANDSHAKE_REST_MS 1
+#define HS_NICE 10   /* the handshake thread's nice value above the process's */
+/* Handshake steps a loop turn of the handshake thread (at least one): between turns it takes
+ * new connections from the inbox, so a flood's eviction of the oldest keeps up with it. */
+#define HS_TURN_US 1000
 
 enum conn_state { C_HANDSHAKE, C_RELAY, C_DRAIN, C_CLOSING };
 
@@ -91,9 +107,11 @@ struct conn {
 	struct conn *prev, *next;
 	struct conn *ready_next;
 	bool on_ready;
-	struct conn *hsq_next; /* the queue of handshake steps to run */
+	bool dead;             /* closed while on the ready list or the handshake queue */
+	struct conn *q_next;   /* on the inbox or the outbox */
+	struct conn *hsq_next; /* the handshake steps to run (handshake thread) */
 	bool on_hsq;
-	bool dead; /* closed while on the ready list or the handshake queue */
+	bool hs_stepped; /* a handshake step ran (our first flight may be out) */
 	/* client -> grpc: what grpc's socket did not take yet */
 	uint8_t *up;
 	size_t up_off, up_len;
@@ -120,6 +138,16 @@ struct peer_entry {
 	char addr[80];
 };
 
+/* A hand-over list between the two threads, and the async handle that wakes its consumer.
+ * `stopped`: the consumer is gone (or going), so producers dispose of connections themselves;
+ * set, and the handle closed, under `mu`, so no uv_async_send reaches a closed handle. */
+struct conn_queue {
+	pthread_mutex_t mu;
+	struct conn *head, *tail;
+	bool stopped;
+	uv_async_t async;
+};
+
 struct svc_door {
 	struct svc_door_limits lim;
 	int max_conns;
@@ -132,16 +160,18 @@ struct svc_door {
 	struct listener lst[MAX_LISTENERS];
 	int n_lst;
 	int reserve_fd;
+	/* Both threads */
+	atomic_int n_conns; /* accepted and not yet closed, on either thread or between them */
+	atomic_uint closed_since_trim; /* connections closed since the last malloc_trim */
+	atomic_uint_fast64_t last_close_ms;
+	/* The door (relay) thread */
 	uv_loop_t loop;
 	uv_async_t wake;
 	uv_timer_t sweep;
 	unsigned sweeps;
-	unsigned closed_since_trim; /* connections closed since the last malloc_trim */
-	uint64_t last_close_ms, last_trim_ms;
+	uint64_t last_trim_ms;
 	bool abused_since_trim; /* and connections closed for abuse */
 	uv_idle_t idle;
-	uv_timer_t hs_pause; /* handshakes rest as long as they last ran (see on_idle) */
-	bool hs_paused;
 	pthread_t thread;
 	bool started;
 	atomic_int cmd; /* CMD_* bits for the loop */
@@ -149,13 +179,22 @@ struct svc_door {
 	pthread_cond_t cmd_cv;
 	grpc_server *close_for; /* CMD_CLOSE_LISTENERS: the listeners of this server */
 	bool listeners_closed;
-	struct conn *all;
-	struct conn *hs_head, *hs_tail;
-	int n_conns, n_handshakes;
+	struct conn *all;   /* past their handshake */
 	atomic_int relayed; /* connections with a socketpair to grpc, until closed (any thread) */
 	struct conn *ready;
-	struct conn *hsq_head, *hsq_tail; /* handshake steps, run after the relay's work */
+	struct conn_queue outbox; /* handshaken, for this thread */
 	uint8_t scratch[SCRATCH];
+	/* The handshake thread */
+	uv_loop_t hs_loop;
+	uv_timer_t hs_sweep;
+	pthread_t hs_thread;
+	bool hs_started;
+	atomic_bool hs_stop;
+	struct conn_queue inbox; /* accepted, for this thread; its async also carries hs_stop */
+	struct conn *hs_head, *hs_tail;
+	int n_handshakes;
+	uv_idle_t hs_idle;
+	struct conn *hsq_head, *hsq_tail; /* TLS connections with a step to run */
 	/* peers */
 	pthread_rwlock_t peers_mu;
 	struct peer_entry **pages;
@@ -284,13 +323,91 @@ static void conn_free(struct conn *c)
 	free(c);
 }
 
+/* A connection is gone (either thread): the counts that bound connections and trim memory. */
+static void conn_gone(struct svc_door *d)
+{
+	atomic_fetch_sub(&d->n_conns, 1);
+	atomic_fetch_add(&d->closed_since_trim, 1);
+	atomic_store(&d->last_close_ms, now_ms());
+	svc_metrics_connections_open(d->metrics, -1);
+}
+
+/* A connection with no handle open (left on the inbox or the outbox when its consumer
+ * stopped): freed at once. */
+static void conn_discard(struct conn *c)
+{
+	conn_gone(c->d);
+	conn_free(c);
+}
+
+/* --- hand-over between the threads ------------------------------------------------------- */
+
+/* Puts c on q and wakes q's thread. false when that thread has stopped: c stays the caller's. */
+static bool queue_put(struct conn_queue *q, struct conn *c)
+{
+	bool ok;
+
+	pthread_mutex_lock(&q->mu);
+	ok = !q->stopped;
+	if (ok) {
+		c->q_next = NULL;
+		if (q->tail != NULL)
+			q->tail->q_next = c;
+		else
+			q->head = c;
+		q->tail = c;
+		uv_async_send(&q->async);
+	}
+	pthread_mutex_unlock(&q->mu);
+	return ok;
+}
+
+/* Everything on q (its thread). */
+static struct conn *queue_take(struct conn_queue *q)
+{
+	struct conn *list;
+
+	pthread_mutex_lock(&q->mu);
+	list = q->head;
+	q->head = q->tail = NULL;
+	pthread_mutex_unlock(&q->mu);
+	return list;
+}
+
+/* q's thread stops taking: later puts fail, its async handle closes; what was left is
+ * returned. */
+static struct conn *queue_stop(struct conn_queue *q)
+{
+	struct conn *list;
+
+	pthread_mutex_lock(&q->mu);
+	if (!q->stopped)
+		uv_close((uv_handle_t *)&q->async, NULL);
+	q->stopped = true;
+	list = q->head;
+	q->head = q->tail = NULL;
+	pthread_mutex_unlock(&q->mu);
+	return list;
+}
+
+static void discard_all(struct conn *list)
+{
+	while (list != NULL) {
+		struct conn *c = list;
+		list = c->q_next;
+		conn_discard(c);
+	}
+}
+
+/* --- the door thread's connections -------------------------------------------------------- */
+
 static void on_handle_closed(uv_handle_t *h)
 {
 	struct conn *c = h->data;
 	if (--c->handles > 0)
 		return;
-	/* Still on a list: on_idle frees it when it gets there. */
-	if (c->on_ready || c->on_hsq)
+	/* Still on the ready list: on_idle frees it when it gets there. */
+	if (c->on_ready)
 		c->dead = true;
 	else
 		conn_free(c);
@@ -302,8 +419,6 @@ static void conn_close(struct conn *c)
 
 	if (c->st == C_CLOSING)
 		return;
-	if (c->st == C_HANDSHAKE)
-		hs_remove(c);
 	c->st = C_CLOSING;
 	if (c->prev != NULL)
 		c->prev->next = c->next;
@@ -311,10 +426,7 @@ static void conn_close(struct conn *c)
 		d->all = c->next;
 	if (c->next != NULL)
 		c->next->prev = c->prev;
-	d->n_conns--;
-	d->closed_since_trim++;
-	d->last_close_ms = now_ms();
-	svc_metrics_connections_open(d->metrics, -1);
+	conn_gone(d);
 	if (c->pfd >= 0)
 		atomic_fetch_sub(&d->relayed, 1);
 	if (c->tls != NULL)
@@ -352,8 +464,6 @@ static void conn_watch(struct conn *c)
 			pev |= UV_READABLE;
 	} else if (c->st == C_DRAIN) {
 		ev = UV_READABLE;
-	} else {
-		ev = c->up_want;
 	}
 	if (ev != c->ev) {
 		if (ev == 0)
@@ -373,31 +483,6 @@ static void conn_watch(struct conn *c)
 
 static void on_idle(uv_idle_t *h);
 
-/* A handshake has something to do (its socket is ready). The step runs from on_idle, after the
- * loop turn's relaying and accepting, within a time budget: a flood of ClientHellos costs the
- * handshakes' CPU (signatures, key exchange), never the latency of connections already open,
- * nor the accept loop's refusals. */
-static void queue_handshake(struct conn *c)
-{
-	struct svc_door *d = c->d;
-
-	if (c->on_hsq)
-		return;
-	c->on_hsq = true;
-	c->hsq_next = NULL;
-	if (d->hsq_tail != NULL)
-		d->hsq_tail->hsq_next = c;
-	else
-		d->hsq_head = c;
-	d->hsq_tail = c;
-	/* Not watched while queued (level-triggered: it would wake every turn). */
-	if (c->ev != 0) {
-		uv_poll_stop(&c->poll);
-		c->ev = 0;
-	}
-	uv_idle_start(&d->idle, on_idle);
-}
-
 static void make_ready(struct conn *c)
 {
 	if (c->on_ready)
@@ -409,7 +494,8 @@ static void make_ready(struct conn *c)
 }
 
 /* One line a second at most for each kind (abuse, refused handshakes), with the count of those
- * left out: an attacker opening connections must not fill the disk. */
+ * left out: an attacker opening connections must not fill the disk. Abuse is logged on the door
+ * thread, refused handshakes on the handshake thread: each kind's state has one thread. */
 static void log_limited(struct conn *c, int kind, const char *what, const char *why)
 {
 	struct svc_door *d = c->d;
@@ -728,13 +814,22 @@ static void relay(struct conn *c)
 	conn_watch(c);
 }
 
-/* The handshake is done: a socketpair to grpc, then relay. */
+/* A connection past its handshake, from the outbox: a socketpair to grpc, then relay. grpc is
+ * called here, never on the handshake thread (see the top of this file). */
 static void start_relay(struct conn *c)
 {
 	struct svc_door *d = c->d;
 	int sv[2];
 
-	hs_remove(c);
+	uv_poll_init(&d->loop, &c->poll, c->fd);
+	c->poll.data = c;
+	c->ev = 0;
+	c->prev = NULL;
+	c->next = d->all;
+	if (d->all != NULL)
+		d->all->prev = c;
+	d->all = c;
+	c->st = C_RELAY;
 	if (!c->l->open || (atomic_load(&d->cmd) & CMD_STOP)) {
 		conn_close(c); /* shutting down: this server takes no new connection */
 		return;
@@ -753,7 +848,6 @@ static void start_relay(struct conn *c)
 	uv_poll_init(&d->loop, &c->ppoll, c->pfd);
 	c->ppoll.data = c;
 	c->ppoll_init = true;
-	c->st = C_RELAY;
 	c->up_want = UV_READABLE;
 	c->down_want = UV_WRITABLE;
 	c->peer_seq = ++d->peer_seq;
@@ -764,31 +858,15 @@ static void start_relay(struct conn *c)
 	relay(c);
 }
 
-static void handshake(struct conn *c)
+static void on_outbox(uv_async_t *h)
 {
-	enum auth_tls_fail why = AUTH_TLS_FAIL_NONE;
-	enum auth_tls_io r;
+	struct svc_door *d = h->data;
+	struct conn *list = queue_take(&d->outbox);
 
-	if (c->tls == NULL) {
-		/* Plaintext: the first byte ends the "handshake". */
+	while (list != NULL) {
+		struct conn *c = list;
+		list = c->q_next;
 		start_relay(c);
-		return;
-	}
-	r = auth_tls_handshake(c->tls, &why);
-	switch (r) {
-	case AUTH_TLS_OK:
-		start_relay(c);
-		return;
-	case AUTH_TLS_WANT_READ:
-	case AUTH_TLS_WANT_WRITE:
-		c->up_want = want_of(r);
-		conn_watch(c);
-		return;
-	case AUTH_TLS_CLOSED:
-	case AUTH_TLS_ERROR:
-		handshake_failed(c, auth_tls_fail_name(why));
-		conn_close(c);
-		return;
 	}
 }
 
@@ -797,14 +875,10 @@ static void on_conn_event(uv_poll_t *h, int status, int events)
 	struct conn *c = h->data;
 
 	if (status < 0) {
-		if (c->st == C_HANDSHAKE)
-			handshake_failed(c, "closed");
 		conn_close(c);
 		return;
 	}
-	if (c->st == C_HANDSHAKE) {
-		queue_handshake(c);
-	} else if (c->st == C_RELAY) {
+	if (c->st == C_RELAY) {
 		/* The client's socket: the way up reads it unless it waits for grpc, the way
 		 * down writes it while it has output waiting. Only the side the event concerns
 		 * runs: the other would find nothing (a wasted syscall). */
@@ -836,6 +910,144 @@ static void on_pair_event(uv_poll_t *h, int status, int events)
 	conn_watch(c);
 }
 
+/* Connections with more to move than one wake-up's budget. */
+static void on_idle(uv_idle_t *h)
+{
+	struct svc_door *d = h->data;
+	struct conn *list = d->ready;
+
+	d->ready = NULL;
+	while (list != NULL) {
+		struct conn *c = list;
+		list = c->ready_next;
+		c->on_ready = false;
+		if (c->dead)
+			conn_free(c);
+		else if (c->st == C_RELAY)
+			relay(c);
+	}
+	if (d->ready == NULL)
+		uv_idle_stop(h);
+}
+
+/* --- the handshake thread ----------------------------------------------------------------- */
+
+static void on_hs_closed(uv_handle_t *h)
+{
+	struct conn *c = h->data;
+	/* Still on the handshake queue: on_hs_idle frees it when it gets there. */
+	if (c->on_hsq)
+		c->dead = true;
+	else
+		conn_free(c);
+}
+
+/* A connection refused or failed before its relay. */
+static void hs_close(struct conn *c)
+{
+	if (c->st == C_CLOSING)
+		return;
+	hs_remove(c);
+	c->st = C_CLOSING;
+	conn_gone(c->d);
+	if (c->tls != NULL)
+		auth_tls_shutdown(c->tls);
+	uv_close((uv_handle_t *)&c->poll, on_hs_closed);
+}
+
+static void on_hs_handed(uv_handle_t *h)
+{
+	struct conn *c = h->data;
+	if (!queue_put(&c->d->outbox, c))
+		conn_discard(c); /* the door thread has stopped */
+}
+
+/* The handshake is done: once its poll handle on this loop is closed (the descriptor leaves
+ * this thread's epoll set), the connection goes to the door thread. */
+static void hand_over(struct conn *c)
+{
+	hs_remove(c);
+	uv_close((uv_handle_t *)&c->poll, on_hs_handed);
+}
+
+static void on_hs_event(uv_poll_t *h, int status, int events);
+
+static void hs_watch(struct conn *c)
+{
+	if (c->up_want != c->ev) {
+		uv_poll_start(&c->poll, c->up_want, on_hs_event);
+		c->ev = c->up_want;
+	}
+}
+
+/* The client shut its side before our first flight: a TLS client has to answer it (its
+ * certificate, its Finished), so the handshake cannot end well. One poll(2) against a
+ * signature's milliseconds: a flood of ClientHellos closed at once (the half-open attack) costs
+ * no step each. */
+static bool peer_hung_up(int fd)
+{
+	struct pollfd p = {.fd = fd, .events = POLLRDHUP};
+	return poll(&p, 1, 0) == 1 && (p.revents & (POLLRDHUP | POLLHUP | POLLERR)) != 0;
+}
+
+static void handshake(struct conn *c)
+{
+	enum auth_tls_fail why = AUTH_TLS_FAIL_NONE;
+	enum auth_tls_io r;
+
+	if (c->tls == NULL) {
+		/* Plaintext: the first byte ends the "handshake". */
+		hand_over(c);
+		return;
+	}
+	if (!c->hs_stepped && peer_hung_up(c->fd)) {
+		handshake_failed(c, "closed");
+		hs_close(c);
+		return;
+	}
+	c->hs_stepped = true;
+	r = auth_tls_handshake(c->tls, &why);
+	switch (r) {
+	case AUTH_TLS_OK:
+		hand_over(c);
+		return;
+	case AUTH_TLS_WANT_READ:
+	case AUTH_TLS_WANT_WRITE:
+		c->up_want = want_of(r);
+		hs_watch(c);
+		return;
+	case AUTH_TLS_CLOSED:
+	case AUTH_TLS_ERROR:
+		handshake_failed(c, auth_tls_fail_name(why));
+		hs_close(c);
+		return;
+	}
+}
+
+static void on_hs_idle(uv_idle_t *h);
+
+/* A TLS step to run (its socket is ready), in arrival order, from on_hs_idle. Not watched while
+ * queued (level-triggered: it would wake every turn). */
+static void queue_handshake(struct conn *c)
+{
+	struct svc_door *d = c->d;
+
+	if (c->on_hsq)
+		return;
+	c->on_hsq = true;
+	c->hsq_next = NULL;
+	if (d->hsq_tail != NULL)
+		d->hsq_tail->hsq_next = c;
+	else
+		d->hsq_head = c;
+	d->hsq_tail = c;
+	if (c->ev != 0) {
+		uv_poll_stop(&c->poll);
+		c->ev = 0;
+	}
+	uv_idle_start(&d->hs_idle, on_hs_idle);
+}
+
 static uint64_t now_us(void)
 {
 	struct timespec ts;
@@ -843,41 +1055,14 @@ static uint64_t now_us(void)
 	return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
 }
 
-static void on_hs_resume(uv_timer_t *t)
-{
-	struct svc_door *d = t->data;
-	d->hs_paused = false;
-	uv_idle_start(&d->idle, on_idle);
-}
-
-/* Connections with more to move than one wake-up's budget, then queued handshake steps for at
- * most HANDSHAKE_BUDGET_US (at least one step a turn). When steps are still waiting after that,
- * handshakes rest as long as they ran: a flood of them gets at most half of this thread (with
- * OpenSSL 3.0 and grpc's transport set-up, ~1.4 ms a connection: ~350 handshakes a second),
- * while the connections already open keep the rest of the machine. */
-static void on_idle(uv_idle_t *h)
+/* Queued steps for HS_TURN_US (at least one), then back to the loop: the inbox is read between
+ * turns, and the connections a flood pushed out meanwhile are skipped (dead), so the work
+ * waiting is bounded by the bound on handshakes in progress, not by what was accepted. */
+static void on_hs_idle(uv_idle_t *h)
 {
 	struct svc_door *d = h->data;
-	struct conn *list = d->ready;
-	uint64_t start, until;
+	uint64_t until = now_us() + HS_TURN_US;
 
-	d->ready = NULL;
-	while (list != NULL) {
-		struct conn *c = list;
-		list = c->ready_next;
-		c->on_ready = false;
-		if (c->dead && !c->on_hsq)
-			conn_free(c);
-		else if (c->st == C_RELAY)
-			relay(c);
-	}
-	if (d->hs_paused) {
-		if (d->ready == NULL)
-			uv_idle_stop(h);
-		return;
-	}
-	start = now_us();
-	until = start + HANDSHAKE_BUDGET_US;
 	do {
 		struct conn *c = d->hsq_head;
 		if (c == NULL)
@@ -886,21 +1071,139 @@ static void on_idle(uv_idle_t *h)
 		if (d->hsq_head == NULL)
 			d->hsq_tail = NULL;
 		c->on_hsq = false;
-		if (c->dead && !c->on_ready)
+		if (c->dead)
 			conn_free(c);
 		else if (c->st == C_HANDSHAKE)
 			handshake(c);
 	} while (now_us() < until);
-	if (d->hsq_head != NULL) {
-		/* The rest is as long as the steps took (one step may outlast the budget: a slow
-		 * machine, a sanitizer build), so handshakes keep to half of the thread. */
-		uint64_t ran_ms = (now_us() - start + 999) / 1000;
-		d->hs_paused = true;
-		uv_timer_start(&d->hs_pause, on_hs_resume,
-		               ran_ms > HANDSHAKE_REST_MS ? ran_ms : HANDSHAKE_REST_MS, 0);
-	}
-	if (d->ready == NULL && (d->hsq_head == NULL || d->hs_paused))
+	if (d->hsq_head == NULL)
 		uv_idle_stop(h);
+}
+
+/* After the handshake loop ended: connections closed while queued that no turn came back to. */
+static void hs_free_listed(struct svc_door *d)
+{
+	while (d->hsq_head != NULL) {
+		struct conn *c = d->hsq_head;
+		d->hsq_head = c->hsq_next;
+		c->on_hsq = false;
+		if (c->dead)
+			conn_free(c);
+	}
+	d->hsq_tail = NULL;
+}
+
+static void on_hs_event(uv_poll_t *h, int status, int events)
+{
+	struct conn *c = h->data;
+
+	(void)events;
+	if (status < 0) {
+		handshake_failed(c, "closed");
+		hs_close(c);
+		return;
+	}
+	if (c->tls != NULL)
+		queue_handshake(c);
+	else
+		handshake(c);
+}
+
+/* A connection from the inbox: its TLS state, then its first handshake step queued (the
+ * ClientHello is usually here already), or, plaintext, a wait for its first byte. Handshakes
+ * in progress are bounded: a flood of connections that never finish theirs pushes out the
+ * oldest of them, not the clients that complete in milliseconds. */
+static void hs_adopt(struct conn *c)
+{
+	struct svc_door *d = c->d;
+
+	if (c->l->tls) {
+		struct auth_tls *t = svc_door_tls(d);
+		c->tls = t != NULL ? auth_tls_conn_new(t, c->fd) : NULL;
+		auth_tls_unref(t);
+		if (c->tls == NULL) {
+			svc_metrics_connection_refused(d->metrics, "limit");
+			conn_discard(c);
+			return;
+		}
+	}
+	if (d->n_handshakes >= d->max_handshakes && d->hs_head != NULL) {
+		handshake_failed(d->hs_head, "evicted");
+		hs_close(d->hs_head);
+	}
+	uv_poll_init(&d->hs_loop, &c->poll, c->fd);
+	c->poll.data = c;
+	c->ev = 0;
+	c->hs_prev = d->hs_tail;
+	c->hs_next = NULL;
+	if (d->hs_tail != NULL)
+		d->hs_tail->hs_next = c;
+	else
+		d->hs_head = c;
+	d->hs_tail = c;
+	d->n_handshakes++;
+	if (c->tls != NULL)
+		queue_handshake(c);
+	else
+		hs_watch(c);
+}
+
+static void on_hs_sweep(uv_timer_t *t)
+{
+	struct svc_door *d = t->data;
+	uint64_t now = now_ms();
+
+	while (d->hs_head != NULL &&
+	       now - d->hs_head->since_ms >= (uint64_t)d->lim.handshake_timeout_ms) {
+		handshake_failed(d->hs_head, "timeout");
+		hs_close(d->hs_head);
+	}
+}
+
+/* Closes every handle of the handshake thread's loop (its uv_run then returns). */
+static void hs_close_all(struct svc_door *d)
+{
+	discard_all(queue_stop(&d->inbox));
+	while (d->hs_head != NULL)
+		hs_close(d->hs_head);
+	uv_close((uv_handle_t *)&d->hs_sweep, NULL);
+	uv_close((uv_handle_t *)&d->hs_idle, NULL);
+}
+
+static void on_inbox(uv_async_t *h)
+{
+	struct svc_door *d = h->data;
+	struct conn *list;
+
+	if (atomic_load(&d->hs_stop)) {
+		hs_close_all(d);
+		return;
+	}
+	list = queue_take(&d->inbox);
+	while (list != NULL) {
+		struct conn *c = list;
+		list = c->q_next;
+		hs_adopt(c);
+	}
+}
+
+/* The scheduler applies nice per thread on Linux: at HS_NICE above the relay, a handshake
+ * (milliseconds of CPU) is preempted whenever the relay (microseconds a wake-up) has work. */
+static void *hs_main(void *arg)
+{
+	struct svc_door *d = arg;
+	id_t tid = (id_t)syscall(SYS_gettid);
+	int nice_now;
+
+	(void)prctl(PR_SET_NAME, "door-hs", 0, 0, 0);
+	errno = 0;
+	nice_now = getpriority(PRIO_PROCESS, tid);
+	if (errno != 0 || setpriority(PRIO_PROCESS, tid, nice_now + HS_NICE) != 0)
+		svc_log_event("warn", "front door: handshakes run at the relay's priority: %s",
+		              strerror(errno));
+	uv_run(&d->hs_loop, UV_RUN_DEFAULT);
+	hs_free_listed(d);
+	return NULL;
 }
 
 /* --- accepting -------------------------------------------------------------------------- */
@@ -953,33 +1256,14 @@ static void out_of_descriptors(struct listener *l)
 	uv_timer_start(&l->backoff, on_backoff, ACCEPT_BACKOFF_MS, 0);
 }
 
+/* Counted and handed to the handshake thread; bounded here (--max-connections). */
 static void accept_one(struct listener *l, int fd, const struct sockaddr_storage *ss)
 {
 	struct svc_door *d = l->d;
 	struct conn *c;
 	int one = 1;
 
-	if (d->n_conns >= d->max_conns) {
-		close(fd);
-		svc_metrics_connection_refused(d->metrics, "limit");
-		return;
-	}
-	/* Handshakes in progress are bounded: a flood of connections that never finish theirs
-	 * pushes out the oldest of them, not the clients that complete in milliseconds. */
-	if (d->n_handshakes >= d->max_handshakes && d->hs_head != NULL) {
-		handshake_failed(d->hs_head, "evicted");
-		conn_close(d->hs_head);
-	}
-	c = calloc(1, sizeof(*c));
-	if (c != NULL && l->tls) {
-		struct auth_tls *t = svc_door_tls(d);
-		c->tls = t != NULL ? auth_tls_conn_new(t, fd) : NULL;
-		auth_tls_unref(t);
-		if (c->tls == NULL) {
-			free(c);
-			c = NULL;
-		}
-	}
+	c = atomic_load(&d->n_conns) < d->max_conns ? calloc(1, sizeof(*c)) : NULL;
 	if (c == NULL) {
 		close(fd);
 		svc_metrics_connection_refused(d->metrics, "limit");
@@ -996,26 +1280,10 @@ static void accept_one(struct listener *l, int fd, const struct sockaddr_storage
 	c->since_ms = now_ms();
 	c->up_want = UV_READABLE;
 	format_addr(ss, c->addr, sizeof(c->addr));
-	uv_poll_init(&d->loop, &c->poll, fd);
-	c->poll.data = c;
-	c->next = d->all;
-	if (d->all != NULL)
-		d->all->prev = c;
-	d->all = c;
-	d->n_conns++;
+	atomic_fetch_add(&d->n_conns, 1);
 	svc_metrics_connections_open(d->metrics, 1);
-	c->hs_prev = d->hs_tail;
-	if (d->hs_tail != NULL)
-		d->hs_tail->hs_next = c;
-	else
-		d->hs_head = c;
-	d->hs_tail = c;
-	d->n_handshakes++;
-	/* TLS: the ClientHello is usually here already. */
-	if (c->tls != NULL)
-		queue_handshake(c);
-	else
-		conn_watch(c);
+	if (!queue_put(&d->inbox, c))
+		conn_discard(c); /* the handshake thread has stopped: shutting down */
 }
 
 static void on_listener_event(uv_poll_t *h, int status, int events)
@@ -1043,18 +1311,15 @@ static void on_listener_event(uv_poll_t *h, int status, int events)
 	}
 }
 
-/* --- sweep: handshake timeouts, slow readers --------------------------------------------- */
+/* --- sweep: slow readers, draining connections, memory ---------------------------------- */
 
 static void on_sweep(uv_timer_t *t)
 {
 	struct svc_door *d = t->data;
 	uint64_t now = now_ms();
+	unsigned closed = atomic_load(&d->closed_since_trim);
+	uint64_t last_close = atomic_load(&d->last_close_ms);
 
-	while (d->hs_head != NULL &&
-	       now - d->hs_head->since_ms >= (uint64_t)d->lim.handshake_timeout_ms) {
-		handshake_failed(d->hs_head, "timeout");
-		conn_close(d->hs_head);
-	}
 	/* A client that does not take what it asked for (a zero window at the TCP level, or a
 	 * trickle) holds grpc's buffers for its streams: after SLOW_READER_MS with less than
 	 * SLOW_READER_BYTES taken, it is closed. Checked every 4th sweep (a second); abusive
@@ -1069,11 +1334,10 @@ static void on_sweep(uv_timer_t *t)
 	 * closed, 84 % of this thread in madvise and a Health call waited 2.3 s for it). So it
 	 * waits until closing has paused for TRIM_QUIET_MS, when the freed memory has coalesced
 	 * into few runs, and goes once over it; a steady churn is trimmed every TRIM_MAX_MS. */
-	if (d->sweeps % 4 == 0 &&
-	    (d->closed_since_trim >= TRIM_AFTER_CLOSED || d->abused_since_trim) &&
-	    (now - d->last_close_ms >= TRIM_QUIET_MS || now - d->last_trim_ms >= TRIM_MAX_MS)) {
+	if (d->sweeps % 4 == 0 && (closed >= TRIM_AFTER_CLOSED || d->abused_since_trim) &&
+	    (now >= last_close + TRIM_QUIET_MS || now - d->last_trim_ms >= TRIM_MAX_MS)) {
 		malloc_trim(0);
-		d->closed_since_trim = 0;
+		atomic_fetch_sub(&d->closed_since_trim, closed); /* later closes count on */
 		d->abused_since_trim = false;
 		d->last_trim_ms = now;
 	}
@@ -1115,6 +1379,19 @@ static void close_listeners(struct svc_door *d, grpc_server *server)
 	}
 }
 
+/* Closes every handle of the door thread's loop (its uv_run then returns). The handshake
+ * thread has stopped already (svc_door_free): what it left on the outbox is freed. */
+static void close_all(struct svc_door *d)
+{
+	close_listeners(d, NULL);
+	while (d->all != NULL)
+		conn_close(d->all);
+	discard_all(queue_stop(&d->outbox));
+	uv_close((uv_handle_t *)&d->wake, NULL);
+	uv_close((uv_handle_t *)&d->sweep, NULL);
+	uv_close((uv_handle_t *)&d->idle, NULL);
+}
+
 static void on_wake(uv_async_t *h)
 {
 	struct svc_door *d = h->data;
@@ -1127,35 +1404,21 @@ static void on_wake(uv_async_t *h)
 		pthread_cond_broadcast(&d->cmd_cv);
 		pthread_mutex_unlock(&d->cmd_mu);
 	}
-	if (cmd & CMD_STOP) {
-		close_listeners(d, NULL);
-		while (d->all != NULL)
-			conn_close(d->all);
-		uv_close((uv_handle_t *)&d->wake, NULL);
-		uv_close((uv_handle_t *)&d->sweep, NULL);
-		uv_close((uv_handle_t *)&d->idle, NULL);
-		uv_close((uv_handle_t *)&d->hs_pause, NULL);
-	}
+	if (cmd & CMD_STOP)
+		close_all(d);
 }
 
-/* After the loop ended: connections closed while on a list that no turn came back to. */
+/* After the loop ended: connections closed while on the ready list that no turn came back
+ * to. */
 static void free_listed(struct svc_door *d)
 {
 	while (d->ready != NULL) {
 		struct conn *c = d->ready;
 		d->ready = c->ready_next;
 		c->on_ready = false;
-		if (c->dead && !c->on_hsq)
-			conn_free(c);
-	}
-	while (d->hsq_head != NULL) {
-		struct conn *c = d->hsq_head;
-		d->hsq_head = c->hsq_next;
-		c->on_hsq = false;
 		if (c->dead)
 			conn_free(c);
 	}
-	d->hsq_tail = NULL;
 }
 
 static void *door_main(void *arg)
@@ -1182,10 +1445,16 @@ struct svc_door *svc_door_new(const struct svc_door_limits *lim, struct auth_tls
 	d->tls = auth_tls_ref(tls);
 	d->reserve_fd = -1;
 	pthread_mutex_init(&d->tls_mu, NULL);
+	pthread_mutex_init(&d->inbox.mu, NULL);
+	pthread_mutex_init(&d->outbox.mu, NULL);
 	pthread_mutex_init(&d->cmd_mu, NULL);
 	pthread_cond_init(&d->cmd_cv, NULL);
 	pthread_rwlock_init(&d->peers_mu, NULL);
 	atomic_init(&d->cmd, 0);
+	atomic_init(&d->hs_stop, false);
+	atomic_init(&d->n_conns, 0);
+	atomic_init(&d->closed_since_trim, 0);
+	atomic_init(&d->last_close_ms, 0);
 	svc_h2guard_limits_default(&d->glim, lim->max_metadata_bytes);
 	/* A client may cancel every call it has in flight at once (a deadline shared by a fan-out):
 	 * that is not a flood. Not more: each reset call that gets through is dispatched. */
@@ -1215,15 +1484,27 @@ struct svc_door *svc_door_new(const struct svc_door_limits *lim, struct auth_tls
 		free(d);
 		return NULL;
 	}
+	if (uv_loop_init(&d->hs_loop) != 0) {
+		(void)uv_loop_close(&d->loop);
+		auth_tls_unref(d->tls);
+		free(d);
+		return NULL;
+	}
 	d->insecure = grpc_insecure_server_credentials_create();
 	uv_async_init(&d->loop, &d->wake, on_wake);
 	d->wake.data = d;
 	uv_timer_init(&d->loop, &d->sweep);
 	d->sweep.data = d;
 	uv_idle_init(&d->loop, &d->idle);
-	uv_timer_init(&d->loop, &d->hs_pause);
-	d->hs_pause.data = d;
 	d->idle.data = d;
+	uv_async_init(&d->loop, &d->outbox.async, on_outbox);
+	d->outbox.async.data = d;
+	uv_async_init(&d->hs_loop, &d->inbox.async, on_inbox);
+	d->inbox.async.data = d;
+	uv_timer_init(&d->hs_loop, &d->hs_sweep);
+	d->hs_sweep.data = d;
+	uv_idle_init(&d->hs_loop, &d->hs_idle);
+	d->hs_idle.data = d;
 	d->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
 	return d;
 }
@@ -1360,6 +1641,12 @@ int svc_door_start(struct svc_door *d)
 	for (int i = 0; i < d->n_lst; i++)
 		uv_poll_start(&d->lst[i].poll, UV_READABLE, on_listener_event);
 	uv_timer_start(&d->sweep, on_sweep, SWEEP_MS, SWEEP_MS);
+	uv_timer_start(&d->hs_sweep, on_hs_sweep, SWEEP_MS, SWEEP_MS);
+	if (pthread_create(&d->hs_thread, NULL, hs_main, d) != 0) {
+		svc_log_event("error", "cannot start the front door's handshake thread");
+		return -1;
+	}
+	d->hs_started = true;
 	if (pthread_create(&d->thread, NULL, door_main, d) != 0) {
 		svc_log_event("error", "cannot start the front door's thread");
 		return -1;
@@ -1420,18 +1707,29 @@ void svc_door_free(struct svc_door *d)
 {
 	if (d == NULL)
 		return;
+	/* The handshake thread first: the door thread then takes what it handed over last
+	 * (and frees it), and accepts nothing more for it (queue_put fails). */
+	if (d->hs_started) {
+		atomic_store(&d->hs_stop, true);
+		pthread_mutex_lock(&d->inbox.mu);
+		if (!d->inbox.stopped)
+			uv_async_send(&d->inbox.async);
+		pthread_mutex_unlock(&d->inbox.mu);
+		pthread_join(d->hs_thread, NULL);
+	} else {
+		hs_close_all(d);
+		uv_run(&d->hs_loop, UV_RUN_DEFAULT);
+		hs_free_listed(d);
+	}
 	if (d->started) {
 		atomic_fetch_or(&d->cmd, CMD_STOP);
 		uv_async_send(&d->wake);
 		pthread_join(d->thread, NULL);
 	} else {
-		close_listeners(d, NULL);
-		uv_close((uv_handle_t *)&d->wake, NULL);
-		uv_close((uv_handle_t *)&d->sweep, NULL);
-		uv_close((uv_handle_t *)&d->idle, NULL);
-		uv_close((uv_handle_t *)&d->hs_pause, NULL);
+		close_all(d);
 		uv_run(&d->loop, UV_RUN_DEFAULT);
 	}
+	(void)uv_loop_close(&d->hs_loop);
 	(void)uv_loop_close(&d->loop);
 	if (d->reserve_fd >= 0)
 		close(d->reserve_fd);
@@ -1446,6 +1744,8 @@ void svc_door_free(struct svc_door *d)
 	auth_tls_unref(d->tls);
 	pthread_rwlock_destroy(&d->peers_mu);
 	pthread_mutex_destroy(&d->tls_mu);
+	pthread_mutex_destroy(&d->inbox.mu);
+	pthread_mutex_destroy(&d->outbox.mu);
 	pthread_mutex_destroy(&d->cmd_mu);
 	pthread_cond_destroy(&d->cmd_cv);
 	free(d);

@@ -1,5 +1,6 @@
-/* The front door (svc_door.c): maturityd's own listening sockets, on one thread running a
- * libuv loop. It accepts connections (and keeps accepting when descriptors run out), bounds
+/* The front door (svc_door.c): maturityd's own listening sockets, on two threads each running
+ * a libuv loop (one relays, one runs the TLS handshakes at a lower priority). It accepts
+ * connections (and keeps accepting when descriptors run out), bounds
  * them (--max-connections, handshakes in progress, --handshake-timeout), terminates TLS and
  * verifies client certificates through auth/ (CRLs included), then relays each connection's
  * plaintext to grpc over a socketpair (grpc_server_add_channel_from_fd), reading every HTTP/2
@@ -37,7 +38,7 @@ struct svc_door *svc_door_new(const struct svc_door_limits *lim, struct auth_tls
  * Returns the bound port (0 for unix sockets), or -1 with a log line. */
 int svc_door_listen(struct svc_door *d, const char *addr, bool tls, grpc_server *server);
 
-/* Starts the door's thread. The grpc servers given to svc_door_listen must be started. 0 or -1
+/* Starts the door's threads. The grpc servers given to svc_door_listen must be started. 0 or -1
  * (logged). */
 int svc_door_start(struct svc_door *d);
 
@@ -59,7 +60,7 @@ void svc_door_close_listeners(struct svc_door *d, grpc_server *server);
  * open then (a client that stopped reading). Closing them at once instead cut the last
  * messages and the status of streams that had finished within the grace ("Broken pipe"). */
 bool svc_door_wait_drained(struct svc_door *d, int timeout_ms);
-/* Closes every connection, stops the thread and frees. After the grpc servers are destroyed.
+/* Closes every connection, stops the threads and frees. After the grpc servers are destroyed.
  * NULL allowed. */
 void svc_door_free(struct svc_door *d);
 

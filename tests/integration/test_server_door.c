@@ -1,7 +1,8 @@
 /* The front door over the real server: connection bounds (--max-connections, handshakes in
  * progress, --handshake-timeout), running out of descriptors without the listener stopping,
- * revoked certificates (--tls-crl, re-read on SIGHUP) and x-forwarded-client-cert from a
- * --trusted-proxy. The HTTP/2 frame guard's attacks are in tests/abuse. */
+ * revoked certificates (--tls-crl, re-read on SIGHUP), x-forwarded-client-cert from a
+ * --trusted-proxy, and the handshakes' own thread. The HTTP/2 frame guard's attacks are in
+ * tests/abuse. */
 #include "itest.h"
 
 // clang-format off
@@ -11,14 +12,17 @@
 #include <cmocka.h>
 // clang-format on
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <errno.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ptrace.h>
 #include <sys/socket.h>
 #include <sys/time.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -106,6 +110,61 @@ static void start(struct tserver *s, char *url, size_t n, const char *const *arg
 	assert_int_equal(tserver_start(s, url, args), 0);
 }
 
+/* The nice value in a /proc .../stat file (its 19th field), or -100. */
+static int stat_nice(const char *path)
+{
+	char buf[1024], *p;
+	FILE *f = fopen(path, "r");
+	size_t n;
+	int field = 3, nice = -100;
+
+	if (f == NULL)
+		return -100;
+	n = fread(buf, 1, sizeof(buf) - 1, f);
+	fclose(f);
+	buf[n] = '\0';
+	p = strrchr(buf, ')'); /* the command name may hold spaces */
+	if (p == NULL)
+		return -100;
+	for (p = strtok(p + 1, " "); p != NULL; p = strtok(NULL, " "), field++)
+		if (field == 19) {
+			nice = atoi(p);
+			break;
+		}
+	return nice;
+}
+
+/* The id of the server's thread named `name`, or -1. */
+static pid_t thread_named(pid_t pid, const char *name)
+{
+	char path[128], comm[64];
+	struct dirent *e;
+	DIR *dir;
+	pid_t tid = -1;
+
+	snprintf(path, sizeof(path), "/proc/%d/task", (int)pid);
+	dir = opendir(path);
+	if (dir == NULL)
+		return -1;
+	while (tid < 0 && (e = readdir(dir)) != NULL) {
+		FILE *f;
+		if (e->d_name[0] == '.')
+			continue;
+		snprintf(path, sizeof(path), "/proc/%d/task/%.20s/comm", (int)pid, e->d_name);
+		f = fopen(path, "r");
+		if (f == NULL)
+			continue;
+		if (fgets(comm, sizeof(comm), f) != NULL) {
+			comm[strcspn(comm, "\n")] = '\0';
+			if (strcmp(comm, name) == 0)
+				tid = (pid_t)atoi(e->d_name);
+		}
+		fclose(f);
+	}
+	closedir(dir);
+	return tid;
+}
+
 /* --- bounds ----------------------------------------------------------------------------- */
 
 static void test_cap_and_handshake_timeout(void **state)
@@ -179,6 +238,71 @@ static void test_handshake_flood_evicts_oldest(void **state)
 	for (int i = 0; i < N; i++)
 		if (fds[i] >= 0)
 			close(fds[i]);
+	assert_int_equal(tserver_stop(&s), 0);
+}
+
+/* TLS handshakes run on a thread of their own ("door-hs"), at a lower priority than the relay:
+ * a flood of handshakes (milliseconds of CPU each) is preempted by the relay's work. Frozen
+ * (ptrace stops that one thread), it holds up new connections only: a call on a connection
+ * already open still goes through, and the new connection completes once the thread runs
+ * again. */
+static void test_handshakes_on_their_own_thread(void **state)
+{
+	struct tserver s;
+	char url[1024], path[128];
+	Mlops__Maturity__V1__WhoAmIRequest req = MLOPS__MATURITY__V1__WHO_AM_IREQUEST__INIT;
+	Mlops__Maturity__V1__WhoAmIResponse *resp = NULL;
+	struct tclient *open_client;
+	struct tresult r;
+	pid_t tid;
+	int nice_hs, nice_proc, st;
+
+	(void)state;
+	if (!tenv_available())
+		skip();
+	start(&s, url, sizeof(url), NULL);
+	tid = thread_named(s.pid, "door-hs");
+	assert_true(tid > 0);
+	snprintf(path, sizeof(path), "/proc/%d/task/%d/stat", (int)s.pid, (int)tid);
+	nice_hs = stat_nice(path);
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)s.pid);
+	nice_proc = stat_nice(path);
+	assert_true(nice_proc >= -20 && nice_proc <= 19);
+	/* +10, or as far as nice goes (the tests may run niced already). */
+	assert_int_equal(nice_hs, nice_proc + 10 > 19 ? 19 : nice_proc + 10);
+
+	open_client = tserver_client(&s, "admin");
+	assert_non_null(open_client);
+	assert_int_equal(tclient_call(open_client, WHOAMI, &req.base,
+	                              &mlops__maturity__v1__who_am_iresponse__descriptor,
+	                              (ProtobufCMessage **)&resp, 5000, &r),
+	                 GRPC_STATUS_OK);
+	protobuf_c_message_free_unpacked(&resp->base, NULL);
+	resp = NULL;
+	tresult_cleanup(&r);
+
+	/* The server is this process's child: it may be traced. */
+	if (ptrace(PTRACE_SEIZE, tid, NULL, NULL) != 0) {
+		fprintf(stderr, "ptrace refused (%s): the frozen-thread part is not run\n",
+		        strerror(errno));
+	} else {
+		assert_int_equal(ptrace(PTRACE_INTERRUPT, tid, NULL, NULL), 0);
+		assert_int_equal(waitpid(tid, &st, __WALL), tid);
+		assert_true(WIFSTOPPED(st));
+		assert_int_equal(tclient_call(open_client, WHOAMI, &req.base,
+		                              &mlops__maturity__v1__who_am_iresponse__descriptor,
+		                              (ProtobufCMessage **)&resp, 5000, &r),
+		                 GRPC_STATUS_OK);
+		assert_string_equal(resp->principal, "spiffe://maturityd.dev/admin");
+		protobuf_c_message_free_unpacked(&resp->base, NULL);
+		resp = NULL;
+		tresult_cleanup(&r);
+		/* A new connection's handshake waits for the frozen thread. */
+		assert_int_not_equal(whoami(&s, "admin", NULL, NULL, 0, 1000), GRPC_STATUS_OK);
+		assert_int_equal(ptrace(PTRACE_DETACH, tid, NULL, NULL), 0);
+		assert_int_equal(whoami(&s, "admin", NULL, NULL, 0, 5000), GRPC_STATUS_OK);
+	}
+	tclient_free(open_client);
 	assert_int_equal(tserver_stop(&s), 0);
 }
 
@@ -381,6 +505,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_cap_and_handshake_timeout),
 	    cmocka_unit_test(test_handshake_flood_evicts_oldest),
+	    cmocka_unit_test(test_handshakes_on_their_own_thread),
 	    cmocka_unit_test(test_out_of_descriptors),
 	    cmocka_unit_test(test_crl_and_sighup),
 	    cmocka_unit_test(test_forwarded_client_cert),
