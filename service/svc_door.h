@@ -59,7 +59,7 @@ void svc_door_close_listeners(struct svc_door *d, grpc_server *server);
  * (pump_down closes at grpc's end of stream), at most timeout_ms. False if some are still
  * open then (a client that stopped reading). Closing them at once instead cut the last
  * messages and the status of streams that had finished within the grace ("Broken pipe"). */
-bool svc_door_wait_drained(struct svc_door *d, int timeout_ms);
+bool svc_door_wait_drained(struct svc_door *d, int timeout_ms); /* d may be NULL */
 /* Closes every connection, stops the threads and frees. After the grpc servers are destroyed.
  * NULL allowed. */
 void svc_door_free(struct svc_door *d);

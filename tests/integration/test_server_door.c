@@ -308,6 +308,25 @@ static void test_handshakes_on_their_own_thread(void **state)
 
 /* Out of descriptors, grpc's own acceptor stopped for good; ours takes and closes the pending
  * connection with its reserve descriptor, and accepts again as soon as descriptors free up. */
+/* The benchmarks' comparison mode without the door (MATURITYD_DIRECT_GRPC_TLS=1: grpc
+ * terminates TLS itself) serves a call and stops cleanly: shutdown has no door to drain (it
+ * dereferenced one and crashed at SIGTERM). */
+static void test_direct_grpc_tls_stops_cleanly(void **state)
+{
+	struct tserver s;
+	char url[1024], who[256];
+
+	(void)state;
+	if (!tenv_available())
+		skip();
+	setenv("MATURITYD_DIRECT_GRPC_TLS", "1", 1);
+	start(&s, url, sizeof(url), NULL);
+	unsetenv("MATURITYD_DIRECT_GRPC_TLS");
+	assert_int_equal(whoami(&s, "admin", NULL, who, sizeof(who), 5000), GRPC_STATUS_OK);
+	assert_string_equal(who, "spiffe://maturityd.dev/admin");
+	assert_int_equal(tserver_stop(&s), 0);
+}
+
 static void test_out_of_descriptors(void **state)
 {
 	struct tserver s;
@@ -506,6 +525,7 @@ int main(void)
 	    cmocka_unit_test(test_cap_and_handshake_timeout),
 	    cmocka_unit_test(test_handshake_flood_evicts_oldest),
 	    cmocka_unit_test(test_handshakes_on_their_own_thread),
+	    cmocka_unit_test(test_direct_grpc_tls_stops_cleanly),
 	    cmocka_unit_test(test_out_of_descriptors),
 	    cmocka_unit_test(test_crl_and_sighup),
 	    cmocka_unit_test(test_forwarded_client_cert),
