@@ -732,7 +732,7 @@ static enum mat_code table_fetch(struct svc_ctx *ctx, struct watch *w, int64_t n
 	if (sc.deadline_ms > now + READ_TIMEOUT_MS)
 		sc.deadline_ms = now + READ_TIMEOUT_MS;
 	if (w->ahead != NULL && sc.authz == NULL && w->wm != 0 &&
-	    store_event_ahead_matches(w->ahead, &sc, &w->f, &w->pos, w->wm, limit)) {
+	    store_event_ahead_matches(w->ahead, &sc, &w->f, w->min_time, &w->pos, w->wm, limit)) {
 		rc = store_event_ahead_finish(w->ahead, &w->pos, &rows, &n, &w->held, &ctx->err);
 		w->ahead = NULL;
 	} else {

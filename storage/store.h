@@ -534,10 +534,10 @@ struct store_event_ahead *store_event_follow_ahead(const struct store_call *c,
                                                    mat_time_us min_time, int limit,
                                                    const struct store_event_pos *pos,
                                                    mat_time_us wm);
-/* Whether a is the read store_event_follow_wm(c, f, ..., limit, pos, &wm) would do now (the
- * same position, watermark, size, filter and visibility). */
+/* Whether a is the read store_event_follow_wm(c, f, min_time, limit, pos, &wm) would do now (the
+ * same position, watermark, size, filter, start time and visibility). */
 bool store_event_ahead_matches(const struct store_event_ahead *a, const struct store_call *c,
-                               const struct store_event_filter *f,
+                               const struct store_event_filter *f, mat_time_us min_time,
                                const struct store_event_pos *pos, mat_time_us wm, int limit);
 /* Waits for a (blocking, like the read it replaces), then the batch and position as
  * store_event_follow_wm returns them; frees a. */

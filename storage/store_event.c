@@ -559,7 +559,7 @@ struct store_event_ahead {
 	struct store_call c;
 	struct store_event_filter f;
 	struct store_event_pos pos; /* the position the read starts after */
-	mat_time_us wm;
+	mat_time_us min_time, wm;
 	int limit;
 	volatile int cancel; /* c.cancelled points here */
 	char *principal, *org_id;
@@ -626,6 +626,7 @@ struct store_event_ahead *store_event_follow_ahead(const struct store_call *c,
 	                           .only_visible = c->only_visible};
 	a->f = (struct store_event_filter){.org_id = a->org_id, .types = f->types};
 	a->pos = *pos;
+	a->min_time = min_time;
 	a->wm = wm;
 	a->limit = limit;
 	follow_params(&a->fp, &a->c, &a->f, min_time, limit, pos, wm);
@@ -636,12 +637,13 @@ struct store_event_ahead *store_event_follow_ahead(const struct store_call *c,
 }
 
 bool store_event_ahead_matches(const struct store_event_ahead *a, const struct store_call *c,
-                               const struct store_event_filter *f,
+                               const struct store_event_filter *f, mat_time_us min_time,
                                const struct store_event_pos *pos, mat_time_us wm, int limit)
 {
-	return a->wm == wm && a->limit == limit && a->pos.pos_us == pos->pos_us &&
-	       a->pos.seq == pos->seq && a->c.only_visible == c->only_visible &&
-	       a->f.types == f->types && (a->f.org_id == NULL) == (f->org_id == NULL) &&
+	return a->wm == wm && a->min_time == min_time && a->limit == limit &&
+	       a->pos.pos_us == pos->pos_us && a->pos.seq == pos->seq &&
+	       a->c.only_visible == c->only_visible && a->f.types == f->types &&
+	       (a->f.org_id == NULL) == (f->org_id == NULL) &&
 	       (f->org_id == NULL || strcmp(a->f.org_id, f->org_id) == 0);
 }
 

@@ -645,17 +645,37 @@ static void test_heartbeat_and_cursor_errors(void **state)
 	tresult_cleanup(&r);
 }
 
+/* Deletes the role binding `name`: the watch `one` of an organization it let the caller view
+ * ends with PERMISSION_DENIED within 5 s (whatever it still delivers before is dropped). The
+ * time of the removal. */
+static struct timespec revoke_ends_watch(const char *name, struct tstream *one)
+{
+	Mlops__Maturity__V1__DeleteRoleBindingRequest del =
+	    MLOPS__MATURITY__V1__DELETE_ROLE_BINDING_REQUEST__INIT;
+	ProtobufCMessage *m = NULL;
+	struct timespec t0, t1;
+	struct tresult r;
+
+	del.name = (char *)name;
+	free_msg(itest_call("admin", M("AccessService", "DeleteRoleBinding"), &del, NULL,
+	                    GRPC_STATUS_OK));
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	while (
+	    tclient_stream_next(one, &mlops__maturity__v1__watch_events_response__descriptor, &m))
+		free_msg(m);
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	assert_int_equal(tclient_stream_finish(one, &r), GRPC_STATUS_PERMISSION_DENIED);
+	tresult_cleanup(&r);
+	assert_true(t1.tv_sec - t0.tv_sec <= 5);
+	return t0;
+}
+
 /* The viewer of ev-a never sees ev-b; when its binding goes, a watch of ev-a ends with
  * PERMISSION_DENIED within 5 s. */
 static void test_visibility_and_revocation(void **state)
 {
-	Mlops__Maturity__V1__DeleteRoleBindingRequest del =
-	    MLOPS__MATURITY__V1__DELETE_ROLE_BINDING_REQUEST__INIT;
 	struct tstream *all = watch(VIEWER, "organizations/-", T(ORGANIZATION_UPDATED), NULL, 0);
 	struct tstream *one = watch(VIEWER, "organizations/ev-a", 0, NULL, 0);
-	ProtobufCMessage *m = NULL;
-	struct tresult r;
-	struct timespec t0, t1;
 	WatchResp *w;
 	(void)state;
 
@@ -670,17 +690,7 @@ static void test_visibility_and_revocation(void **state)
 	assert_non_null(w);
 	free_msg(w);
 
-	del.name = viewer_binding;
-	free_msg(itest_call("admin", M("AccessService", "DeleteRoleBinding"), &del, NULL,
-	                    GRPC_STATUS_OK));
-	clock_gettime(CLOCK_MONOTONIC, &t0);
-	while (
-	    tclient_stream_next(one, &mlops__maturity__v1__watch_events_response__descriptor, &m))
-		free_msg(m);
-	clock_gettime(CLOCK_MONOTONIC, &t1);
-	assert_int_equal(tclient_stream_finish(one, &r), GRPC_STATUS_PERMISSION_DENIED);
-	tresult_cleanup(&r);
-	assert_true(t1.tv_sec - t0.tv_sec <= 5);
+	revoke_ends_watch(viewer_binding, one);
 	/* organizations/- goes on, without ev-a now. */
 	rename_org("ev-a", NULL, GRPC_STATUS_OK);
 	usleep(800 * 1000);
@@ -697,10 +707,8 @@ static void test_shared_bindings_stop_a_removed_binding(void **state)
 	Mlops__Maturity__V1__DeleteRoleBindingRequest del =
 	    MLOPS__MATURITY__V1__DELETE_ROLE_BINDING_REQUEST__INIT;
 	struct tstream *all[2], *one;
-	ProtobufCMessage *m = NULL;
 	char bind_a[128], bind_b[128];
 	struct timespec t0, t1;
-	struct tresult r;
 	WatchResp *w;
 	(void)state;
 
@@ -723,17 +731,7 @@ static void test_shared_bindings_stop_a_removed_binding(void **state)
 	assert_non_null(w);
 	free_msg(w);
 
-	del.name = bind_a;
-	free_msg(itest_call("admin", M("AccessService", "DeleteRoleBinding"), &del, NULL,
-	                    GRPC_STATUS_OK));
-	clock_gettime(CLOCK_MONOTONIC, &t0);
-	while (
-	    tclient_stream_next(one, &mlops__maturity__v1__watch_events_response__descriptor, &m))
-		free_msg(m);
-	clock_gettime(CLOCK_MONOTONIC, &t1);
-	assert_int_equal(tclient_stream_finish(one, &r), GRPC_STATUS_PERMISSION_DENIED);
-	tresult_cleanup(&r);
-	assert_true(t1.tv_sec - t0.tv_sec <= 5);
+	t0 = revoke_ends_watch(bind_a, one);
 	/* 5 s after the removal, ev-a's events no longer reach either watch; ev-b's still do. */
 	do {
 		usleep(100 * 1000);

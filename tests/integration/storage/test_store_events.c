@@ -140,6 +140,25 @@ static void test_mutations_write_events(void **state)
 	store_events_free(list, n);
 }
 
+/* A connection whose open transaction wrote an ORGANIZATION_UPDATED event of `org` by
+ * "late": it commits (or not) when the test says. */
+static PGconn *late_event(const char *org)
+{
+	char sql[256];
+	PGconn *tx = tdb_connect(db);
+	PGresult *r = PQexec(tx, "BEGIN");
+
+	PQclear(r);
+	snprintf(sql, sizeof(sql),
+	         "INSERT INTO events (type, org_id, resource, principal) "
+	         "VALUES (2, '%s', 'organizations/%s', 'late')",
+	         org, org);
+	r = PQexec(tx, sql);
+	assert_int_equal(PQresultStatus(r), PGRES_COMMAND_OK);
+	PQclear(r);
+	return tx;
+}
+
 static void test_follow_stops_below_an_open_transaction(void **state)
 {
 	struct store_call c = tdb_call(db, "watcher", 5000);
@@ -159,13 +178,7 @@ static void test_follow_stops_below_an_open_transaction(void **state)
 	mat_error_clear(&err);
 	assert_int_equal(store_event_now(&c, &pos, &err), MAT_OK);
 
-	tx = tdb_connect(db);
-	r = PQexec(tx, "BEGIN");
-	PQclear(r);
-	r = PQexec(tx, "INSERT INTO events (type, org_id, resource, principal) "
-	               "VALUES (2, 'so-b', 'organizations/so-b', 'late')");
-	assert_int_equal(PQresultStatus(r), PGRES_COMMAND_OK);
-	PQclear(r);
+	tx = late_event("so-b");
 	rename_org("so-b", "C"); /* commits first */
 
 	assert_int_equal(store_event_follow(&c, &f, 0, 100, &pos, &batch, &n, &held, &err), MAT_OK);
@@ -226,13 +239,7 @@ static void test_follow_reuses_its_watermark_while_batches_are_full(void **state
 	assert_int_equal(create_org("so-w", "A", NULL), MAT_OK);
 	rename_org("so-w", "B");
 	rename_org("so-w", "C");
-	tx = tdb_connect(db);
-	r = PQexec(tx, "BEGIN");
-	PQclear(r);
-	r = PQexec(tx, "INSERT INTO events (type, org_id, resource, principal) "
-	               "VALUES (2, 'so-w', 'organizations/so-w', 'late')");
-	assert_int_equal(PQresultStatus(r), PGRES_COMMAND_OK);
-	PQclear(r);
+	tx = late_event("so-w");
 
 	assert_int_equal(store_event_follow_wm(&c, &f, 0, 1, &pos, &wm, &batch, &n, &held, &err),
 	                 MAT_OK);
@@ -323,11 +330,12 @@ static void test_follow_ahead_reads_what_follow_would(void **state)
 		assert_non_null(a);
 		/* Any other read is not this one. */
 		vis.only_visible = !c.only_visible;
-		assert_true(store_event_ahead_matches(a, &c, &f, &pos, wm, 3));
-		assert_false(store_event_ahead_matches(a, &c, &f, &pos, wm, 4));
-		assert_false(store_event_ahead_matches(a, &c, &f, &pos, wm + 1, 3));
-		assert_false(store_event_ahead_matches(a, &c, &other, &pos, wm, 3));
-		assert_false(store_event_ahead_matches(a, &vis, &f, &pos, wm, 3));
+		assert_true(store_event_ahead_matches(a, &c, &f, 0, &pos, wm, 3));
+		assert_false(store_event_ahead_matches(a, &c, &f, 0, &pos, wm, 4));
+		assert_false(store_event_ahead_matches(a, &c, &f, 1, &pos, wm, 3));
+		assert_false(store_event_ahead_matches(a, &c, &f, 0, &pos, wm + 1, 3));
+		assert_false(store_event_ahead_matches(a, &c, &other, 0, &pos, wm, 3));
+		assert_false(store_event_ahead_matches(a, &vis, &f, 0, &pos, wm, 3));
 		ref_pos = pos;
 		ref_wm = wm;
 		assert_int_equal(store_event_follow_wm(&c, &f, 0, 3, &ref_pos, &ref_wm, &ref,
