@@ -336,6 +336,8 @@ static void note_reset(struct svc_server *srv)
 	}
 }
 
+static void dispatch(struct svc_tag *t, int success);
+
 /* Sends the status (and the unary reply) in one batch: HANDLED -> SENDING. After this the call
  * belongs to the events thread. */
 void svc_call_finish(struct svc_call *c, enum mat_code code)
@@ -389,16 +391,28 @@ void svc_call_finish(struct svc_call *c, enum mat_code code)
 	ops[n].data.send_status_from_server.trailing_metadata = st.trailing;
 	ops[n].data.send_status_from_server.trailing_metadata_count = st.n_trailing;
 	n++;
-	if (grpc_call_start_batch(c->call, ops, n, &c->final_tag, NULL) != GRPC_CALL_OK) {
+	/* A completion that happens on this thread while the batch starts (grpc wrote the reply
+	 * at once, as it mostly does) is taken here instead of going through the queue: no poller
+	 * is woken for it. docs/architecture.md "A unary call". */
+	grpc_completion_queue *cq = c->w->cq;
+	grpc_completion_queue_thread_local_cache_init(cq);
+	grpc_call_error e = grpc_call_start_batch(c->call, ops, n, &c->final_tag, NULL);
+	void *done_tag = NULL;
+	int done_ok = 0;
+	int done = grpc_completion_queue_thread_local_cache_flush(cq, &done_tag, &done_ok);
+	if (e != GRPC_CALL_OK) {
 		svc_log_line_write(&line);
 		svc_log_event("error", "%s: could not send the status", method);
 		svc_status_cleanup(&st);
 		call_release(c);
-		return;
+	} else {
+		svc_status_cleanup(&st);
+		if (!quiet)
+			svc_log_line_write(
+			    &line); /* after the reply left: the write never delays it */
 	}
-	svc_status_cleanup(&st);
-	if (!quiet)
-		svc_log_line_write(&line); /* after the reply left: the write never delays it */
+	if (done)
+		dispatch(done_tag, done_ok);
 }
 /* Calls that never block (no storage) run on the poller itself. */
 static bool runs_inline(const struct svc_method *m)
@@ -841,10 +855,40 @@ static grpc_event next_event(struct svc_worker *w)
 	return grpc_completion_queue_next(w->cq, gpr_inf_future(GPR_CLOCK_MONOTONIC), NULL);
 }
 
+/* A completion of a poller's queue, wherever it was taken: a new call (accepted, its slot
+ * re-armed, then run inline or queued) or a batch of a call. */
+static void dispatch(struct svc_tag *t, int success)
+{
+	if (t->type != TAG_REQUEST) {
+		on_call_event(t, success);
+		return;
+	}
+	struct svc_slot *s = t->p;
+	struct svc_server *srv = s->w->srv;
+	if (!success) {
+		/* Shutdown: the request was never matched. */
+		grpc_metadata_array_destroy(&s->md);
+		if (s->m == NULL)
+			grpc_call_details_destroy(&s->details);
+		return;
+	}
+	struct svc_call *c = accept_call(s);
+	if (!atomic_load(&srv->shutting_down))
+		svc_slot_arm(s);
+	if (c == NULL)
+		return;
+	if (runs_inline(c->m)) {
+		run_call(c);
+	} else if (!svc_call_enqueue(srv, c, false)) {
+		mat_error_set(&c->ctx.err, MAT_LIMIT,
+		              "the server is overloaded: too many calls waiting");
+		svc_call_finish(c, MAT_LIMIT);
+	}
+}
+
 void *svc_poller_main(void *arg)
 {
 	struct svc_worker *w = arg;
-	struct svc_server *srv = w->srv;
 
 	svc_log_defer();
 	store_reads_defer(true);
@@ -854,31 +898,7 @@ void *svc_poller_main(void *arg)
 			break;
 		if (ev.type != GRPC_OP_COMPLETE)
 			continue;
-		struct svc_tag *t = ev.tag;
-		if (t->type != TAG_REQUEST) {
-			on_call_event(t, ev.success);
-			continue;
-		}
-		struct svc_slot *s = t->p;
-		if (!ev.success) {
-			/* Shutdown: the request was never matched. */
-			grpc_metadata_array_destroy(&s->md);
-			if (s->m == NULL)
-				grpc_call_details_destroy(&s->details);
-			continue;
-		}
-		struct svc_call *c = accept_call(s);
-		if (!atomic_load(&srv->shutting_down))
-			svc_slot_arm(s);
-		if (c == NULL)
-			continue;
-		if (runs_inline(c->m)) {
-			run_call(c);
-		} else if (!svc_call_enqueue(srv, c, false)) {
-			mat_error_set(&c->ctx.err, MAT_LIMIT,
-			              "the server is overloaded: too many calls waiting");
-			svc_call_finish(c, MAT_LIMIT);
-		}
+		dispatch(ev.tag, ev.success);
 	}
 	store_reads_defer(false);
 	svc_log_flush();

@@ -278,10 +278,22 @@ struct svc_server *svc_server_new(const struct svc_config *cfg, struct store_poo
 	chargs.args = args;
 	srv->server = grpc_server_create(&chargs, NULL);
 
-	/* Pollers: one per core (they never block), at most 4; handlers: --workers. */
+	/* Pollers: one per four cores, at least one, at most 4; handlers: --workers. grpc's
+	 * poller (epoll1) lets one thread at a time wait in epoll; the others wait on a condition
+	 * variable and are woken to take over each time it returns with events, so on 2 cores a
+	 * second poller added a futex wake and wait to every call (3.1 -> 1.3 context switches per
+	 * GetOrganization with one; docs/benchmarks.md). A second one pays off only when the work
+	 * that runs on pollers (scoring, health, grpc's framing; TLS is the door's) outgrows a
+	 * core. */
 	{
 		long cores = sysconf(_SC_NPROCESSORS_ONLN);
-		srv->n_workers = cores < 1 ? 1 : (cores > 4 ? 4 : (int)cores);
+		long n = cores / 4;
+		/* Where grpc terminates TLS itself (the benchmarks' comparison server) its pollers
+		 * do the cryptography: one per core, as before the door. */
+		const char *direct = getenv("MATURITYD_DIRECT_GRPC_TLS");
+		if (direct != NULL && strcmp(direct, "1") == 0)
+			n = cores;
+		srv->n_workers = n < 1 ? 1 : (n > 4 ? 4 : (int)n);
 	}
 	srv->workers = calloc((size_t)srv->n_workers, sizeof(*srv->workers));
 	srv->n_handlers = cfg->workers;
@@ -377,8 +389,11 @@ int svc_server_start(struct svc_server *srv)
 	mat_error_clear(&err);
 	/* Two pipelined connections keep both cores' backends busy; more only spread the same
 	 * reads thinner (docs/architecture.md). */
-	if (store_pool_start_loop(srv->pool, srv->cfg->db_pool < 2 ? srv->cfg->db_pool : 2, &err) !=
-	    MAT_OK) {
+	/* The loop's thread finishes calls too (their replies and log lines): it defers its call
+	 * lines like a poller and writes them before it sleeps. */
+	static const struct store_loop_hooks hooks = {svc_log_defer, svc_log_flush};
+	if (store_pool_start_loop(srv->pool, srv->cfg->db_pool < 2 ? srv->cfg->db_pool : 2, &hooks,
+	                          &err) != MAT_OK) {
 		svc_log_event("error", "%s", err.message);
 		return -1;
 	}

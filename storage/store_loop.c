@@ -51,6 +51,8 @@ struct store_loop {
 	uv_loop_t loop;
 	uv_async_t wake;
 	uv_timer_t tick;
+	uv_prepare_t before_wait; /* runs hooks.idle */
+	struct store_loop_hooks hooks;
 	pthread_t thread;
 	/* Submission queue: any thread. */
 	pthread_mutex_t mu;
@@ -589,6 +591,10 @@ static void wake_cb(uv_async_t *h)
 		uv_timer_stop(&l->tick);
 		uv_close((uv_handle_t *)&l->tick, NULL);
 		uv_close((uv_handle_t *)&l->wake, NULL);
+		uv_prepare_stop(&l->before_wait);
+		uv_close((uv_handle_t *)&l->before_wait, NULL);
+		if (l->hooks.idle != NULL)
+			l->hooks.idle(); /* the prepare handle will not run again */
 	}
 }
 
@@ -621,9 +627,19 @@ static void tick_cb(uv_timer_t *h)
 	l->wait_tail = keep_tail;
 }
 
+static void before_wait_cb(uv_prepare_t *h)
+{
+	struct store_loop *l = h->data;
+
+	l->hooks.idle();
+}
+
 static void *loop_main(void *arg)
 {
 	struct store_loop *l = arg;
+
+	if (l->hooks.enter != NULL)
+		l->hooks.enter();
 
 	/* The first connection opens now, not on the first read: that read would pay for it. */
 	conn_start(&l->conns[0]);
@@ -631,7 +647,8 @@ static void *loop_main(void *arg)
 	return NULL;
 }
 
-enum mat_code store_pool_start_loop(struct store_pool *pool, int n_conns, struct mat_error *err)
+enum mat_code store_pool_start_loop(struct store_pool *pool, int n_conns,
+                                    const struct store_loop_hooks *hooks, struct mat_error *err)
 {
 	struct store_loop *l = calloc(1, sizeof(*l));
 
@@ -657,9 +674,16 @@ enum mat_code store_pool_start_loop(struct store_pool *pool, int n_conns, struct
 	uv_timer_init(&l->loop, &l->tick);
 	l->tick.data = l;
 	uv_timer_start(&l->tick, tick_cb, TICK_MS, TICK_MS);
+	if (hooks != NULL)
+		l->hooks = *hooks;
+	uv_prepare_init(&l->loop, &l->before_wait);
+	l->before_wait.data = l;
+	if (l->hooks.idle != NULL)
+		uv_prepare_start(&l->before_wait, before_wait_cb);
 	if (pthread_create(&l->thread, NULL, loop_main, l) != 0) {
 		uv_close((uv_handle_t *)&l->tick, NULL);
 		uv_close((uv_handle_t *)&l->wake, NULL);
+		uv_close((uv_handle_t *)&l->before_wait, NULL);
 		uv_run(&l->loop, UV_RUN_DEFAULT);
 		uv_loop_close(&l->loop);
 		goto fail;
