@@ -921,8 +921,12 @@ static int64_t watch_due(void *state)
 }
 
 /* An event is a small message built from memory: encoded on the poller (replays). */
-static const struct svc_stream_ops watch_ops = {watch_fetch, watch_encode, watch_release,
-                                                watch_free,  true,         watch_due};
+static const struct svc_stream_ops watch_ops = {.fetch = watch_fetch,
+                                                .encode = watch_encode,
+                                                .release = watch_release,
+                                                .free = watch_free,
+                                                .encode_inline = true,
+                                                .due_ms = watch_due};
 
 enum mat_code rpc_watch_events(struct svc_ctx *ctx, const ProtobufCMessage *req_)
 {

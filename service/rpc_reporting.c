@@ -199,8 +199,11 @@ static const ProtobufCMessage *export_encode(struct svc_ctx *ctx, void *state, s
 	return e->kind->encode(ctx, e, i);
 }
 
-static const struct svc_stream_ops export_ops = {export_fetch, export_encode, export_release,
-                                                 free,         false,         NULL};
+static const struct svc_stream_ops export_ops = {.fetch = export_fetch,
+                                                 .encode = export_encode,
+                                                 .release = export_release,
+                                                 .free = free,
+                                                 .pack_at_fetch = true};
 
 /* The part both exports share: organization (parsed and authorized by the engine: "" is every
  * organization, with a global binding), cursor. NULL with ctx->err set. */

@@ -115,15 +115,22 @@ struct svc_stream_ops {
 	/* Frees the state itself (after a last release). */
 	void (*free)(void *state);
 	/* encode is cheap and never blocks (a small message from memory): the next message of a
-	 * batch is encoded on the poller that saw the last one leave, without a hop to a handler
-	 * thread per message, which on a busy machine costs a scheduling delay each (an event
-	 * replay ran at ~1,500 messages/s that way). false: encoded on a handler thread, behind
-	 * new calls (exports: large records, thousands of streams). */
-	bool encode_on_poller;
+	 * batch is encoded on the streams thread that saw the last one leave, without a hop to a
+	 * handler thread per message, which on a busy machine costs a scheduling delay each (an
+	 * event replay ran at ~1,500 messages/s that way). false: encoded on a handler thread,
+	 * behind new calls (exports: large records, thousands of streams). */
+	bool encode_inline;
 	/* When a parked stream wants a fetch of its own accord (store_now_ms()'s clock: a
 	 * heartbeat due), for svc_server_wake_due_streams; NULL or 0: only when woken. Called as it
 	 * parks. */
 	int64_t (*due_ms)(void *state);
+	/* Every message of a batch is encoded and packed as soon as the batch is fetched, and the
+	 * batch released at once: a packed message is a fraction of a decoded record's memory (an
+	 * exported assessment: ~3 KiB packed against ~10 KiB of strings, arrays and malloc's
+	 * headers), and a packed message leaves from the streams thread that saw the last one go,
+	 * with no encoding and no hop to a handler. For kinds whose batches are the memory of
+	 * thousands of slow readers. */
+	bool pack_at_fetch;
 };
 
 /* How many records a stream's next batch may hold: its share of a budget of

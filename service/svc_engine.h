@@ -76,6 +76,7 @@ struct svc_call {
 	struct svc_worker *w;
 	struct svc_method *m;
 	grpc_call *call;
+	grpc_completion_queue *cq; /* where its batches complete: w->cq, or srv->stream_cq */
 	grpc_metadata_array req_md;
 	grpc_byte_buffer *payload;
 	int close_cancelled;
@@ -102,6 +103,7 @@ struct svc_call {
 	size_t s_n, s_i;
 	enum svc_fetch s_next;
 	grpc_byte_buffer *send_bb;
+	grpc_byte_buffer **s_packed; /* the batch's messages (pack_at_fetch), NULL once sent */
 	size_t s_held;     /* bytes sent with GRPC_WRITE_BUFFER_HINT since the last flush */
 	unsigned park_gen; /* srv->wake_gen when the fetch started */
 	bool parked;       /* under srv->park_mu */
@@ -136,6 +138,14 @@ struct svc_server {
 	size_t n_methods;
 	struct svc_worker *workers; /* pollers */
 	int n_workers;
+	/* Server streams' batches complete here, not on a poller's queue: a non-polling queue
+	 * drained by a thread of its own (svc_streams_main). A stream's sends chain from one
+	 * completion to the next; on a poller's queue that chain kept the queue from ever running
+	 * empty, and grpc polls for I/O only when it is, so a lone poller stopped reading new
+	 * calls while thousands of exports sent (docs/architecture.md, "A server stream"). */
+	grpc_completion_queue *stream_cq;
+	pthread_t stream_thread;
+	bool stream_thread_started;
 	/* The handler pool and its queue of accepted calls. */
 	pthread_t *handlers;
 	int n_handlers;
@@ -193,6 +203,8 @@ ProtobufCMessage *svc_decode(const ProtobufCMessageDescriptor *desc, grpc_byte_b
 double svc_elapsed_ms(const struct timespec *start);
 /* Thread bodies: arg is a struct svc_worker (poller) or the struct svc_server (handler). */
 void *svc_poller_main(void *arg);
+/* The server streams' completion thread (arg: the struct svc_server). */
+void *svc_streams_main(void *arg);
 void *svc_handler_main(void *arg);
 
 /* --- svc_stream.c: the stream driver --------------------------------------------------------- */
@@ -201,6 +213,8 @@ void *svc_handler_main(void *arg);
 void svc_driver_fetch(struct svc_call *c);
 /* SENDING: the next record of the batch leaves (any thread). */
 void svc_driver_send(struct svc_call *c);
+/* Frees the packed messages of the batch not sent yet (pack_at_fetch); idempotent. */
+void svc_driver_drop_packed(struct svc_call *c);
 /* A message of the stream left, or could not (on a poller). */
 void svc_driver_sent(struct svc_call *c, int success);
 /* Takes c out of the parked list; false if it was not there. */

@@ -288,8 +288,11 @@ static void watch_release(void *state)
 	(void)state; /* a watch's batch is its `last` field */
 }
 
-static const struct svc_stream_ops watch_ops = {watch_fetch, watch_encode, watch_release,
-                                                free,        true,         NULL};
+static const struct svc_stream_ops watch_ops = {.fetch = watch_fetch,
+                                                .encode = watch_encode,
+                                                .release = watch_release,
+                                                .free = free,
+                                                .encode_inline = true};
 
 enum mat_code rpc_health_watch(struct svc_ctx *ctx, const ProtobufCMessage *req_)
 {

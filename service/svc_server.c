@@ -320,6 +320,13 @@ struct svc_server *svc_server_new(const struct svc_config *cfg, struct store_poo
 		w->cq = grpc_completion_queue_create_for_next(NULL);
 		grpc_server_register_completion_queue(srv->server, w->cq, NULL);
 	}
+	{
+		/* Non-polling: its thread never joins grpc's pollers (docs/architecture.md). */
+		grpc_completion_queue_attributes attr = {GRPC_CQ_CURRENT_VERSION, GRPC_CQ_NEXT,
+		                                         GRPC_CQ_NON_POLLING, NULL};
+		srv->stream_cq = grpc_completion_queue_create(
+		    grpc_completion_queue_factory_lookup(&attr), &attr, NULL);
+	}
 	srv->shutdown_cq = grpc_completion_queue_create_for_pluck(NULL);
 	grpc_server_register_completion_queue(srv->server, srv->shutdown_cq, NULL);
 
@@ -437,6 +444,8 @@ int svc_server_start(struct svc_server *srv)
 	}
 	for (int i = 0; i < srv->n_handlers; i++)
 		pthread_create(&srv->handlers[i], NULL, svc_handler_main, srv);
+	srv->stream_thread_started =
+	    pthread_create(&srv->stream_thread, NULL, svc_streams_main, srv) == 0;
 	return 0;
 }
 
@@ -514,8 +523,12 @@ void svc_server_shutdown(struct svc_server *srv)
 	/* Nothing starts a batch any more: the pollers' queues drain to SHUTDOWN. */
 	for (int i = 0; i < srv->n_workers; i++)
 		grpc_completion_queue_shutdown(srv->workers[i].cq);
+	grpc_completion_queue_shutdown(srv->stream_cq);
 	for (int i = 0; i < srv->n_workers; i++)
 		pthread_join(srv->workers[i].thread, NULL);
+	if (srv->stream_thread_started)
+		pthread_join(srv->stream_thread, NULL);
+	srv->stream_thread_started = false;
 	svc_metrics_stop(srv->metrics);
 	if (!svc_door_wait_drained(srv->door, SHUTDOWN_DRAIN_MS))
 		svc_log_event("warn", "shutdown: clients still reading after %d ms: closing",
@@ -537,6 +550,8 @@ void svc_server_free(struct svc_server *srv)
 	}
 	free(srv->workers);
 	free(srv->handlers);
+	if (srv->stream_cq != NULL)
+		grpc_completion_queue_destroy(srv->stream_cq);
 	pthread_mutex_destroy(&srv->q_mu);
 	pthread_cond_destroy(&srv->q_cv);
 	if (srv->shutdown_cq) {

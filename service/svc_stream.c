@@ -21,6 +21,7 @@
 #include <errno.h>
 #include <grpc/grpc.h>
 #include <pthread.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -133,6 +134,7 @@ void svc_driver_end(struct svc_call *c, enum mat_code rc)
 {
 	if (rc == MAT_UNAVAILABLE || rc == MAT_TIMEOUT)
 		svc_health_db_failed(c->w->srv->health, rc);
+	svc_driver_drop_packed(c);
 	c->sops->release(c->sstate);
 	c->s_n = c->s_i = 0;
 	svc_call_finish(c, rc);
@@ -173,19 +175,50 @@ static uint32_t hold_or_flush(struct svc_call *c, size_t len, bool with_initial_
 	return 0;
 }
 
+/* The messages of a batch not sent yet (pack_at_fetch) go. */
+void svc_driver_drop_packed(struct svc_call *c)
+{
+	if (c->s_packed == NULL)
+		return;
+	for (size_t i = 0; i < c->s_n; i++)
+		if (c->s_packed[i] != NULL)
+			grpc_byte_buffer_destroy(c->s_packed[i]);
+	free(c->s_packed);
+	c->s_packed = NULL;
+}
+
+/* pack_at_fetch: the whole batch into messages, then the decoded batch goes. */
+static bool pack_batch(struct svc_call *c)
+{
+	c->s_packed = calloc(c->s_n, sizeof(*c->s_packed));
+	if (c->s_packed == NULL)
+		return false;
+	for (size_t i = 0; i < c->s_n; i++) {
+		svc_scratch_reset(&c->ctx);
+		c->s_packed[i] = svc_pack(c->sops->encode(&c->ctx, c->sstate, i));
+	}
+	svc_scratch_reset(&c->ctx);
+	c->sops->release(c->sstate);
+	return true;
+}
+
 /* SENDING: record s_i of the batch leaves (any thread); stream_sent continues. */
 void svc_driver_send(struct svc_call *c)
 {
-	const ProtobufCMessage *msg;
 	grpc_op ops[2];
 	size_t n = 0;
 
-	svc_scratch_reset(&c->ctx);
-	msg = c->sops->encode(&c->ctx, c->sstate, c->s_i);
-	c->send_bb = svc_pack(msg);
-	/* The message is in send_bb now: its arena (a 16 KiB block) goes back at once instead of
-	 * staying with a stream that parks (10,000 idle watches held 160 MiB that way). */
-	svc_scratch_reset(&c->ctx);
+	if (c->s_packed != NULL) {
+		c->send_bb = c->s_packed[c->s_i];
+		c->s_packed[c->s_i] = NULL;
+	} else {
+		svc_scratch_reset(&c->ctx);
+		c->send_bb = svc_pack(c->sops->encode(&c->ctx, c->sstate, c->s_i));
+		/* The message is in send_bb now: its arena (a 16 KiB block) goes back at once
+		 * instead of staying with a stream that parks (10,000 idle watches held 160 MiB
+		 * that way). */
+		svc_scratch_reset(&c->ctx);
+	}
 	memset(ops, 0, sizeof(ops));
 	if (!c->initial_md_sent) {
 		ops[n].op = GRPC_OP_SEND_INITIAL_METADATA;
@@ -326,6 +359,11 @@ void svc_driver_fetch(struct svc_call *c)
 		return;
 	}
 	if (c->s_n > 0) {
+		if (c->sops->pack_at_fetch && !pack_batch(c)) {
+			mat_error_set(&c->ctx.err, MAT_INTERNAL, "out of memory");
+			svc_driver_end(c, MAT_INTERNAL);
+			return;
+		}
 		svc_driver_send(c);
 		return;
 	}
@@ -335,7 +373,7 @@ void svc_driver_fetch(struct svc_call *c)
 		svc_driver_end(c, MAT_OK); /* an empty batch is the end, whatever it said */
 }
 
-/* A message of the stream left, or could not (on a poller). */
+/* A message of the stream left, or could not (on the streams thread). */
 void svc_driver_sent(struct svc_call *c, int success)
 {
 	struct svc_server *srv = c->w->srv;
@@ -348,18 +386,19 @@ void svc_driver_sent(struct svc_call *c, int success)
 		return;
 	}
 	if (++c->s_i < c->s_n) {
-		if (c->sops->encode_on_poller) {
+		if (c->sops->encode_inline || c->s_packed != NULL) {
 			svc_driver_send(c);
 			return;
 		}
-		/* The next message is encoded on a handler thread, behind new calls: pollers only
-		 * route, so thousands of streams sending never delay a unary call's accept. */
+		/* The next message is encoded on a handler thread, behind new calls: thousands of
+		 * streams encoding never delay the other streams' sends. */
 		if (!svc_call_enqueue(srv, c, true)) {
 			mat_error_set(&c->ctx.err, MAT_UNAVAILABLE, "the server is shutting down");
 			svc_driver_end(c, MAT_UNAVAILABLE);
 		}
 		return;
 	}
+	svc_driver_drop_packed(c);
 	c->sops->release(c->sstate);
 	c->s_n = c->s_i = 0;
 	switch (c->s_next) {
