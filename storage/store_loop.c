@@ -727,6 +727,10 @@ void store_pool_stop_loop(struct store_pool *pool)
 static _Thread_local bool tl_defer;
 static _Thread_local struct store_loop *tl_loop;
 static _Thread_local struct store__aread *tl_head, *tl_tail;
+static _Thread_local int tl_n;
+/* A thread that never runs out of work would hold its reads for as long as that lasts: past
+ * this many they go at once (a pipeline of 32 reads is already one write and one wake-up). */
+#define DEFER_MAX 32
 
 void store_reads_defer(bool on)
 {
@@ -750,6 +754,7 @@ void store_reads_flush(void)
 	if (l->stopping) {
 		struct store__aread *r;
 		pthread_mutex_unlock(&l->mu);
+		tl_n = 0;
 		while ((r = pop(&tl_head, &tl_tail)) != NULL)
 			r->complete(r,
 			            fail_read(r, MAT_UNAVAILABLE, "the server is shutting down"));
@@ -761,6 +766,7 @@ void store_reads_flush(void)
 		l->in_head = tl_head;
 	l->in_tail = tl_tail;
 	tl_head = tl_tail = NULL;
+	tl_n = 0;
 	uv_async_send(&l->wake);
 	pthread_mutex_unlock(&l->mu);
 }
@@ -775,6 +781,8 @@ void store__read_async(struct store_pool *pool, struct store__aread *r)
 	if (l != NULL && tl_defer && (tl_loop == l || tl_head == NULL)) {
 		tl_loop = l;
 		push(&tl_head, &tl_tail, r);
+		if (++tl_n >= DEFER_MAX)
+			store_reads_flush();
 		return;
 	}
 	if (l == NULL) {

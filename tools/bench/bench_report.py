@@ -1005,18 +1005,15 @@ def streams_analysis(w, ex, wa, cs):
         bad = [sum(v for k, v in c.items() if k != "OK") for c in fails]
         calls = med([r.get("probe_calls") for r in ex])
         dropped = med([r.get("probe_dropped") for r in ex])
-        w("* **Export memory** is the batch each stream holds: an export fetches a keyset batch "
-          "of up to 200 records (`EXPORT_BATCH`, service/rpc_reporting.c) and keeps it, decoded "
-          "(each assessment with its ~17 answers, 5 heap strings each), until its last message "
-          "has been sent. All %s streams start at once, so all hold a full first batch together: "
-          "%.0f MiB / %s streams = **%.0f KiB per stream**, against %.1f KiB per message on the "
-          "wire × 200 = %.0f KiB. The engine keeps its promise (one batch per slow reader, no "
-          "thread) but one batch is too big for 2,000 readers in 256 MiB. What would close it: "
-          "size the batch by a memory budget (e.g. 128 MiB ÷ open streams ÷ record size: ~20 "
-          "records at 2,000 streams, 200 when few are open), free each record once it is "
-          "encoded, or keep the PGresult and decode one row per message; then `malloc_trim` "
-          "(or per-stream arenas) so freed batches leave the RSS."
-          % (fmt(n), rss / 1024, fmt(n), rss / n, per_msg / 1024, per_msg * 200 / 1024))
+        w("* **Export memory** is the batch each stream holds, packed: an export fetches a "
+          "keyset batch (its share of a 20,000-record budget over the streams open, at most "
+          "200 records: 10 each at 2,000 streams), encodes and packs every message of it at once "
+          "and frees the decoded records (`pack_at_fetch`, service/svc_stream.c). %.0f MiB / %s "
+          "streams = **%.0f KiB per stream**, with %.1f KiB per message on the wire (10 messages: "
+          "%.0f KiB); the rest is grpc's per-call and per-stream state and the allocator's "
+          "slack. Decoded (until session 5) a batch held ~10 KiB per assessment and the same "
+          "run measured ~408 MiB."
+          % (rss / 1024, fmt(n), rss / n, per_msg / 1024, per_msg * 10 / 1024))
         w("* **Export time** is the server's CPU, not the readers: the readers would take %.0f "
           "s per stream, the server spent %s µs of CPU per message (fetch, decode, encode, TLS; "
           "PostgreSQL %s ms of CPU per stream, for its two fetches of 200 and 100 records). The first message of a stream waits "
@@ -1026,15 +1023,15 @@ def streams_analysis(w, ex, wa, cs):
           "wall times here are several times what a quiet machine shows."
           % (300 * (ex[0].get("read_delay_ms") or 0) / max(1, ex[0].get("read_every") or 1)
              / 1000.0, fmt(srv), fmt(db, 1), first, 100 * ours / 2))
-        w("* **The unary client alongside** (GetOrganization, on the storage loop) most likely "
-          "waits for CPU (not profiled here): its call is accepted and answered by the same "
-          "pollers that send the 600,000 export messages, one completion queue each, first come "
-          "first served, on a machine where others took most of the CPU. Calls that did not end "
-          "OK (their 10 s deadline passed), run by run: %s, of a median %s; scheduled calls not "
-          "sent because 100 were already waiting: a median of %s. What would close it: pollers "
-          "that serve new unary calls before stream sends (or a separate queue for streams), a "
-          "smaller export batch (shorter fetches on the handlers, less memory traffic) and a "
-          "quiet machine for the measurement." % (", ".join(fmt(x) for x in bad), fmt(calls),
+        w("* **The unary client alongside** (GetOrganization, on the storage loop) waits for "
+          "CPU: the streams' completions have a queue and a thread of their own (the poller "
+          "keeps polling for new calls), but the client's bytes cross the same front door and "
+          "poller as the exports' 600,000 messages, and its read waits behind the exports' "
+          "fetches in PostgreSQL, on 2 cores that the export reader, the server and the database "
+          "fill. Calls that did not end OK (their 10 s deadline passed), run by run: %s, of a "
+          "median %s; scheduled calls not sent because 100 were already waiting: a median of %s. "
+          "What would close it: priority for unary work at every stage (door, poller, database "
+          "connections), or the exports paced below what the machine can do." % (", ".join(fmt(x) for x in bad), fmt(calls),
                                                   fmt(dropped)))
     if wa:
         n = med([r["streams"] for r in wa])
