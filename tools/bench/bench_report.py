@@ -1011,7 +1011,7 @@ def streams_analysis(w, ex, wa, cs):
           "and frees the decoded records (`pack_at_fetch`, service/svc_stream.c). %.0f MiB / %s "
           "streams = **%.0f KiB per stream**, with %.1f KiB per message on the wire (10 messages: "
           "%.0f KiB); the rest is grpc's per-call and per-stream state and the allocator's "
-          "slack. Decoded (until session 5) a batch held ~10 KiB per assessment and the same "
+          "slack. Decoded (before commit 7f760a3) a batch held ~10 KiB per assessment and the same "
           "run measured ~408 MiB."
           % (rss / 1024, fmt(n), rss / n, per_msg / 1024, per_msg * 10 / 1024))
         w("* **Export time** is the server's CPU, not the readers: the readers would take %.0f "
@@ -1047,17 +1047,15 @@ def streams_analysis(w, ex, wa, cs):
         if vol is not None:
             split = (" Of these, %.2f are voluntary (a thread going to sleep: waiting for a "
                      "completion, a wake-up or the socket) and %.2f involuntary (preempted, "
-                     "which grows with the neighbours' load); the voluntary ones alone are "
-                     "above the target, so the miss is the design's, not only the noise's."
-                     % (vol, inv))
+                     "which grows with the neighbours' load)." % (vol, inv))
         w("* **Context switches**: %.2f per GetOrganization call at 16 in flight (issue 12 "
-          "measured ~2.7 with `perf stat` before the storage loop; this is the same count, "
-          "voluntary + involuntary, over all threads).%s Not profiled in this run; the likely "
-          "sources: a call still crosses threads (the poller accepts it and hands it to the "
-          "storage loop with `uv_async_send`, the loop's callback starts the reply, and the "
-          "reply's completion wakes a poller again), and at 16 in flight on 2 cores each "
-          "hand-off often finds its target asleep. Counting switches per thread (pollers, "
-          "storage loop, grpc's own threads) would say which hand-off to remove first."
+          "measured ~2.7 before the storage loop, 3.4 before one poller; the same count, "
+          "voluntary + involuntary, over all threads).%s Where the voluntary ones are (by "
+          "hand, per thread, docs/benchmarks.md \"Context switches by thread\"): the front "
+          "door wakes for a request and for its reply (often both in one wake-up under load), "
+          "the poller once per burst of new calls, the storage loop for the hand-off "
+          "(`uv_async_send`) and for PostgreSQL's answer; the reply's completion is taken on "
+          "the loop's thread (grpc's thread-local completion cache), not by a poller."
           % (med([r["ctxsw_per_call"] for r in cs]), split))
     w("")
 
