@@ -897,23 +897,28 @@ static void dispatch(struct svc_tag *t, int success)
 	}
 }
 
-void *svc_poller_main(void *arg)
+/* A completion queue's thread: its calls' completions until the queue is shut down. */
+static void drain(grpc_completion_queue *cq)
 {
-	struct svc_worker *w = arg;
-
 	svc_log_defer();
 	store_reads_defer(true);
 	for (;;) {
-		grpc_event ev = next_event(w->cq);
+		grpc_event ev = next_event(cq);
 		if (ev.type == GRPC_QUEUE_SHUTDOWN)
 			break;
-		if (ev.type != GRPC_OP_COMPLETE)
-			continue;
-		dispatch(ev.tag, ev.success);
+		if (ev.type == GRPC_OP_COMPLETE)
+			dispatch(ev.tag, ev.success);
 	}
 	store_reads_defer(false);
 	svc_log_flush();
 	svc_principal_cache_clear();
+}
+
+void *svc_poller_main(void *arg)
+{
+	struct svc_worker *w = arg;
+
+	drain(w->cq);
 	return NULL;
 }
 
@@ -925,17 +930,6 @@ void *svc_streams_main(void *arg)
 	 * held more memory meanwhile, and a unary call beside them was not faster (the bytes still
 	 * cross the same door and poller). */
 	(void)prctl(PR_SET_NAME, "streams", 0, 0, 0);
-	svc_log_defer();
-	store_reads_defer(true);
-	for (;;) {
-		grpc_event ev = next_event(srv->stream_cq);
-		if (ev.type == GRPC_QUEUE_SHUTDOWN)
-			break;
-		if (ev.type == GRPC_OP_COMPLETE)
-			dispatch(ev.tag, ev.success);
-	}
-	store_reads_defer(false);
-	svc_log_flush();
-	svc_principal_cache_clear();
+	drain(srv->stream_cq);
 	return NULL;
 }
