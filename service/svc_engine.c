@@ -348,6 +348,43 @@ static void note_reset(struct svc_server *srv)
 
 static void dispatch(struct svc_tag *t, int success);
 
+/* A completion caught by svc_call_finish is dispatched there, but not from inside another
+ * dispatch: a new call caught while finishing a call that was itself caught would nest one
+ * svc_call_finish frame (~5 KiB, the log line) per catch. Nested catches wait on this thread's
+ * list and the outermost dispatch runs them in order. */
+#define CAUGHT_MAX 64
+static _Thread_local struct {
+	bool active;
+	size_t head, n;
+	struct {
+		struct svc_tag *t;
+		int ok;
+	} q[CAUGHT_MAX];
+} tl_caught;
+
+static void dispatch_caught(struct svc_tag *t, int ok)
+{
+	if (tl_caught.active) {
+		if (tl_caught.n < CAUGHT_MAX) {
+			size_t i = (tl_caught.head + tl_caught.n++) % CAUGHT_MAX;
+			tl_caught.q[i].t = t;
+			tl_caught.q[i].ok = ok;
+			return;
+		}
+		dispatch(t, ok); /* full (never seen): nest once more */
+		return;
+	}
+	tl_caught.active = true;
+	dispatch(t, ok);
+	while (tl_caught.n > 0) {
+		size_t i = tl_caught.head;
+		tl_caught.head = (tl_caught.head + 1) % CAUGHT_MAX;
+		tl_caught.n--;
+		dispatch(tl_caught.q[i].t, tl_caught.q[i].ok);
+	}
+	tl_caught.active = false;
+}
+
 /* Sends the status (and the unary reply) in one batch: HANDLED -> SENDING. After this the call
  * belongs to the events thread. */
 void svc_call_finish(struct svc_call *c, enum mat_code code)
@@ -422,7 +459,7 @@ void svc_call_finish(struct svc_call *c, enum mat_code code)
 			    &line); /* after the reply left: the write never delays it */
 	}
 	if (done)
-		dispatch(done_tag, done_ok);
+		dispatch_caught(done_tag, done_ok);
 }
 /* Calls that never block (no storage) run on the poller itself. */
 static bool runs_inline(const struct svc_method *m)
