@@ -51,7 +51,7 @@
 /* The queue a slot's calls are bound to: their batches complete there. */
 static grpc_completion_queue *slot_bound_cq(const struct svc_slot *s)
 {
-	if (s->m != NULL && s->m->kind == SVC_SERVER_STREAM && s->w->srv->stream_cq != NULL)
+	if (s->m != NULL && s->m->kind == SVC_SERVER_STREAM)
 		return s->w->srv->stream_cq;
 	return s->w->cq;
 }
@@ -386,7 +386,7 @@ static void dispatch_caught(struct svc_tag *t, int ok)
 }
 
 /* Sends the status (and the unary reply) in one batch: HANDLED -> SENDING. After this the call
- * belongs to the events thread. */
+ * belongs to the thread of its queue (c->cq). */
 void svc_call_finish(struct svc_call *c, enum mat_code code)
 {
 	struct svc_server *srv = c->w->srv;
@@ -454,9 +454,9 @@ void svc_call_finish(struct svc_call *c, enum mat_code code)
 		call_release(c);
 	} else {
 		svc_status_cleanup(&st);
+		/* After the reply left: the write never delays it. */
 		if (!quiet)
-			svc_log_line_write(
-			    &line); /* after the reply left: the write never delays it */
+			svc_log_line_write(&line);
 	}
 	if (done)
 		dispatch_caught(done_tag, done_ok);
@@ -887,7 +887,7 @@ void *svc_handler_main(void *arg)
 	return NULL;
 }
 
-/* The next event of w's queue; call log lines this thread collected are written once it has
+/* The next event of cq; call log lines this thread collected are written once it has
  * nothing left to do, before it blocks. */
 static grpc_event next_event(grpc_completion_queue *cq)
 {

@@ -189,7 +189,8 @@ struct svc_server {
 
 /* Arms a request slot on its poller's queue: REQUESTED. */
 void svc_slot_arm(struct svc_slot *s);
-/* Sends the status (and the unary reply) in one batch: the call then belongs to its poller. */
+/* Sends the status (and the unary reply) in one batch: the call then belongs to the thread of
+ * its queue (c->cq). */
 void svc_call_finish(struct svc_call *c, enum mat_code code);
 /* Queues c for a handler thread: a new call (stream = false: bounded) or a stream's or a
  * continuation's next turn (stream = true). False when full, or closed at shutdown. */
@@ -215,7 +216,7 @@ void svc_driver_fetch(struct svc_call *c);
 void svc_driver_send(struct svc_call *c);
 /* Frees the packed messages of the batch not sent yet (pack_at_fetch); idempotent. */
 void svc_driver_drop_packed(struct svc_call *c);
-/* A message of the stream left, or could not (on a poller). */
+/* A message of the stream left, or could not (on the streams thread). */
 void svc_driver_sent(struct svc_call *c, int success);
 /* Takes c out of the parked list; false if it was not there. */
 bool svc_driver_unpark(struct svc_call *c);

@@ -226,6 +226,14 @@ static grpc_arg int_arg(const char *key, int value)
 	return a;
 }
 
+/* MATURITYD_DIRECT_GRPC_TLS=1: grpc terminates TLS itself, without the door (side-by-side
+ * benchmarks only). */
+static bool direct_grpc_tls(void)
+{
+	const char *v = getenv("MATURITYD_DIRECT_GRPC_TLS");
+	return v != NULL && strcmp(v, "1") == 0;
+}
+
 struct svc_server *svc_server_new(const struct svc_config *cfg, struct store_pool *pool,
                                   struct auth_pem *pem, struct auth_tls *tls)
 {
@@ -287,12 +295,9 @@ struct svc_server *svc_server_new(const struct svc_config *cfg, struct store_poo
 	 * core. */
 	{
 		long cores = sysconf(_SC_NPROCESSORS_ONLN);
-		long n = cores / 4;
 		/* Where grpc terminates TLS itself (the benchmarks' comparison server) its pollers
 		 * do the cryptography: one per core, as before the door. */
-		const char *direct = getenv("MATURITYD_DIRECT_GRPC_TLS");
-		if (direct != NULL && strcmp(direct, "1") == 0)
-			n = cores;
+		long n = direct_grpc_tls() ? cores : cores / 4;
 		srv->n_workers = n < 1 ? 1 : (n > 4 ? 4 : (int)n);
 	}
 	srv->workers = calloc((size_t)srv->n_workers, sizeof(*srv->workers));
@@ -338,8 +343,7 @@ struct svc_server *svc_server_new(const struct svc_config *cfg, struct store_poo
 		goto fail;
 	}
 	{
-		const char *direct = getenv("MATURITYD_DIRECT_GRPC_TLS");
-		if (direct != NULL && strcmp(direct, "1") == 0) {
+		if (direct_grpc_tls()) {
 			svc_log_event("warn",
 			              "MATURITYD_DIRECT_GRPC_TLS=1: grpc terminates TLS, "
 			              "without the front door's defences (benchmarks only)");

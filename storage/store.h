@@ -39,18 +39,18 @@ enum mat_code store_pool_wait(struct store_pool *pool, int seconds,
  * a PostgreSQL advisory lock so replicas starting together are safe. */
 enum mat_code store_migrate(struct store_pool *pool, struct mat_error *err) MAT_MUSTCHECK;
 
-/* Starts the storage loop: a thread running a libuv event loop over `n_conns` connections of
- * its own (opened lazily, reconnected with backoff), on which the reads of many calls travel back
- * to back in libpq's pipeline mode, one write and one wake-up for many calls; no thread waits on
- * them. Reads with an _async variant below use it once it runs (before: they run on the calling
- * thread). MAT_OK, or MAT_INTERNAL when the thread cannot start. Call once. */
 struct store_loop_hooks {
 	void (*enter)(void); /* on the loop's thread, once, before it serves */
 	void (*idle)(void);  /* on the loop's thread, each time before it waits for I/O */
 };
-/* `hooks` (may be NULL) let the caller's code use the loop's thread as its own: work it defers
- * while the loop is busy (the service's call log lines) goes out in one go before the loop
- * sleeps, as on the threads the caller owns. */
+/* Starts the storage loop: a thread running a libuv event loop over `n_conns` connections of
+ * its own (opened lazily, reconnected with backoff), on which the reads of many calls travel back
+ * to back in libpq's pipeline mode, one write and one wake-up for many calls; no thread waits on
+ * them. Reads with an _async variant below use it once it runs (before: they run on the calling
+ * thread). MAT_OK, or MAT_INTERNAL when the thread cannot start. Call once. `hooks` (may be
+ * NULL) let the caller's code use the loop's thread as its own: work it defers while the loop is
+ * busy (the service's call log lines) goes out in one go before the loop sleeps, as on the
+ * threads the caller owns. */
 enum mat_code store_pool_start_loop(struct store_pool *pool, int n_conns,
                                     const struct store_loop_hooks *hooks,
                                     struct mat_error *err) MAT_MUSTCHECK;
