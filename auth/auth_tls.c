@@ -374,7 +374,13 @@ enum mat_code auth_tls_new(const struct auth_tls_files *files, struct auth_tls *
 	 * is not. No renegotiation either: client-initiated renegotiation is a CPU lever and
 	 * grpc never needs it. */
 	SSL_CTX_set_session_cache_mode(t->ctx, SSL_SESS_CACHE_OFF);
-	SSL_CTX_set_options(t->ctx, SSL_OP_NO_TICKET | SSL_OP_NO_RENEGOTIATION);
+	/* A client that closes its socket without close_notify (most do) ends the connection like
+	 * one that sends it: HTTP/2 frames say whether anything was cut short. Otherwise OpenSSL
+	 * 3 answers the EOF with a fatal alert, a write into a closed socket that only draws a
+	 * reset, for every client leaving (measured: a twelfth of the relay's time while 2,000
+	 * clients closed at once). */
+	SSL_CTX_set_options(t->ctx, SSL_OP_NO_TICKET | SSL_OP_NO_RENEGOTIATION |
+	                                SSL_OP_IGNORE_UNEXPECTED_EOF);
 	if (SSL_CTX_set_num_tickets(t->ctx, 0) != 1) {
 		rc = mat_error_set(err, MAT_INTERNAL, "cannot disable session tickets");
 		goto out;

@@ -28,6 +28,9 @@
 
 #include "mlops/maturity/v1/access.pb-c.h"
 
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+
 #define WHOAMI "/mlops.maturity.v1.AccessService/WhoAmI"
 
 static double now_s(void)
@@ -505,6 +508,85 @@ static void test_forwarded_client_cert(void **state)
 	free(revoked);
 }
 
+/* Everything the server sends within ms of quiet (0 when nothing came). */
+static size_t read_quiet(SSL *ssl, int fd, int ms)
+{
+	struct timeval tv = {.tv_sec = 0, .tv_usec = ms * 1000};
+	char buf[4096];
+	size_t total = 0;
+	int r;
+
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	while ((r = SSL_read(ssl, buf, sizeof(buf))) > 0)
+		total += (size_t)r;
+	ERR_clear_error();
+	return total;
+}
+
+/* A client that hangs up (its socket's end, no close_notify, as most clients close) is let go
+ * at once: nothing more goes to it (no GOAWAY relayed, no close_notify, no alert, each a write
+ * into a closed socket that only draws a reset), and the connection closes. 2,000 clients
+ * leaving at once kept the relay from everyone else for a third of a second that way. */
+static void test_client_hangup_closes_at_once(void **state)
+{
+	static const char preface[] = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
+	                              "\0\0\0\4\0\0\0\0\0"  /* SETTINGS */
+	                              "\0\0\0\4\1\0\0\0\0"; /* ACK of the server's */
+	const char *const args[] = {NULL};
+	struct tserver s;
+	char url[1024], ca[600], cert[600], key[600], b[64];
+	SSL_CTX *ctx;
+	SSL *ssl;
+	int fd, r;
+	double t0;
+
+	(void)state;
+	if (!tenv_available())
+		skip();
+	/* Our OpenSSL answers the server's bare end with an alert into the socket we shut. */
+	signal(SIGPIPE, SIG_IGN);
+	start(&s, url, sizeof(url), args);
+	ctx = SSL_CTX_new(TLS_client_method());
+	assert_non_null(ctx);
+	assert_int_equal(
+	    SSL_CTX_load_verify_locations(ctx, tpki_path(&s, "ca.pem", ca, sizeof(ca)), NULL), 1);
+	assert_int_equal(SSL_CTX_use_certificate_chain_file(
+	                     ctx, tpki_path(&s, "portal.pem", cert, sizeof(cert))),
+	                 1);
+	assert_int_equal(SSL_CTX_use_PrivateKey_file(
+	                     ctx, tpki_path(&s, "portal.key", key, sizeof(key)), SSL_FILETYPE_PEM),
+	                 1);
+	SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
+	assert_int_equal(SSL_CTX_set_alpn_protos(ctx, (const unsigned char *)"\2h2", 3), 0);
+	fd = bare_connect(s.port);
+	assert_true(fd >= 0);
+	ssl = SSL_new(ctx);
+	assert_non_null(ssl);
+	assert_int_equal(SSL_set_fd(ssl, fd), 1);
+	assert_int_equal(SSL_connect(ssl), 1);
+	assert_int_equal(SSL_write(ssl, preface, (int)sizeof(preface) - 1),
+	                 (int)sizeof(preface) - 1);
+	assert_true(read_quiet(ssl, fd, 300) > 0); /* the server's SETTINGS (and ACK) */
+
+	assert_int_equal(shutdown(fd, SHUT_WR), 0);
+	t0 = now_s();
+	struct timeval tv = {.tv_sec = 2, .tv_usec = 0};
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	r = SSL_read(ssl, b, sizeof(b));
+	assert_true(r <= 0);                                    /* no GOAWAY */
+	assert_int_equal(SSL_get_error(ssl, r), SSL_ERROR_SSL); /* not close_notify: ... */
+	assert_int_equal(ERR_GET_REASON(ERR_peek_last_error()),
+	                 SSL_R_UNEXPECTED_EOF_WHILE_READING); /* ... nor an alert: the bare end */
+	assert_true(now_s() - t0 < 1.0);
+	ERR_clear_error();
+	SSL_free(ssl);
+	SSL_CTX_free(ctx);
+	close(fd);
+	/* The server is none the worse. */
+	assert_int_equal(whoami(&s, "admin", NULL, NULL, 0, 5000), GRPC_STATUS_OK);
+	assert_int_equal(tserver_stop(&s), 0);
+}
+
 static int group_setup(void **state)
 {
 	(void)state;
@@ -529,6 +611,7 @@ int main(void)
 	    cmocka_unit_test(test_out_of_descriptors),
 	    cmocka_unit_test(test_crl_and_sighup),
 	    cmocka_unit_test(test_forwarded_client_cert),
+	    cmocka_unit_test(test_client_hangup_closes_at_once),
 	};
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
