@@ -70,8 +70,9 @@
 #define TRIM_AFTER_CLOSED 64    /* closed connections before memory goes back to the system */
 #define TRIM_QUIET_MS 1000      /* ... once no connection closed for this long */
 #define TRIM_MAX_MS 10000       /* ... or, if they keep closing, this often */
-#define DRAIN_MS 500 /* an abusive connection's last bytes are read and dropped this long */
-#define HS_NICE 10   /* the handshake thread's nice value above the process's */
+#define DRAIN_MS 500   /* an abusive connection's last bytes are read and dropped this long */
+#define HS_NICE 10     /* the handshake thread's nice value above the process's */
+#define GRAVES_TURN 16 /* closed connections freed a loop turn (see bury()) */
 /* Handshake steps a loop turn of the handshake thread (at least one): between turns it takes
  * new connections from the inbox, so a flood's eviction of the oldest keeps up with it. */
 #define HS_TURN_US 1000
@@ -183,7 +184,8 @@ struct svc_door {
 	struct conn *all;   /* past their handshake */
 	atomic_int relayed; /* connections with a socketpair to grpc, until closed (any thread) */
 	struct conn *ready;
-	struct conn_queue outbox; /* handshaken, for this thread */
+	struct conn *graves, *graves_tail; /* closed, their sockets and TLS state not yet freed */
+	struct conn_queue outbox;          /* handshaken, for this thread */
 	uint8_t scratch[SCRATCH];
 	/* The handshake thread */
 	uv_loop_t hs_loop;
@@ -402,16 +404,37 @@ static void discard_all(struct conn *list)
 
 /* --- the door thread's connections -------------------------------------------------------- */
 
+static void on_idle(uv_idle_t *h);
+
+/* A closed connection's sockets and TLS state are freed a few a loop turn, not all in the turn
+ * that closed them: when thousands of clients leave at once, freeing them (SSL_free, closing
+ * the sockets, grpc tearing down each transport as its socket closes) took the relay a third of
+ * a second in one go, and every other connection's bytes waited behind it (docs/security.md).
+ * Between turns the loop polls, so those bytes go first. */
+static void bury(struct conn *c)
+{
+	struct svc_door *d = c->d;
+
+	c->ready_next = NULL;
+	if (d->graves_tail != NULL)
+		d->graves_tail->ready_next = c;
+	else
+		d->graves = c;
+	d->graves_tail = c;
+	if (!uv_is_closing((uv_handle_t *)&d->idle)) /* else free_listed() frees it */
+		uv_idle_start(&d->idle, on_idle);
+}
+
 static void on_handle_closed(uv_handle_t *h)
 {
 	struct conn *c = h->data;
 	if (--c->handles > 0)
 		return;
-	/* Still on the ready list: on_idle frees it when it gets there. */
+	/* Still on the ready list: on_idle buries it when it gets there. */
 	if (c->on_ready)
 		c->dead = true;
 	else
-		conn_free(c);
+		bury(c);
 }
 
 static void conn_close(struct conn *c)
@@ -481,8 +504,6 @@ static void conn_watch(struct conn *c)
 		c->pev = pev;
 	}
 }
-
-static void on_idle(uv_idle_t *h);
 
 static void make_ready(struct conn *c)
 {
@@ -928,7 +949,7 @@ static void on_pair_event(uv_poll_t *h, int status, int events)
 	conn_watch(c);
 }
 
-/* Connections with more to move than one wake-up's budget. */
+/* Connections with more to move than one wake-up's budget, and closed ones to free. */
 static void on_idle(uv_idle_t *h)
 {
 	struct svc_door *d = h->data;
@@ -940,11 +961,18 @@ static void on_idle(uv_idle_t *h)
 		list = c->ready_next;
 		c->on_ready = false;
 		if (c->dead)
-			conn_free(c);
+			bury(c);
 		else if (c->st == C_RELAY)
 			relay(c);
 	}
-	if (d->ready == NULL)
+	for (int i = 0; i < GRAVES_TURN && d->graves != NULL; i++) {
+		struct conn *c = d->graves;
+		d->graves = c->ready_next;
+		if (d->graves == NULL)
+			d->graves_tail = NULL;
+		conn_free(c);
+	}
+	if (d->ready == NULL && d->graves == NULL)
 		uv_idle_stop(h);
 }
 
@@ -1427,7 +1455,7 @@ static void on_wake(uv_async_t *h)
 }
 
 /* After the loop ended: connections closed while on the ready list that no turn came back
- * to. */
+ * to, and the ones still waiting to be freed. */
 static void free_listed(struct svc_door *d)
 {
 	while (d->ready != NULL) {
@@ -1437,6 +1465,12 @@ static void free_listed(struct svc_door *d)
 		if (c->dead)
 			conn_free(c);
 	}
+	while (d->graves != NULL) {
+		struct conn *c = d->graves;
+		d->graves = c->ready_next;
+		conn_free(c);
+	}
+	d->graves_tail = NULL;
 }
 
 static void *door_main(void *arg)
