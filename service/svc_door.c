@@ -407,10 +407,10 @@ static void discard_all(struct conn *list)
 static void on_idle(uv_idle_t *h);
 
 /* A closed connection's sockets and TLS state are freed a few a loop turn, not all in the turn
- * that closed them: when thousands of clients leave at once, freeing them (SSL_free, closing
- * the sockets, grpc tearing down each transport as its socket closes) took the relay a third of
- * a second in one go, and every other connection's bytes waited behind it (docs/security.md).
- * Between turns the loop polls, so those bytes go first. */
+ * that closed them: when thousands of clients leave at once, freeing them (SSL_free and
+ * glibc's bookkeeping, closing the sockets) took the relay most of a third of a second in one
+ * go, and every other connection's bytes waited behind it (docs/security.md). Between turns the
+ * loop polls, so those bytes go first. (grpc already saw its end shut in conn_close.) */
 static void bury(struct conn *c)
 {
 	struct svc_door *d = c->d;
