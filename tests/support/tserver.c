@@ -136,27 +136,6 @@ void tpsql_close(struct tpsql *p)
 	free(p);
 }
 
-/* The databases this process made, dropped when it exits: every test makes its own, and ~400
- * left behind kept PostgreSQL's autovacuum launcher visiting one every 150 ms, a quarter of a
- * core taken from the tests that measure latency (the abuse suite runs last). */
-#define MAX_DBS 256
-static char made_dbs[MAX_DBS][64];
-static int n_made_dbs;
-static pid_t made_by;
-
-static void drop_made_dbs(void)
-{
-	const char *base = getenv("MATURITY_TEST_DATABASE_URL");
-	char sql[128];
-
-	if (base == NULL || getpid() != made_by) /* not in a forked child that exits */
-		return;
-	for (int i = 0; i < n_made_dbs; i++) {
-		snprintf(sql, sizeof(sql), "DROP DATABASE IF EXISTS %s WITH (FORCE)", made_dbs[i]);
-		(void)tenv_psql(base, sql, NULL, 0);
-	}
-}
-
 int tenv_db_create(char *url, size_t n)
 {
 	const char *base = getenv("MATURITY_TEST_DATABASE_URL");
@@ -172,12 +151,6 @@ int tenv_db_create(char *url, size_t n)
 	snprintf(sql, sizeof(sql), "CREATE DATABASE %s", name);
 	if (tenv_psql(base, sql, NULL, 0) != 0)
 		return -1;
-	if (n_made_dbs == 0) {
-		made_by = getpid();
-		atexit(drop_made_dbs);
-	}
-	if (n_made_dbs < MAX_DBS)
-		snprintf(made_dbs[n_made_dbs++], sizeof(made_dbs[0]), "%s", name);
 	/* In a keyword conninfo a later keyword wins, so appending dbname picks the new one. */
 	snprintf(url, n, "%s dbname=%s", base, name);
 	return 0;
