@@ -555,7 +555,6 @@ static bool ssl_error_has(int reason)
 static enum auth_tls_io classify(struct auth_tls_conn *c, int ssl_err, enum auth_tls_fail *why)
 {
 	long v = SSL_get_verify_result(c->ssl);
-	unsigned long e;
 
 	/* A failed chain check is the most specific answer, whatever the I/O did after. */
 	if (v != X509_V_OK) {
@@ -564,21 +563,14 @@ static enum auth_tls_io classify(struct auth_tls_conn *c, int ssl_err, enum auth
 	}
 	switch (ssl_err) {
 	case SSL_ERROR_ZERO_RETURN:
-		/* close_notify mid-handshake */
+		/* close_notify, or an EOF (SSL_OP_IGNORE_UNEXPECTED_EOF), mid-handshake */
 		*why = AUTH_TLS_FAIL_CLOSED;
 		return AUTH_TLS_CLOSED;
 	case SSL_ERROR_SYSCALL:
-		/* EOF with an empty queue (pre-3.0 style), ECONNRESET, EPIPE: the peer left. */
+		/* ECONNRESET, EPIPE: the peer left. */
 		*why = AUTH_TLS_FAIL_CLOSED;
 		return AUTH_TLS_CLOSED;
 	case SSL_ERROR_SSL:
-		e = ERR_peek_last_error();
-		/* OpenSSL 3 reports an EOF in the middle of the handshake as an SSL error. */
-		if (ERR_GET_LIB(e) == ERR_LIB_SSL &&
-		    ERR_GET_REASON(e) == SSL_R_UNEXPECTED_EOF_WHILE_READING) {
-			*why = AUTH_TLS_FAIL_CLOSED;
-			return AUTH_TLS_CLOSED;
-		}
 		if (ssl_error_has(SSL_R_PEER_DID_NOT_RETURN_A_CERTIFICATE)) {
 			*why = AUTH_TLS_FAIL_NO_CERT;
 			return AUTH_TLS_ERROR;
@@ -660,26 +652,21 @@ out:
 /* The io of a failed SSL_read_ex/SSL_write_ex. */
 static enum auth_tls_io io_error(struct auth_tls_conn *c, int r)
 {
-	unsigned long e;
-
 	switch (SSL_get_error(c->ssl, r)) {
 	case SSL_ERROR_WANT_READ:
 		return AUTH_TLS_WANT_READ;
 	case SSL_ERROR_WANT_WRITE:
 		return AUTH_TLS_WANT_WRITE;
 	case SSL_ERROR_ZERO_RETURN:
-		return AUTH_TLS_CLOSED; /* close_notify: a clean end */
+		/* close_notify, or an EOF without it (SSL_OP_IGNORE_UNEXPECTED_EOF): the end */
+		return AUTH_TLS_CLOSED;
 	case SSL_ERROR_SYSCALL:
-		/* EOF without close_notify, or the socket failed: the peer is gone either way,
-		 * and there is no session state worth a close_notify. */
+		/* The socket failed: the peer is gone, and there is no session state worth a
+		 * close_notify. */
 		c->failed = true;
 		return AUTH_TLS_CLOSED;
 	case SSL_ERROR_SSL:
 		c->failed = true;
-		e = ERR_peek_last_error();
-		if (ERR_GET_LIB(e) == ERR_LIB_SSL &&
-		    ERR_GET_REASON(e) == SSL_R_UNEXPECTED_EOF_WHILE_READING)
-			return AUTH_TLS_CLOSED; /* EOF without close_notify (OpenSSL 3) */
 		return AUTH_TLS_ERROR;
 	default:
 		c->failed = true;

@@ -40,6 +40,7 @@
 #include <fcntl.h>
 #include <grpc/grpc_posix.h>
 #include <grpc/grpc_security.h>
+#include <limits.h>
 #include <malloc.h>
 #include <netdb.h>
 #include <netinet/in.h>
@@ -184,8 +185,8 @@ struct svc_door {
 	struct conn *all;   /* past their handshake */
 	atomic_int relayed; /* connections with a socketpair to grpc, until closed (any thread) */
 	struct conn *ready;
-	struct conn *graves, *graves_tail; /* closed, their sockets and TLS state not yet freed */
-	struct conn_queue outbox;          /* handshaken, for this thread */
+	struct conn *graves;      /* closed, their sockets and TLS state not yet freed */
+	struct conn_queue outbox; /* handshaken, for this thread */
 	uint8_t scratch[SCRATCH];
 	/* The handshake thread */
 	uv_loop_t hs_loop;
@@ -415,14 +416,20 @@ static void bury(struct conn *c)
 {
 	struct svc_door *d = c->d;
 
-	c->ready_next = NULL;
-	if (d->graves_tail != NULL)
-		d->graves_tail->ready_next = c;
-	else
-		d->graves = c;
-	d->graves_tail = c;
+	c->ready_next = d->graves; /* the order they are freed in does not matter */
+	d->graves = c;
 	if (!uv_is_closing((uv_handle_t *)&d->idle)) /* else free_listed() frees it */
 		uv_idle_start(&d->idle, on_idle);
+}
+
+/* Frees up to `n` buried connections. */
+static void free_graves(struct svc_door *d, int n)
+{
+	for (int i = 0; i < n && d->graves != NULL; i++) {
+		struct conn *c = d->graves;
+		d->graves = c->ready_next;
+		conn_free(c);
+	}
 }
 
 static void on_handle_closed(uv_handle_t *h)
@@ -965,13 +972,7 @@ static void on_idle(uv_idle_t *h)
 		else if (c->st == C_RELAY)
 			relay(c);
 	}
-	for (int i = 0; i < GRAVES_TURN && d->graves != NULL; i++) {
-		struct conn *c = d->graves;
-		d->graves = c->ready_next;
-		if (d->graves == NULL)
-			d->graves_tail = NULL;
-		conn_free(c);
-	}
+	free_graves(d, GRAVES_TURN);
 	if (d->ready == NULL && d->graves == NULL)
 		uv_idle_stop(h);
 }
@@ -1465,12 +1466,7 @@ static void free_listed(struct svc_door *d)
 		if (c->dead)
 			conn_free(c);
 	}
-	while (d->graves != NULL) {
-		struct conn *c = d->graves;
-		d->graves = c->ready_next;
-		conn_free(c);
-	}
-	d->graves_tail = NULL;
+	free_graves(d, INT_MAX);
 }
 
 static void *door_main(void *arg)
