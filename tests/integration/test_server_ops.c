@@ -497,7 +497,10 @@ static void test_metrics_logs_health_port(void **state)
 
 	/* Every log line is JSON; call lines name method, principal and code. */
 	assert_int_equal(sh("/usr/bin/python3 -c 'import json,sys\n"
-	                    "calls=[json.loads(l) for l in open(sys.argv[1]) if l.strip()]\n"
+	                    "def j(l):\n"
+	                    "  try: return json.loads(l)\n"
+	                    "  except ValueError: sys.exit(\"not JSON: %%r\" %% l)\n"
+	                    "calls=[j(l) for l in open(sys.argv[1]) if l.strip()]\n"
 	                    "c=[x for x in calls if x.get(\"msg\")==\"call\" and "
 	                    "x[\"method\"].endswith(\"GetOrganization\")]\n"
 	                    "assert c and all(x[\"principal\"] and x[\"code\"] and \"duration_ms\" "

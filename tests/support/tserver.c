@@ -231,6 +231,11 @@ int tserver_start_env(struct tserver *s, const char *dburl, const char *const *e
 	snprintf(s->pki, sizeof(s->pki), "%s", pki ? pki : "");
 	snprintf(s->dburl, sizeof(s->dburl), "%s", dburl);
 	s->port = free_port();
+	/* A new server starts a new log: the kernel hands out the same port again within one run
+	 * now and then, and an earlier program's log (text lines from a server that refused its
+	 * flags, say) must not be read as this one's. A restart keeps appending. */
+	snprintf(s->log_path, sizeof(s->log_path), "/tmp/maturityd-test-%d.log", s->port);
+	unlink(s->log_path);
 	return start_on(s, extra_args);
 }
 
