@@ -59,7 +59,7 @@ static const struct flag flags[] = {
     {"max-connections", "MATURITYD_MAX_CONNECTIONS", K_INT, OFF(max_connections), 1, 1000000,
      "4096", "open connections, all listeners (and below the descriptor limit)", 0},
     {"handshake-timeout", "MATURITYD_HANDSHAKE_TIMEOUT", K_INT, OFF(handshake_timeout_s), 1, 3600,
-     "10", "seconds a connection may take to finish its TLS handshake", 0},
+     "10", "seconds a client may take over its part of the TLS handshake", 0},
     {"metrics-listen", "MATURITYD_METRICS_LISTEN", K_STR, OFF(metrics_listen), 0, 0, NULL,
      "address for Prometheus /metrics over HTTP (off by default)", F_ADDR},
     {"health-listen", "MATURITYD_HEALTH_LISTEN", K_STR, OFF(health_listen), 0, 0, NULL,

@@ -13,7 +13,9 @@
  *
  * A connection: accepted on the door thread -> inbox -> HANDSHAKE on the handshake thread (TLS
  * handshake in progress, or a plaintext client's first byte not yet here; on the FIFO `hs`
- * list, so the oldest is found first by both the timeout sweep and the eviction of a flood) ->
+ * list, so a flood evicts the oldest; the timeout counts only the time spent waiting for the
+ * client, so a busy or CPU-starved handshake thread does not fail the clients it keeps
+ * waiting) ->
  * its poll handle closed there, then outbox -> RELAY on the door thread (a socketpair to grpc,
  * added by this thread; bytes copied both ways, the client's through the guard) -> DRAIN ->
  * CLOSING (handles closing; freed when both are closed). A connection belongs to one thread at
@@ -105,6 +107,10 @@ struct conn {
 	struct auth_tls_conn *tls;
 	struct svc_h2guard *guard;
 	uint64_t since_ms; /* accepted (HANDSHAKE), or since the output stalled (RELAY) */
+	/* HANDSHAKE, for --handshake-timeout: the time spent waiting for the client, and since
+	 * when it waits now (0: its next step is ours to run). A step queued behind others, or a
+	 * handshake thread short of CPU, is our delay, not the client's. */
+	uint64_t client_ms, waiting_since;
 	struct conn *hs_prev, *hs_next;
 	struct conn *prev, *next;
 	struct conn *ready_next;
@@ -1021,6 +1027,8 @@ static void on_hs_event(uv_poll_t *h, int status, int events);
 
 static void hs_watch(struct conn *c)
 {
+	if (c->waiting_since == 0)
+		c->waiting_since = now_ms();
 	if (c->up_want != c->ev) {
 		uv_poll_start(&c->poll, c->up_want, on_hs_event);
 		c->ev = c->up_want;
@@ -1081,6 +1089,10 @@ static void queue_handshake(struct conn *c)
 
 	if (c->on_hsq)
 		return;
+	if (c->waiting_since != 0) {
+		c->client_ms += now_ms() - c->waiting_since;
+		c->waiting_since = 0;
+	}
 	c->on_hsq = true;
 	c->hsq_next = NULL;
 	if (d->hsq_tail != NULL)
@@ -1195,15 +1207,39 @@ static void hs_adopt(struct conn *c)
 		hs_watch(c);
 }
 
+/* Whether what the connection waits for is there (its bytes, room to write, or its hang-up). */
+static bool hs_socket_ready(const struct conn *c)
+{
+	struct pollfd p = {.fd = c->fd};
+	if (c->ev & UV_READABLE)
+		p.events |= POLLIN;
+	if (c->ev & UV_WRITABLE)
+		p.events |= POLLOUT;
+	return poll(&p, 1, 0) == 1;
+}
+
 static void on_hs_sweep(uv_timer_t *t)
 {
 	struct svc_door *d = t->data;
 	uint64_t now = now_ms();
+	struct conn *next;
 
-	while (d->hs_head != NULL &&
-	       now - d->hs_head->since_ms >= (uint64_t)d->lim.handshake_timeout_ms) {
-		handshake_failed(d->hs_head, "timeout");
-		hs_close(d->hs_head);
+	/* The whole list (at most the bound on handshakes in progress, four times a second): the
+	 * order of arrival is not the order of client time. Steps queued are ours to run. */
+	for (struct conn *c = d->hs_head; c != NULL; c = next) {
+		next = c->hs_next;
+		if (c->waiting_since == 0 ||
+		    c->client_ms + (now - c->waiting_since) < (uint64_t)d->lim.handshake_timeout_ms)
+			continue;
+		if (hs_socket_ready(c)) {
+			/* The client did its part; this thread, short of CPU, had not looked yet
+			 * (timers run before the loop polls). Not the client's time. */
+			c->waiting_since = 0;
+			on_hs_event(&c->poll, 0, 0);
+			continue;
+		}
+		handshake_failed(c, "timeout");
+		hs_close(c);
 	}
 }
 
