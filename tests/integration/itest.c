@@ -215,3 +215,38 @@ char *itest_http_get(int port, const char *path)
 	close(fd);
 	return buf;
 }
+
+void itest_dump_server_warnings(const char *log_path)
+{
+	FILE *f = fopen(log_path, "r");
+	char line[2048];
+	int shown = 0;
+
+	if (f == NULL)
+		return;
+	fprintf(stderr, "server log %s, lines above info:\n", log_path);
+	while (shown < 30 && fgets(line, sizeof(line), f) != NULL) {
+		if (strstr(line, "\"level\":\"info\"") != NULL)
+			continue;
+		fputs(line, stderr);
+		shown++;
+	}
+	fclose(f);
+}
+
+long long itest_metric(int mport, const char *name)
+{
+	char *text = itest_http_get(mport, "/metrics");
+	char key[256];
+	const char *p;
+	long long v = -1;
+
+	if (text == NULL)
+		return -1;
+	snprintf(key, sizeof(key), "\n%s ", name);
+	p = strstr(text, key);
+	if (p != NULL)
+		v = strtoll(p + strlen(key), NULL, 10);
+	free(text);
+	return v;
+}

@@ -92,24 +92,6 @@ static grpc_status_code whoami(const struct tserver *s, const char *who, const c
 	return st;
 }
 
-/* The value of a metric line (exact name with labels), or -1. */
-static long long metric(int mport, const char *name)
-{
-	char *text = itest_http_get(mport, "/metrics");
-	char key[256];
-	const char *p;
-	long long v = -1;
-
-	if (text == NULL)
-		return -1;
-	snprintf(key, sizeof(key), "\n%s ", name);
-	p = strstr(text, key);
-	if (p != NULL)
-		v = strtoll(p + strlen(key), NULL, 10);
-	free(text);
-	return v;
-}
-
 static void start(struct tserver *s, char *url, size_t n, const char *const *args)
 {
 	assert_int_equal(tenv_db_create(url, n), 0);
@@ -212,8 +194,10 @@ static void test_cap_and_handshake_timeout(void **state)
 	assert_string_equal(principal, "spiffe://maturityd.dev/admin");
 	for (int i = 0; i < 24; i++)
 		close(fds[i]);
-	assert_true(metric(mport, "maturityd_handshakes_failed_total{reason=\"timeout\"}") >= 10);
-	assert_true(metric(mport, "maturityd_connections_refused_total{reason=\"limit\"}") >= 6);
+	assert_true(itest_metric(mport, "maturityd_handshakes_failed_total{reason=\"timeout\"}") >=
+	            10);
+	assert_true(itest_metric(mport, "maturityd_connections_refused_total{reason=\"limit\"}") >=
+	            6);
 	assert_int_equal(tserver_stop(&s), 0);
 }
 
@@ -240,7 +224,8 @@ static void test_handshake_flood_evicts_oldest(void **state)
 	t0 = now_s();
 	assert_int_equal(whoami(&s, "admin", NULL, NULL, 0, 5000), GRPC_STATUS_OK);
 	assert_true(now_s() - t0 < 1.0);
-	assert_true(metric(mport, "maturityd_handshakes_failed_total{reason=\"evicted\"}") >= 150);
+	assert_true(itest_metric(mport, "maturityd_handshakes_failed_total{reason=\"evicted\"}") >=
+	            150);
 	for (int i = 0; i < N; i++)
 		if (fds[i] >= 0)
 			close(fds[i]);
@@ -396,7 +381,8 @@ static void test_handshake_timeout_counts_client_time(void **state)
 		if (cl[i].st != GRPC_STATUS_OK)
 			fail_msg("client %d: %s", i, itest_code_name(cl[i].st));
 	}
-	assert_true(metric(mport, "maturityd_handshakes_failed_total{reason=\"timeout\"}") < 1);
+	assert_true(itest_metric(mport, "maturityd_handshakes_failed_total{reason=\"timeout\"}") <
+	            1);
 	assert_int_equal(tserver_stop(&s), 0);
 }
 
@@ -457,7 +443,8 @@ static void test_out_of_descriptors(void **state)
 		                 GRPC_STATUS_OK);
 		tresult_cleanup(&r);
 	}
-	assert_true(metric(mport, "maturityd_connections_refused_total{reason=\"fd_limit\"}") >= 1);
+	assert_true(
+	    itest_metric(mport, "maturityd_connections_refused_total{reason=\"fd_limit\"}") >= 1);
 	for (int i = 0; i < N; i++)
 		if (fds[i] >= 0)
 			close(fds[i]);
@@ -505,7 +492,8 @@ static void test_crl_and_sighup(void **state)
 	usleep(300 * 1000);
 	assert_int_equal(whoami(&s, "revoked", NULL, NULL, 0, 3000), GRPC_STATUS_UNAVAILABLE);
 	assert_int_equal(whoami(&s, "admin", NULL, NULL, 0, 5000), GRPC_STATUS_OK);
-	assert_true(metric(mport, "maturityd_handshakes_failed_total{reason=\"revoked\"}") >= 1);
+	assert_true(itest_metric(mport, "maturityd_handshakes_failed_total{reason=\"revoked\"}") >=
+	            1);
 	assert_int_equal(tserver_stop(&s), 0);
 	unlink(crl);
 }

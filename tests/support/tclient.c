@@ -19,6 +19,7 @@ struct tclient {
 	size_t md_len[TCLIENT_MAX_METADATA];
 	size_t n_md;
 	char traceparent[128];
+	bool wait_for_ready; /* tclient_set_wait_for_ready */
 };
 
 static char *slurp(const char *path)
@@ -100,6 +101,11 @@ void tclient_free(struct tclient *c)
 	grpc_completion_queue_destroy(c->cq);
 	tclient_add_metadata(c, NULL, NULL, 0);
 	free(c);
+}
+
+void tclient_set_wait_for_ready(struct tclient *c, bool on)
+{
+	c->wait_for_ready = on;
 }
 
 void tclient_set_request_id(struct tclient *c, const char *request_id)
@@ -230,6 +236,7 @@ grpc_status_code tclient_call_raw(struct tclient *c, const char *method, const v
 	grpc_metadata_array_init(&trailing);
 	memset(ops, 0, sizeof(ops));
 	ops[0].op = GRPC_OP_SEND_INITIAL_METADATA;
+	ops[0].flags = c->wait_for_ready ? GRPC_INITIAL_METADATA_WAIT_FOR_READY : 0;
 	ops[0].data.send_initial_metadata.metadata = request_md(c, md, &nmd);
 	ops[0].data.send_initial_metadata.count = nmd;
 	ops[1].op = GRPC_OP_SEND_MESSAGE;
@@ -310,6 +317,7 @@ struct tstream *tclient_stream_open(struct tclient *c, const char *method,
 	grpc_metadata_array_init(&s->trailing);
 	memset(ops, 0, sizeof(ops));
 	ops[0].op = GRPC_OP_SEND_INITIAL_METADATA;
+	ops[0].flags = c->wait_for_ready ? GRPC_INITIAL_METADATA_WAIT_FOR_READY : 0;
 	ops[0].data.send_initial_metadata.metadata = request_md(c, md, &nmd);
 	ops[0].data.send_initial_metadata.count = nmd;
 	ops[1].op = GRPC_OP_SEND_MESSAGE;

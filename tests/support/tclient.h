@@ -31,6 +31,10 @@ struct tresult {
 };
 void tresult_cleanup(struct tresult *r);
 
+/* The next calls wait for the channel to connect (grpc's wait-for-ready) instead of failing
+ * at the first connection attempt that fails: what a batch job does. */
+void tclient_set_wait_for_ready(struct tclient *c, bool on);
+
 /* Metadata to send with the next calls (e.g. x-request-id); NULL to clear. */
 void tclient_set_request_id(struct tclient *c, const char *request_id);
 /* A W3C traceparent header to send with the next calls; NULL to clear. */
