@@ -106,7 +106,7 @@ struct conn {
 	int handles; /* poll handles not yet closed */
 	struct auth_tls_conn *tls;
 	struct svc_h2guard *guard;
-	uint64_t since_ms; /* accepted (HANDSHAKE), or since the output stalled (RELAY) */
+	uint64_t since_ms; /* since the output stalled (RELAY), or the drain began (DRAIN) */
 	/* HANDSHAKE, for --handshake-timeout: the time spent waiting for the client, and since
 	 * when it waits now (0: its next step is ours to run). A step queued behind others, or a
 	 * handshake thread short of CPU, is our delay, not the client's. */
@@ -1360,7 +1360,6 @@ static void accept_one(struct listener *l, int fd, const struct sockaddr_storage
 	c->pfd = -1;
 	c->gfd = -1;
 	c->st = C_HANDSHAKE;
-	c->since_ms = now_ms();
 	c->up_want = UV_READABLE;
 	format_addr(ss, c->addr, sizeof(c->addr));
 	atomic_fetch_add(&d->n_conns, 1);

@@ -47,6 +47,7 @@ long long itest_metric(int metrics_port, const char *name);
 /* Prints to stderr the server log's lines above "info" (at most 30): what the server saw when a
  * client's call failed in a way the client cannot explain (a refused connection). */
 void itest_dump_server_warnings(const char *log_path);
+
 /* GET path over HTTP/1.0 from 127.0.0.1:port (e.g. /metrics): the whole response, headers
  * included (caller frees), or NULL when it cannot connect. */
 char *itest_http_get(int port, const char *path);

@@ -257,7 +257,6 @@ static int start_on(struct tserver *s, const char *const *extra_args)
 	snprintf(cert, sizeof(cert), "--tls-cert=%s/server.pem", s->pki);
 	snprintf(key, sizeof(key), "--tls-key=%s/server.key", s->pki);
 	snprintf(ca, sizeof(ca), "--tls-client-ca=%s/ca.pem", s->pki);
-	snprintf(s->log_path, sizeof(s->log_path), "/tmp/maturityd-test-%d.log", s->port);
 	argv[n++] = MATURITYD_BIN;
 	argv[n++] = listen;
 	argv[n++] = "--database-url";
