@@ -203,7 +203,8 @@ static const struct svc_stream_ops export_ops = {.fetch = export_fetch,
                                                  .encode = export_encode,
                                                  .release = export_release,
                                                  .free = free,
-                                                 .pack_at_fetch = true};
+                                                 .pack_at_fetch = true,
+                                                 .bulk = true};
 
 /* The part both exports share: organization (parsed and authorized by the engine: "" is every
  * organization, with a global binding), cursor. NULL with ctx->err set. */

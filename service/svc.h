@@ -131,6 +131,12 @@ struct svc_stream_ops {
 	 * with no encoding and no hop to a handler. For kinds whose batches are the memory of
 	 * thousands of slow readers. */
 	bool pack_at_fetch;
+	/* A fetch is bulk work (an export's keyset batch: hundreds of rows, milliseconds of
+	 * PostgreSQL's CPU and of encoding): at most one such fetch per two cores runs at once
+	 * (at least one), whatever --workers is, so reporting jobs take at most about half the
+	 * machine and a portal's call still finds a core (docs/architecture.md, "A server
+	 * stream"). */
+	bool bulk;
 };
 
 /* How many records a stream's next batch may hold: its share of a budget of

@@ -732,7 +732,9 @@ static void run_call(struct svc_call *c)
 	if (c->sops != NULL && rc == MAT_OK && c->authorized) {
 		/* The engine drives the rest of the stream: the request is no longer needed. */
 		svc_arena_free(req_arena);
-		svc_driver_fetch(c);
+		/* A bulk kind's first batch waits its turn like the next ones. */
+		if (!c->sops->bulk || !svc_call_enqueue(srv, c, true))
+			svc_driver_fetch(c);
 		return;
 	}
 	if (c->async_then != NULL && rc == MAT_OK) {
@@ -822,7 +824,9 @@ bool svc_call_enqueue(struct svc_server *srv, struct svc_call *c, bool stream)
 		pthread_mutex_unlock(&srv->q_mu);
 		return false;
 	}
-	if (stream) {
+	if (stream && c->sops != NULL && c->sops->bulk && c->s_n == 0) {
+		list_push(&srv->b_head, &srv->b_tail, c);
+	} else if (stream) {
 		list_push(&srv->s_head, &srv->s_tail, c);
 	} else {
 		srv->q_len++;
@@ -833,17 +837,41 @@ bool svc_call_enqueue(struct svc_server *srv, struct svc_call *c, bool stream)
 	return true;
 }
 
-/* The next call for a handler (under q_mu); NULL when both queues are empty. */
-static struct svc_call *dequeue(struct svc_server *srv)
+/* Whether a bulk fetch may start now (under q_mu). */
+static bool bulk_ready(const struct svc_server *srv)
+{
+	return srv->b_head != NULL && (srv->bulk_running < srv->bulk_max || srv->q_closed);
+}
+
+/* The next call for a handler (under q_mu); NULL when there is nothing it may run. *bulk: the
+ * call is a bulk fetch (counted in bulk_running until bulk_done). */
+static struct svc_call *dequeue(struct svc_server *srv, bool *bulk)
 {
 	struct svc_call *c = NULL;
 
-	if (srv->s_head != NULL && (srv->q_head == NULL || ++srv->picks % STREAM_TURN == 0))
-		return list_pop(&srv->s_head, &srv->s_tail);
+	*bulk = false;
+	if ((srv->s_head != NULL || bulk_ready(srv)) &&
+	    (srv->q_head == NULL || ++srv->picks % STREAM_TURN == 0)) {
+		if (srv->s_head != NULL)
+			return list_pop(&srv->s_head, &srv->s_tail);
+		*bulk = true;
+		srv->bulk_running++;
+		return list_pop(&srv->b_head, &srv->b_tail);
+	}
 	c = list_pop(&srv->q_head, &srv->q_tail);
 	if (c != NULL)
 		srv->q_len--;
 	return c;
+}
+
+/* A bulk fetch has finished: the next one may start. */
+static void bulk_done(struct svc_server *srv)
+{
+	pthread_mutex_lock(&srv->q_mu);
+	srv->bulk_running--;
+	if (srv->b_head != NULL)
+		pthread_cond_signal(&srv->q_cv);
+	pthread_mutex_unlock(&srv->q_mu);
 }
 
 void *svc_handler_main(void *arg)
@@ -853,8 +881,10 @@ void *svc_handler_main(void *arg)
 	svc_log_defer();
 	for (;;) {
 		struct svc_call *c;
+		bool bulk;
 		pthread_mutex_lock(&srv->q_mu);
-		while (srv->q_head == NULL && srv->s_head == NULL && !srv->q_closed) {
+		while (srv->q_head == NULL && srv->s_head == NULL && !bulk_ready(srv) &&
+		       !srv->q_closed) {
 			if (svc_log_pending()) { /* out of work: the collected lines go out now */
 				pthread_mutex_unlock(&srv->q_mu);
 				svc_log_flush();
@@ -863,7 +893,7 @@ void *svc_handler_main(void *arg)
 			}
 			pthread_cond_wait(&srv->q_cv, &srv->q_mu);
 		}
-		c = dequeue(srv);
+		c = dequeue(srv, &bulk);
 		pthread_mutex_unlock(&srv->q_mu);
 		if (c == NULL)
 			break; /* closed and drained */
@@ -872,6 +902,8 @@ void *svc_handler_main(void *arg)
 				svc_driver_send(c); /* a stream's next message */
 			else
 				svc_driver_fetch(c); /* a stream's next batch */
+			if (bulk)
+				bulk_done(srv);
 			continue;
 		}
 		if (atomic_load(&c->async_state) == ASYNC_RESUMING) {

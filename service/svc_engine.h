@@ -155,6 +155,11 @@ struct svc_server {
 	/* Streams waiting for their next fetch: served after new calls (a unary call should not
 	 * wait behind a reporting job's batches), but at least every STREAM_TURN-th pick. */
 	struct svc_call *s_head, *s_tail;
+	/* Streams waiting for a bulk fetch (svc_stream_ops.bulk): like s_head, but at most
+	 * bulk_max of them run at once (one per two cores, at least one), so exports leave cores
+	 * to the unary calls beside them; at shutdown the bound is lifted (they fail fast). */
+	struct svc_call *b_head, *b_tail;
+	int bulk_running, bulk_max;
 	unsigned picks;
 	bool q_closed;
 	int q_len;

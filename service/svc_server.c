@@ -299,6 +299,11 @@ struct svc_server *svc_server_new(const struct svc_config *cfg, struct store_poo
 		 * do the cryptography: one per core, as before the door. */
 		long n = direct_grpc_tls() ? cores : cores / 4;
 		srv->n_workers = n < 1 ? 1 : (n > 4 ? 4 : (int)n);
+		/* Bulk fetches (exports): one per two cores. With four running at once on 2 cores
+		 * (--workers 4, each export backend busy for milliseconds a batch) a
+		 * GetOrganization beside 2,000 exports waited behind them for CPU: p99 40-60 ms, 10
+		 * ms with one (docs/benchmarks.md, "Streams"). */
+		srv->bulk_max = cores / 2 < 1 ? 1 : (int)(cores / 2);
 	}
 	srv->workers = calloc((size_t)srv->n_workers, sizeof(*srv->workers));
 	srv->n_handlers = cfg->workers;
