@@ -729,8 +729,10 @@ static void run_call(struct svc_call *c)
 		return;
 	}
 	rc = m->fn(&c->ctx, req);
-	if (c->sops != NULL && rc == MAT_OK && c->authorized) {
-		/* The engine drives the rest of the stream: the request is no longer needed. */
+	if (c->sops != NULL && rc == MAT_OK && (c->authorized || c->authz.armed)) {
+		/* The engine drives the rest of the stream: the request is no longer needed. A
+		 * decision armed for the first fetch (SVC_AZ_IN_STEP) is settled after it, before
+		 * anything is sent (svc_driver_fetch). */
 		svc_arena_free(req_arena);
 		/* A bulk kind's first batch waits its turn like the next ones. */
 		if (!c->sops->bulk || !svc_call_enqueue(srv, c, true))

@@ -354,6 +354,11 @@ void svc_driver_fetch(struct svc_call *c)
 	c->park_gen = c->w->srv->wake_gen;
 	pthread_mutex_unlock(&c->w->srv->park_mu);
 	rc = c->sops->fetch(&c->ctx, c->sstate, &c->s_n, &c->s_next);
+	/* A decision that rode on the first batch's read (SVC_AZ_IN_STEP: an export's bindings in
+	 * its first pipeline, not a round trip of their own as each of thousands of streams opens)
+	 * is settled before any of it is sent: a refusal replaces the batch. */
+	if (c->authz.armed)
+		rc = svc_authz_settle(&c->ctx, rc);
 	if (rc != MAT_OK) {
 		svc_driver_end(c, rc);
 		return;

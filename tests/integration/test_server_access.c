@@ -795,7 +795,7 @@ static void test_audit_events(void **state)
 	    MLOPS__MATURITY__V1__LIST_AUDIT_EVENTS_REQUEST__INIT);
 	Mlops__Maturity__V1__ListAuditEventsResponse *r;
 	bool saw_create = false;
-	int denials = 0, read_denials = 0;
+	int denials = 0, read_denials = 0, export_denials = 0;
 
 	(void)state;
 	if (!tenv_available())
@@ -811,6 +811,12 @@ static void test_audit_events(void **state)
 	tclient_set_request_id(itest_client(WHO), "audit-denied-2");
 	assert_int_equal(r_get_org(WHO, "audited-org"), GRPC_STATUS_PERMISSION_DENIED);
 	assert_int_equal(r_get_org(WHO, "no-such-org-at-all"), GRPC_STATUS_PERMISSION_DENIED);
+	/* So is an export refused in its first batch's read (a stream, SVC_AZ_IN_STEP): no
+	 * message, one audit event, nothing said of existence. */
+	tclient_set_request_id(itest_client(WHO), "audit-denied-3");
+	assert_int_equal(r_export_assessments(WHO, "audited-org"), GRPC_STATUS_PERMISSION_DENIED);
+	assert_int_equal(r_export_transitions(WHO, "no-such-org-at-all"),
+	                 GRPC_STATUS_PERMISSION_DENIED);
 	tclient_set_request_id(itest_client(WHO), NULL);
 
 	req.page_size = 50;
@@ -828,6 +834,13 @@ static void test_audit_events(void **state)
 			assert_int_equal(e->code, GRPC_STATUS_PERMISSION_DENIED);
 			assert_string_equal(e->method, M("OrganizationService", "GetOrganization"));
 		}
+		if (strcmp(e->request_id, "audit-denied-3") == 0) {
+			export_denials++;
+			assert_int_equal(e->code, GRPC_STATUS_PERMISSION_DENIED);
+			assert_true(
+			    strcmp(e->method, M("ReportingService", "ExportAssessments")) == 0 ||
+			    strcmp(e->method, M("ReportingService", "ExportTransitions")) == 0);
+		}
 		if (strcmp(e->request_id, "audit-denied-1") == 0) {
 			denials++;
 			assert_int_equal(e->code, GRPC_STATUS_PERMISSION_DENIED);
@@ -844,6 +857,7 @@ static void test_audit_events(void **state)
 	protobuf_c_message_free_unpacked(&r->base, NULL);
 	assert_int_equal(denials, 1); /* one event per refusal, not one per layer */
 	assert_int_equal(read_denials, 2);
+	assert_int_equal(export_denials, 2);
 	assert_true(saw_create);
 	/* A non-admin cannot read them, even with a global binding. */
 	assert_int_equal(
