@@ -854,7 +854,9 @@ static struct svc_call *dequeue(struct svc_server *srv, bool *bulk)
 	*bulk = false;
 	if ((srv->s_head != NULL || bulk_ready(srv)) &&
 	    (srv->q_head == NULL || ++srv->picks % STREAM_TURN == 0)) {
-		if (srv->s_head != NULL)
+		/* Streams and bulk fetches take turns when both wait: neither starves the other
+		 * (thousands of event watches woken at once, a reporting job's exports). */
+		if (srv->s_head != NULL && (!bulk_ready(srv) || (++srv->bulk_turn & 1) != 0))
 			return list_pop(&srv->s_head, &srv->s_tail);
 		*bulk = true;
 		srv->bulk_running++;

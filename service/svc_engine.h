@@ -160,6 +160,7 @@ struct svc_server {
 	 * to the unary calls beside them; at shutdown the bound is lifted (they fail fast). */
 	struct svc_call *b_head, *b_tail;
 	int bulk_running, bulk_max;
+	unsigned bulk_turn; /* alternates stream and bulk picks when both wait */
 	unsigned picks;
 	bool q_closed;
 	int q_len;
