@@ -33,9 +33,9 @@ bool store__pq_fault_hit(void)
 
 /* Arming by file, for tests of the whole server (which cannot call store_fault_set): with
  * MATURITY_STORE_FAULT_FILE=PATH, each operation first looks for PATH. When it is there, the
- * first operation to see it reads N from it, removes it, writes the number of operations
- * counted since the previous arming to PATH.count (via a temporary file and rename, so a reader
- * never sees half a number) and arms store_fault_set(N) — itself counting as operation 1.
+ * first operation to see it reads N from it, writes the number of operations counted since the
+ * previous arming to PATH.count (via a temporary file and rename, so a reader never sees half a
+ * number), removes PATH and arms store_fault_set(N) — itself counting as operation 1.
  * A test arms a huge N, runs a scenario, arms 0 and makes one more call: PATH.count then holds
  * the scenario's operation count. Off (no file system access) unless the variable is set. */
 static char fault_file[512];
@@ -57,7 +57,11 @@ static void fault_file_poll(void)
 	}
 	n = fgets(buf, sizeof(buf), f) != NULL ? strtol(buf, NULL, 10) : 0;
 	fclose(f);
-	(void)unlink(fault_file);
+	/* The count first, then the arming file goes: a thread that finds the file gone (and so
+	 * does not wait for this one) must find the count already there. In the other order a
+	 * test's own call could find no file while another thread (the health ping, the event
+	 * feed) that took it had not written the count yet, and read no PATH.count
+	 * (test_server_faults failed so once under ASan). */
 	snprintf(tmp, sizeof(tmp), "%s.tmp", fault_file);
 	snprintf(dst, sizeof(dst), "%s.count", fault_file);
 	f = fopen(tmp, "w");
@@ -66,6 +70,7 @@ static void fault_file_poll(void)
 		if (fclose(f) == 0)
 			(void)rename(tmp, dst);
 	}
+	(void)unlink(fault_file);
 	store_fault_set(n < 0 || n > INT_MAX ? 0 : (int)n);
 	pthread_mutex_unlock(&fault_file_mu);
 }
