@@ -12,8 +12,10 @@ and writes the Markdown report (docs/benchmarks.md) and a short summary on stdou
   bench_report.py record-loadgen RESULTS KIND JSONFILE [key=value ...]
                                                          a maturity-loadgen --json line + extras
   bench_report.py record-pgbench RESULTS LOGFILE [key=value ...]
-  bench_report.py record-pgbench-open RESULTS LOGFILE LOGPREFIX [key=value ...]
                                                          a pgbench run (its stdout+stderr)
+  bench_report.py record-pgbench-open RESULTS LOGFILE LOGPREFIX [key=value ...]
+                                                         a pgbench -R run and its per-transaction
+                                                         logs (LOGPREFIX.*): latency percentiles
   bench_report.py other-frac RESULTS                     background CPU share of the last record
   bench_report.py max-rate RESULTS SCENARIO [KIND]       best closed-loop calls/s (rpc|baseline)
   bench_report.py record-streams RESULTS STREAMS.json PROBE.json [key=value ...]
