@@ -1,7 +1,8 @@
 /* The front door: listening sockets, TLS, connection bounds and the HTTP/2 frame guard, on two
  * threads each running a libuv loop (the storage loop's library, docs/architecture.md):
  *
- * - the relay thread ("door" below): accepts (bounded, surviving EMFILE), relays the bytes of
+ * - the relay thread ("door" below; the service's loop thread, whose loop the storage loop
+ *   shares, svc_door_new): accepts (bounded, surviving EMFILE), relays the bytes of
  *   every connection past its handshake, sweeps slow readers and gives memory back;
  * - the handshake thread ("door-hs", nice +10 over the process): runs the TLS handshakes (and
  *   a plaintext client's wait for its first byte), bounds them (the oldest evicted in a flood,
@@ -173,16 +174,17 @@ struct svc_door {
 	atomic_int n_conns; /* accepted and not yet closed, on either thread or between them */
 	atomic_uint closed_since_trim; /* connections closed since the last malloc_trim */
 	atomic_uint_fast64_t last_close_ms;
-	/* The door (relay) thread */
-	uv_loop_t loop;
+	/* The door (relay) thread: the service's loop thread, which runs `loop` for the storage
+	 * loop too (svc_door_new) */
+	uv_loop_t *loop;
 	uv_async_t wake;
 	uv_timer_t sweep;
 	unsigned sweeps;
 	uint64_t last_trim_ms;
 	bool abused_since_trim; /* and connections closed for abuse */
 	uv_idle_t idle;
-	pthread_t thread;
 	bool started;
+	bool stopped;   /* svc_door_stop done */
 	atomic_int cmd; /* CMD_* bits for the loop */
 	pthread_mutex_t cmd_mu;
 	pthread_cond_t cmd_cv;
@@ -873,7 +875,7 @@ static void start_relay(struct conn *c)
 	struct svc_door *d = c->d;
 	int sv[2];
 
-	uv_poll_init(&d->loop, &c->poll, c->fd);
+	uv_poll_init(d->loop, &c->poll, c->fd);
 	c->poll.data = c;
 	c->ev = 0;
 	c->prev = NULL;
@@ -897,7 +899,7 @@ static void start_relay(struct conn *c)
 	c->pfd = sv[0];
 	c->gfd = sv[1];
 	atomic_fetch_add(&d->relayed, 1);
-	uv_poll_init(&d->loop, &c->ppoll, c->pfd);
+	uv_poll_init(d->loop, &c->ppoll, c->pfd);
 	c->ppoll.data = c;
 	c->ppoll_init = true;
 	c->up_want = UV_READABLE;
@@ -1461,8 +1463,9 @@ static void close_listeners(struct svc_door *d, grpc_server *server)
 	}
 }
 
-/* Closes every handle of the door thread's loop (its uv_run then returns). The handshake
- * thread has stopped already (svc_door_free): what it left on the outbox is freed. */
+/* Closes every handle the door has on the loop (its uv_run returns once the storage loop's and
+ * the service's are closed too). The handshake thread has stopped already (svc_door_stop): what
+ * it left on the outbox is freed. */
 static void close_all(struct svc_door *d)
 {
 	close_listeners(d, NULL);
@@ -1504,21 +1507,10 @@ static void free_listed(struct svc_door *d)
 	free_graves(d, INT_MAX);
 }
 
-static void *door_main(void *arg)
-{
-	struct svc_door *d = arg;
-
-	/* TRIM_MAX_MS counts from the start: from 0, the first flood's trim ran in its midst. */
-	d->last_trim_ms = now_ms();
-	uv_run(&d->loop, UV_RUN_DEFAULT);
-	free_listed(d);
-	return NULL;
-}
-
 /* --- lifecycle -------------------------------------------------------------------------- */
 
 struct svc_door *svc_door_new(const struct svc_door_limits *lim, struct auth_tls *tls,
-                              struct svc_metrics *metrics)
+                              struct svc_metrics *metrics, uv_loop_t *loop)
 {
 	struct svc_door *d = calloc(1, sizeof(*d));
 	struct rlimit rl;
@@ -1565,25 +1557,20 @@ struct svc_door *svc_door_new(const struct svc_door_limits *lim, struct auth_tls
 		              lim->max_connections, d->max_conns, (long)rl.rlim_cur);
 	}
 	d->max_handshakes = d->max_conns / 4 > 64 ? d->max_conns / 4 : 64;
-	if (uv_loop_init(&d->loop) != 0) {
-		auth_tls_unref(d->tls);
-		free(d);
-		return NULL;
-	}
+	d->loop = loop;
 	if (uv_loop_init(&d->hs_loop) != 0) {
-		(void)uv_loop_close(&d->loop);
 		auth_tls_unref(d->tls);
 		free(d);
 		return NULL;
 	}
 	d->insecure = grpc_insecure_server_credentials_create();
-	uv_async_init(&d->loop, &d->wake, on_wake);
+	uv_async_init(d->loop, &d->wake, on_wake);
 	d->wake.data = d;
-	uv_timer_init(&d->loop, &d->sweep);
+	uv_timer_init(d->loop, &d->sweep);
 	d->sweep.data = d;
-	uv_idle_init(&d->loop, &d->idle);
+	uv_idle_init(d->loop, &d->idle);
 	d->idle.data = d;
-	uv_async_init(&d->loop, &d->outbox.async, on_outbox);
+	uv_async_init(d->loop, &d->outbox.async, on_outbox);
 	d->outbox.async.data = d;
 	uv_async_init(&d->hs_loop, &d->inbox.async, on_inbox);
 	d->inbox.async.data = d;
@@ -1630,9 +1617,9 @@ static int add_listener(struct svc_door *d, int fd, bool tls, grpc_server *serve
 	l->tls = tls;
 	l->server = server;
 	l->open = true;
-	uv_poll_init(&d->loop, &l->poll, fd);
+	uv_poll_init(d->loop, &l->poll, fd);
 	l->poll.data = l;
-	uv_timer_init(&d->loop, &l->backoff);
+	uv_timer_init(d->loop, &l->backoff);
 	l->backoff.data = l;
 	return 0;
 }
@@ -1733,10 +1720,8 @@ int svc_door_start(struct svc_door *d)
 		return -1;
 	}
 	d->hs_started = true;
-	if (pthread_create(&d->thread, NULL, door_main, d) != 0) {
-		svc_log_event("error", "cannot start the front door's thread");
-		return -1;
-	}
+	/* TRIM_MAX_MS counts from the start: from 0, the first flood's trim ran in its midst. */
+	d->last_trim_ms = now_ms();
 	d->started = true;
 	return 0;
 }
@@ -1791,10 +1776,11 @@ bool svc_door_wait_drained(struct svc_door *d, int timeout_ms)
 	return true;
 }
 
-void svc_door_free(struct svc_door *d)
+void svc_door_stop(struct svc_door *d)
 {
-	if (d == NULL)
+	if (d == NULL || d->stopped)
 		return;
+	d->stopped = true;
 	/* The handshake thread first: the door thread then takes what it handed over last
 	 * (and frees it), and accepts nothing more for it (queue_put fails). */
 	if (d->hs_started) {
@@ -1809,16 +1795,19 @@ void svc_door_free(struct svc_door *d)
 		uv_run(&d->hs_loop, UV_RUN_DEFAULT);
 		hs_free_listed(d);
 	}
-	if (d->started) {
-		atomic_fetch_or(&d->cmd, CMD_STOP);
-		uv_async_send(&d->wake);
-		pthread_join(d->thread, NULL);
-	} else {
-		close_all(d);
-		uv_run(&d->loop, UV_RUN_DEFAULT);
-	}
+	/* The relay's handles close on the loop's thread; the loop ends when its owner's and
+	 * the storage loop's have closed too. */
+	atomic_fetch_or(&d->cmd, CMD_STOP);
+	uv_async_send(&d->wake);
+}
+
+void svc_door_free(struct svc_door *d)
+{
+	if (d == NULL)
+		return;
+	/* svc_door_stop ran and the loop has ended: the relay's handles are closed. */
+	free_listed(d);
 	(void)uv_loop_close(&d->hs_loop);
-	(void)uv_loop_close(&d->loop);
 	if (d->reserve_fd >= 0)
 		close(d->reserve_fd);
 	if (d->insecure != NULL)

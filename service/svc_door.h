@@ -15,6 +15,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <uv.h>
 
 struct auth_tls;
 struct svc_metrics;
@@ -28,18 +29,21 @@ struct svc_door_limits {
 };
 
 /* A door (not yet listening). `tls` is the server's TLS material (a reference is taken; NULL
- * only if every listener is plaintext); `metrics` borrowed for the door's life. Raises the
- * descriptor limit to its hard limit. NULL on failure (logged). */
+ * only if every listener is plaintext); `metrics` borrowed for the door's life. The relay runs
+ * on `loop`, the caller's libuv loop (the service's loop thread, which runs the storage loop
+ * too: docs/architecture.md): this, svc_door_listen and svc_door_start run on the thread that
+ * runs it (or before it runs). Raises the descriptor limit to its hard limit. NULL on failure
+ * (logged). */
 struct svc_door *svc_door_new(const struct svc_door_limits *lim, struct auth_tls *tls,
-                              struct svc_metrics *metrics);
+                              struct svc_metrics *metrics, uv_loop_t *loop);
 
 /* Listens on addr ("host:port", "[v6]:port", "unix:path"; port 0 picks one) and hands each
  * connection to `server` once its TLS handshake (when `tls`) is done. Before svc_door_start.
  * Returns the bound port (0 for unix sockets), or -1 with a log line. */
 int svc_door_listen(struct svc_door *d, const char *addr, bool tls, grpc_server *server);
 
-/* Starts the door's threads. The grpc servers given to svc_door_listen must be started. 0 or -1
- * (logged). */
+/* Starts the door: its handshake thread, and its listeners on the loop. The grpc servers given
+ * to svc_door_listen must be started. 0 or -1 (logged). */
 int svc_door_start(struct svc_door *d);
 
 /* New handshakes use `tls` from now on (a reference is taken); connections already open keep
@@ -60,8 +64,12 @@ void svc_door_close_listeners(struct svc_door *d, grpc_server *server);
  * open then (a client that stopped reading). Closing them at once instead cut the last
  * messages and the status of streams that had finished within the grace ("Broken pipe"). */
 bool svc_door_wait_drained(struct svc_door *d, int timeout_ms); /* d may be NULL */
-/* Closes every connection, stops the threads and frees. After the grpc servers are destroyed.
- * NULL allowed. */
+/* Closes every connection (on the loop's thread: this asks and returns) and stops the
+ * handshake thread. After the grpc servers are destroyed; any thread but the loop's. NULL
+ * allowed; idempotent. */
+void svc_door_stop(struct svc_door *d);
+/* Frees the door: after svc_door_stop, once the loop has ended (its thread joined). NULL
+ * allowed. */
 void svc_door_free(struct svc_door *d);
 
 /* The verified principal and the client's address of the connection a call came in on, from

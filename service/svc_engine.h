@@ -23,6 +23,7 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <time.h>
+#include <uv.h>
 
 enum tag_type { TAG_REQUEST, TAG_CLOSE, TAG_OP, TAG_FINAL, TAG_SHUTDOWN };
 
@@ -189,6 +190,20 @@ struct svc_server {
 	/* The front door owns the listening socket and TLS (NULL when grpc terminates TLS itself:
 	 * MATURITYD_DIRECT_GRPC_TLS=1, for side-by-side benchmarks only). */
 	struct svc_door *door;
+	/* The loop thread: one libuv loop runs the door's relay and the storage loop, so a call's
+	 * request bytes, its database result and its reply bytes wake one thread, not two
+	 * (docs/architecture.md, "Threads"). Whatever touches the loop's handles runs on it
+	 * (svc_server.c's on_loop); loop_call also keeps the loop alive until shutdown's end. */
+	uv_loop_t loop;
+	uv_async_t loop_call;
+	pthread_t loop_thread;
+	bool loop_inited, loop_running;
+	pthread_mutex_t lc_mu;
+	pthread_cond_t lc_cv;
+	void (*lc_fn)(void *);
+	void *lc_arg;
+	unsigned lc_done; /* calls run so far */
+	bool lc_quit;
 	struct auth_tls *tls; /* the material at start; the door holds the current one */
 };
 /* --- svc_engine.c: the call lifecycle -------------------------------------------------------- */

@@ -234,6 +234,147 @@ static bool direct_grpc_tls(void)
 	return v != NULL && strcmp(v, "1") == 0;
 }
 
+/* --- the loop thread --------------------------------------------------------------------- */
+
+/* The door's relay and the storage loop share one libuv loop and its thread (docs/architecture.md,
+ * "Threads"): under load one wake-up serves a client's bytes, database results and grpc's reply
+ * bytes together, where two threads woke each other for every call (a third less server CPU per
+ * GetLiveScore, docs/benchmarks.md). libuv handles are set up and closed on the thread that runs
+ * their loop, so the door's and the storage loop's set-up run there too (on_loop). */
+
+static void loop_call_cb(uv_async_t *h)
+{
+	struct svc_server *srv = h->data;
+	void (*fn)(void *);
+	void *arg;
+
+	pthread_mutex_lock(&srv->lc_mu);
+	fn = srv->lc_fn;
+	arg = srv->lc_arg;
+	pthread_mutex_unlock(&srv->lc_mu);
+	if (fn != NULL) {
+		fn(arg);
+		pthread_mutex_lock(&srv->lc_mu);
+		srv->lc_fn = NULL;
+		srv->lc_done++;
+		pthread_cond_broadcast(&srv->lc_cv);
+		pthread_mutex_unlock(&srv->lc_mu);
+	}
+	pthread_mutex_lock(&srv->lc_mu);
+	/* The last handle of ours: the loop ends once the door's and the storage loop's are
+	 * closed too. */
+	if (srv->lc_quit && !uv_is_closing((uv_handle_t *)h))
+		uv_close((uv_handle_t *)h, NULL);
+	pthread_mutex_unlock(&srv->lc_mu);
+}
+
+/* Runs fn(arg) on the loop thread and returns when it has. Not on the loop thread. */
+static void on_loop(struct svc_server *srv, void (*fn)(void *), void *arg)
+{
+	unsigned ticket;
+
+	pthread_mutex_lock(&srv->lc_mu);
+	while (srv->lc_fn != NULL)
+		pthread_cond_wait(&srv->lc_cv, &srv->lc_mu);
+	srv->lc_fn = fn;
+	srv->lc_arg = arg;
+	ticket = srv->lc_done + 1;
+	uv_async_send(&srv->loop_call);
+	while ((int)(srv->lc_done - ticket) < 0)
+		pthread_cond_wait(&srv->lc_cv, &srv->lc_mu);
+	pthread_mutex_unlock(&srv->lc_mu);
+}
+
+static void *loop_main(void *arg)
+{
+	struct svc_server *srv = arg;
+
+	/* The loop thread finishes calls too (their replies and log lines): it defers its call
+	 * lines like a poller and writes them before it sleeps (the storage loop's idle hook). */
+	svc_log_defer();
+	uv_run(&srv->loop, UV_RUN_DEFAULT);
+	svc_log_flush();
+	return NULL;
+}
+
+static int loop_begin(struct svc_server *srv)
+{
+	if (uv_loop_init(&srv->loop) != 0)
+		return -1;
+	srv->loop_inited = true;
+	uv_async_init(&srv->loop, &srv->loop_call, loop_call_cb);
+	srv->loop_call.data = srv;
+	if (pthread_create(&srv->loop_thread, NULL, loop_main, srv) != 0) {
+		uv_close((uv_handle_t *)&srv->loop_call, NULL);
+		uv_run(&srv->loop, UV_RUN_DEFAULT);
+		return -1;
+	}
+	srv->loop_running = true;
+	return 0;
+}
+
+/* Ends the loop thread: the storage loop and the door close their handles on it first (each
+ * stop is idempotent: shutdown has usually stopped the storage loop already). */
+static void loop_end(struct svc_server *srv)
+{
+	if (!srv->loop_running)
+		return;
+	store_pool_stop_loop(srv->pool);
+	svc_door_stop(srv->door);
+	pthread_mutex_lock(&srv->lc_mu);
+	srv->lc_quit = true;
+	uv_async_send(&srv->loop_call);
+	pthread_mutex_unlock(&srv->lc_mu);
+	pthread_join(srv->loop_thread, NULL);
+	srv->loop_running = false;
+}
+
+/* Set-up steps run on the loop thread (on_loop). */
+struct loop_job {
+	struct svc_server *srv;
+	const struct svc_door_limits *lim;
+	const char *addr;
+	bool tls;
+	int rc;
+	struct mat_error *err;
+};
+
+static void door_new_job(void *arg)
+{
+	struct loop_job *j = arg;
+
+	j->srv->door = svc_door_new(j->lim, j->srv->tls, j->srv->metrics, &j->srv->loop);
+}
+
+static void door_listen_job(void *arg)
+{
+	struct loop_job *j = arg;
+
+	j->rc = svc_door_listen(j->srv->door, j->addr, j->tls, j->srv->server);
+}
+
+static void door_start_job(void *arg)
+{
+	struct loop_job *j = arg;
+
+	j->rc = svc_door_start(j->srv->door);
+}
+
+static void store_loop_job(void *arg)
+{
+	/* Two pipelined connections keep both cores' backends busy; more only spread the same
+	 * reads thinner (docs/architecture.md). The loop's idle hook writes the call log lines
+	 * the loop thread deferred (loop_main). */
+	static const struct store_loop_hooks hooks = {NULL, svc_log_flush};
+	struct loop_job *j = arg;
+	const struct svc_config *cfg = j->srv->cfg;
+
+	j->rc = store_pool_start_loop(j->srv->pool, cfg->db_pool < 2 ? cfg->db_pool : 2, &hooks,
+	                              &j->srv->loop, j->err) == MAT_OK
+	            ? 0
+	            : -1;
+}
+
 struct svc_server *svc_server_new(const struct svc_config *cfg, struct store_pool *pool,
                                   struct auth_pem *pem, struct auth_tls *tls)
 {
@@ -256,6 +397,8 @@ struct svc_server *svc_server_new(const struct svc_config *cfg, struct store_poo
 	memset(pem, 0, sizeof(*pem));
 	pthread_mutex_init(&srv->pem_mu, NULL);
 	pthread_mutex_init(&srv->park_mu, NULL);
+	pthread_mutex_init(&srv->lc_mu, NULL);
+	pthread_cond_init(&srv->lc_cv, NULL);
 	atomic_init(&srv->reload_requested, 1); /* the first fetch hands grpc the initial files */
 	atomic_init(&srv->shutting_down, 0);
 	atomic_init(&srv->grace_over, 0);
@@ -270,6 +413,10 @@ struct svc_server *svc_server_new(const struct svc_config *cfg, struct store_poo
 	if (srv->metrics == NULL || srv->health == NULL)
 		goto fail;
 	svc_health_on_change(srv->health, wake_streams_cb, srv);
+	if (loop_begin(srv) != 0) {
+		svc_log_event("error", "cannot start the loop thread");
+		goto fail;
+	}
 
 	args[na++] = int_arg(GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH, cfg->max_recv_bytes);
 	args[na++] = int_arg(GRPC_ARG_MAX_CONCURRENT_STREAMS, cfg->max_concurrent_streams);
@@ -369,10 +516,13 @@ struct svc_server *svc_server_new(const struct svc_config *cfg, struct store_poo
 		    .handshake_timeout_ms = cfg->handshake_timeout_s * 1000,
 		    .max_metadata_bytes = (uint32_t)cfg->max_metadata_bytes,
 		    .max_concurrent_streams = (uint32_t)cfg->max_concurrent_streams};
-		srv->door = svc_door_new(&lim, srv->tls, srv->metrics);
+		struct loop_job job = {.srv = srv, .lim = &lim, .addr = cfg->listen, .tls = true};
+
+		on_loop(srv, door_new_job, &job);
 		if (srv->door == NULL)
 			goto fail;
-		srv->port = svc_door_listen(srv->door, cfg->listen, true, srv->server);
+		on_loop(srv, door_listen_job, &job);
+		srv->port = job.rc;
 		if (srv->port < 0) {
 			svc_log_event("error", "cannot listen on %s (--listen)", cfg->listen);
 			goto fail;
@@ -402,14 +552,11 @@ int svc_server_start(struct svc_server *srv)
 {
 	struct mat_error err;
 
+	struct loop_job job = {.srv = srv, .err = &err};
+
 	mat_error_clear(&err);
-	/* Two pipelined connections keep both cores' backends busy; more only spread the same
-	 * reads thinner (docs/architecture.md). */
-	/* The loop's thread finishes calls too (their replies and log lines): it defers its call
-	 * lines like a poller and writes them before it sleeps. */
-	static const struct store_loop_hooks hooks = {svc_log_defer, svc_log_flush};
-	if (store_pool_start_loop(srv->pool, srv->cfg->db_pool < 2 ? srv->cfg->db_pool : 2, &hooks,
-	                          &err) != MAT_OK) {
+	on_loop(srv, store_loop_job, &job);
+	if (job.rc != 0) {
 		svc_log_event("error", "%s", err.message);
 		return -1;
 	}
@@ -426,15 +573,21 @@ int svc_server_start(struct svc_server *srv)
 			                       "(not available with MATURITYD_DIRECT_GRPC_TLS=1)");
 			return -1;
 		}
-		if (svc_door_listen(srv->door, srv->cfg->health_listen, false, srv->server) < 0) {
+		job.addr = srv->cfg->health_listen;
+		job.tls = false;
+		on_loop(srv, door_listen_job, &job);
+		if (job.rc < 0) {
 			svc_log_event("error", "--health-listen: cannot listen on %s",
 			              srv->cfg->health_listen);
 			return -1;
 		}
 	}
 	/* After every listener is registered: the door's loop is its own from here. */
-	if (srv->door != NULL && svc_door_start(srv->door) != 0)
-		return -1;
+	if (srv->door != NULL) {
+		on_loop(srv, door_start_job, &job);
+		if (job.rc != 0)
+			return -1;
+	}
 	if (srv->cfg->metrics_listen != NULL &&
 	    svc_metrics_serve(srv->metrics, srv->pool, srv->cfg->metrics_listen) != 0)
 		return -1;
@@ -542,6 +695,7 @@ void svc_server_shutdown(struct svc_server *srv)
 	if (!svc_door_wait_drained(srv->door, SHUTDOWN_DRAIN_MS))
 		svc_log_event("warn", "shutdown: clients still reading after %d ms: closing",
 		              SHUTDOWN_DRAIN_MS);
+	loop_end(srv);
 	svc_door_free(srv->door);
 	srv->door = NULL;
 	svc_health_stop(srv->health);
@@ -567,7 +721,12 @@ void svc_server_free(struct svc_server *srv)
 		grpc_completion_queue_shutdown(srv->shutdown_cq);
 		grpc_completion_queue_destroy(srv->shutdown_cq);
 	}
+	loop_end(srv);
 	svc_door_free(srv->door);
+	if (srv->loop_inited)
+		(void)uv_loop_close(&srv->loop);
+	pthread_mutex_destroy(&srv->lc_mu);
+	pthread_cond_destroy(&srv->lc_cv);
 	auth_tls_unref(srv->tls);
 	svc_health_free(srv->health);
 	svc_metrics_free(srv->metrics);

@@ -40,19 +40,26 @@ enum mat_code store_pool_wait(struct store_pool *pool, int seconds,
 enum mat_code store_migrate(struct store_pool *pool, struct mat_error *err) MAT_MUSTCHECK;
 
 struct store_loop_hooks {
-	void (*enter)(void); /* on the loop's thread, once, before it serves */
+	void (*enter)(void); /* on the loop's thread, once, before it serves (own thread only) */
 	void (*idle)(void);  /* on the loop's thread, each time before it waits for I/O */
 };
-/* Starts the storage loop: a thread running a libuv event loop over `n_conns` connections of
- * its own (opened lazily, reconnected with backoff), on which the reads of many calls travel back
- * to back in libpq's pipeline mode, one write and one wake-up for many calls; no thread waits on
- * them. Reads with an _async variant below use it once it runs (before: they run on the calling
- * thread). MAT_OK, or MAT_INTERNAL when the thread cannot start. Call once. `hooks` (may be
- * NULL) let the caller's code use the loop's thread as its own: work it defers while the loop is
- * busy (the service's call log lines) goes out in one go before the loop sleeps, as on the
- * threads the caller owns. */
+struct uv_loop_s;
+/* Starts the storage loop: a libuv event loop over `n_conns` connections of its own (opened
+ * lazily, reconnected with backoff), on which the reads of many calls travel back to back in
+ * libpq's pipeline mode, one write and one wake-up for many calls; no thread waits on them.
+ * Reads with an _async variant below use it once it runs (before: they run on the calling
+ * thread). MAT_OK, or MAT_INTERNAL when the thread cannot start. Call once.
+ *
+ * `on` NULL: the loop is a thread of its own. Otherwise its handles join the caller's libuv loop
+ * `on` (the service runs its front door's relay there too: one thread, one wake-up for both,
+ * docs/architecture.md): call this on the thread that runs `on`, or before it runs; the caller
+ * keeps running `on` until store_pool_stop_loop has returned, and calls hooks.enter itself.
+ *
+ * `hooks` (may be NULL) let the caller's code use the loop's thread as its own: work it defers
+ * while the loop is busy (the service's call log lines) goes out in one go before the loop
+ * sleeps, as on the threads the caller owns. */
 enum mat_code store_pool_start_loop(struct store_pool *pool, int n_conns,
-                                    const struct store_loop_hooks *hooks,
+                                    const struct store_loop_hooks *hooks, struct uv_loop_s *on,
                                     struct mat_error *err) MAT_MUSTCHECK;
 /* Stops the loop: reads still queued or in flight complete with MAT_UNAVAILABLE. Idempotent;
  * store_pool_free calls it. */

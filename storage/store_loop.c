@@ -48,7 +48,11 @@ struct aconn {
 
 struct store_loop {
 	struct store_pool *pool;
-	uv_loop_t loop;
+	/* own_loop and a thread of its own, or the caller's loop (store_pool_start_loop's `on`),
+	 * run by the caller's thread. */
+	uv_loop_t own_loop;
+	uv_loop_t *uv;
+	bool shared;
 	uv_async_t wake;
 	uv_timer_t tick;
 	uv_prepare_t before_wait; /* runs hooks.idle */
@@ -56,8 +60,11 @@ struct store_loop {
 	pthread_t thread;
 	/* Submission queue: any thread. */
 	pthread_mutex_t mu;
+	pthread_cond_t cv; /* a shared loop's handles closed (stop waits for it) */
 	struct store__aread *in_head, *in_tail;
 	bool stopping;
+	int open_handles; /* of wake, tick, before_wait, while closing (loop thread) */
+	bool own_closed;  /* all three closed: a shared loop holds nothing of ours (mu) */
 	/* Loop thread only. */
 	struct aconn *conns;
 	int n;
@@ -166,7 +173,7 @@ static bool watch(struct aconn *a, int events)
 		unwatch(a);
 	if (a->poll == NULL) {
 		a->poll = malloc(sizeof(*a->poll));
-		if (a->poll == NULL || uv_poll_init(&a->l->loop, a->poll, fd) != 0) {
+		if (a->poll == NULL || uv_poll_init(a->l->uv, a->poll, fd) != 0) {
 			free(a->poll);
 			a->poll = NULL;
 			return false;
@@ -567,6 +574,28 @@ static void fail_everything(struct store_loop *l, const char *why)
 		read_done(NULL, r, fail_read(r, MAT_UNAVAILABLE, why));
 }
 
+/* The loop's own handles' close callback: on a shared loop, store_pool_stop_loop waits for the
+ * last one (the handles live in `l`, which it then frees). */
+static void own_closed(uv_handle_t *h)
+{
+	struct store_loop *l = h->data;
+
+	if (--l->open_handles > 0)
+		return;
+	pthread_mutex_lock(&l->mu);
+	l->own_closed = true;
+	pthread_cond_broadcast(&l->cv);
+	pthread_mutex_unlock(&l->mu);
+}
+
+static void close_own(struct store_loop *l)
+{
+	l->open_handles = 3;
+	uv_close((uv_handle_t *)&l->tick, own_closed);
+	uv_close((uv_handle_t *)&l->wake, own_closed);
+	uv_close((uv_handle_t *)&l->before_wait, own_closed);
+}
+
 static void wake_cb(uv_async_t *h)
 {
 	struct store_loop *l = h->data;
@@ -589,10 +618,8 @@ static void wake_cb(uv_async_t *h)
 	if (stopping) {
 		fail_everything(l, "the server is shutting down");
 		uv_timer_stop(&l->tick);
-		uv_close((uv_handle_t *)&l->tick, NULL);
-		uv_close((uv_handle_t *)&l->wake, NULL);
 		uv_prepare_stop(&l->before_wait);
-		uv_close((uv_handle_t *)&l->before_wait, NULL);
+		close_own(l);
 		if (l->hooks.idle != NULL)
 			l->hooks.idle(); /* the prepare handle will not run again */
 	}
@@ -643,12 +670,13 @@ static void *loop_main(void *arg)
 
 	/* The first connection opens now, not on the first read: that read would pay for it. */
 	conn_start(&l->conns[0]);
-	uv_run(&l->loop, UV_RUN_DEFAULT);
+	uv_run(l->uv, UV_RUN_DEFAULT);
 	return NULL;
 }
 
 enum mat_code store_pool_start_loop(struct store_pool *pool, int n_conns,
-                                    const struct store_loop_hooks *hooks, struct mat_error *err)
+                                    const struct store_loop_hooks *hooks, struct uv_loop_s *on,
+                                    struct mat_error *err)
 {
 	struct store_loop *l = calloc(1, sizeof(*l));
 
@@ -666,35 +694,41 @@ enum mat_code store_pool_start_loop(struct store_pool *pool, int n_conns,
 		l->conns[i].l = l;
 		l->conns[i].poll_fd = -1;
 	}
+	l->shared = on != NULL;
+	l->uv = l->shared ? on : &l->own_loop;
+	if (!l->shared && uv_loop_init(l->uv) != 0) {
+		free(l->conns);
+		free(l);
+		return mat_error_set(err, MAT_INTERNAL, "cannot start the storage loop");
+	}
 	pthread_mutex_init(&l->mu, NULL);
-	if (uv_loop_init(&l->loop) != 0)
-		goto fail;
-	uv_async_init(&l->loop, &l->wake, wake_cb);
+	pthread_cond_init(&l->cv, NULL);
+	uv_async_init(l->uv, &l->wake, wake_cb);
 	l->wake.data = l;
-	uv_timer_init(&l->loop, &l->tick);
+	uv_timer_init(l->uv, &l->tick);
 	l->tick.data = l;
 	uv_timer_start(&l->tick, tick_cb, TICK_MS, TICK_MS);
 	if (hooks != NULL)
 		l->hooks = *hooks;
-	uv_prepare_init(&l->loop, &l->before_wait);
+	uv_prepare_init(l->uv, &l->before_wait);
 	l->before_wait.data = l;
 	if (l->hooks.idle != NULL)
 		uv_prepare_start(&l->before_wait, before_wait_cb);
-	if (pthread_create(&l->thread, NULL, loop_main, l) != 0) {
-		uv_close((uv_handle_t *)&l->tick, NULL);
-		uv_close((uv_handle_t *)&l->wake, NULL);
-		uv_close((uv_handle_t *)&l->before_wait, NULL);
-		uv_run(&l->loop, UV_RUN_DEFAULT);
-		uv_loop_close(&l->loop);
-		goto fail;
+	if (l->shared) {
+		/* On the loop's thread (or before it runs): the first connection opens now. */
+		conn_start(&l->conns[0]);
+	} else if (pthread_create(&l->thread, NULL, loop_main, l) != 0) {
+		close_own(l);
+		uv_run(l->uv, UV_RUN_DEFAULT);
+		uv_loop_close(l->uv);
+		pthread_cond_destroy(&l->cv);
+		pthread_mutex_destroy(&l->mu);
+		free(l->conns);
+		free(l);
+		return mat_error_set(err, MAT_INTERNAL, "cannot start the storage loop");
 	}
 	store__pool_set_loop(pool, l, store_pool_stop_loop);
 	return MAT_OK;
-fail:
-	pthread_mutex_destroy(&l->mu);
-	free(l->conns);
-	free(l);
-	return mat_error_set(err, MAT_INTERNAL, "cannot start the storage loop");
 }
 
 void store_pool_stop_loop(struct store_pool *pool)
@@ -707,7 +741,16 @@ void store_pool_stop_loop(struct store_pool *pool)
 	l->stopping = true;
 	pthread_mutex_unlock(&l->mu);
 	uv_async_send(&l->wake);
-	pthread_join(l->thread, NULL);
+	if (l->shared) {
+		/* The loop goes on for its owner's other handles: wait until it has closed ours
+		 * (wake_cb fails what is left and closes them; their close callbacks say when). */
+		pthread_mutex_lock(&l->mu);
+		while (!l->own_closed)
+			pthread_cond_wait(&l->cv, &l->mu);
+		pthread_mutex_unlock(&l->mu);
+	} else {
+		pthread_join(l->thread, NULL);
+	}
 	/* Submissions after stop find no loop. */
 	store__pool_set_loop(pool, NULL, NULL);
 	{
@@ -716,7 +759,9 @@ void store_pool_stop_loop(struct store_pool *pool)
 			read_done(NULL, r,
 			          fail_read(r, MAT_UNAVAILABLE, "the server is shutting down"));
 	}
-	uv_loop_close(&l->loop);
+	if (!l->shared)
+		uv_loop_close(l->uv);
+	pthread_cond_destroy(&l->cv);
 	pthread_mutex_destroy(&l->mu);
 	free(l->conns);
 	free(l);
