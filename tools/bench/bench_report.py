@@ -1272,6 +1272,26 @@ used by processes that are not ours during each run, and the figures below are m
                      spread([r.get("p99_ms") for r in opn_p], 2), noise(opn_p)])
     w(md_table(["16 in flight", "calls/s median (min–max)", "p99 ms", "other CPU"], rows))
     w("")
+
+    def us(rs, who):
+        return med([r.get("cpu_%s_us_per_call" % who) for r in rs
+                    if r.get("cpu_%s_us_per_call" % who) is not None])
+
+    if l_live and us(live, "server") is not None:
+        # The machine's CPU per call at the ÷ L target, against what the database and the load
+        # generator alone take per GetLiveScore call: what is left for maturityd.
+        budget = 1e6 * (m.get("nproc") or 2) / (EV_TARGETS["live"] * l_live)
+        fixed = (us(live, "db") or 0) + (us(live, "client") or 0)
+        w("CPU per call (medians, µs; all of it on %s cores): GetLiveScore: maturityd %s, "
+          "PostgreSQL %s, load generator %s; P: PostgreSQL %s, pgbench %s; E: the bare server %s, "
+          "load generator %s. At %s × L (%s calls/s) the whole machine has %s µs a call: the "
+          "database and the load generator take %s of it, leaving %s for maturityd."
+          % (m.get("nproc") or 2, fmt(us(live, "server")), fmt(us(live, "db")),
+             fmt(us(live, "client")), fmt(us(live_p, "db")), fmt(us(live_p, "client")),
+             fmt(us(E, "server")), fmt(us(E, "client")), EV_TARGETS["live"],
+             fmt(EV_TARGETS["live"] * l_live), fmt(budget), fmt(fixed),
+             fmt(max(0.0, budget - fixed))))
+        w("")
     codes = {}
     for r in live + live_s + gate + gate_a + rep + opn:
         for k, v in (r.get("codes") or {}).items():
