@@ -365,7 +365,7 @@ static void store_loop_job(void *arg)
 	/* Two pipelined connections keep both cores' backends busy; more only spread the same
 	 * reads thinner (docs/architecture.md). The loop's idle hook writes the call log lines
 	 * the loop thread deferred (loop_main). */
-	static const struct store_loop_hooks hooks = {NULL, svc_log_flush};
+	static const struct store_loop_hooks hooks = {svc_log_flush};
 	struct loop_job *j = arg;
 	const struct svc_config *cfg = j->srv->cfg;
 
@@ -551,7 +551,6 @@ int svc_server_port(const struct svc_server *srv)
 int svc_server_start(struct svc_server *srv)
 {
 	struct mat_error err;
-
 	struct loop_job job = {.srv = srv, .err = &err};
 
 	mat_error_clear(&err);
@@ -582,7 +581,7 @@ int svc_server_start(struct svc_server *srv)
 			return -1;
 		}
 	}
-	/* After every listener is registered: the door's loop is its own from here. */
+	/* After every listener is registered: the listeners start accepting. */
 	if (srv->door != NULL) {
 		on_loop(srv, door_start_job, &job);
 		if (job.rc != 0)

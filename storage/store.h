@@ -40,8 +40,7 @@ enum mat_code store_pool_wait(struct store_pool *pool, int seconds,
 enum mat_code store_migrate(struct store_pool *pool, struct mat_error *err) MAT_MUSTCHECK;
 
 struct store_loop_hooks {
-	void (*enter)(void); /* on the loop's thread, once, before it serves (own thread only) */
-	void (*idle)(void);  /* on the loop's thread, each time before it waits for I/O */
+	void (*idle)(void); /* on the loop's thread, each time before it waits for I/O */
 };
 struct uv_loop_s;
 /* Starts the storage loop: a libuv event loop over `n_conns` connections of its own (opened
@@ -53,7 +52,7 @@ struct uv_loop_s;
  * `on` NULL: the loop is a thread of its own. Otherwise its handles join the caller's libuv loop
  * `on` (the service runs its front door's relay there too: one thread, one wake-up for both,
  * docs/architecture.md): call this on the thread that runs `on`, or before it runs; the caller
- * keeps running `on` until store_pool_stop_loop has returned, and calls hooks.enter itself.
+ * keeps running `on` until store_pool_stop_loop has returned.
  *
  * `hooks` (may be NULL) let the caller's code use the loop's thread as its own: work it defers
  * while the loop is busy (the service's call log lines) goes out in one go before the loop

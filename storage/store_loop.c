@@ -665,9 +665,6 @@ static void *loop_main(void *arg)
 {
 	struct store_loop *l = arg;
 
-	if (l->hooks.enter != NULL)
-		l->hooks.enter();
-
 	/* The first connection opens now, not on the first read: that read would pay for it. */
 	conn_start(&l->conns[0]);
 	uv_run(l->uv, UV_RUN_DEFAULT);
