@@ -454,7 +454,7 @@ static void test_bad_values(void **state)
 	/* 512 bytes is still a principal. */
 	Mlops__Maturity__V1__WhoAmIResponse *w;
 	long_value[512] = '\0';
-	char who[600];
+	char who[sizeof("gateway>") + sizeof(long_value)];
 	snprintf(who, sizeof(who), "gateway>%s", long_value);
 	w = whoami(who);
 	assert_int_equal(strlen(w->principal), 512);
