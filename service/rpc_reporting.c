@@ -1,9 +1,10 @@
 /* ReportingService: the portfolio summary and the two exports. Exports are engine-driven streams
  * (svc_stream_start): keyset batches fetched one at a time, each only when the previous one has
  * been sent (bounded memory on both sides: one batch of records, one message in flight, no
- * thread held while the client reads), each message carrying the cursor that resumes right after
- * it; they stop at the first failed send, which is how a cancelled call or a passed deadline
- * shows. */
+ * thread held while the client reads or while PostgreSQL answers: a batch is read on the storage
+ * loop and decoded on the engine's work pool), each message carrying the cursor that resumes
+ * right after it; they stop at the first failed send, which is how a cancelled call or a passed
+ * deadline shows. */
 #include "mat_model.h"
 #include "mat_validate.h"
 #include "mlops/maturity/v1/reporting.pb-c.h"
@@ -76,11 +77,13 @@ enum mat_code rpc_portfolio_summary(struct svc_ctx *ctx, const ProtobufCMessage 
 	return svc_reply(ctx, &out.base);
 }
 
-/* The exports: one stream driver for both, with a per-kind pair (fetch a keyset batch, encode a
- * record). The state copies what it needs from the request, which does not outlive the handler. */
+/* The exports: one stream driver for both, with a per-kind triple (start a keyset batch's read,
+ * decode what it read, encode a record). The state copies what it needs from the request, which
+ * does not outlive the handler. */
 struct export;
 struct export_kind {
-	enum mat_code (*fetch)(struct svc_ctx *ctx, struct export *e);
+	void (*read)(struct export *e, struct svc_ctx *ctx, store_done_fn done, void *arg);
+	enum mat_code (*decode)(struct svc_ctx *ctx, struct export *e);
 	const ProtobufCMessage *(*encode)(struct svc_ctx *ctx, struct export *e, size_t i);
 	void (*cleanup)(struct export *e, size_t i);
 };
@@ -94,6 +97,9 @@ struct export
 	mat_time_us since;               /* updated_after (assessments), start_time (transitions) */
 	char cursor[512];                /* resumes after the last record fetched */
 	int asked;                       /* records the last fetch asked for */
+	/* The read in flight or read (on the storage loop), and the call it borrows. */
+	struct store_call sc;
+	struct store_export_read *rd;
 	/* The current batch. */
 	struct mat_assessment *assessments;
 	struct mat_transition *transitions;
@@ -101,13 +107,18 @@ struct export
 	size_t n;
 };
 
-static enum mat_code fetch_assessments(struct svc_ctx *ctx, struct export *e)
+static void read_assessments(struct export *e, struct svc_ctx *ctx, store_done_fn done, void *arg)
 {
-	struct store_call sc;
+	store_export_assessments_read(&e->sc, e->org, e->state, e->since, e->cursor, e->asked,
+	                              &e->rd, &ctx->err, done, arg);
+}
 
-	svc_store_call(ctx, &sc);
-	return store_export_assessments(&sc, e->org, e->state, e->since, e->cursor, e->asked,
-	                                &e->assessments, &e->cursors, &e->n, &ctx->err);
+static enum mat_code decode_assessments(struct svc_ctx *ctx, struct export *e)
+{
+	struct store_export_read *rd = e->rd;
+
+	e->rd = NULL;
+	return store_export_assessments_decode(rd, &e->assessments, &e->cursors, &e->n, &ctx->err);
 }
 
 static const ProtobufCMessage *encode_assessment(struct svc_ctx *ctx, struct export *e, size_t i)
@@ -127,13 +138,18 @@ static void cleanup_assessment(struct export *e, size_t i)
 	mat_assessment_cleanup(&e->assessments[i]);
 }
 
-static enum mat_code fetch_transitions(struct svc_ctx *ctx, struct export *e)
+static void read_transitions(struct export *e, struct svc_ctx *ctx, store_done_fn done, void *arg)
 {
-	struct store_call sc;
+	store_export_transitions_read(&e->sc, e->org, e->since, e->cursor, e->asked, &e->rd,
+	                              &ctx->err, done, arg);
+}
 
-	svc_store_call(ctx, &sc);
-	return store_export_transitions(&sc, e->org, e->since, e->cursor, e->asked, &e->transitions,
-	                                &e->cursors, &e->n, &ctx->err);
+static enum mat_code decode_transitions(struct svc_ctx *ctx, struct export *e)
+{
+	struct store_export_read *rd = e->rd;
+
+	e->rd = NULL;
+	return store_export_transitions_decode(rd, &e->transitions, &e->cursors, &e->n, &ctx->err);
 }
 
 static const ProtobufCMessage *encode_transition(struct svc_ctx *ctx, struct export *e, size_t i)
@@ -153,15 +169,17 @@ static void cleanup_transition(struct export *e, size_t i)
 	mat_transition_cleanup(&e->transitions[i]);
 }
 
-static const struct export_kind assessments_kind = {fetch_assessments, encode_assessment,
-                                                    cleanup_assessment};
-static const struct export_kind transitions_kind = {fetch_transitions, encode_transition,
-                                                    cleanup_transition};
+static const struct export_kind assessments_kind = {read_assessments, decode_assessments,
+                                                    encode_assessment, cleanup_assessment};
+static const struct export_kind transitions_kind = {read_transitions, decode_transitions,
+                                                    encode_transition, cleanup_transition};
 
 static void export_release(void *state)
 {
 	struct export *e = state;
 
+	store_export_read_free(e->rd); /* read, not decoded: the stream ended first */
+	e->rd = NULL;
 	for (size_t i = 0; i < e->n; i++) {
 		e->kind->cleanup(e, i);
 		free(e->cursors[i]);
@@ -175,14 +193,23 @@ static void export_release(void *state)
 	e->n = 0;
 }
 
-static enum mat_code export_fetch(struct svc_ctx *ctx, void *state, size_t *n, enum svc_fetch *next)
+/* The next batch's read, on the storage loop (the engine calls it holding a bulk slot). */
+static void export_read(struct svc_ctx *ctx, void *state, store_done_fn done, void *arg)
 {
 	struct export *e = state;
-	enum mat_code rc;
 
 	/* The batch is this stream's share of the memory budget (docs/architecture.md). */
 	e->asked = svc_stream_batch(ctx, EXPORT_BATCH);
-	rc = e->kind->fetch(ctx, e);
+	svc_store_call(ctx, &e->sc);
+	e->kind->read(e, ctx, done, arg);
+}
+
+/* What it read, as the batch (on a thread of the engine's work pool). */
+static enum mat_code export_fetch(struct svc_ctx *ctx, void *state, size_t *n, enum svc_fetch *next)
+{
+	struct export *e = state;
+	enum mat_code rc = e->kind->decode(ctx, e);
+
 	if (rc != MAT_OK)
 		return rc;
 	if (e->n > 0)
@@ -199,12 +226,12 @@ static const ProtobufCMessage *export_encode(struct svc_ctx *ctx, void *state, s
 	return e->kind->encode(ctx, e, i);
 }
 
-static const struct svc_stream_ops export_ops = {.fetch = export_fetch,
+static const struct svc_stream_ops export_ops = {.read = export_read,
+                                                 .fetch = export_fetch,
                                                  .encode = export_encode,
                                                  .release = export_release,
                                                  .free = free,
-                                                 .pack_at_fetch = true,
-                                                 .bulk = true};
+                                                 .pack_at_fetch = true};
 
 /* The part both exports share: organization (parsed and authorized by the engine: "" is every
  * organization, with a global binding), cursor. NULL with ctx->err set. */

@@ -25,12 +25,17 @@ struct auth_rule;
  * it runs on the poller, starts the step with svc_async_begin and returns MAT_OK; its
  * continuation finishes the call when the step completes, on the storage loop's thread (or on a
  * handler thread when it may block: bindings to read, a refusal to audit). No thread waits. */
+/* SVC_SERVER_STREAM_ASYNC: a server stream whose handler never blocks and whose batches are
+ * read on the storage loop (svc_stream_ops.read): it starts on the poller, like SVC_UNARY_ASYNC,
+ * so it never waits for a handler thread — not even for its start while writes hold them all.
+ * */
 enum svc_kind {
 	SVC_UNARY = 0,
 	SVC_UNARY_INLINE,
 	SVC_SERVER_STREAM,
 	SVC_BIDI_STREAM,
-	SVC_UNARY_ASYNC
+	SVC_UNARY_ASYNC,
+	SVC_SERVER_STREAM_ASYNC
 };
 
 /* What a handler sees of its call. Owned by the server loop; valid until the handler returns. */
@@ -93,10 +98,11 @@ enum mat_code svc_stream_recv(struct svc_ctx *ctx, const ProtobufCMessageDescrip
 
 /* Server streams driven by the engine: a stream holds no thread. Its handler validates (the
  * engine decoded and authorized the call), then hands the rest to the engine with svc_stream_start
- * and returns MAT_OK. The engine then calls `fetch` on a handler thread (it may block on storage)
- * whenever the previous batch has left, and `encode` for one record at a time on whichever thread
- * saw the previous message leave, one message in flight: a reader that stops reading costs one
- * batch of memory and no thread. docs/architecture.md draws the states. */
+ * and returns MAT_OK. The engine then calls `fetch` on a handler thread (it may block on storage;
+ * bulk kinds read on the storage loop instead, see `read`) whenever the previous batch has left,
+ * and `encode` for one record at a time on whichever thread saw the previous message leave, one
+ * message in flight: a reader that stops reading costs one batch of memory and no thread.
+ * docs/architecture.md draws the states. */
 enum svc_fetch {
 	SVC_FETCH_MORE, /* after this batch is sent, fetch again */
 	SVC_FETCH_LAST, /* this batch (possibly empty) is the last: the stream ends with OK */
@@ -131,12 +137,16 @@ struct svc_stream_ops {
 	 * with no encoding and no hop to a handler. For kinds whose batches are the memory of
 	 * thousands of slow readers. */
 	bool pack_at_fetch;
-	/* A fetch is bulk work (an export's keyset batch: hundreds of rows, milliseconds of
-	 * PostgreSQL's CPU and of encoding): at most one such fetch per two cores runs at once
-	 * (at least one), whatever --workers is, so reporting jobs take at most about half the
-	 * machine and a portal's call still finds a core (docs/architecture.md, "A server
-	 * stream"). */
-	bool bulk;
+	/* Bulk kinds (an export's keyset batch: hundreds of rows, milliseconds of PostgreSQL's CPU
+	 * and of encoding) read on the storage loop: `read` starts the next batch's read and
+	 * returns at once, `done(arg, rc)` runs when it is in (store_done_fn); then `fetch` turns
+	 * what was read into the batch, CPU only, on a thread of libuv's work pool. No thread
+	 * waits for the database, and a bulk stream never waits for a handler thread, however long
+	 * writes hold them. At most one bulk fetch per two cores (at least one) runs at once, from
+	 * its read to its batch packed, so reporting jobs take at most about half the machine and
+	 * a portal's call still finds a core (docs/architecture.md, "A server stream"). NULL:
+	 * `fetch` reads too, on a handler thread. */
+	void (*read)(struct svc_ctx *ctx, void *state, store_done_fn done, void *arg);
 };
 
 /* How many records a stream's next batch may hold: its share of a budget of
@@ -148,8 +158,8 @@ struct svc_stream_ops {
 int svc_stream_batch(struct svc_ctx *ctx, int most);
 
 /* Hands the rest of a server stream to the engine; the handler then returns MAT_OK. Takes
- * ownership of `state` (freed with ops->free whatever happens). Only from a SVC_SERVER_STREAM
- * handler, at most once. */
+ * ownership of `state` (freed with ops->free whatever happens). Only from a
+ * SVC_SERVER_STREAM(_ASYNC) handler, at most once. */
 void svc_stream_start(struct svc_ctx *ctx, const struct svc_stream_ops *ops, void *state);
 
 /* Wakes every parked stream (SVC_FETCH_PARK): each fetches again. Any thread. */

@@ -51,7 +51,8 @@
 /* The queue a slot's calls are bound to: their batches complete there. */
 static grpc_completion_queue *slot_bound_cq(const struct svc_slot *s)
 {
-	if (s->m != NULL && s->m->kind == SVC_SERVER_STREAM)
+	if (s->m != NULL &&
+	    (s->m->kind == SVC_SERVER_STREAM || s->m->kind == SVC_SERVER_STREAM_ASYNC))
 		return s->w->srv->stream_cq;
 	return s->w->cq;
 }
@@ -464,7 +465,8 @@ void svc_call_finish(struct svc_call *c, enum mat_code code)
 /* Calls that never block (no storage) run on the poller itself. */
 static bool runs_inline(const struct svc_method *m)
 {
-	return m == NULL || m->kind == SVC_UNARY_INLINE || m->kind == SVC_UNARY_ASYNC;
+	return m == NULL || m->kind == SVC_UNARY_INLINE || m->kind == SVC_UNARY_ASYNC ||
+	       m->kind == SVC_SERVER_STREAM_ASYNC;
 }
 
 /* RECEIVED, on the poller: the call leaves its slot (which is re-armed right after) for a
@@ -542,7 +544,7 @@ static struct svc_call *accept_call(struct svc_slot *s)
 	/* RECEIVED: learn of cancellation (deadline, client) while the handler runs. A call that
 	 * runs inline takes microseconds and has nothing to cancel: its close goes with the final
 	 * batch instead, one batch and one completion per call like a bare server. */
-	if (runs_inline(c->m)) {
+	if (runs_inline(c->m) && (c->m == NULL || c->m->kind != SVC_SERVER_STREAM_ASYNC)) {
 		c->close_in_final = true;
 		atomic_fetch_sub(&c->pending, 1);
 	} else {
@@ -706,7 +708,8 @@ static void run_call(struct svc_call *c)
 			goto out;
 		}
 	}
-	if (m->kind == SVC_SERVER_STREAM || m->kind == SVC_BIDI_STREAM) {
+	if (m->kind == SVC_SERVER_STREAM || m->kind == SVC_SERVER_STREAM_ASYNC ||
+	    m->kind == SVC_BIDI_STREAM) {
 		if (atomic_fetch_add(&srv->streams, 1) >= srv->max_streams) {
 			atomic_fetch_sub(&srv->streams, 1);
 			rc =
@@ -734,9 +737,7 @@ static void run_call(struct svc_call *c)
 		 * decision armed for the first fetch (SVC_AZ_IN_STEP) is settled after it, before
 		 * anything is sent (svc_driver_fetch). */
 		svc_arena_free(req_arena);
-		/* A bulk kind's first batch waits its turn like the next ones. */
-		if (!c->sops->bulk || !svc_call_enqueue(srv, c, true))
-			svc_driver_fetch(c);
+		svc_driver_fetch(c);
 		return;
 	}
 	if (c->async_then != NULL && rc == MAT_OK) {
@@ -826,9 +827,7 @@ bool svc_call_enqueue(struct svc_server *srv, struct svc_call *c, bool stream)
 		pthread_mutex_unlock(&srv->q_mu);
 		return false;
 	}
-	if (stream && c->sops != NULL && c->sops->bulk && c->s_n == 0) {
-		list_push(&srv->b_head, &srv->b_tail, c);
-	} else if (stream) {
+	if (stream) {
 		list_push(&srv->s_head, &srv->s_tail, c);
 	} else {
 		srv->q_len++;
@@ -839,43 +838,17 @@ bool svc_call_enqueue(struct svc_server *srv, struct svc_call *c, bool stream)
 	return true;
 }
 
-/* Whether a bulk fetch may start now (under q_mu). */
-static bool bulk_ready(const struct svc_server *srv)
-{
-	return srv->b_head != NULL && (srv->bulk_running < srv->bulk_max || srv->q_closed);
-}
-
-/* The next call for a handler (under q_mu); NULL when there is nothing it may run. *bulk: the
- * call is a bulk fetch (counted in bulk_running until bulk_done). */
-static struct svc_call *dequeue(struct svc_server *srv, bool *bulk)
+/* The next call for a handler (under q_mu); NULL when there is nothing it may run. */
+static struct svc_call *dequeue(struct svc_server *srv)
 {
 	struct svc_call *c = NULL;
 
-	*bulk = false;
-	if ((srv->s_head != NULL || bulk_ready(srv)) &&
-	    (srv->q_head == NULL || ++srv->picks % STREAM_TURN == 0)) {
-		/* Streams and bulk fetches take turns when both wait: neither starves the other
-		 * (thousands of event watches woken at once, a reporting job's exports). */
-		if (srv->s_head != NULL && (!bulk_ready(srv) || (++srv->bulk_turn & 1) != 0))
-			return list_pop(&srv->s_head, &srv->s_tail);
-		*bulk = true;
-		srv->bulk_running++;
-		return list_pop(&srv->b_head, &srv->b_tail);
-	}
+	if (srv->s_head != NULL && (srv->q_head == NULL || ++srv->picks % STREAM_TURN == 0))
+		return list_pop(&srv->s_head, &srv->s_tail);
 	c = list_pop(&srv->q_head, &srv->q_tail);
 	if (c != NULL)
 		srv->q_len--;
 	return c;
-}
-
-/* A bulk fetch has finished: the next one may start. */
-static void bulk_done(struct svc_server *srv)
-{
-	pthread_mutex_lock(&srv->q_mu);
-	srv->bulk_running--;
-	if (srv->b_head != NULL)
-		pthread_cond_signal(&srv->q_cv);
-	pthread_mutex_unlock(&srv->q_mu);
 }
 
 void *svc_handler_main(void *arg)
@@ -885,10 +858,8 @@ void *svc_handler_main(void *arg)
 	svc_log_defer();
 	for (;;) {
 		struct svc_call *c;
-		bool bulk;
 		pthread_mutex_lock(&srv->q_mu);
-		while (srv->q_head == NULL && srv->s_head == NULL && !bulk_ready(srv) &&
-		       !srv->q_closed) {
+		while (srv->q_head == NULL && srv->s_head == NULL && !srv->q_closed) {
 			if (svc_log_pending()) { /* out of work: the collected lines go out now */
 				pthread_mutex_unlock(&srv->q_mu);
 				svc_log_flush();
@@ -897,7 +868,7 @@ void *svc_handler_main(void *arg)
 			}
 			pthread_cond_wait(&srv->q_cv, &srv->q_mu);
 		}
-		c = dequeue(srv, &bulk);
+		c = dequeue(srv);
 		pthread_mutex_unlock(&srv->q_mu);
 		if (c == NULL)
 			break; /* closed and drained */
@@ -906,8 +877,6 @@ void *svc_handler_main(void *arg)
 				svc_driver_send(c); /* a stream's next message */
 			else
 				svc_driver_fetch(c); /* a stream's next batch */
-			if (bulk)
-				bulk_done(srv);
 			continue;
 		}
 		if (atomic_load(&c->async_state) == ASYNC_RESUMING) {

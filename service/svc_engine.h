@@ -105,7 +105,12 @@ struct svc_call {
 	enum svc_fetch s_next;
 	grpc_byte_buffer *send_bb;
 	grpc_byte_buffer **s_packed; /* the batch's messages (pack_at_fetch), NULL once sent */
-	size_t s_held;     /* bytes sent with GRPC_WRITE_BUFFER_HINT since the last flush */
+	size_t s_held; /* bytes sent with GRPC_WRITE_BUFFER_HINT since the last flush */
+	/* A bulk fetch (sops->read): its slot, its read's result, and the work request that
+	 * decodes and packs the batch on libuv's work pool. */
+	bool s_bulk_slot;
+	enum mat_code s_rc;
+	uv_work_t s_work;
 	unsigned park_gen; /* srv->wake_gen when the fetch started */
 	bool parked;       /* under srv->park_mu */
 	int64_t due_ms;    /* sops->due_ms when it parked; 0: only when woken */
@@ -156,15 +161,16 @@ struct svc_server {
 	/* Streams waiting for their next fetch: served after new calls (a unary call should not
 	 * wait behind a reporting job's batches), but at least every STREAM_TURN-th pick. */
 	struct svc_call *s_head, *s_tail;
-	/* Streams waiting for a bulk fetch (svc_stream_ops.bulk): like s_head, but at most
-	 * bulk_max of them run at once (one per two cores, at least one), so exports leave cores
-	 * to the unary calls beside them; at shutdown the bound is lifted (they fail fast). */
-	struct svc_call *b_head, *b_tail;
-	int bulk_running, bulk_max;
-	unsigned bulk_turn; /* alternates stream and bulk picks when both wait */
 	unsigned picks;
 	bool q_closed;
 	int q_len;
+	/* Bulk fetches (svc_stream_ops.read: exports) hold a slot from their read to their batch
+	 * packed; at most bulk_max at once (one per two cores, at least one), so exports leave
+	 * cores to the unary calls beside them. Streams waiting for a slot queue here, in order
+	 * (svc_stream.c; bulk_mu). */
+	pthread_mutex_t bulk_mu;
+	struct svc_call *b_head, *b_tail;
+	int bulk_running, bulk_max;
 	/* Server streams in progress (--max-streams): they hold no thread, only their call and at
 	 * most one batch, so the bound is memory, not threads. */
 	atomic_int streams;
@@ -231,7 +237,8 @@ void *svc_handler_main(void *arg);
 
 /* --- svc_stream.c: the stream driver --------------------------------------------------------- */
 
-/* FETCHING, on a handler thread: the next batch, then its first message. */
+/* FETCHING: the next batch, then its first message. On a handler thread, or for a bulk kind
+ * (sops->read) on any thread: it queues for a bulk slot and returns. */
 void svc_driver_fetch(struct svc_call *c);
 /* SENDING: the next record of the batch leaves (any thread). */
 void svc_driver_send(struct svc_call *c);

@@ -196,7 +196,8 @@ static int build_methods(struct svc_server *srv)
 			}
 			m->fn = m->row->fn;
 			m->kind = m->row->kind;
-			if ((m->kind == SVC_UNARY_INLINE || m->kind == SVC_UNARY_ASYNC) &&
+			if ((m->kind == SVC_UNARY_INLINE || m->kind == SVC_UNARY_ASYNC ||
+			     m->kind == SVC_SERVER_STREAM_ASYNC) &&
 			    m->row->az == SVC_AZ_BEFORE && m->row->rule.perm != AUTH_PERM_ANY) {
 				svc_log_event(
 				    "error",
@@ -363,14 +364,16 @@ static void door_start_job(void *arg)
 static void store_loop_job(void *arg)
 {
 	/* Two pipelined connections keep both cores' backends busy; more only spread the same
-	 * reads thinner (docs/architecture.md). The loop's idle hook writes the call log lines
-	 * the loop thread deferred (loop_main). */
+	 * reads thinner (docs/architecture.md). Export batches get one of their own per bulk
+	 * fetch that may run at once (svc_stream.c): in a shared pipeline a GetOrganization
+	 * behind a batch waited for its milliseconds. The loop's idle hook writes the call log
+	 * lines the loop thread deferred (loop_main). */
 	static const struct store_loop_hooks hooks = {svc_log_flush};
 	struct loop_job *j = arg;
 	const struct svc_config *cfg = j->srv->cfg;
 
-	j->rc = store_pool_start_loop(j->srv->pool, cfg->db_pool < 2 ? cfg->db_pool : 2, &hooks,
-	                              &j->srv->loop, j->err) == MAT_OK
+	j->rc = store_pool_start_loop(j->srv->pool, cfg->db_pool < 2 ? cfg->db_pool : 2,
+	                              j->srv->bulk_max, &hooks, &j->srv->loop, j->err) == MAT_OK
 	            ? 0
 	            : -1;
 }
@@ -397,6 +400,7 @@ struct svc_server *svc_server_new(const struct svc_config *cfg, struct store_poo
 	memset(pem, 0, sizeof(*pem));
 	pthread_mutex_init(&srv->pem_mu, NULL);
 	pthread_mutex_init(&srv->park_mu, NULL);
+	pthread_mutex_init(&srv->bulk_mu, NULL);
 	pthread_mutex_init(&srv->lc_mu, NULL);
 	pthread_cond_init(&srv->lc_cv, NULL);
 	atomic_init(&srv->reload_requested, 1); /* the first fetch hands grpc the initial files */
@@ -733,5 +737,6 @@ void svc_server_free(struct svc_server *srv)
 	auth_pem_cleanup(&srv->pem);
 	pthread_mutex_destroy(&srv->pem_mu);
 	pthread_mutex_destroy(&srv->park_mu);
+	pthread_mutex_destroy(&srv->bulk_mu);
 	free(srv);
 }

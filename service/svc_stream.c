@@ -124,16 +124,22 @@ void svc_stream_start(struct svc_ctx *ctx, const struct svc_stream_ops *ops, voi
 {
 	struct svc_call *c = ctx->call;
 
-	assert(c->sops == NULL && c->m != NULL && c->m->kind == SVC_SERVER_STREAM);
+	assert(c->sops == NULL && c->m != NULL);
+	/* A stream that starts on a poller must not fetch there. */
+	assert(c->m->kind == SVC_SERVER_STREAM ||
+	       (c->m->kind == SVC_SERVER_STREAM_ASYNC && ops->read != NULL));
 	c->sops = ops;
 	c->sstate = state;
 }
+
+static void bulk_put(struct svc_call *c);
 
 /* The stream is over (any thread): its batch goes, then its status. */
 void svc_driver_end(struct svc_call *c, enum mat_code rc)
 {
 	if (rc == MAT_UNAVAILABLE || rc == MAT_TIMEOUT)
 		svc_health_db_failed(c->w->srv->health, rc);
+	bulk_put(c);
 	svc_driver_drop_packed(c);
 	c->sops->release(c->sstate);
 	c->s_n = c->s_i = 0;
@@ -338,7 +344,172 @@ void svc_server_wake_due_streams(struct svc_server *srv, int64_t now_ms)
 	}
 }
 
-/* FETCHING, on a handler thread: the next batch, then its first message. */
+/* The batch is in (rc: its fetch's result): a decision that rode on the first batch's read
+ * (SVC_AZ_IN_STEP: an export's bindings in its first pipeline, not a round trip of their own
+ * as each of thousands of streams opens) is settled before any of it is sent — a refusal
+ * replaces the batch — and a pack_at_fetch kind's batch is packed. */
+static enum mat_code batch_ready(struct svc_call *c, enum mat_code rc)
+{
+	if (c->authz.armed)
+		rc = svc_authz_settle(&c->ctx, rc);
+	if (rc == MAT_OK && c->s_n > 0 && c->sops->pack_at_fetch && !pack_batch(c))
+		rc = mat_error_set(&c->ctx.err, MAT_INTERNAL, "out of memory");
+	return rc;
+}
+
+/* Then its first message goes, or the stream parks or ends. */
+static void batch_go(struct svc_call *c, enum mat_code rc)
+{
+	if (rc != MAT_OK)
+		svc_driver_end(c, rc);
+	else if (c->s_n > 0)
+		svc_driver_send(c);
+	else if (c->s_next == SVC_FETCH_PARK)
+		stream_park(c);
+	else
+		svc_driver_end(c, MAT_OK); /* an empty batch is the end, whatever it said */
+}
+
+/* FETCHING: a new batch, nothing of the last one left. */
+static void fetch_begin(struct svc_call *c)
+{
+	c->s_n = c->s_i = 0;
+	c->s_next = SVC_FETCH_LAST;
+	pthread_mutex_lock(&c->w->srv->park_mu);
+	c->park_gen = c->w->srv->wake_gen;
+	pthread_mutex_unlock(&c->w->srv->park_mu);
+}
+
+/* --- bulk fetches: read on the storage loop, decoded on libuv's work pool ----------------------
+ *
+ * A bulk stream (sops->read) queues for one of srv->bulk_max slots (bulk_get); holding one, it
+ * starts its read (bulk_read) and no thread waits; the read's completion, on the loop thread,
+ * hands the decoding and packing to libuv's work pool (uv_queue_work: the body on a pool thread,
+ * its completion on the loop thread), whose completion gives the slot to the next stream in
+ * line (bulk_put) and sends the batch's first message. Handler threads play no part: writes
+ * holding all of them (a transaction waiting on a lock) do not stop the exports. */
+
+static void bulk_read(struct svc_call *c);
+
+/* The slot goes to the next stream in line, or back. Iterative: a stream that gets it may end
+ * at once (cancelled) and hand it on again, thousands deep at shutdown, so a nested hand-off
+ * only counts here and the outermost frame of this thread makes it. */
+static void bulk_release(struct svc_server *srv)
+{
+	static _Thread_local bool releasing;
+	static _Thread_local int owed;
+
+	owed++;
+	if (releasing)
+		return;
+	releasing = true;
+	while (owed > 0) {
+		struct svc_call *next;
+
+		owed--;
+		pthread_mutex_lock(&srv->bulk_mu);
+		next = srv->b_head;
+		if (next != NULL) {
+			srv->b_head = next->next;
+			if (srv->b_head == NULL)
+				srv->b_tail = NULL;
+			next->next = NULL;
+		} else {
+			srv->bulk_running--;
+		}
+		pthread_mutex_unlock(&srv->bulk_mu);
+		if (next != NULL)
+			bulk_read(next);
+	}
+	releasing = false;
+}
+
+/* c's slot, if it holds one, goes (idempotent). */
+static void bulk_put(struct svc_call *c)
+{
+	if (!c->s_bulk_slot)
+		return;
+	c->s_bulk_slot = false;
+	bulk_release(c->w->srv);
+}
+
+/* A slot for c now, or a place in line (then bulk_release starts its read). */
+static void bulk_get(struct svc_call *c)
+{
+	struct svc_server *srv = c->w->srv;
+	bool now;
+
+	pthread_mutex_lock(&srv->bulk_mu);
+	now = srv->bulk_running < srv->bulk_max;
+	if (now) {
+		srv->bulk_running++;
+	} else {
+		c->next = NULL;
+		if (srv->b_tail != NULL)
+			srv->b_tail->next = c;
+		else
+			srv->b_head = c;
+		srv->b_tail = c;
+	}
+	pthread_mutex_unlock(&srv->bulk_mu);
+	if (now)
+		bulk_read(c);
+}
+
+/* On a thread of libuv's work pool: what was read becomes the batch, packed. */
+static void bulk_decode(uv_work_t *w)
+{
+	struct svc_call *c = w->data;
+	enum mat_code rc = c->s_rc;
+
+	if (rc == MAT_OK)
+		rc = c->sops->fetch(&c->ctx, c->sstate, &c->s_n, &c->s_next);
+	c->s_rc = batch_ready(c, rc);
+}
+
+/* Back on the loop thread: the slot goes on, the batch goes out. */
+static void bulk_decoded(uv_work_t *w, int status)
+{
+	struct svc_call *c = w->data;
+
+	(void)status; /* never cancelled */
+	bulk_put(c);
+	batch_go(c, c->s_rc);
+}
+
+/* The read is in (or failed): on the loop thread, or on the thread that started it when it
+ * failed at once or no loop runs (then the decoding runs right there too). */
+static void bulk_read_done(void *arg, enum mat_code rc)
+{
+	struct svc_call *c = arg;
+	struct svc_server *srv = c->w->srv;
+
+	c->s_rc = rc;
+	c->s_work.data = c;
+	if (srv->loop_running && pthread_equal(pthread_self(), srv->loop_thread) &&
+	    uv_queue_work(&srv->loop, &c->s_work, bulk_decode, bulk_decoded) == 0)
+		return;
+	bulk_decode(&c->s_work);
+	bulk_decoded(&c->s_work, 0);
+}
+
+/* Holding a slot: the read starts (any thread; it does not wait). */
+static void bulk_read(struct svc_call *c)
+{
+	c->s_bulk_slot = true;
+	if (atomic_load(&c->ctx.cancelled)) {
+		mat_error_set(&c->ctx.err, MAT_CANCELLED, "the call was cancelled");
+		svc_driver_end(c, MAT_CANCELLED);
+		return;
+	}
+	fetch_begin(c);
+	c->sops->read(&c->ctx, c->sstate, bulk_read_done, c);
+}
+
+/* --- FETCHING ------------------------------------------------------------------------------ */
+
+/* The next batch, then its first message: on this handler thread, or for a bulk kind on the
+ * storage loop and the work pool (this returns at once). */
 void svc_driver_fetch(struct svc_call *c)
 {
 	enum mat_code rc;
@@ -348,34 +519,13 @@ void svc_driver_fetch(struct svc_call *c)
 		svc_driver_end(c, MAT_CANCELLED);
 		return;
 	}
-	c->s_n = c->s_i = 0;
-	c->s_next = SVC_FETCH_LAST;
-	pthread_mutex_lock(&c->w->srv->park_mu);
-	c->park_gen = c->w->srv->wake_gen;
-	pthread_mutex_unlock(&c->w->srv->park_mu);
+	if (c->sops->read != NULL) {
+		bulk_get(c);
+		return;
+	}
+	fetch_begin(c);
 	rc = c->sops->fetch(&c->ctx, c->sstate, &c->s_n, &c->s_next);
-	/* A decision that rode on the first batch's read (SVC_AZ_IN_STEP: an export's bindings in
-	 * its first pipeline, not a round trip of their own as each of thousands of streams opens)
-	 * is settled before any of it is sent: a refusal replaces the batch. */
-	if (c->authz.armed)
-		rc = svc_authz_settle(&c->ctx, rc);
-	if (rc != MAT_OK) {
-		svc_driver_end(c, rc);
-		return;
-	}
-	if (c->s_n > 0) {
-		if (c->sops->pack_at_fetch && !pack_batch(c)) {
-			mat_error_set(&c->ctx.err, MAT_INTERNAL, "out of memory");
-			svc_driver_end(c, MAT_INTERNAL);
-			return;
-		}
-		svc_driver_send(c);
-		return;
-	}
-	if (c->s_next == SVC_FETCH_PARK)
-		stream_park(c);
-	else
-		svc_driver_end(c, MAT_OK); /* an empty batch is the end, whatever it said */
+	batch_go(c, batch_ready(c, rc));
 }
 
 /* A message of the stream left, or could not (on the streams thread). */
@@ -408,6 +558,10 @@ void svc_driver_sent(struct svc_call *c, int success)
 	c->s_n = c->s_i = 0;
 	switch (c->s_next) {
 	case SVC_FETCH_MORE:
+		if (c->sops->read != NULL) {
+			svc_driver_fetch(c); /* it queues for a bulk slot, not a handler */
+			break;
+		}
 		if (!svc_call_enqueue(srv, c, true)) {
 			mat_error_set(&c->ctx.err, MAT_UNAVAILABLE, "the server is shutting down");
 			svc_driver_end(c, MAT_UNAVAILABLE);

@@ -46,6 +46,9 @@ struct uv_loop_s;
 /* Starts the storage loop: a libuv event loop over `n_conns` connections of its own (opened
  * lazily, reconnected with backoff), on which the reads of many calls travel back to back in
  * libpq's pipeline mode, one write and one wake-up for many calls; no thread waits on them.
+ * Bulk reads (export batches: milliseconds each in PostgreSQL) go to `n_bulk` further
+ * connections of their own, so no short read waits behind one in a pipeline (0: they share the
+ * others).
  * Reads with an _async variant below use it once it runs (before: they run on the calling
  * thread). MAT_OK, or MAT_INTERNAL when the thread cannot start. Call once.
  *
@@ -57,7 +60,7 @@ struct uv_loop_s;
  * `hooks` (may be NULL) let the caller's code use the loop's thread as its own: work it defers
  * while the loop is busy (the service's call log lines) goes out in one go before the loop
  * sleeps, as on the threads the caller owns. */
-enum mat_code store_pool_start_loop(struct store_pool *pool, int n_conns,
+enum mat_code store_pool_start_loop(struct store_pool *pool, int n_conns, int n_bulk,
                                     const struct store_loop_hooks *hooks, struct uv_loop_s *on,
                                     struct mat_error *err) MAT_MUSTCHECK;
 /* Stops the loop: reads still queued or in flight complete with MAT_UNAVAILABLE. Idempotent;
@@ -351,6 +354,31 @@ enum mat_code store_export_transitions(const struct store_call *c, const char *o
                                        mat_time_us start_time, const char *cursor, int batch,
                                        struct mat_transition **out, char ***cursors, size_t *n_out,
                                        struct mat_error *err) MAT_MUSTCHECK;
+/* The same batch read on the storage loop, for a caller that must not wait (a stream's next
+ * batch): the watermark, then the batch's statements in one snapshot, on the loop's bulk
+ * connections (store_pool_start_loop), so a batch's milliseconds in PostgreSQL never hold up a
+ * portal's read pipelined behind it. *rd is set first (NULL only when out of memory); done runs
+ * once (as for store_org_get_async; at once when the request is bad); then
+ * store_export_*_decode turns what was read into the batch as the blocking call returns it —
+ * CPU only, on any thread — and frees rd, or store_export_read_free drops it. c and err are
+ * borrowed until done runs. */
+struct store_export_read;
+void store_export_assessments_read(const struct store_call *c, const char *org_id,
+                                   enum mat_assessment_state state, mat_time_us updated_after,
+                                   const char *cursor, int batch, struct store_export_read **rd,
+                                   struct mat_error *err, store_done_fn done, void *arg);
+enum mat_code store_export_assessments_decode(struct store_export_read *rd,
+                                              struct mat_assessment **out, char ***cursors,
+                                              size_t *n_out, struct mat_error *err) MAT_MUSTCHECK;
+void store_export_transitions_read(const struct store_call *c, const char *org_id,
+                                   mat_time_us start_time, const char *cursor, int batch,
+                                   struct store_export_read **rd, struct mat_error *err,
+                                   store_done_fn done, void *arg);
+enum mat_code store_export_transitions_decode(struct store_export_read *rd,
+                                              struct mat_transition **out, char ***cursors,
+                                              size_t *n_out, struct mat_error *err) MAT_MUSTCHECK;
+/* Frees a read whose done has run (without decoding it). NULL does nothing. */
+void store_export_read_free(struct store_export_read *rd);
 
 /* --- role bindings and audit (AccessService) ----------------------------------------------------
  */

@@ -314,6 +314,7 @@ struct store__aread {
 	size_t n;
 	struct mat_error *err;
 	void (*complete)(struct store__aread *r, enum mat_code rc);
+	bool bulk; /* on the loop's bulk connections (store_pool_start_loop's n_bulk) */
 	/* The loop's. */
 	struct store__cmd all[14];
 	size_t n_all, first, authz_at;

@@ -65,9 +65,10 @@ struct store_loop {
 	bool stopping;
 	int open_handles; /* of wake, tick, before_wait, while closing (loop thread) */
 	bool own_closed;  /* all three closed: a shared loop holds nothing of ours (mu) */
-	/* Loop thread only. */
+	/* Loop thread only. conns[0..n_fast) serve short reads, conns[n_fast..n) bulk ones (all
+	 * of them when n_fast == n). */
 	struct aconn *conns;
-	int n;
+	int n, n_fast;
 	struct store__aread *wait_head, *wait_tail; /* waiting for a ready connection */
 	int failures;
 	int64_t next_attempt_ms;
@@ -230,15 +231,15 @@ static void conn_broken(struct aconn *a, const char *why)
 		read_done(l, r, fail_read(r, MAT_UNAVAILABLE, msg));
 	}
 	a->in_flight = 0;
-	/* Reads that were waiting for this connection to open fail with its reason, unless
-	 * another connection is ready or opening. */
+	/* Reads that were waiting for this connection to open look again: another connection of
+	 * their class may be ready or opening; if none is, they fail fast with its reason (the
+	 * backoff keeps dispatch from opening one at once). */
 	if (was_connecting) {
-		bool other = false;
-		for (int i = 0; i < l->n; i++)
-			other |= l->conns[i].state == A_READY || l->conns[i].state == A_CONNECTING;
-		if (!other) {
-			while ((r = pop(&l->wait_head, &l->wait_tail)) != NULL)
-				read_done(NULL, r, fail_read(r, MAT_UNAVAILABLE, msg));
+		struct store__aread *waiting = l->wait_head;
+		l->wait_head = l->wait_tail = NULL;
+		while ((r = waiting) != NULL) {
+			waiting = r->next;
+			dispatch(l, r);
 		}
 	}
 }
@@ -422,7 +423,11 @@ static void dispatch(struct store_loop *l, struct store__aread *r)
 		read_done(NULL, r, fail_read(r, MAT_UNAVAILABLE, "the server is shutting down"));
 		return;
 	}
-	for (int i = 0; i < l->n; i++) {
+	/* A read's class: bulk reads on their own connections, when there are any. */
+	int lo = r->bulk && l->n_fast < l->n ? l->n_fast : 0;
+	int hi = r->bulk && l->n_fast < l->n ? l->n : l->n_fast;
+
+	for (int i = lo; i < hi; i++) {
 		struct aconn *a = &l->conns[i];
 		if (a->state == A_READY && (best == NULL || a->in_flight < best->in_flight))
 			best = a;
@@ -671,7 +676,7 @@ static void *loop_main(void *arg)
 	return NULL;
 }
 
-enum mat_code store_pool_start_loop(struct store_pool *pool, int n_conns,
+enum mat_code store_pool_start_loop(struct store_pool *pool, int n_conns, int n_bulk,
                                     const struct store_loop_hooks *hooks, struct uv_loop_s *on,
                                     struct mat_error *err)
 {
@@ -680,7 +685,8 @@ enum mat_code store_pool_start_loop(struct store_pool *pool, int n_conns,
 	if (l == NULL)
 		return store__oom(err);
 	l->pool = pool;
-	l->n = n_conns > 0 ? n_conns : 1;
+	l->n_fast = n_conns > 0 ? n_conns : 1;
+	l->n = l->n_fast + (n_bulk > 0 ? n_bulk : 0);
 	l->conns = calloc((size_t)l->n, sizeof(*l->conns));
 	l->rng = (uint64_t)store_now_ms() | 1;
 	if (l->conns == NULL) {

@@ -372,41 +372,25 @@ static enum mat_code export_org_check(const char *org_id, struct mat_error *err)
 	return MAT_OK;
 }
 
-/* One batch of export `k` after `cursor`: *out (k->rec_size each) and *cursors, *n_out of each;
- * `filters` are the kind's k->n_filters parameters. */
-static enum mat_code export_batch(const struct store_call *c, const struct export_kind *k,
-                                  const char *org_id, const char *const *filters,
-                                  const char *cursor, int batch, void **out, char ***cursors,
-                                  size_t *n_out, struct mat_error *err)
+/* The batch's statements after position `pos` (read after the watermark `wm`): cmds[0..*n_cmds),
+ * the records' first statement at cmds[*b]. `params` (9) and `limit` (16) hold what the
+ * statements point to, as long as they run. */
+static void export_cmds(const struct store_call *c, const struct export_kind *k, const char *org_id,
+                        const char *const *filters, const struct position *pos, int batch,
+                        const char *wm, char *limit, const char **params, struct store__cmd *cmds,
+                        size_t *n_cmds, size_t *b)
 {
-	struct position pos;
-	char limit[16], wm[STORE_TIME_TEXT];
-	const char *params[9];
 	size_t np = 0;
-	struct store__cmd cmds[3];
-	size_t n_cmds = 0, b;
-	char *list = NULL;
-	char **curs = NULL;
-	size_t n = 0;
-	int rows, aux = 0;
-	enum mat_code rc;
 
-	*out = NULL;
-	*cursors = NULL;
-	*n_out = 0;
-	rc = cursor_decode(k->which, cursor, &pos, err);
-	if (rc == MAT_OK)
-		rc = export_watermark(c, wm, err);
-	if (rc != MAT_OK)
-		return rc;
-	snprintf(limit, sizeof(limit), "%d", clamp_batch(batch));
+	*n_cmds = 0;
+	snprintf(limit, 16, "%d", clamp_batch(batch));
 	if (org_id != NULL)
 		params[np++] = org_id;
 	for (size_t i = 0; i < k->n_filters; i++)
 		params[np++] = filters[i];
-	params[np++] = pos.time;
-	params[np++] = pos.org;
-	params[np++] = pos.id;
+	params[np++] = pos->time;
+	params[np++] = pos->org;
+	params[np++] = pos->id;
 	if (org_id == NULL) {
 		params[np++] = c->only_visible ? "true" : "false";
 		params[np++] = c->principal != NULL ? c->principal : "";
@@ -414,19 +398,26 @@ static enum mat_code export_batch(const struct store_call *c, const struct expor
 	params[np++] = limit;
 	params[np++] = wm;
 	if (org_id != NULL)
-		cmds[n_cmds++] = (struct store__cmd){.st = &st_exp_org_exists, .params = params};
-	b = n_cmds;
+		cmds[(*n_cmds)++] = (struct store__cmd){.st = &st_exp_org_exists, .params = params};
+	*b = *n_cmds;
 	for (size_t i = 0; i < k->n_stmts; i++)
-		cmds[n_cmds++] = (struct store__cmd){.st = org_id != NULL ? k->org[i] : k->all[i],
-		                                     .params = params};
-	/* One snapshot: the statements of a batch select the same records. */
-	rc = store__read(c, cmds, n_cmds, err);
-	if (rc != MAT_OK)
-		return rc;
-	if (org_id != NULL && PQntuples(cmds[0].res) == 0) {
-		rc = mat_error_set(err, MAT_NOT_FOUND, "organizations/%s not found", org_id);
-		goto out;
-	}
+		cmds[(*n_cmds)++] = (struct store__cmd){
+		    .st = org_id != NULL ? k->org[i] : k->all[i], .params = params};
+}
+
+/* The batch's records and their cursors from what its statements read (cmds[b] on). */
+static enum mat_code export_records(const struct export_kind *k, bool named_org, const char *org_id,
+                                    const struct store__cmd *cmds, size_t b, void **out,
+                                    char ***cursors, size_t *n_out, struct mat_error *err)
+{
+	char *list = NULL;
+	char **curs = NULL;
+	size_t n = 0;
+	int rows, aux = 0;
+	enum mat_code rc;
+
+	if (named_org && PQntuples(cmds[0].res) == 0)
+		return mat_error_set(err, MAT_NOT_FOUND, "organizations/%s not found", org_id);
 	rows = PQntuples(cmds[b].res);
 	list = calloc(rows > 0 ? (size_t)rows : 1, k->rec_size);
 	curs = calloc(rows > 0 ? (size_t)rows : 1, sizeof(*curs));
@@ -453,9 +444,8 @@ static enum mat_code export_batch(const struct store_call *c, const struct expor
 	}
 	rc = k->finish != NULL ? k->finish(&cmds[b], aux, err) : MAT_OK;
 out:
-	store__cmds_clear(cmds, n_cmds);
 	if (rc != MAT_OK) {
-		for (size_t i = 0; i < n; i++)
+		for (size_t i = 0; list != NULL && i < n; i++)
 			k->cleanup(list + i * k->rec_size);
 		free(list);
 		free_cursors(curs, n);
@@ -465,6 +455,145 @@ out:
 	*cursors = curs;
 	*n_out = n;
 	return MAT_OK;
+}
+
+/* One batch of export `k` after `cursor`: *out (k->rec_size each) and *cursors, *n_out of each;
+ * `filters` are the kind's k->n_filters parameters. */
+static enum mat_code export_batch(const struct store_call *c, const struct export_kind *k,
+                                  const char *org_id, const char *const *filters,
+                                  const char *cursor, int batch, void **out, char ***cursors,
+                                  size_t *n_out, struct mat_error *err)
+{
+	struct position pos;
+	char limit[16], wm[STORE_TIME_TEXT];
+	const char *params[9];
+	struct store__cmd cmds[3];
+	size_t n_cmds, b;
+	enum mat_code rc;
+
+	*out = NULL;
+	*cursors = NULL;
+	*n_out = 0;
+	rc = cursor_decode(k->which, cursor, &pos, err);
+	if (rc == MAT_OK)
+		rc = export_watermark(c, wm, err);
+	if (rc != MAT_OK)
+		return rc;
+	export_cmds(c, k, org_id, filters, &pos, batch, wm, limit, params, cmds, &n_cmds, &b);
+	/* One snapshot: the statements of a batch select the same records. */
+	rc = store__read(c, cmds, n_cmds, err);
+	if (rc == MAT_OK)
+		rc = export_records(k, org_id != NULL, org_id, cmds, b, out, cursors, n_out, err);
+	store__cmds_clear(cmds, n_cmds);
+	return rc;
+}
+
+/* --- the same batch on the storage loop ------------------------------------------------------ */
+
+/* Two reads, as export_batch's: the watermark, then the batch in one snapshot, both on the
+ * loop's bulk connections. Everything the statements point to lives here. */
+struct store_export_read {
+	struct store__aread r;
+	const struct export_kind *k;
+	bool named_org;
+	bool batch_phase; /* the watermark is in; the batch's read is the one in flight */
+	char org[MAT_MAX_ORG_ID + 1];
+	char filters[2][STORE_TIME_TEXT];
+	const char *fparams[2];
+	struct position pos;
+	int batch;
+	char limit[16], wm[STORE_TIME_TEXT];
+	const char *params[9];
+	struct store__cmd wm_cmd, cmds[3];
+	size_t n_cmds, b;
+	store_done_fn done;
+	void *arg;
+};
+
+static void xread_complete(struct store__aread *r, enum mat_code rc)
+{
+	struct store_export_read *x = (struct store_export_read *)r;
+
+	if (rc == MAT_OK && !x->batch_phase) {
+		struct store__row row = {.res = x->wm_cmd.res, .row = 0};
+
+		store__time_text(store__int(&row, 0), x->wm);
+		store__cmds_clear(&x->wm_cmd, 1);
+		x->batch_phase = true;
+		export_cmds(r->c, x->k, x->named_org ? x->org : NULL, x->fparams, &x->pos, x->batch,
+		            x->wm, x->limit, x->params, x->cmds, &x->n_cmds, &x->b);
+		r->cmds = x->cmds;
+		r->n = x->n_cmds;
+		store__read_async(r->c->pool, r);
+		return;
+	}
+	store__cmds_clear(&x->wm_cmd, 1);
+	x->done(x->arg, rc);
+}
+
+/* Starts x's reads; done runs at once when the request is bad (err says why). */
+static void xread_start(const struct store_call *c, struct store_export_read *x,
+                        const struct export_kind *k, const char *org_id, const char *cursor,
+                        int batch, struct mat_error *err, store_done_fn done, void *arg)
+{
+	enum mat_code rc;
+
+	x->k = k;
+	x->batch = batch;
+	x->done = done;
+	x->arg = arg;
+	x->named_org = org_id != NULL;
+	if (org_id != NULL)
+		snprintf(x->org, sizeof(x->org), "%s", org_id);
+	for (size_t i = 0; i < k->n_filters; i++)
+		x->fparams[i] = x->filters[i];
+	rc = cursor_decode(k->which, cursor, &x->pos, err);
+	if (rc != MAT_OK) {
+		done(arg, rc);
+		return;
+	}
+	x->r.c = c;
+	x->r.err = err;
+	x->r.complete = xread_complete;
+	x->r.bulk = true;
+	x->wm_cmd = (struct store__cmd){.st = &st_exp_watermark};
+	x->r.cmds = &x->wm_cmd;
+	x->r.n = 1;
+	store__read_async(c->pool, &x->r);
+}
+
+/* A zeroed read, or NULL after done(arg, MAT_INTERNAL). */
+static struct store_export_read *xread_new(struct store_export_read **rd, struct mat_error *err,
+                                           store_done_fn done, void *arg)
+{
+	*rd = calloc(1, sizeof(**rd));
+	if (*rd == NULL)
+		done(arg, store__oom(err));
+	return *rd;
+}
+
+static enum mat_code xread_decode(struct store_export_read *x, const struct export_kind *k,
+                                  void **out, char ***cursors, size_t *n_out, struct mat_error *err)
+{
+	enum mat_code rc;
+
+	*out = NULL;
+	*cursors = NULL;
+	*n_out = 0;
+	if (x == NULL || x->k != k || !x->batch_phase)
+		return mat_error_set(err, MAT_INTERNAL, "export: no batch read to decode");
+	rc = export_records(k, x->named_org, x->org, x->cmds, x->b, out, cursors, n_out, err);
+	store_export_read_free(x);
+	return rc;
+}
+
+void store_export_read_free(struct store_export_read *rd)
+{
+	if (rd == NULL)
+		return;
+	store__cmds_clear(&rd->wm_cmd, 1);
+	store__cmds_clear(rd->cmds, rd->n_cmds);
+	free(rd);
 }
 
 /* --- ExportAssessments ---------------------------------------------------------------------- */
@@ -526,6 +655,22 @@ static const struct export_kind asm_export = {
     .cleanup = asm_cleanup,
 };
 
+/* ExportAssessments' filters as text (st: 8, after: STORE_TIME_TEXT), or what is wrong. */
+static enum mat_code asm_filters(const char *org_id, enum mat_assessment_state state,
+                                 mat_time_us updated_after, char *st, char *after,
+                                 struct mat_error *err)
+{
+	enum mat_code rc = export_org_check(org_id, err);
+
+	if (rc != MAT_OK)
+		return rc;
+	if ((int)state < MAT_ASSESSMENT_STATE_UNSPECIFIED || (int)state > MAT_ASSESSMENT_SUBMITTED)
+		return mat_error_field(err, "state", "unknown state");
+	snprintf(st, 8, "%d", (int)state);
+	store__time_text(updated_after != 0 ? updated_after : INT64_MIN, after);
+	return MAT_OK;
+}
+
 enum mat_code store_export_assessments(const struct store_call *c, const char *org_id,
                                        enum mat_assessment_state state, mat_time_us updated_after,
                                        const char *cursor, int batch, struct mat_assessment **out,
@@ -539,15 +684,40 @@ enum mat_code store_export_assessments(const struct store_call *c, const char *o
 	*out = NULL;
 	*cursors = NULL;
 	*n_out = 0;
-	rc = export_org_check(org_id, err);
+	rc = asm_filters(org_id, state, updated_after, st, after, err);
 	if (rc != MAT_OK)
 		return rc;
-	if ((int)state < MAT_ASSESSMENT_STATE_UNSPECIFIED || (int)state > MAT_ASSESSMENT_SUBMITTED)
-		return mat_error_field(err, "state", "unknown state");
-	snprintf(st, sizeof(st), "%d", (int)state);
-	store__time_text(updated_after != 0 ? updated_after : INT64_MIN, after);
 	rc = export_batch(c, &asm_export, org_id, filters, cursor, batch, &list, cursors, n_out,
 	                  err);
+	*out = list;
+	return rc;
+}
+
+void store_export_assessments_read(const struct store_call *c, const char *org_id,
+                                   enum mat_assessment_state state, mat_time_us updated_after,
+                                   const char *cursor, int batch, struct store_export_read **rd,
+                                   struct mat_error *err, store_done_fn done, void *arg)
+{
+	struct store_export_read *x = xread_new(rd, err, done, arg);
+	enum mat_code rc;
+
+	if (x == NULL)
+		return;
+	rc = asm_filters(org_id, state, updated_after, x->filters[0], x->filters[1], err);
+	if (rc != MAT_OK) {
+		done(arg, rc);
+		return;
+	}
+	xread_start(c, x, &asm_export, org_id, cursor, batch, err, done, arg);
+}
+
+enum mat_code store_export_assessments_decode(struct store_export_read *rd,
+                                              struct mat_assessment **out, char ***cursors,
+                                              size_t *n_out, struct mat_error *err)
+{
+	void *list = NULL;
+	enum mat_code rc = xread_decode(rd, &asm_export, &list, cursors, n_out, err);
+
 	*out = list;
 	return rc;
 }
@@ -606,6 +776,36 @@ enum mat_code store_export_transitions(const struct store_call *c, const char *o
 	store__time_text(start_time != 0 ? start_time : INT64_MIN, start);
 	rc =
 	    export_batch(c, &tr_export, org_id, filters, cursor, batch, &list, cursors, n_out, err);
+	*out = list;
+	return rc;
+}
+
+void store_export_transitions_read(const struct store_call *c, const char *org_id,
+                                   mat_time_us start_time, const char *cursor, int batch,
+                                   struct store_export_read **rd, struct mat_error *err,
+                                   store_done_fn done, void *arg)
+{
+	struct store_export_read *x = xread_new(rd, err, done, arg);
+	enum mat_code rc;
+
+	if (x == NULL)
+		return;
+	rc = export_org_check(org_id, err);
+	if (rc != MAT_OK) {
+		done(arg, rc);
+		return;
+	}
+	store__time_text(start_time != 0 ? start_time : INT64_MIN, x->filters[0]);
+	xread_start(c, x, &tr_export, org_id, cursor, batch, err, done, arg);
+}
+
+enum mat_code store_export_transitions_decode(struct store_export_read *rd,
+                                              struct mat_transition **out, char ***cursors,
+                                              size_t *n_out, struct mat_error *err)
+{
+	void *list = NULL;
+	enum mat_code rc = xread_decode(rd, &tr_export, &list, cursors, n_out, err);
+
 	*out = list;
 	return rc;
 }

@@ -26,6 +26,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "google/protobuf/field_mask.pb-c.h"
 #include "grpc/health/v1/health.pb-c.h"
 #include "mlops/maturity/v1/organization.pb-c.h"
 #include "mlops/maturity/v1/reporting.pb-c.h"
@@ -299,6 +300,98 @@ static void test_many_slow_exports_beside_unary(void **state)
 	assert_int_equal(p.failed, 0);
 	assert_true(p.ok > 10);
 	free(ex);
+}
+
+/* A write that waits on a row lock someone else holds, on a handler thread of its own. */
+struct held_write {
+	const struct tserver *srv;
+	atomic_int done;
+	grpc_status_code code;
+};
+
+static void *held_write_main(void *arg)
+{
+	struct held_write *h = arg;
+	struct tclient *c = tserver_client(h->srv, "admin");
+	Mlops__Maturity__V1__UpdateOrganizationRequest req =
+	    MLOPS__MATURITY__V1__UPDATE_ORGANIZATION_REQUEST__INIT;
+	Mlops__Maturity__V1__Organization o = MLOPS__MATURITY__V1__ORGANIZATION__INIT;
+	Google__Protobuf__FieldMask mask = GOOGLE__PROTOBUF__FIELD_MASK__INIT;
+	char *paths[] = {"display_name"};
+	struct tresult r;
+
+	o.name = "organizations/held-org";
+	o.display_name = "written after the lock";
+	mask.n_paths = 1;
+	mask.paths = paths;
+	req.organization = &o;
+	req.update_mask = &mask;
+	h->code = tclient_call(c, M("OrganizationService", "UpdateOrganization"), &req.base, NULL,
+	                       NULL, 20000, &r);
+	tresult_cleanup(&r);
+	tclient_free(c);
+	atomic_store(&h->done, 1);
+	return NULL;
+}
+
+/* With the only handler thread (--workers=1) held by a write that waits on a lock, exports still
+ * run whole: a batch is read on the storage loop and decoded on libuv's work pool, never on a
+ * handler. (When batches were fetched on handler threads, the exports waited behind the write
+ * until its deadline.) */
+static void test_exports_beside_held_handlers(void **state)
+{
+	enum { N = 4 };
+	static const char *const extra[] = {"--workers=1", NULL};
+	struct held_write h;
+	struct exporter ex[N];
+	struct tserver s;
+	struct tpsql *lock;
+	pthread_t wt;
+	char out[64];
+	bool waiting = false;
+
+	(void)state;
+	if (!tenv_available())
+		skip();
+	assert_int_equal(tserver_start(&s, g_dburl, extra), 0);
+	lock = tpsql_open(g_dburl);
+	assert_non_null(lock);
+	assert_int_equal(tpsql_query(lock, "BEGIN", out, sizeof(out)), 0);
+	assert_int_equal(
+	    tpsql_query(lock, "SELECT id FROM organizations WHERE id = 'held-org' FOR UPDATE", out,
+	                sizeof(out)),
+	    0);
+	h = (struct held_write){.srv = &s};
+	atomic_init(&h.done, 0);
+	assert_int_equal(pthread_create(&wt, NULL, held_write_main, &h), 0);
+	/* The write waits on the lock, holding the server's one handler thread. */
+	for (int i = 0; i < 200 && !waiting; i++) {
+		assert_int_equal(
+		    tenv_psql(g_dburl,
+		              "SELECT count(*) FROM pg_stat_activity WHERE "
+		              "wait_event_type = 'Lock' AND query LIKE '%organizations%'",
+		              out, sizeof(out)),
+		    0);
+		waiting = atoi(out) > 0;
+		if (!waiting)
+			usleep(50000);
+	}
+	assert_true(waiting);
+	for (int i = 0; i < N; i++)
+		ex[i] = (struct exporter){.srv = &s, .org = "par-org"};
+	run_exporters(ex, N);
+	if (atomic_load(&h.done))
+		fail_msg("the write did not wait for the lock: %s", itest_code_name(h.code));
+	for (int i = 0; i < N; i++)
+		if (ex[i].code != GRPC_STATUS_OK || ex[i].got != N_RECORDS)
+			fail_msg("export %d beside a held handler: %s (%s) after %zu of %d", i,
+			         itest_code_name(ex[i].code), ex[i].message, ex[i].got, N_RECORDS);
+	/* The lock goes: the write completes. */
+	assert_int_equal(tpsql_query(lock, "COMMIT", out, sizeof(out)), 0);
+	pthread_join(wt, NULL);
+	assert_int_equal(h.code, GRPC_STATUS_OK);
+	tpsql_close(lock);
+	assert_int_equal(tserver_stop(&s), 0);
 }
 
 /* The status of a received HealthCheckResponse; -1 when there is none or it does not decode. */
@@ -575,6 +668,7 @@ static int setup(void **state)
 		setrlimit(RLIMIT_NOFILE, &rl);
 	}
 	create_org("par-org");
+	create_org("held-org");
 	bulk_assessments(g_dburl, "par-org", N_RECORDS);
 	return 0;
 }
@@ -586,6 +680,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_parallel_exports_default_config),
 	    cmocka_unit_test(test_many_slow_exports_beside_unary),
+	    cmocka_unit_test(test_exports_beside_held_handlers),
 	    cmocka_unit_test(test_sigterm_with_50_streams),
 	    cmocka_unit_test(test_idle_watches_and_shutdown),
 	};

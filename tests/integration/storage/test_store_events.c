@@ -52,7 +52,7 @@ static int setup(void **state)
 	if (db != NULL) {
 		/* Read-aheads run on the storage loop, as in the server. */
 		struct store_call c = tdb_call(db, "admin", 5000);
-		if (store_pool_start_loop(c.pool, 2, NULL, NULL, &err) != MAT_OK)
+		if (store_pool_start_loop(c.pool, 2, 0, NULL, NULL, &err) != MAT_OK)
 			return -1;
 	}
 	return 0;

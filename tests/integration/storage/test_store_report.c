@@ -12,6 +12,7 @@
 #include <inttypes.h>
 #include <limits.h>
 #include <math.h>
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -467,6 +468,86 @@ static void test_store_report_portfolio_many(void **state)
 
 /* --- exports -------------------------------------------------------------------------------- */
 
+/* The exports as the server runs them once its storage loop runs: the batch read on the loop
+ * (store_export_*_read), its completion awaited here, the records decoded on this thread. */
+static bool on_loop;
+
+struct waiter {
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	bool done;
+	enum mat_code rc;
+	pthread_t thread; /* where done ran */
+};
+
+static void waiter_done(void *arg, enum mat_code rc)
+{
+	struct waiter *w = arg;
+
+	pthread_mutex_lock(&w->mu);
+	w->rc = rc;
+	w->thread = pthread_self();
+	w->done = true;
+	pthread_cond_signal(&w->cv);
+	pthread_mutex_unlock(&w->mu);
+}
+
+static enum mat_code waiter_wait(struct waiter *w)
+{
+	pthread_mutex_lock(&w->mu);
+	while (!w->done)
+		pthread_cond_wait(&w->cv, &w->mu);
+	pthread_mutex_unlock(&w->mu);
+	/* A read that reached PostgreSQL completed on the loop's thread, not this one. */
+	if (w->rc == MAT_OK)
+		assert_false(pthread_equal(w->thread, pthread_self()));
+	pthread_mutex_destroy(&w->mu);
+	pthread_cond_destroy(&w->cv);
+	return w->rc;
+}
+
+static enum mat_code exp_assessments(const struct store_call *c, const char *org,
+                                     enum mat_assessment_state st, mat_time_us after,
+                                     const char *cursor, int batch, struct mat_assessment **out,
+                                     char ***cursors, size_t *n, struct mat_error *err)
+{
+	struct waiter w = {.mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER};
+	struct store_export_read *rd = NULL;
+
+	if (!on_loop)
+		return store_export_assessments(c, org, st, after, cursor, batch, out, cursors, n,
+		                                err);
+	*out = NULL;
+	*cursors = NULL;
+	*n = 0;
+	store_export_assessments_read(c, org, st, after, cursor, batch, &rd, err, waiter_done, &w);
+	if (waiter_wait(&w) != MAT_OK) {
+		store_export_read_free(rd);
+		return w.rc;
+	}
+	return store_export_assessments_decode(rd, out, cursors, n, err);
+}
+
+static enum mat_code exp_transitions(const struct store_call *c, const char *org, mat_time_us start,
+                                     const char *cursor, int batch, struct mat_transition **out,
+                                     char ***cursors, size_t *n, struct mat_error *err)
+{
+	struct waiter w = {.mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER};
+	struct store_export_read *rd = NULL;
+
+	if (!on_loop)
+		return store_export_transitions(c, org, start, cursor, batch, out, cursors, n, err);
+	*out = NULL;
+	*cursors = NULL;
+	*n = 0;
+	store_export_transitions_read(c, org, start, cursor, batch, &rd, err, waiter_done, &w);
+	if (waiter_wait(&w) != MAT_OK) {
+		store_export_read_free(rd);
+		return w.rc;
+	}
+	return store_export_transitions_decode(rd, out, cursors, n, err);
+}
+
 struct rec {
 	char org[64];
 	char id[40];
@@ -514,8 +595,8 @@ static struct rec *export_assessments(const struct assessment_export *f, const c
 		struct mat_error err;
 
 		mat_error_clear(&err);
-		if (store_export_assessments(&c, f->org_id, f->state, f->updated_after, cur, batch,
-		                             &list, &cursors, &got, &err) != MAT_OK)
+		if (exp_assessments(&c, f->org_id, f->state, f->updated_after, cur, batch, &list,
+		                    &cursors, &got, &err) != MAT_OK)
 			fail_msg("export: %s", err.message);
 		(*calls)++;
 		assert_true(got <= (size_t)(batch > 0 ? batch : 100));
@@ -785,8 +866,8 @@ static struct rec *export_transitions(const char *org, mat_time_us start, const 
 		struct mat_error err;
 
 		mat_error_clear(&err);
-		if (store_export_transitions(&c, org, start, cur, batch, &list, &cursors, &got,
-		                             &err) != MAT_OK)
+		if (exp_transitions(&c, org, start, cur, batch, &list, &cursors, &got, &err) !=
+		    MAT_OK)
 			fail_msg("export: %s", err.message);
 		for (size_t i = 0; i < got; i++) {
 			if (*n == cap) {
@@ -961,6 +1042,94 @@ static void test_store_report_faults(void **state)
 	}
 }
 
+/* The exports through the storage loop, as the server runs them: the same records and cursors
+ * as the blocking calls, in batches of any size, from any cursor, for every organization or
+ * one, with visibility; and the same refusals. */
+static void test_store_report_exports_on_the_loop(void **state)
+{
+	struct assessment_export every = {0}, one = {.org_id = "ex-b"},
+	                         seen = {.only_visible = true, .principal = "ex-viewer"};
+	const struct assessment_export *fs[] = {&every, &one, &seen};
+	struct store_call c;
+	struct mat_assessment *al = NULL;
+	struct mat_transition *tl = NULL;
+	char **cursors = NULL;
+	size_t got = 0;
+	struct mat_error err;
+	int calls;
+
+	(void)state;
+	TDB_SKIP_IF_NONE(db);
+	c = tdb_call(db, REPORTER, 10000);
+	mat_error_clear(&err);
+	/* One connection for short reads, one for bulk ones, as the server has on 2 cores. */
+	assert_int_equal(store_pool_start_loop(c.pool, 1, 1, NULL, NULL, &err), MAT_OK);
+	for (size_t k = 0; k < sizeof(fs) / sizeof(fs[0]); k++) {
+		size_t n_sync, n_loop;
+		struct rec *sync, *loop;
+
+		on_loop = false;
+		sync = export_assessments(fs[k], "", 7, &n_sync, &calls);
+		on_loop = true;
+		loop = export_assessments(fs[k], "", 7, &n_loop, &calls);
+		assert_true(n_sync > 0);
+		assert_int_equal(n_loop, n_sync);
+		for (size_t i = 0; i < n_sync; i++) {
+			assert_int_equal(rec_cmp(&sync[i], &loop[i]), 0);
+			assert_int_equal(loop[i].n_answers, sync[i].n_answers);
+			assert_string_equal(loop[i].cursor, sync[i].cursor);
+		}
+		/* From a record in the middle: exactly the rest. */
+		free_recs(loop, n_loop);
+		loop = export_assessments(fs[k], sync[n_sync / 2].cursor, 3, &n_loop, &calls);
+		assert_int_equal(n_loop, n_sync - n_sync / 2 - 1);
+		for (size_t i = 0; i < n_loop; i++)
+			assert_int_equal(rec_cmp(&loop[i], &sync[n_sync / 2 + 1 + i]), 0);
+		free_recs(loop, n_loop);
+		free_recs(sync, n_sync);
+	}
+	{
+		size_t n_sync, n_loop;
+		struct rec *sync, *loop;
+
+		on_loop = false;
+		sync = export_transitions(NULL, 0, "", 3, &n_sync);
+		on_loop = true;
+		loop = export_transitions(NULL, 0, "", 4, &n_loop);
+		assert_true(n_sync > 0);
+		assert_int_equal(n_loop, n_sync);
+		for (size_t i = 0; i < n_sync; i++) {
+			assert_int_equal(rec_cmp(&sync[i], &loop[i]), 0);
+			assert_string_equal(loop[i].cursor, sync[i].cursor);
+		}
+		/* A transitions cursor is refused by the assessments export, on "cursor". */
+		mat_error_clear(&err);
+		assert_int_equal(
+		    exp_assessments(&c, NULL, 0, 0, sync[0].cursor, 10, &al, &cursors, &got, &err),
+		    MAT_INVALID);
+		assert_int_equal(err.n_violations, 1);
+		assert_string_equal(err.violations[0].field, "cursor");
+		assert_null(al);
+		free_recs(loop, n_loop);
+		free_recs(sync, n_sync);
+	}
+	/* Garbage, and organizations that do not exist. */
+	mat_error_clear(&err);
+	assert_int_equal(
+	    exp_transitions(&c, NULL, 0, "not-a-cursor", 10, &tl, &cursors, &got, &err),
+	    MAT_INVALID);
+	mat_error_clear(&err);
+	assert_int_equal(exp_transitions(&c, "no-such-org", 0, "", 10, &tl, &cursors, &got, &err),
+	                 MAT_NOT_FOUND);
+	mat_error_clear(&err);
+	assert_int_equal(
+	    exp_assessments(&c, "no-such-org", 0, 0, "", 10, &al, &cursors, &got, &err),
+	    MAT_NOT_FOUND);
+	assert_null(al);
+	assert_int_equal(got, 0);
+	on_loop = false;
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -971,6 +1140,8 @@ int main(void)
 	    cmocka_unit_test(test_store_report_export_transitions),
 	    cmocka_unit_test(test_store_report_export_waits_for_open_transactions),
 	    cmocka_unit_test(test_store_report_faults),
+	    /* Last: it starts the storage loop. */
+	    cmocka_unit_test(test_store_report_exports_on_the_loop),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
