@@ -169,8 +169,10 @@ struct svc_server {
 	 * cores to the unary calls beside them. Streams waiting for a slot queue here, in order
 	 * (svc_stream.c; bulk_mu). */
 	pthread_mutex_t bulk_mu;
+	pthread_cond_t bulk_cv; /* bulk_running reached 0 with nobody in line */
 	struct svc_call *b_head, *b_tail;
 	int bulk_running, bulk_max;
+	bool bulk_closed; /* shutdown: no new read starts (svc_stream_bulk_drain) */
 	/* Server streams in progress (--max-streams): they hold no thread, only their call and at
 	 * most one batch, so the bound is memory, not threads. */
 	atomic_int streams;
@@ -248,6 +250,13 @@ void svc_driver_drop_packed(struct svc_call *c);
 void svc_driver_sent(struct svc_call *c, int success);
 /* Takes c out of the parked list; false if it was not there. */
 bool svc_driver_unpark(struct svc_call *c);
+/* Shutdown: svc_stream_bulk_close before the storage loop stops (no bulk read starts any more:
+ * streams waiting for one end UNAVAILABLE; one started later would find no loop and block),
+ * svc_stream_bulk_drain after it, which waits until every bulk fetch in progress has ended —
+ * their completions run on the loop thread and send on the streams' queue, which must outlive
+ * them. */
+void svc_stream_bulk_close(struct svc_server *srv);
+void svc_stream_bulk_drain(struct svc_server *srv);
 /* The stream is over (any thread): its batch goes, then its status. */
 void svc_driver_end(struct svc_call *c, enum mat_code rc);
 

@@ -401,6 +401,7 @@ struct svc_server *svc_server_new(const struct svc_config *cfg, struct store_poo
 	pthread_mutex_init(&srv->pem_mu, NULL);
 	pthread_mutex_init(&srv->park_mu, NULL);
 	pthread_mutex_init(&srv->bulk_mu, NULL);
+	pthread_cond_init(&srv->bulk_cv, NULL);
 	pthread_mutex_init(&srv->lc_mu, NULL);
 	pthread_cond_init(&srv->lc_cv, NULL);
 	atomic_init(&srv->reload_requested, 1); /* the first fetch hands grpc the initial files */
@@ -684,7 +685,11 @@ void svc_server_shutdown(struct svc_server *srv)
 	srv->events = NULL;
 	/* Reads still on the storage loop complete (UNAVAILABLE) and send their status while the
 	 * pollers still drain their queues. */
+	svc_stream_bulk_close(srv);
 	store_pool_stop_loop(srv->pool);
+	/* Exports' batches between their read and their first message end (on the loop thread,
+	 * which still runs) before their queues go. */
+	svc_stream_bulk_drain(srv);
 	/* Nothing starts a batch any more: the pollers' queues drain to SHUTDOWN. */
 	for (int i = 0; i < srv->n_workers; i++)
 		grpc_completion_queue_shutdown(srv->workers[i].cq);
@@ -738,5 +743,6 @@ void svc_server_free(struct svc_server *srv)
 	pthread_mutex_destroy(&srv->pem_mu);
 	pthread_mutex_destroy(&srv->park_mu);
 	pthread_mutex_destroy(&srv->bulk_mu);
+	pthread_cond_destroy(&srv->bulk_cv);
 	free(srv);
 }

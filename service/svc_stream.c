@@ -414,8 +414,8 @@ static void bulk_release(struct svc_server *srv)
 			if (srv->b_head == NULL)
 				srv->b_tail = NULL;
 			next->next = NULL;
-		} else {
-			srv->bulk_running--;
+		} else if (--srv->bulk_running == 0) {
+			pthread_cond_broadcast(&srv->bulk_cv);
 		}
 		pthread_mutex_unlock(&srv->bulk_mu);
 		if (next != NULL)
@@ -464,6 +464,11 @@ static void bulk_decode(uv_work_t *w)
 
 	if (rc == MAT_OK)
 		rc = c->sops->fetch(&c->ctx, c->sstate, &c->s_n, &c->s_next);
+	/* A first batch whose authorization needs a round trip of its own (bindings the read
+	 * could not carry, or a refusal to audit: a write) gives its slot to the next export
+	 * first, so no export waits behind that write. */
+	if (svc_authz_settle_blocks(&c->ctx, rc))
+		bulk_put(c);
 	c->s_rc = batch_ready(c, rc);
 }
 
@@ -496,14 +501,40 @@ static void bulk_read_done(void *arg, enum mat_code rc)
 /* Holding a slot: the read starts (any thread; it does not wait). */
 static void bulk_read(struct svc_call *c)
 {
+	struct svc_server *srv = c->w->srv;
+	bool closed;
+
 	c->s_bulk_slot = true;
 	if (atomic_load(&c->ctx.cancelled)) {
 		mat_error_set(&c->ctx.err, MAT_CANCELLED, "the call was cancelled");
 		svc_driver_end(c, MAT_CANCELLED);
 		return;
 	}
+	pthread_mutex_lock(&srv->bulk_mu);
+	closed = srv->bulk_closed;
+	pthread_mutex_unlock(&srv->bulk_mu);
+	if (closed) {
+		mat_error_set(&c->ctx.err, MAT_UNAVAILABLE, "the server is shutting down");
+		svc_driver_end(c, MAT_UNAVAILABLE);
+		return;
+	}
 	fetch_begin(c);
 	c->sops->read(&c->ctx, c->sstate, bulk_read_done, c);
+}
+
+void svc_stream_bulk_close(struct svc_server *srv)
+{
+	pthread_mutex_lock(&srv->bulk_mu);
+	srv->bulk_closed = true;
+	pthread_mutex_unlock(&srv->bulk_mu);
+}
+
+void svc_stream_bulk_drain(struct svc_server *srv)
+{
+	pthread_mutex_lock(&srv->bulk_mu);
+	while (srv->bulk_running > 0 || srv->b_head != NULL)
+		pthread_cond_wait(&srv->bulk_cv, &srv->bulk_mu);
+	pthread_mutex_unlock(&srv->bulk_mu);
 }
 
 /* --- FETCHING ------------------------------------------------------------------------------ */

@@ -580,8 +580,10 @@ static enum mat_code xread_decode(struct store_export_read *x, const struct expo
 	*out = NULL;
 	*cursors = NULL;
 	*n_out = 0;
-	if (x == NULL || x->k != k || !x->batch_phase)
+	if (x == NULL || x->k != k || !x->batch_phase) {
+		store_export_read_free(x);
 		return mat_error_set(err, MAT_INTERNAL, "export: no batch read to decode");
+	}
 	rc = export_records(k, x->named_org, x->org, x->cmds, x->b, out, cursors, n_out, err);
 	store_export_read_free(x);
 	return rc;

@@ -654,6 +654,50 @@ static void test_sigterm_with_50_streams(void **state)
 	assert_int_equal(WEXITSTATUS(status), 0);
 }
 
+/* SIGTERM with no grace while 50 exports are between batches: their reads fail, their batches
+ * end on the loop, and the server exits cleanly (0) without waiting for them and without a
+ * batch sent after its queue is gone. */
+static void test_sigterm_no_grace_with_exports(void **state)
+{
+	enum { N = 50 };
+	static const char *const extra[] = {"--shutdown-grace=0", NULL};
+	struct exporter ex[N];
+	pthread_t th[N];
+	atomic_int started;
+	struct tserver s;
+	int status;
+	double t0;
+
+	(void)state;
+	if (!tenv_available())
+		skip();
+	assert_int_equal(tserver_start(&s, g_dburl, extra), 0);
+	atomic_init(&started, 0);
+	for (int i = 0; i < N; i++) {
+		ex[i] = (struct exporter){.srv = &s,
+		                          .org = "par-org",
+		                          .pause_every = 5,
+		                          .pause_us = 20000,
+		                          .started = &started};
+		assert_int_equal(pthread_create(&th[i], NULL, export_main, &ex[i]), 0);
+	}
+	for (int i = 0; i < 3000 && atomic_load(&started) < N; i++)
+		usleep(10000);
+	assert_int_equal(atomic_load(&started), N);
+	t0 = now_s();
+	kill(s.pid, SIGTERM);
+	assert_int_equal(waitpid(s.pid, &status, 0), s.pid);
+	assert_true(WIFEXITED(status));
+	assert_int_equal(WEXITSTATUS(status), 0);
+	assert_true(now_s() - t0 < 20.0);
+	for (int i = 0; i < N; i++) {
+		pthread_join(th[i], NULL);
+		if (ex[i].code == GRPC_STATUS_OK && ex[i].got != N_RECORDS)
+			fail_msg("export %d ended OK after %zu of %d messages", i, ex[i].got,
+			         N_RECORDS);
+	}
+}
+
 static int setup(void **state)
 {
 	struct rlimit rl;
@@ -682,6 +726,7 @@ int main(void)
 	    cmocka_unit_test(test_many_slow_exports_beside_unary),
 	    cmocka_unit_test(test_exports_beside_held_handlers),
 	    cmocka_unit_test(test_sigterm_with_50_streams),
+	    cmocka_unit_test(test_sigterm_no_grace_with_exports),
 	    cmocka_unit_test(test_idle_watches_and_shutdown),
 	};
 	g_mport = itest_free_port();
