@@ -602,6 +602,25 @@ static void test_idle_watches_and_shutdown(void **state)
 	free(md);
 }
 
+/* n exports of par-org on threads th, their readers pausing 20 ms every `every` records; returns
+ * once each has its first message. */
+static void start_slow_exports(const struct tserver *s, struct exporter *ex, pthread_t *th, int n,
+                               int every, atomic_int *started)
+{
+	atomic_init(started, 0);
+	for (int i = 0; i < n; i++) {
+		ex[i] = (struct exporter){.srv = s,
+		                          .org = "par-org",
+		                          .pause_every = every,
+		                          .pause_us = 20000,
+		                          .started = started};
+		assert_int_equal(pthread_create(&th[i], NULL, export_main, &ex[i]), 0);
+	}
+	for (int i = 0; i < 3000 && atomic_load(started) < n; i++)
+		usleep(10000);
+	assert_int_equal(atomic_load(started), n);
+}
+
 /* SIGTERM with 50 exports in flight: each one finishes whole within the grace period. */
 static void test_sigterm_with_50_streams(void **state)
 {
@@ -618,18 +637,7 @@ static void test_sigterm_with_50_streams(void **state)
 	if (!tenv_available())
 		skip();
 	assert_int_equal(tserver_start(&s, g_dburl, extra), 0);
-	atomic_init(&started, 0);
-	for (int i = 0; i < N; i++) {
-		ex[i] = (struct exporter){.srv = &s,
-		                          .org = "par-org",
-		                          .pause_every = 20,
-		                          .pause_us = 20000,
-		                          .started = &started};
-		assert_int_equal(pthread_create(&th[i], NULL, export_main, &ex[i]), 0);
-	}
-	for (int i = 0; i < 3000 && atomic_load(&started) < N; i++)
-		usleep(10000);
-	assert_int_equal(atomic_load(&started), N);
+	start_slow_exports(&s, ex, th, N, 20, &started);
 	t0 = now_s();
 	kill(s.pid, SIGTERM);
 	for (int i = 0; i < N; i++)
@@ -672,18 +680,7 @@ static void test_sigterm_no_grace_with_exports(void **state)
 	if (!tenv_available())
 		skip();
 	assert_int_equal(tserver_start(&s, g_dburl, extra), 0);
-	atomic_init(&started, 0);
-	for (int i = 0; i < N; i++) {
-		ex[i] = (struct exporter){.srv = &s,
-		                          .org = "par-org",
-		                          .pause_every = 5,
-		                          .pause_us = 20000,
-		                          .started = &started};
-		assert_int_equal(pthread_create(&th[i], NULL, export_main, &ex[i]), 0);
-	}
-	for (int i = 0; i < 3000 && atomic_load(&started) < N; i++)
-		usleep(10000);
-	assert_int_equal(atomic_load(&started), N);
+	start_slow_exports(&s, ex, th, N, 5, &started);
 	t0 = now_s();
 	kill(s.pid, SIGTERM);
 	assert_int_equal(waitpid(s.pid, &status, 0), s.pid);
