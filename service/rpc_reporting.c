@@ -83,7 +83,8 @@ enum mat_code rpc_portfolio_summary(struct svc_ctx *ctx, const ProtobufCMessage 
 struct export;
 struct export_kind {
 	void (*read)(struct export *e, struct svc_ctx *ctx, store_done_fn done, void *arg);
-	enum mat_code (*decode)(struct svc_ctx *ctx, struct export *e);
+	enum mat_code (*decode)(struct svc_ctx *ctx, struct export *e,
+	                        struct store_export_read *rd);
 	const ProtobufCMessage *(*encode)(struct svc_ctx *ctx, struct export *e, size_t i);
 	void (*cleanup)(struct export *e, size_t i);
 };
@@ -113,11 +114,9 @@ static void read_assessments(struct export *e, struct svc_ctx *ctx, store_done_f
 	                              &e->rd, &ctx->err, done, arg);
 }
 
-static enum mat_code decode_assessments(struct svc_ctx *ctx, struct export *e)
+static enum mat_code decode_assessments(struct svc_ctx *ctx, struct export *e,
+                                        struct store_export_read *rd)
 {
-	struct store_export_read *rd = e->rd;
-
-	e->rd = NULL;
 	return store_export_assessments_decode(rd, &e->assessments, &e->cursors, &e->n, &ctx->err);
 }
 
@@ -144,11 +143,9 @@ static void read_transitions(struct export *e, struct svc_ctx *ctx, store_done_f
 	                              &ctx->err, done, arg);
 }
 
-static enum mat_code decode_transitions(struct svc_ctx *ctx, struct export *e)
+static enum mat_code decode_transitions(struct svc_ctx *ctx, struct export *e,
+                                        struct store_export_read *rd)
 {
-	struct store_export_read *rd = e->rd;
-
-	e->rd = NULL;
 	return store_export_transitions_decode(rd, &e->transitions, &e->cursors, &e->n, &ctx->err);
 }
 
@@ -208,7 +205,11 @@ static void export_read(struct svc_ctx *ctx, void *state, store_done_fn done, vo
 static enum mat_code export_fetch(struct svc_ctx *ctx, void *state, size_t *n, enum svc_fetch *next)
 {
 	struct export *e = state;
-	enum mat_code rc = e->kind->decode(ctx, e);
+	struct store_export_read *rd = e->rd;
+	enum mat_code rc;
+
+	e->rd = NULL; /* the decode frees it */
+	rc = e->kind->decode(ctx, e, rd);
 
 	if (rc != MAT_OK)
 		return rc;

@@ -37,6 +37,11 @@ enum svc_kind {
 	SVC_UNARY_ASYNC,
 	SVC_SERVER_STREAM_ASYNC
 };
+/* The kinds that never block and so run on the poller that accepted them. */
+static inline bool svc_kind_on_poller(enum svc_kind k)
+{
+	return k == SVC_UNARY_INLINE || k == SVC_UNARY_ASYNC || k == SVC_SERVER_STREAM_ASYNC;
+}
 
 /* What a handler sees of its call. Owned by the server loop; valid until the handler returns. */
 struct svc_ctx {

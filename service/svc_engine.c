@@ -48,11 +48,15 @@
 
 /* --- calls ---------------------------------------------------------------------------- */
 
+static bool server_stream(const struct svc_method *m)
+{
+	return m != NULL && (m->kind == SVC_SERVER_STREAM || m->kind == SVC_SERVER_STREAM_ASYNC);
+}
+
 /* The queue a slot's calls are bound to: their batches complete there. */
 static grpc_completion_queue *slot_bound_cq(const struct svc_slot *s)
 {
-	if (s->m != NULL &&
-	    (s->m->kind == SVC_SERVER_STREAM || s->m->kind == SVC_SERVER_STREAM_ASYNC))
+	if (server_stream(s->m))
 		return s->w->srv->stream_cq;
 	return s->w->cq;
 }
@@ -465,8 +469,7 @@ void svc_call_finish(struct svc_call *c, enum mat_code code)
 /* Calls that never block (no storage) run on the poller itself. */
 static bool runs_inline(const struct svc_method *m)
 {
-	return m == NULL || m->kind == SVC_UNARY_INLINE || m->kind == SVC_UNARY_ASYNC ||
-	       m->kind == SVC_SERVER_STREAM_ASYNC;
+	return m == NULL || svc_kind_on_poller(m->kind);
 }
 
 /* RECEIVED, on the poller: the call leaves its slot (which is re-armed right after) for a
@@ -543,8 +546,9 @@ static struct svc_call *accept_call(struct svc_slot *s)
 
 	/* RECEIVED: learn of cancellation (deadline, client) while the handler runs. A call that
 	 * runs inline takes microseconds and has nothing to cancel: its close goes with the final
-	 * batch instead, one batch and one completion per call like a bare server. */
-	if (runs_inline(c->m) && (c->m == NULL || c->m->kind != SVC_SERVER_STREAM_ASYNC)) {
+	 * batch instead, one batch and one completion per call like a bare server (a stream that
+	 * starts inline still learns of it: it lives on). */
+	if (runs_inline(c->m) && !server_stream(c->m)) {
 		c->close_in_final = true;
 		atomic_fetch_sub(&c->pending, 1);
 	} else {
@@ -708,8 +712,7 @@ static void run_call(struct svc_call *c)
 			goto out;
 		}
 	}
-	if (m->kind == SVC_SERVER_STREAM || m->kind == SVC_SERVER_STREAM_ASYNC ||
-	    m->kind == SVC_BIDI_STREAM) {
+	if (server_stream(m) || m->kind == SVC_BIDI_STREAM) {
 		if (atomic_fetch_add(&srv->streams, 1) >= srv->max_streams) {
 			atomic_fetch_sub(&srv->streams, 1);
 			rc =
@@ -797,7 +800,7 @@ static void complete(struct svc_call *c, enum mat_code rc)
 
 #define STREAM_TURN 4
 
-static void list_push(struct svc_call **head, struct svc_call **tail, struct svc_call *c)
+void svc_call_list_push(struct svc_call **head, struct svc_call **tail, struct svc_call *c)
 {
 	c->next = NULL;
 	if (*tail != NULL)
@@ -807,7 +810,7 @@ static void list_push(struct svc_call **head, struct svc_call **tail, struct svc
 	*tail = c;
 }
 
-static struct svc_call *list_pop(struct svc_call **head, struct svc_call **tail)
+struct svc_call *svc_call_list_pop(struct svc_call **head, struct svc_call **tail)
 {
 	struct svc_call *c = *head;
 	if (c != NULL) {
@@ -828,10 +831,10 @@ bool svc_call_enqueue(struct svc_server *srv, struct svc_call *c, bool stream)
 		return false;
 	}
 	if (stream) {
-		list_push(&srv->s_head, &srv->s_tail, c);
+		svc_call_list_push(&srv->s_head, &srv->s_tail, c);
 	} else {
 		srv->q_len++;
-		list_push(&srv->q_head, &srv->q_tail, c);
+		svc_call_list_push(&srv->q_head, &srv->q_tail, c);
 	}
 	pthread_cond_signal(&srv->q_cv);
 	pthread_mutex_unlock(&srv->q_mu);
@@ -844,8 +847,8 @@ static struct svc_call *dequeue(struct svc_server *srv)
 	struct svc_call *c = NULL;
 
 	if (srv->s_head != NULL && (srv->q_head == NULL || ++srv->picks % STREAM_TURN == 0))
-		return list_pop(&srv->s_head, &srv->s_tail);
-	c = list_pop(&srv->q_head, &srv->q_tail);
+		return svc_call_list_pop(&srv->s_head, &srv->s_tail);
+	c = svc_call_list_pop(&srv->q_head, &srv->q_tail);
 	if (c != NULL)
 		srv->q_len--;
 	return c;

@@ -221,6 +221,9 @@ void svc_slot_arm(struct svc_slot *s);
 /* Sends the status (and the unary reply) in one batch: the call then belongs to the thread of
  * its queue (c->cq). */
 void svc_call_finish(struct svc_call *c, enum mat_code code);
+/* A FIFO of calls linked through c->next (the handler queues, the bulk line). */
+void svc_call_list_push(struct svc_call **head, struct svc_call **tail, struct svc_call *c);
+struct svc_call *svc_call_list_pop(struct svc_call **head, struct svc_call **tail);
 /* Queues c for a handler thread: a new call (stream = false: bounded) or a stream's or a
  * continuation's next turn (stream = true). False when full, or closed at shutdown. */
 bool svc_call_enqueue(struct svc_server *srv, struct svc_call *c, bool stream);

@@ -196,9 +196,8 @@ static int build_methods(struct svc_server *srv)
 			}
 			m->fn = m->row->fn;
 			m->kind = m->row->kind;
-			if ((m->kind == SVC_UNARY_INLINE || m->kind == SVC_UNARY_ASYNC ||
-			     m->kind == SVC_SERVER_STREAM_ASYNC) &&
-			    m->row->az == SVC_AZ_BEFORE && m->row->rule.perm != AUTH_PERM_ANY) {
+			if (svc_kind_on_poller(m->kind) && m->row->az == SVC_AZ_BEFORE &&
+			    m->row->rule.perm != AUTH_PERM_ANY) {
 				svc_log_event(
 				    "error",
 				    "%s runs on a poller: it must be authorized in its step",

@@ -408,13 +408,8 @@ static void bulk_release(struct svc_server *srv)
 
 		owed--;
 		pthread_mutex_lock(&srv->bulk_mu);
-		next = srv->b_head;
-		if (next != NULL) {
-			srv->b_head = next->next;
-			if (srv->b_head == NULL)
-				srv->b_tail = NULL;
-			next->next = NULL;
-		} else if (--srv->bulk_running == 0) {
+		next = svc_call_list_pop(&srv->b_head, &srv->b_tail);
+		if (next == NULL && --srv->bulk_running == 0) {
 			pthread_cond_broadcast(&srv->bulk_cv);
 		}
 		pthread_mutex_unlock(&srv->bulk_mu);
@@ -441,16 +436,10 @@ static void bulk_get(struct svc_call *c)
 
 	pthread_mutex_lock(&srv->bulk_mu);
 	now = srv->bulk_running < srv->bulk_max;
-	if (now) {
+	if (now)
 		srv->bulk_running++;
-	} else {
-		c->next = NULL;
-		if (srv->b_tail != NULL)
-			srv->b_tail->next = c;
-		else
-			srv->b_head = c;
-		srv->b_tail = c;
-	}
+	else
+		svc_call_list_push(&srv->b_head, &srv->b_tail, c);
 	pthread_mutex_unlock(&srv->bulk_mu);
 	if (now)
 		bulk_read(c);

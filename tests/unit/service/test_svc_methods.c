@@ -327,9 +327,8 @@ static void test_rows_coherent(void **state)
 			fail_msg("%s: %s with organization from %s", r->rule.method,
 			         auth_perm_name(r->rule.perm),
 			         auth_org_from_name(r->rule.org_from));
-		if ((r->kind == SVC_UNARY_INLINE || r->kind == SVC_UNARY_ASYNC ||
-		     r->kind == SVC_SERVER_STREAM_ASYNC) &&
-		    r->rule.perm != AUTH_PERM_ANY && r->az != SVC_AZ_IN_STEP)
+		if (svc_kind_on_poller(r->kind) && r->rule.perm != AUTH_PERM_ANY &&
+		    r->az != SVC_AZ_IN_STEP)
 			fail_msg("%s runs on a poller but is authorized before its step",
 			         r->rule.method);
 		if ((r->flags & SVC_ORG_ALL) && r->rule.org_from != AUTH_ORG_PARENT)
